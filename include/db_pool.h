@@ -1,0 +1,258 @@
+/* db_pool.h - public C API of libdbpool.
+ *
+ * A manager owns named logical pools; each pool owns connections to one
+ * database endpoint through an engine driver. Work is submitted as requests
+ * that run on the library's worker threads; a request completes either into a
+ * completion queue (whose file descriptor an event loop watches) or is waited
+ * for directly. Query results are Arrow arrays exported through the Arrow C
+ * Stream interface.
+ *
+ * Conventions: every fallible call returns DBP_OK (0) or a dbp_category and
+ * fills the optional dbp_error. Handles are opaque. Destructors accept NULL.
+ * Each doc comment says who frees what. All enums are append-only.
+ */
+#ifndef DB_POOL_H
+#define DB_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ArrowArrayStream;
+
+/* ---- errors ------------------------------------------------------------ */
+
+typedef enum dbp_category {
+    DBP_OK = 0,
+    DBP_E_TIMEOUT = 1,   /* acquire or statement timed out */
+    DBP_E_AUTH = 2,      /* login refused */
+    DBP_E_NETWORK = 3,   /* connection lost or unreachable */
+    DBP_E_SERVER = 4,    /* the engine rejected the statement (see sqlstate) */
+    DBP_E_PROTOCOL = 5,  /* unexpected reply from the engine */
+    DBP_E_NOMEM = 6,     /* allocation failed */
+    DBP_E_MISUSE = 7,    /* caller error: bad argument, wrong parameter count */
+    DBP_E_CLOSED = 8,    /* pool or manager closed */
+    DBP_E_NOT_FOUND = 9, /* no pool with that id */
+    DBP_E_EXISTS = 10,   /* a pool with that id exists already */
+    DBP_E_POOL_FULL = 11, /* the wait queue is full */
+    DBP_E_CANCELLED = 12, /* the caller cancelled the request */
+    DBP_E_DATA = 13,     /* a value cannot be represented exactly */
+    DBP_E_CONFIG = 14,   /* invalid pool configuration */
+} dbp_category;
+
+#define DBP_ERROR_MESSAGE_SIZE 1024
+
+/* One error type for the whole library. `sqlstate` is the engine's own
+ * five-character code, or one derived from the engine's error code when the
+ * engine has none (documented per driver); empty when not applicable. */
+typedef struct dbp_error {
+    int category;    /* dbp_category */
+    int native_code; /* the engine's own error code, 0 if none */
+    char sqlstate[6];
+    char message[DBP_ERROR_MESSAGE_SIZE];
+} dbp_error;
+
+/* A static, human-readable name for a category ("timeout", "server", ...). */
+const char *dbp_category_name(int category);
+
+/* ---- pool configuration --------------------------------------------------- */
+
+/* Pool sizing and lifetime. Times are in milliseconds; 0 disables a limit
+ * where noted. dbp_pool_options_init fills the defaults. */
+typedef struct dbp_pool_options {
+    int min_size;              /* connections kept open (default 1) */
+    int max_size;              /* upper bound (default 10) */
+    int max_waiting;           /* callers allowed to queue; 0 = unbounded (default 10000) */
+    int64_t acquire_timeout_ms; /* wait for a connection (default 30000) */
+    int64_t idle_timeout_ms;   /* close idle connections above min_size (default 600000; 0 = never) */
+    int64_t max_lifetime_ms;   /* retire connections older than this (default 3600000; 0 = never) */
+    double lifetime_jitter;    /* fraction of max_lifetime subtracted at random (default 0.1) */
+    int64_t validate_after_ms; /* ping a connection idle longer than this before use (default 5000; <0 = never) */
+} dbp_pool_options;
+
+void dbp_pool_options_init(dbp_pool_options *opts);
+
+/* Engine connection settings as key/value strings; the driver validates them.
+ * Keys the engine does not know are rejected with DBP_E_CONFIG. */
+typedef struct dbp_setting {
+    const char *key;
+    const char *value;
+} dbp_setting;
+
+/* ---- manager ------------------------------------------------------------ */
+
+typedef struct dbp_manager dbp_manager;
+
+/* Creates a manager. The caller frees it with dbp_manager_free. */
+int dbp_manager_new(dbp_manager **out, dbp_error *err);
+
+/* Closes every pool (in-flight requests finish first, queued ones fail with
+ * DBP_E_CLOSED), joins the worker threads and frees the manager. */
+void dbp_manager_free(dbp_manager *mgr);
+
+/* Creates the pool `pool_id` for `engine` ("sqlite", ...), opening
+ * min_size connections before it returns, so bad settings fail here.
+ * Strings are copied. */
+int dbp_manager_create_pool(dbp_manager *mgr, const char *pool_id, const char *engine,
+                            const dbp_setting *settings, size_t n_settings,
+                            const dbp_pool_options *opts, dbp_error *err);
+
+/* Closes a pool: queued requests fail with DBP_E_CLOSED, running ones finish,
+ * then every connection is closed. */
+int dbp_manager_close_pool(dbp_manager *mgr, const char *pool_id, dbp_error *err);
+
+/* Names of the open pools; *out is a NULL-terminated array the caller frees
+ * with dbp_free_strings. */
+int dbp_manager_list_pools(dbp_manager *mgr, char ***out, dbp_error *err);
+void dbp_free_strings(char **strings);
+
+/* Engines compiled into this build, NULL-terminated, static. */
+const char *const *dbp_engines(void);
+
+typedef struct dbp_pool_stats {
+    int size;          /* open connections */
+    int idle;          /* open and not in use */
+    int in_use;        /* checked out */
+    int opening;       /* being connected */
+    int waiting;       /* callers queued for a connection */
+    int max_size;
+    int min_size;
+    uint64_t acquired_total;   /* successful acquisitions */
+    uint64_t timeouts_total;   /* acquisitions that timed out */
+    uint64_t rejected_total;   /* refused because the wait queue was full */
+    uint64_t created_total;    /* connections opened */
+    uint64_t closed_total;     /* connections closed */
+    uint64_t failed_total;     /* connection attempts that failed */
+    uint64_t validations_failed_total; /* pre-use pings that failed */
+    uint64_t requests_total;   /* requests completed */
+    uint64_t errors_total;     /* requests completed with an error */
+    uint64_t cancelled_total;  /* requests cancelled */
+    double acquire_wait_ms_total; /* summed time callers waited for a connection */
+} dbp_pool_stats;
+
+int dbp_manager_pool_stats(dbp_manager *mgr, const char *pool_id, dbp_pool_stats *out,
+                           char *engine_out, size_t engine_out_size, dbp_error *err);
+
+/* ---- parameters ---------------------------------------------------------- */
+
+typedef enum dbp_value_kind {
+    DBP_V_NULL = 0,
+    DBP_V_BOOL = 1,
+    DBP_V_INT64 = 2,
+    DBP_V_DOUBLE = 3,
+    DBP_V_TEXT = 4,      /* UTF-8 */
+    DBP_V_BLOB = 5,
+    DBP_V_DATE = 6,      /* days since 1970-01-01 */
+    DBP_V_TIME = 7,      /* microseconds since midnight */
+    DBP_V_TIMESTAMP = 8, /* microseconds since epoch, no time zone */
+    DBP_V_TIMESTAMP_TZ = 9, /* microseconds since epoch, UTC */
+    DBP_V_DECIMAL = 10,  /* exact decimal as text, e.g. "-12.50" */
+} dbp_value_kind;
+
+/* A parameter list: positional values, optionally named (":name" style).
+ * Values are copied in, so the caller's buffers may go away at once. */
+typedef struct dbp_params dbp_params;
+
+int dbp_params_new(dbp_params **out, dbp_error *err);
+void dbp_params_free(dbp_params *p);
+/* `name` may be NULL for positional parameters. Text and blobs are copied. */
+int dbp_params_add_null(dbp_params *p, const char *name);
+int dbp_params_add_bool(dbp_params *p, const char *name, int v);
+int dbp_params_add_int64(dbp_params *p, const char *name, int64_t v);
+int dbp_params_add_double(dbp_params *p, const char *name, double v);
+int dbp_params_add_text(dbp_params *p, const char *name, const char *s, size_t len);
+int dbp_params_add_blob(dbp_params *p, const char *name, const void *b, size_t len);
+/* DATE, TIME, TIMESTAMP, TIMESTAMP_TZ take an integer as described above. */
+int dbp_params_add_temporal(dbp_params *p, const char *name, dbp_value_kind kind, int64_t v);
+int dbp_params_add_decimal(dbp_params *p, const char *name, const char *text, size_t len);
+/* Marks the end of one row of an execute_many parameter set. */
+int dbp_params_end_row(dbp_params *p);
+
+/* ---- requests ------------------------------------------------------------ */
+
+typedef enum dbp_op {
+    DBP_OP_QUERY = 1,        /* rows -> Arrow result */
+    DBP_OP_EXECUTE = 2,      /* rows affected */
+    DBP_OP_EXECUTE_MANY = 3, /* one statement, many parameter rows */
+    DBP_OP_LEASE = 4,        /* check out a connection and keep it */
+    DBP_OP_BEGIN = 5,        /* on a lease: start a transaction (sql = options) */
+    DBP_OP_COMMIT = 6,
+    DBP_OP_ROLLBACK = 7,
+    DBP_OP_CURSOR_OPEN = 8,  /* on a lease: open a cursor for streaming */
+    DBP_OP_CURSOR_FETCH = 9, /* on a lease: next batch from the open cursor */
+    DBP_OP_CURSOR_CLOSE = 10,
+} dbp_op;
+
+typedef struct dbp_request dbp_request;
+typedef struct dbp_lease dbp_lease;
+typedef struct dbp_completion_queue dbp_completion_queue;
+
+/* Creates a request. `sql` is copied; `params` (may be NULL) is taken over and
+ * freed with the request. The caller owns one reference (dbp_request_unref). */
+int dbp_request_new(dbp_request **out, dbp_op op, const char *sql, size_t sql_len,
+                    dbp_params *params, dbp_error *err);
+void dbp_request_unref(dbp_request *req);
+
+/* Rows per batch for CURSOR_FETCH (default 65536). */
+void dbp_request_set_batch_rows(dbp_request *req, int64_t rows);
+/* An opaque pointer handed back unchanged; the library never touches it. */
+void dbp_request_set_user_data(dbp_request *req, void *user_data);
+void *dbp_request_user_data(const dbp_request *req);
+
+/* Submits to a pool. When `cq` is not NULL the request is pushed onto it when
+ * done (the queue takes its own reference); otherwise wait with
+ * dbp_request_wait. An error here means the request was not submitted. */
+int dbp_submit(dbp_manager *mgr, const char *pool_id, dbp_request *req,
+               dbp_completion_queue *cq, dbp_error *err);
+
+/* Submits to the connection held by a lease (transactions, cursors). One
+ * request at a time per lease; a second one fails with DBP_E_MISUSE. */
+int dbp_submit_on_lease(dbp_lease *lease, dbp_request *req, dbp_completion_queue *cq,
+                        dbp_error *err);
+
+/* Blocks until the request is done. timeout_ms < 0 waits forever. Returns
+ * DBP_OK when done, DBP_E_TIMEOUT when the wait timed out. */
+int dbp_request_wait(dbp_request *req, int64_t timeout_ms);
+
+/* Asks a request to stop: a queued request completes with DBP_E_CANCELLED at
+ * once; a running one has its statement interrupted by the engine. Safe from
+ * any thread, at any time, repeatedly. */
+void dbp_request_cancel(dbp_request *req);
+
+/* After completion: the outcome (DBP_OK or a category) and the error. */
+int dbp_request_status(const dbp_request *req, dbp_error *err);
+int64_t dbp_request_rows_affected(const dbp_request *req);
+/* 1 when a CURSOR_FETCH reached the end of the rows. */
+int dbp_request_cursor_done(const dbp_request *req);
+/* Moves the result (QUERY, CURSOR_FETCH, CURSOR_OPEN's schema) into `out`;
+ * the caller releases the stream. Returns DBP_E_MISUSE if there is none. */
+int dbp_request_take_result(dbp_request *req, struct ArrowArrayStream *out);
+/* Moves the lease out of a completed LEASE request; the caller releases it. */
+dbp_lease *dbp_request_take_lease(dbp_request *req);
+
+/* Returns the connection to its pool. A transaction still open is rolled back
+ * and an open cursor closed on a worker thread; a connection in an unknown
+ * state is closed instead. Must not be called while a request runs on it. */
+void dbp_lease_release(dbp_lease *lease);
+/* 1 while the connection is inside a transaction. */
+int dbp_lease_in_transaction(const dbp_lease *lease);
+
+/* ---- completion queue ------------------------------------------------------ */
+
+/* A queue of finished requests with one file descriptor that becomes readable
+ * while the queue is not empty (an eventfd). Caller frees it. */
+int dbp_completion_queue_new(dbp_completion_queue **out, dbp_error *err);
+void dbp_completion_queue_free(dbp_completion_queue *cq);
+int dbp_completion_queue_fd(const dbp_completion_queue *cq);
+/* Moves up to `max` finished requests into `out` (the caller then owns the
+ * queue's reference to each) and clears the readable state once empty.
+ * Returns how many were moved. Never blocks. */
+size_t dbp_completion_queue_drain(dbp_completion_queue *cq, dbp_request **out, size_t max);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,64 @@
+"""db_pool: named, pooled database connections whose queries return Polars
+DataFrames, on a C11 core.
+
+>>> from db_pool import DatabasePool
+>>> pool = DatabasePool()
+>>> await pool.create_pool("local", url="sqlite:///:memory:")
+>>> df = await pool.query("local", "SELECT 1 AS one")
+"""
+
+from __future__ import annotations
+
+from . import errors
+from ._async import DatabasePool, Transaction
+from ._native import engines
+from ._sync import SyncDatabasePool, SyncTransaction
+from .errors import (
+    ConfigurationError,
+    DatabaseError,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    PoolClosed,
+    PoolError,
+    PoolExists,
+    PoolFull,
+    PoolNotFound,
+    PoolTimeout,
+    ProgrammingError,
+    QueryCancelled,
+    Warning,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DatabasePool",
+    "SyncDatabasePool",
+    "Transaction",
+    "SyncTransaction",
+    "engines",
+    "errors",
+    "ConfigurationError",
+    "DatabaseError",
+    "DataError",
+    "Error",
+    "IntegrityError",
+    "InterfaceError",
+    "InternalError",
+    "NotSupportedError",
+    "OperationalError",
+    "PoolClosed",
+    "PoolError",
+    "PoolExists",
+    "PoolFull",
+    "PoolNotFound",
+    "PoolTimeout",
+    "ProgrammingError",
+    "QueryCancelled",
+    "Warning",
+]

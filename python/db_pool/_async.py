@@ -1,0 +1,308 @@
+"""The asyncio API: DatabasePool.
+
+Requests run on the library's C worker threads. Finished requests are
+announced through one eventfd that the event loop watches (loop.add_reader);
+each wake-up resolves every finished request's future at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
+
+import polars as pl
+
+from . import _native
+from ._common import DEFAULT_BATCH_ROWS, PoolRegistry, frame, pool_arguments
+from .errors import PoolClosed
+
+Params = Sequence[Any] | Mapping[str, Any] | None
+
+
+class _Completions:
+    """The manager's completion queue, bound to one running event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue = _native.CompletionQueue()
+        loop.add_reader(self.queue.fileno(), self._drain)
+
+    def _drain(self) -> None:
+        for req in self.queue.drain():
+            fut = req.future
+            if fut is not None and not fut.done():
+                fut.set_result(req)
+
+    def close(self) -> None:
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self.queue.fileno())
+        self._drain()
+
+
+async def _finish(req: _native.Request) -> _native.Request:
+    """Waits for a submitted request. If the waiting task is cancelled, the
+    request is cancelled too (dequeued, or its statement interrupted)."""
+    try:
+        return await req.future  # type: ignore[no-any-return]
+    except asyncio.CancelledError:
+        req.cancel()
+        raise
+
+
+class Transaction:
+    """A connection held for a transaction: ``async with pool.transaction(id) as tx``.
+
+    Commits when the block ends normally, rolls back when it raises.
+    """
+
+    def __init__(self, pool: DatabasePool, pool_id: str, begin: str) -> None:
+        self._pool = pool
+        self._pool_id = pool_id
+        self._begin = begin
+        self._lease: _native.Lease | None = None
+        self._last: _native.Request | None = None
+
+    async def _run(
+        self,
+        op: int,
+        sql: str | None = None,
+        params: Any = None,
+        *,
+        many: bool = False,
+        batch_rows: int = 0,
+    ) -> _native.Request:
+        if self._lease is None:
+            raise PoolClosed("the transaction is not active")
+        await self._settle()
+        completions = self._pool._loop_completions()
+        fut = completions.loop.create_future()
+        req = self._lease.submit(
+            op,
+            sql,
+            params,
+            many=many,
+            batch_rows=batch_rows,
+            queue=completions.queue,
+            future=fut,
+        )
+        self._last = req
+        await _finish(req)
+        req.check()
+        return req
+
+    async def _settle(self) -> None:
+        """Waits until a cancelled earlier request has left the connection."""
+        last = self._last
+        if last is not None and not last.done():
+            fut = self._pool._loop_completions().loop.create_future()
+            last.future = fut
+            if not last.done():
+                await asyncio.shield(fut)
+
+    async def query(self, sql: str, params: Params = None) -> pl.DataFrame:
+        """Runs a query inside the transaction and returns its rows."""
+        return frame(await self._run(_native.OP_QUERY, sql, params))
+
+    async def execute(self, sql: str, params: Params = None) -> int:
+        """Runs a statement inside the transaction; returns rows affected."""
+        return (await self._run(_native.OP_EXECUTE, sql, params)).rows_affected()
+
+    async def execute_many(self, sql: str, rows: Iterable[Params]) -> int:
+        """Runs a statement once per parameter row, all or nothing."""
+        req = await self._run(_native.OP_EXECUTE_MANY, sql, rows, many=True)
+        return req.rows_affected()
+
+    async def __aenter__(self) -> Transaction:
+        req = await self._pool._submit(self._pool_id, _native.OP_LEASE)
+        self._lease = req.take_lease()
+        try:
+            await self._run(_native.OP_BEGIN, self._begin)
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None:
+                await self._run(_native.OP_COMMIT)
+            else:
+                await self._run(_native.OP_ROLLBACK)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.release()  # rolls back anything left open
+
+
+class DatabasePool(PoolRegistry):
+    """Named database pools for asyncio code; queries return Polars DataFrames.
+
+    >>> pool = DatabasePool()
+    >>> await pool.create_pool("local", url="sqlite:///app.db")
+    >>> df = await pool.query("local", "SELECT * FROM users WHERE id = ?", [1])
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._completions: _Completions | None = None
+
+    # ---- plumbing ----
+
+    def _loop_completions(self) -> _Completions:
+        loop = asyncio.get_running_loop()
+        if self._completions is None:
+            self._completions = _Completions(loop)
+        elif self._completions.loop is not loop:
+            raise RuntimeError("a DatabasePool is bound to the event loop that first used it")
+        return self._completions
+
+    async def _submit(
+        self,
+        pool_id: str,
+        op: int,
+        sql: str | None = None,
+        params: Any = None,
+        *,
+        many: bool = False,
+    ) -> _native.Request:
+        completions = self._loop_completions()
+        fut = completions.loop.create_future()
+        req = self._manager().submit(
+            pool_id,
+            op,
+            sql,
+            params,
+            many=many,
+            queue=completions.queue,
+            future=fut,
+            engine=self._engine(pool_id),
+        )
+        await _finish(req)
+        req.check()
+        return req
+
+    # ---- pools ----
+
+    async def create_pool(
+        self,
+        pool_id: str,
+        db_type: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        database: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        url: str | None = None,
+        **pool_options: Any,
+    ) -> None:
+        """Creates the pool ``pool_id`` and opens its first ``min_size`` connections.
+
+        Give either ``db_type`` with connection keywords or a ``url``
+        (``sqlite:///path.db``, ``sqlite:///:memory:``). Pool options:
+        ``min_size``, ``max_size``, ``max_waiting``, ``acquire_timeout``,
+        ``idle_timeout``, ``max_lifetime`` (seconds), ``lifetime_jitter``,
+        ``validate_after``; other keywords are engine settings.
+        """
+        engine, settings, options = pool_arguments(
+            db_type, host, port, database, username, password, url, pool_options
+        )
+        manager = self._manager()
+        await asyncio.to_thread(manager.create_pool, pool_id, engine, settings, options)
+        self._registered(pool_id, engine)
+
+    async def close_pool(self, pool_id: str) -> None:
+        """Closes one pool: waiting calls fail with PoolClosed, running ones finish."""
+        self._engine(pool_id)
+        self._manager().close_pool(pool_id)
+        self._forget(pool_id)
+
+    async def close(self) -> None:
+        """Closes every pool and stops the worker threads. Idempotent."""
+        manager, self._native = self._native, None
+        if manager is None:
+            return
+        await asyncio.to_thread(manager.close)
+        if self._completions is not None:
+            self._completions.close()
+        self._forget()
+
+    async def __aenter__(self) -> DatabasePool:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # ---- statements ----
+
+    async def query(self, pool_id: str, sql: str, params: Params = None) -> pl.DataFrame:
+        """Runs a query and returns all its rows as a DataFrame.
+
+        Parameters use the engine's placeholders (SQLite: ``?`` with a
+        sequence, ``:name`` with a dict) and are bound by the engine.
+        """
+        return frame(await self._submit(pool_id, _native.OP_QUERY, sql, params))
+
+    async def execute(self, pool_id: str, sql: str, params: Params = None) -> int:
+        """Runs a statement and returns the number of rows it changed.
+
+        Without parameters the SQL may hold several statements (a script).
+        """
+        req = await self._submit(pool_id, _native.OP_EXECUTE, sql, params)
+        return req.rows_affected()
+
+    async def execute_many(self, pool_id: str, sql: str, rows: Iterable[Params]) -> int:
+        """Runs one statement per parameter row, all or nothing; returns rows changed."""
+        req = await self._submit(pool_id, _native.OP_EXECUTE_MANY, sql, rows, many=True)
+        return req.rows_affected()
+
+    def transaction(self, pool_id: str, begin: str = "") -> Transaction:
+        """A transaction on one connection, as an async context manager.
+
+        ``begin`` is the engine's transaction mode (SQLite: "", "DEFERRED",
+        "IMMEDIATE", "EXCLUSIVE").
+        """
+        return Transaction(self, pool_id, begin)
+
+    async def stream(
+        self,
+        pool_id: str,
+        sql: str,
+        params: Params = None,
+        *,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+    ) -> AsyncIterator[pl.DataFrame]:
+        """Yields the rows of a query as DataFrames of at most ``batch_rows`` rows.
+
+        Only one batch is held in memory at a time; the connection stays
+        checked out until the iteration ends or the iterator is closed.
+        """
+        if batch_rows < 1:
+            raise ValueError("batch_rows must be at least 1")
+        tx = Transaction(self, pool_id, "")
+        req = await self._submit(pool_id, _native.OP_LEASE)
+        tx._lease = req.take_lease()
+        try:
+            await tx._run(_native.OP_CURSOR_OPEN, sql, params)
+            while True:
+                req = await tx._run(_native.OP_CURSOR_FETCH, batch_rows=batch_rows)
+                df = frame(req)
+                if df.height:
+                    yield df
+                if req.cursor_done:
+                    break
+        finally:
+            tx._release()

@@ -1,0 +1,192 @@
+"""The blocking API: SyncDatabasePool, the same methods without ``await``.
+
+Each call submits a request to the C workers and waits with the GIL
+released, so other Python threads run meanwhile; Ctrl-C cancels the
+statement and raises KeyboardInterrupt.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Iterable, Iterator
+
+import polars as pl
+
+from . import _native
+from ._async import Params
+from ._common import DEFAULT_BATCH_ROWS, PoolRegistry, frame, pool_arguments
+from .errors import PoolClosed
+
+
+def _finish(req: _native.Request) -> _native.Request:
+    req.wait()
+    req.check()
+    return req
+
+
+class SyncTransaction:
+    """A connection held for a transaction: ``with pool.transaction(id) as tx``.
+
+    Commits when the block ends normally, rolls back when it raises.
+    """
+
+    def __init__(self, pool: SyncDatabasePool, pool_id: str, begin: str) -> None:
+        self._pool = pool
+        self._pool_id = pool_id
+        self._begin = begin
+        self._lease: _native.Lease | None = None
+
+    def _run(
+        self,
+        op: int,
+        sql: str | None = None,
+        params: Any = None,
+        *,
+        many: bool = False,
+        batch_rows: int = 0,
+    ) -> _native.Request:
+        if self._lease is None:
+            raise PoolClosed("the transaction is not active")
+        return _finish(self._lease.submit(op, sql, params, many=many, batch_rows=batch_rows))
+
+    def query(self, sql: str, params: Params = None) -> pl.DataFrame:
+        """Runs a query inside the transaction and returns its rows."""
+        return frame(self._run(_native.OP_QUERY, sql, params))
+
+    def execute(self, sql: str, params: Params = None) -> int:
+        """Runs a statement inside the transaction; returns rows affected."""
+        return self._run(_native.OP_EXECUTE, sql, params).rows_affected()
+
+    def execute_many(self, sql: str, rows: Iterable[Params]) -> int:
+        """Runs a statement once per parameter row, all or nothing."""
+        return self._run(_native.OP_EXECUTE_MANY, sql, rows, many=True).rows_affected()
+
+    def _acquire(self) -> None:
+        self._lease = self._pool._submit(self._pool_id, _native.OP_LEASE).take_lease()
+
+    def __enter__(self) -> SyncTransaction:
+        self._acquire()
+        try:
+            self._run(_native.OP_BEGIN, self._begin)
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._run(_native.OP_COMMIT if exc_type is None else _native.OP_ROLLBACK)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.release()
+
+
+class SyncDatabasePool(PoolRegistry):
+    """Named database pools for blocking code; queries return Polars DataFrames.
+
+    >>> with SyncDatabasePool() as pool:
+    ...     pool.create_pool("local", url="sqlite:///:memory:")
+    ...     df = pool.query("local", "SELECT 1 AS one")
+    """
+
+    def _submit(
+        self, pool_id: str, op: int, sql: str | None = None, params: Any = None, *, many: bool = False
+    ) -> _native.Request:
+        req = self._manager().submit(
+            pool_id, op, sql, params, many=many, engine=self._engine(pool_id)
+        )
+        return _finish(req)
+
+    def create_pool(
+        self,
+        pool_id: str,
+        db_type: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        database: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        url: str | None = None,
+        **pool_options: Any,
+    ) -> None:
+        """Creates the pool ``pool_id``; see DatabasePool.create_pool."""
+        engine, settings, options = pool_arguments(
+            db_type, host, port, database, username, password, url, pool_options
+        )
+        self._manager().create_pool(pool_id, engine, settings, options)
+        self._registered(pool_id, engine)
+
+    def close_pool(self, pool_id: str) -> None:
+        """Closes one pool: waiting calls fail with PoolClosed, running ones finish."""
+        self._engine(pool_id)
+        self._manager().close_pool(pool_id)
+        self._forget(pool_id)
+
+    def close(self) -> None:
+        """Closes every pool and stops the worker threads. Idempotent."""
+        manager, self._native = self._native, None
+        if manager is not None:
+            manager.close()
+            self._forget()
+
+    def __enter__(self) -> SyncDatabasePool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def query(self, pool_id: str, sql: str, params: Params = None) -> pl.DataFrame:
+        """Runs a query and returns all its rows as a DataFrame."""
+        return frame(self._submit(pool_id, _native.OP_QUERY, sql, params))
+
+    def execute(self, pool_id: str, sql: str, params: Params = None) -> int:
+        """Runs a statement (or, without parameters, a script); returns rows changed."""
+        return self._submit(pool_id, _native.OP_EXECUTE, sql, params).rows_affected()
+
+    def execute_many(self, pool_id: str, sql: str, rows: Iterable[Params]) -> int:
+        """Runs one statement per parameter row, all or nothing; returns rows changed."""
+        req = self._submit(pool_id, _native.OP_EXECUTE_MANY, sql, rows, many=True)
+        return req.rows_affected()
+
+    def transaction(self, pool_id: str, begin: str = "") -> SyncTransaction:
+        """A transaction on one connection, as a context manager."""
+        return SyncTransaction(self, pool_id, begin)
+
+    def stream(
+        self,
+        pool_id: str,
+        sql: str,
+        params: Params = None,
+        *,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+    ) -> Iterator[pl.DataFrame]:
+        """Yields the rows of a query as DataFrames of at most ``batch_rows`` rows."""
+        if batch_rows < 1:
+            raise ValueError("batch_rows must be at least 1")
+        tx = SyncTransaction(self, pool_id, "")
+        tx._acquire()
+        try:
+            tx._run(_native.OP_CURSOR_OPEN, sql, params)
+            while True:
+                req = tx._run(_native.OP_CURSOR_FETCH, batch_rows=batch_rows)
+                df = frame(req)
+                if df.height:
+                    yield df
+                if req.cursor_done:
+                    break
+        finally:
+            tx._release()

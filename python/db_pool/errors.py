@@ -1,0 +1,114 @@
+"""Exceptions raised by db_pool: the PEP 249 hierarchy plus pool errors.
+
+Every exception carries the same attributes, ``None`` where they do not
+apply:
+
+- ``engine``: the engine that raised it ("sqlite", ...).
+- ``code``: the engine's own error code (SQLite's extended result code, ...).
+- ``sqlstate``: the five-character SQLSTATE; engines without SQLSTATEs get one
+  derived from their error code (documented per engine).
+- ``category``: the library's error category ("server", "timeout", ...).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Warning",
+    "Error",
+    "InterfaceError",
+    "DatabaseError",
+    "DataError",
+    "OperationalError",
+    "IntegrityError",
+    "InternalError",
+    "ProgrammingError",
+    "NotSupportedError",
+    "PoolError",
+    "PoolTimeout",
+    "PoolFull",
+    "PoolClosed",
+    "PoolNotFound",
+    "PoolExists",
+    "QueryCancelled",
+    "ConfigurationError",
+]
+
+
+class Warning(Exception):  # noqa: A001 - the PEP 249 name
+    """Important warnings such as data truncation (PEP 249)."""
+
+
+class Error(Exception):
+    """Base class of every db_pool error (PEP 249)."""
+
+    engine: str | None = None
+    code: int | None = None
+    sqlstate: str | None = None
+    category: str | None = None
+
+
+class InterfaceError(Error):
+    """Misuse of the library's interface rather than a database problem."""
+
+
+class DatabaseError(Error):
+    """An error reported by or about the database."""
+
+
+class DataError(DatabaseError):
+    """A value cannot be represented exactly (out of range, wrong type)."""
+
+
+class OperationalError(DatabaseError):
+    """The database's operation failed: lost connection, locks, timeouts."""
+
+
+class IntegrityError(DatabaseError):
+    """A constraint was violated (SQLSTATE class 23)."""
+
+
+class InternalError(DatabaseError):
+    """The database reports an internal error."""
+
+
+class ProgrammingError(DatabaseError):
+    """Invalid SQL, unknown table, wrong number or type of parameters."""
+
+
+class NotSupportedError(DatabaseError):
+    """The database does not support the requested operation."""
+
+
+class PoolError(InterfaceError):
+    """A problem with the pools themselves rather than a statement."""
+
+
+class PoolTimeout(OperationalError):
+    """No connection became free within ``acquire_timeout``."""
+
+
+class PoolFull(OperationalError):
+    """Too many callers are already waiting (``max_waiting``)."""
+
+
+class PoolClosed(PoolError):
+    """The pool or the manager was closed."""
+
+
+class PoolNotFound(PoolError, KeyError):
+    """No pool has that ``pool_id``."""
+
+    def __str__(self) -> str:  # KeyError would add quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class PoolExists(PoolError):
+    """A pool with that ``pool_id`` exists already."""
+
+
+class QueryCancelled(OperationalError):
+    """The statement was cancelled before it finished."""
+
+
+class ConfigurationError(InterfaceError, ValueError):
+    """Invalid pool configuration: unknown engine or setting, bad value."""

@@ -1,0 +1,1257 @@
+/* native.c - db_pool._native, the CPython binding of libdbpool.
+ *
+ * It only translates: Python arguments to C parameters, C errors to the
+ * exception classes of db_pool.errors (one table, below), Arrow streams to
+ * PyCapsules. Blocking calls release the GIL. Multi-phase init with module
+ * state and heap types, as CPython's own _sqlite does. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <datetime.h>
+#include <structmember.h>
+
+#include "arrow_abi.h"
+#include "db_pool.h"
+
+/* ---- module state ------------------------------------------------------------ */
+
+typedef struct module_state {
+    PyTypeObject *manager_type;
+    PyTypeObject *request_type;
+    PyTypeObject *lease_type;
+    PyTypeObject *queue_type;
+    PyTypeObject *stream_type;
+    PyObject *errors;        /* the db_pool.errors module */
+    PyObject *decimal_type;  /* decimal.Decimal */
+} module_state;
+
+static module_state *state_of_module(PyObject *module)
+{
+    return (module_state *)PyModule_GetState(module);
+}
+
+static struct PyModuleDef native_module;
+
+static module_state *state_of_type(PyTypeObject *type)
+{
+    PyObject *module = PyType_GetModuleByDef(type, &native_module);
+    return module ? state_of_module(module) : NULL;
+}
+
+/* ---- errors: the one table from C categories to Python classes ----------- */
+
+static const char *const category_class[] = {
+    [DBP_E_TIMEOUT] = "PoolTimeout",
+    [DBP_E_AUTH] = "OperationalError",
+    [DBP_E_NETWORK] = "OperationalError",
+    [DBP_E_SERVER] = "OperationalError", /* refined by SQLSTATE class below */
+    [DBP_E_PROTOCOL] = "InterfaceError",
+    [DBP_E_NOMEM] = NULL,                /* MemoryError */
+    [DBP_E_MISUSE] = "ProgrammingError",
+    [DBP_E_CLOSED] = "PoolClosed",
+    [DBP_E_NOT_FOUND] = "PoolNotFound",
+    [DBP_E_EXISTS] = "PoolExists",
+    [DBP_E_POOL_FULL] = "PoolFull",
+    [DBP_E_CANCELLED] = "QueryCancelled",
+    [DBP_E_DATA] = "DataError",
+    [DBP_E_CONFIG] = "ConfigurationError",
+};
+
+static const struct {
+    const char *sqlstate_class;
+    const char *name;
+} sqlstate_class[] = {
+    {"23", "IntegrityError"}, {"42", "ProgrammingError"}, {"22", "DataError"},
+    {"0A", "NotSupportedError"}, {"XX", "InternalError"},
+};
+
+static const char *error_class_name(const dbp_error *err)
+{
+    if (err->category == DBP_E_SERVER || err->category == DBP_E_DATA ||
+        err->category == DBP_E_MISUSE)
+        for (size_t i = 0; i < sizeof sqlstate_class / sizeof *sqlstate_class; i++)
+            if (strncmp(err->sqlstate, sqlstate_class[i].sqlstate_class, 2) == 0)
+                return sqlstate_class[i].name;
+    if (err->category <= 0 || (size_t)err->category >= sizeof category_class / sizeof *category_class)
+        return "DatabaseError";
+    return category_class[err->category];
+}
+
+/* Raises the Python exception for `err`; returns NULL for convenience. */
+static PyObject *raise_error(module_state *st, const dbp_error *err, PyObject *engine)
+{
+    const char *name = error_class_name(err);
+    if (!name)
+        return PyErr_NoMemory();
+    PyObject *cls = PyObject_GetAttrString(st->errors, name);
+    if (!cls)
+        return NULL;
+    PyObject *exc = PyObject_CallFunction(cls, "s", err->message);
+    Py_DECREF(cls);
+    if (!exc)
+        return NULL;
+    PyObject *code = err->native_code ? PyLong_FromLong(err->native_code) : Py_NewRef(Py_None);
+    PyObject *sqlstate = err->sqlstate[0] ? PyUnicode_FromString(err->sqlstate)
+                                          : Py_NewRef(Py_None);
+    PyObject *category = PyUnicode_FromString(dbp_category_name(err->category));
+    if (code && sqlstate && category && PyObject_SetAttrString(exc, "code", code) == 0 &&
+        PyObject_SetAttrString(exc, "sqlstate", sqlstate) == 0 &&
+        PyObject_SetAttrString(exc, "category", category) == 0 &&
+        PyObject_SetAttrString(exc, "engine", engine ? engine : Py_None) == 0)
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_XDECREF(code);
+    Py_XDECREF(sqlstate);
+    Py_XDECREF(category);
+    Py_DECREF(exc);
+    return NULL;
+}
+
+static PyObject *raise_simple(module_state *st, int category, const char *message)
+{
+    dbp_error err = {.category = category};
+    snprintf(err.message, sizeof err.message, "%s", message);
+    return raise_error(st, &err, NULL);
+}
+
+/* ---- parameters ---------------------------------------------------------------- */
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int64_t time_of_day_us(int h, int m, int s, int us)
+{
+    return (((int64_t)h * 60 + m) * 60 + s) * 1000000 + us;
+}
+
+/* Microseconds of a timedelta (utcoffset()). */
+static int64_t timedelta_us(PyObject *td)
+{
+    return ((int64_t)PyDateTime_DELTA_GET_DAYS(td) * 86400 + PyDateTime_DELTA_GET_SECONDS(td)) *
+               1000000 +
+           PyDateTime_DELTA_GET_MICROSECONDS(td);
+}
+
+/* `where` names the parameter in messages ("parameter 2", "parameter 'id'"). */
+static int add_param(module_state *st, dbp_params *p, const char *name, PyObject *v,
+                     const char *where)
+{
+    int rc;
+    if (v == Py_None) {
+        rc = dbp_params_add_null(p, name);
+    } else if (PyBool_Check(v)) {
+        rc = dbp_params_add_bool(p, name, v == Py_True);
+    } else if (PyLong_Check(v)) {
+        int overflow;
+        long long i = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (overflow) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "%s: integer out of the 64-bit range", where);
+            raise_simple(st, DBP_E_DATA, msg);
+            return -1;
+        }
+        if (i == -1 && PyErr_Occurred())
+            return -1;
+        rc = dbp_params_add_int64(p, name, i);
+    } else if (PyFloat_Check(v)) {
+        rc = dbp_params_add_double(p, name, PyFloat_AS_DOUBLE(v));
+    } else if (PyUnicode_Check(v)) {
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(v, &n);
+        if (!s)
+            return -1;
+        rc = dbp_params_add_text(p, name, s, (size_t)n);
+    } else if (PyBytes_Check(v)) {
+        rc = dbp_params_add_blob(p, name, PyBytes_AS_STRING(v), (size_t)PyBytes_GET_SIZE(v));
+    } else if (PyByteArray_Check(v) || PyMemoryView_Check(v)) {
+        Py_buffer view;
+        if (PyObject_GetBuffer(v, &view, PyBUF_CONTIG_RO) < 0)
+            return -1;
+        rc = dbp_params_add_blob(p, name, view.buf, (size_t)view.len);
+        PyBuffer_Release(&view);
+    } else if (PyDateTime_Check(v)) {
+        int64_t us = days_from_civil(PyDateTime_GET_YEAR(v), PyDateTime_GET_MONTH(v),
+                                     PyDateTime_GET_DAY(v)) *
+                         86400000000LL +
+                     time_of_day_us(PyDateTime_DATE_GET_HOUR(v), PyDateTime_DATE_GET_MINUTE(v),
+                                    PyDateTime_DATE_GET_SECOND(v),
+                                    PyDateTime_DATE_GET_MICROSECOND(v));
+        dbp_value_kind kind = DBP_V_TIMESTAMP;
+        if (PyDateTime_DATE_GET_TZINFO(v) != Py_None) {
+            PyObject *offset = PyObject_CallMethod(v, "utcoffset", NULL);
+            if (!offset)
+                return -1;
+            if (PyDelta_Check(offset)) {
+                us -= timedelta_us(offset);
+                kind = DBP_V_TIMESTAMP_TZ;
+            }
+            Py_DECREF(offset);
+        }
+        rc = dbp_params_add_temporal(p, name, kind, us);
+    } else if (PyDate_Check(v)) {
+        rc = dbp_params_add_temporal(
+            p, name, DBP_V_DATE,
+            days_from_civil(PyDateTime_GET_YEAR(v), PyDateTime_GET_MONTH(v), PyDateTime_GET_DAY(v)));
+    } else if (PyTime_Check(v)) {
+        if (PyDateTime_TIME_GET_TZINFO(v) != Py_None) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "%s: time values with a time zone are not supported", where);
+            raise_simple(st, DBP_E_MISUSE, msg);
+            return -1;
+        }
+        rc = dbp_params_add_temporal(
+            p, name, DBP_V_TIME,
+            time_of_day_us(PyDateTime_TIME_GET_HOUR(v), PyDateTime_TIME_GET_MINUTE(v),
+                           PyDateTime_TIME_GET_SECOND(v), PyDateTime_TIME_GET_MICROSECOND(v)));
+    } else if (PyObject_TypeCheck(v, (PyTypeObject *)st->decimal_type)) {
+        PyObject *finite = PyObject_CallMethod(v, "is_finite", NULL);
+        if (!finite)
+            return -1;
+        int ok = finite == Py_True;
+        Py_DECREF(finite);
+        if (!ok) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "%s: Decimal NaN and Infinity cannot be stored exactly",
+                     where);
+            raise_simple(st, DBP_E_DATA, msg);
+            return -1;
+        }
+        PyObject *text = PyObject_Format(v, NULL);
+        if (!text)
+            return -1;
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(text, &n);
+        rc = s ? dbp_params_add_decimal(p, name, s, (size_t)n) : DBP_E_NOMEM;
+        Py_DECREF(text);
+        if (!s)
+            return -1;
+    } else {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "%s: values of type '%s' cannot be bound; use None, bool, int, float, str, "
+                 "bytes, Decimal, date, time or datetime",
+                 where, Py_TYPE(v)->tp_name);
+        raise_simple(st, DBP_E_MISUSE, msg);
+        return -1;
+    }
+    if (rc != DBP_OK) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* One row: a dict binds by name, any other sequence by position. */
+static int add_row(module_state *st, dbp_params *p, PyObject *row)
+{
+    char where[160];
+    if (PyDict_Check(row)) {
+        PyObject *key, *value;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(row, &pos, &key, &value)) {
+            const char *name = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
+            if (!name) {
+                PyErr_Clear();
+                raise_simple(st, DBP_E_MISUSE, "parameter names must be strings");
+                return -1;
+            }
+            snprintf(where, sizeof where, "parameter '%.100s'", name);
+            if (add_param(st, p, name, value, where) < 0)
+                return -1;
+        }
+        return 0;
+    }
+    if (PyUnicode_Check(row) || PyBytes_Check(row) || !PySequence_Check(row)) {
+        raise_simple(st, DBP_E_MISUSE,
+                     "parameters must be a sequence (list or tuple) or a dict of names");
+        return -1;
+    }
+    PyObject *seq = PySequence_Fast(row, "parameters must be a sequence or a dict");
+    if (!seq)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        snprintf(where, sizeof where, "parameter %zd", i + 1);
+        if (add_param(st, p, NULL, PySequence_Fast_GET_ITEM(seq, i), where) < 0) {
+            Py_DECREF(seq);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+/* Builds a parameter list; `many` takes an iterable of rows. *out stays NULL
+ * for params=None. */
+static int build_params(module_state *st, PyObject *params, int many, dbp_params **out)
+{
+    *out = NULL;
+    if (params == Py_None)
+        return 0;
+    dbp_error err;
+    if (dbp_params_new(out, &err) != DBP_OK) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (!many) {
+        if (add_row(st, *out, params) == 0)
+            return 0;
+    } else {
+        PyObject *it = PyObject_GetIter(params);
+        PyObject *row;
+        int failed = !it;
+        Py_ssize_t index = 0;
+        while (!failed && (row = PyIter_Next(it))) {
+            failed = add_row(st, *out, row) < 0;
+            Py_DECREF(row);
+            if (!failed && dbp_params_end_row(*out) != DBP_OK) {
+                char msg[160];
+                snprintf(msg, sizeof msg,
+                         "parameter row %zd has a different number of values than row 0", index);
+                raise_simple(st, DBP_E_MISUSE, msg);
+                failed = 1;
+            }
+            index++;
+        }
+        Py_XDECREF(it);
+        if (!failed && !PyErr_Occurred())
+            return 0;
+    }
+    dbp_params_free(*out);
+    *out = NULL;
+    return -1;
+}
+
+/* ---- ResultStream: an Arrow C stream handed to Polars once ----------------- */
+
+typedef struct {
+    PyObject_HEAD
+    struct ArrowArrayStream stream;
+} StreamObject;
+
+static void stream_dealloc(StreamObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    if (self->stream.release)
+        self->stream.release(&self->stream);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static void stream_capsule_destructor(PyObject *capsule)
+{
+    struct ArrowArrayStream *s = PyCapsule_GetPointer(capsule, "arrow_array_stream");
+    if (!s)
+        return;
+    if (s->release)
+        s->release(s);
+    PyMem_Free(s);
+}
+
+/* __arrow_c_stream__(requested_schema=None): moves the stream into a capsule. */
+static PyObject *stream_arrow_c_stream(StreamObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"requested_schema", NULL};
+    PyObject *requested = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O", kwlist, &requested))
+        return NULL;
+    if (requested != Py_None) {
+        PyErr_SetString(PyExc_NotImplementedError, "schema requests are not supported");
+        return NULL;
+    }
+    if (!self->stream.release) {
+        PyErr_SetString(PyExc_RuntimeError, "the result stream was consumed already");
+        return NULL;
+    }
+    struct ArrowArrayStream *moved = PyMem_Malloc(sizeof *moved);
+    if (!moved)
+        return PyErr_NoMemory();
+    *moved = self->stream;
+    self->stream.release = NULL;
+    PyObject *capsule = PyCapsule_New(moved, "arrow_array_stream", stream_capsule_destructor);
+    if (!capsule) {
+        moved->release(moved);
+        PyMem_Free(moved);
+    }
+    return capsule;
+}
+
+static PyMethodDef stream_methods[] = {
+    {"__arrow_c_stream__", (PyCFunction)(void (*)(void))stream_arrow_c_stream,
+     METH_VARARGS | METH_KEYWORDS, "Export the rows through the Arrow C stream interface."},
+    {NULL},
+};
+
+static PyType_Slot stream_slots[] = {
+    {Py_tp_dealloc, stream_dealloc},
+    {Py_tp_methods, stream_methods},
+    {Py_tp_doc, "Query rows as an Arrow C stream (consumed by the first reader)."},
+    {0, NULL},
+};
+
+static PyType_Spec stream_spec = {
+    .name = "db_pool._native.ResultStream",
+    .basicsize = sizeof(StreamObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = stream_slots,
+};
+
+/* ---- Request ------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    dbp_request *req;
+    PyObject *manager; /* keeps the manager alive while the request exists */
+    PyObject *future;  /* whatever the caller attached; resolved by the event loop */
+    PyObject *engine;
+    int submitted;
+} RequestObject;
+
+typedef struct {
+    PyObject_HEAD
+    dbp_manager *mgr;
+    int closed;
+} ManagerObject;
+
+typedef struct {
+    PyObject_HEAD
+    dbp_lease *lease;
+    PyObject *manager;
+    PyObject *engine;
+} LeaseObject;
+
+typedef struct {
+    PyObject_HEAD
+    dbp_completion_queue *cq;
+} QueueObject;
+
+static int request_traverse(RequestObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->manager);
+    Py_VISIT(self->future);
+    return 0;
+}
+
+static int request_clear(RequestObject *self)
+{
+    Py_CLEAR(self->future);
+    return 0;
+}
+
+static void request_dealloc(RequestObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    request_clear(self);
+    if (self->req) {
+        /* An abandoned in-flight request keeps running; make it stop. */
+        if (self->submitted)
+            dbp_request_cancel(self->req);
+        dbp_request_unref(self->req);
+    }
+    Py_XDECREF(self->engine);
+    Py_XDECREF(self->manager);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static RequestObject *request_create(module_state *st, PyObject *manager, dbp_op op,
+                                     PyObject *sql, PyObject *params, int many,
+                                     Py_ssize_t batch_rows, PyObject *future, PyObject *engine)
+{
+    const char *text = NULL;
+    Py_ssize_t len = 0;
+    if (sql != Py_None) {
+        text = PyUnicode_AsUTF8AndSize(sql, &len);
+        if (!text)
+            return NULL;
+    }
+    dbp_params *p;
+    if (build_params(st, params, many, &p) < 0)
+        return NULL;
+    RequestObject *self = PyObject_GC_New(RequestObject, st->request_type);
+    if (!self) {
+        dbp_params_free(p);
+        return NULL;
+    }
+    self->req = NULL;
+    self->manager = Py_NewRef(manager);
+    self->future = Py_NewRef(future);
+    self->engine = Py_NewRef(engine);
+    self->submitted = 0;
+    PyObject_GC_Track(self);
+    dbp_error err;
+    if (dbp_request_new(&self->req, op, text, (size_t)len, p, &err) != DBP_OK) {
+        Py_DECREF(self);
+        return (RequestObject *)raise_error(st, &err, engine);
+    }
+    if (batch_rows > 0)
+        dbp_request_set_batch_rows(self->req, batch_rows);
+    dbp_request_set_user_data(self->req, self);
+    return self;
+}
+
+/* Completes submission: on success, the queue (if any) holds a reference to
+ * the Python object until it is drained. */
+static PyObject *request_submitted(module_state *st, RequestObject *self, int rc,
+                                   const dbp_error *err, QueueObject *queue)
+{
+    if (rc != DBP_OK) {
+        raise_error(st, err, self->engine);
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->submitted = 1;
+    if (queue)
+        Py_INCREF(self); /* owned by the completion queue entry */
+    return (PyObject *)self;
+}
+
+/* wait(timeout=None): blocks with the GIL released. Ctrl-C cancels the
+ * request, waits for it to stop, and raises KeyboardInterrupt. */
+static PyObject *request_wait(RequestObject *self, PyObject *args)
+{
+    double timeout = -1;
+    if (!PyArg_ParseTuple(args, "|d", &timeout))
+        return NULL;
+    int64_t deadline_ms = timeout < 0 ? -1 : (int64_t)(timeout * 1000);
+    for (;;) {
+        int64_t slice = deadline_ms < 0 || deadline_ms > 200 ? 200 : deadline_ms;
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = dbp_request_wait(self->req, slice);
+        Py_END_ALLOW_THREADS
+        if (rc == DBP_OK)
+            Py_RETURN_TRUE;
+        if (deadline_ms >= 0 && (deadline_ms -= slice) <= 0)
+            Py_RETURN_FALSE;
+        if (PyErr_CheckSignals() < 0) {
+            dbp_request_cancel(self->req);
+            Py_BEGIN_ALLOW_THREADS
+            dbp_request_wait(self->req, -1);
+            Py_END_ALLOW_THREADS
+            return NULL;
+        }
+    }
+}
+
+static PyObject *request_cancel(RequestObject *self, PyObject *unused)
+{
+    (void)unused;
+    dbp_request_cancel(self->req);
+    Py_RETURN_NONE;
+}
+
+static PyObject *request_done(RequestObject *self, PyObject *unused)
+{
+    (void)unused;
+    dbp_error err;
+    return PyBool_FromLong(dbp_request_status(self->req, &err) != DBP_E_MISUSE ||
+                           err.category != DBP_E_MISUSE);
+}
+
+/* Raises the request's error, if it failed; returns 0 when it succeeded. */
+static int request_check(RequestObject *self)
+{
+    module_state *st = state_of_type(Py_TYPE(self));
+    dbp_error err;
+    if (dbp_request_status(self->req, &err) == DBP_OK)
+        return 0;
+    raise_error(st, &err, self->engine);
+    return -1;
+}
+
+static PyObject *request_check_method(RequestObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (request_check(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* result(): the rows as a ResultStream, or the request's exception. */
+static PyObject *request_result(RequestObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (request_check(self) < 0)
+        return NULL;
+    module_state *st = state_of_type(Py_TYPE(self));
+    StreamObject *out = PyObject_New(StreamObject, st->stream_type);
+    if (!out)
+        return NULL;
+    out->stream.release = NULL;
+    if (dbp_request_take_result(self->req, &out->stream) != DBP_OK) {
+        Py_DECREF(out);
+        PyErr_SetString(PyExc_RuntimeError, "the request holds no rows (taken already?)");
+        return NULL;
+    }
+    return (PyObject *)out;
+}
+
+static PyObject *request_rows_affected(RequestObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (request_check(self) < 0)
+        return NULL;
+    return PyLong_FromLongLong(dbp_request_rows_affected(self->req));
+}
+
+static PyObject *request_cursor_done(RequestObject *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(dbp_request_cursor_done(self->req));
+}
+
+static PyObject *request_take_lease(RequestObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (request_check(self) < 0)
+        return NULL;
+    module_state *st = state_of_type(Py_TYPE(self));
+    dbp_lease *lease = dbp_request_take_lease(self->req);
+    if (!lease) {
+        PyErr_SetString(PyExc_RuntimeError, "the request holds no lease (taken already?)");
+        return NULL;
+    }
+    LeaseObject *out = PyObject_GC_New(LeaseObject, st->lease_type);
+    if (!out) {
+        dbp_lease_release(lease);
+        return NULL;
+    }
+    out->lease = lease;
+    out->manager = Py_NewRef(self->manager);
+    out->engine = Py_NewRef(self->engine);
+    PyObject_GC_Track(out);
+    return (PyObject *)out;
+}
+
+static PyObject *request_get_future(RequestObject *self, void *closure)
+{
+    (void)closure;
+    return Py_NewRef(self->future);
+}
+
+static int request_set_future(RequestObject *self, PyObject *value, void *closure)
+{
+    (void)closure;
+    Py_XSETREF(self->future, Py_NewRef(value ? value : Py_None));
+    return 0;
+}
+
+static PyMethodDef request_methods[] = {
+    {"wait", (PyCFunction)request_wait, METH_VARARGS,
+     "wait(timeout=None) -> bool: block until done (GIL released)."},
+    {"cancel", (PyCFunction)request_cancel, METH_NOARGS, "Cancel: dequeue or interrupt."},
+    {"done", (PyCFunction)request_done, METH_NOARGS, "Whether the request has completed."},
+    {"check", (PyCFunction)request_check_method, METH_NOARGS, "Raise the request's error, if any."},
+    {"result", (PyCFunction)request_result, METH_NOARGS, "The rows as an Arrow stream object."},
+    {"rows_affected", (PyCFunction)request_rows_affected, METH_NOARGS, "Rows changed."},
+    {"take_lease", (PyCFunction)request_take_lease, METH_NOARGS, "The leased connection."},
+    {NULL},
+};
+
+static PyGetSetDef request_getset[] = {
+    {"future", (getter)request_get_future, (setter)request_set_future,
+     "Object resolved by the event loop on completion.", NULL},
+    {"cursor_done", (getter)request_cursor_done, NULL, "The cursor has no more rows.", NULL},
+    {NULL},
+};
+
+static PyType_Slot request_slots[] = {
+    {Py_tp_dealloc, request_dealloc},
+    {Py_tp_traverse, request_traverse},
+    {Py_tp_clear, request_clear},
+    {Py_tp_methods, request_methods},
+    {Py_tp_getset, request_getset},
+    {Py_tp_doc, "A submitted unit of work."},
+    {0, NULL},
+};
+
+static PyType_Spec request_spec = {
+    .name = "db_pool._native.Request",
+    .basicsize = sizeof(RequestObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = request_slots,
+};
+
+/* ---- CompletionQueue ------------------------------------------------------------ */
+
+static PyObject *queue_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    (void)args;
+    (void)kwargs;
+    QueueObject *self = (QueueObject *)type->tp_alloc(type, 0);
+    if (!self)
+        return NULL;
+    dbp_error err;
+    if (dbp_completion_queue_new(&self->cq, &err) != DBP_OK) {
+        Py_DECREF(self);
+        return raise_error(state_of_type(type), &err, NULL);
+    }
+    return (PyObject *)self;
+}
+
+/* Drops the Python references of requests still queued. */
+static void queue_discard(QueueObject *self)
+{
+    dbp_request *reqs[64];
+    size_t n;
+    while ((n = dbp_completion_queue_drain(self->cq, reqs, 64)) > 0)
+        for (size_t i = 0; i < n; i++) {
+            PyObject *obj = dbp_request_user_data(reqs[i]);
+            dbp_request_unref(reqs[i]);
+            Py_XDECREF(obj);
+        }
+}
+
+static void queue_dealloc(QueueObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    if (self->cq) {
+        queue_discard(self);
+        dbp_completion_queue_free(self->cq);
+    }
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *queue_fileno(QueueObject *self, PyObject *unused)
+{
+    (void)unused;
+    return PyLong_FromLong(dbp_completion_queue_fd(self->cq));
+}
+
+/* drain() -> list[Request]: every finished request, in completion order. */
+static PyObject *queue_drain(QueueObject *self, PyObject *unused)
+{
+    (void)unused;
+    PyObject *list = PyList_New(0);
+    if (!list)
+        return NULL;
+    dbp_request *reqs[256];
+    size_t n;
+    while ((n = dbp_completion_queue_drain(self->cq, reqs, 256)) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            PyObject *obj = dbp_request_user_data(reqs[i]); /* the queue's reference */
+            dbp_request_unref(reqs[i]);
+            if (PyList_Append(list, obj) < 0) {
+                Py_DECREF(obj);
+                Py_DECREF(list);
+                return NULL;
+            }
+            Py_DECREF(obj);
+        }
+    }
+    return list;
+}
+
+static PyMethodDef queue_methods[] = {
+    {"fileno", (PyCFunction)queue_fileno, METH_NOARGS, "The eventfd to watch for reading."},
+    {"drain", (PyCFunction)queue_drain, METH_NOARGS, "All finished requests."},
+    {NULL},
+};
+
+static PyType_Slot queue_slots[] = {
+    {Py_tp_new, queue_new},
+    {Py_tp_dealloc, queue_dealloc},
+    {Py_tp_methods, queue_methods},
+    {Py_tp_doc, "Finished requests, signalled through one file descriptor."},
+    {0, NULL},
+};
+
+static PyType_Spec queue_spec = {
+    .name = "db_pool._native.CompletionQueue",
+    .basicsize = sizeof(QueueObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = queue_slots,
+};
+
+static int queue_arg(module_state *st, PyObject *obj, QueueObject **out)
+{
+    *out = NULL;
+    if (obj == Py_None)
+        return 0;
+    if (!PyObject_TypeCheck(obj, st->queue_type)) {
+        PyErr_SetString(PyExc_TypeError, "queue must be a CompletionQueue or None");
+        return -1;
+    }
+    *out = (QueueObject *)obj;
+    return 0;
+}
+
+/* ---- Lease ------------------------------------------------------------------------- */
+
+static int lease_traverse(LeaseObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->manager);
+    return 0;
+}
+
+static void lease_release_now(LeaseObject *self)
+{
+    dbp_lease *lease = self->lease;
+    self->lease = NULL;
+    if (!lease)
+        return;
+    Py_BEGIN_ALLOW_THREADS
+    dbp_lease_release(lease);
+    Py_END_ALLOW_THREADS
+}
+
+static void lease_dealloc(LeaseObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    lease_release_now(self);
+    Py_XDECREF(self->engine);
+    Py_XDECREF(self->manager);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *lease_release(LeaseObject *self, PyObject *unused)
+{
+    (void)unused;
+    lease_release_now(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *lease_in_transaction(LeaseObject *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(self->lease && dbp_lease_in_transaction(self->lease));
+}
+
+/* submit(op, sql=None, params=None, *, many=False, batch_rows=0, queue=None,
+ *        future=None) -> Request */
+static PyObject *lease_submit(LeaseObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"op", "sql", "params", "many", "batch_rows", "queue", "future", NULL};
+    module_state *st = state_of_type(Py_TYPE(self));
+    int op, many = 0;
+    PyObject *sql = Py_None, *params = Py_None, *queue_obj = Py_None, *future = Py_None;
+    Py_ssize_t batch_rows = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|OO$pnOO", kwlist, &op, &sql, &params,
+                                     &many, &batch_rows, &queue_obj, &future))
+        return NULL;
+    QueueObject *queue;
+    if (queue_arg(st, queue_obj, &queue) < 0)
+        return NULL;
+    if (!self->lease)
+        return raise_simple(st, DBP_E_CLOSED, "the connection was released already");
+    RequestObject *req = request_create(st, self->manager, (dbp_op)op, sql, params, many,
+                                        batch_rows, future, self->engine);
+    if (!req)
+        return NULL;
+    dbp_error err;
+    int rc = dbp_submit_on_lease(self->lease, req->req, queue ? queue->cq : NULL, &err);
+    return request_submitted(st, req, rc, &err, queue);
+}
+
+static PyMethodDef lease_methods[] = {
+    {"submit", (PyCFunction)(void (*)(void))lease_submit, METH_VARARGS | METH_KEYWORDS,
+     "Run a request on this connection."},
+    {"release", (PyCFunction)lease_release, METH_NOARGS,
+     "Return the connection (rolled back if a transaction is open)."},
+    {NULL},
+};
+
+static PyGetSetDef lease_getset[] = {
+    {"in_transaction", (getter)lease_in_transaction, NULL, "A transaction is open.", NULL},
+    {NULL},
+};
+
+static PyType_Slot lease_slots[] = {
+    {Py_tp_dealloc, lease_dealloc},
+    {Py_tp_traverse, lease_traverse},
+    {Py_tp_methods, lease_methods},
+    {Py_tp_getset, lease_getset},
+    {Py_tp_doc, "A connection checked out of its pool."},
+    {0, NULL},
+};
+
+static PyType_Spec lease_spec = {
+    .name = "db_pool._native.Lease",
+    .basicsize = sizeof(LeaseObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = lease_slots,
+};
+
+/* ---- Manager ---------------------------------------------------------------------- */
+
+static PyObject *manager_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    (void)args;
+    (void)kwargs;
+    ManagerObject *self = (ManagerObject *)type->tp_alloc(type, 0);
+    if (!self)
+        return NULL;
+    dbp_error err;
+    if (dbp_manager_new(&self->mgr, &err) != DBP_OK) {
+        Py_DECREF(self);
+        return raise_error(state_of_type(type), &err, NULL);
+    }
+    return (PyObject *)self;
+}
+
+static void manager_free_now(ManagerObject *self)
+{
+    dbp_manager *mgr = self->mgr;
+    self->mgr = NULL;
+    self->closed = 1;
+    if (!mgr)
+        return;
+    Py_BEGIN_ALLOW_THREADS
+    dbp_manager_free(mgr);
+    Py_END_ALLOW_THREADS
+}
+
+static void manager_dealloc(ManagerObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    manager_free_now(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static int manager_check(ManagerObject *self, module_state *st)
+{
+    if (self->closed || !self->mgr) {
+        raise_simple(st, DBP_E_CLOSED, "the pool manager is closed");
+        return -1;
+    }
+    return 0;
+}
+
+static int option_ms(PyObject *opts, const char *key, int64_t *out)
+{
+    PyObject *v = PyDict_GetItemString(opts, key);
+    if (!v)
+        return 0;
+    double seconds = PyFloat_AsDouble(v);
+    if (seconds == -1 && PyErr_Occurred())
+        return -1;
+    *out = (int64_t)(seconds * 1000);
+    return 0;
+}
+
+static int option_int(PyObject *opts, const char *key, int *out)
+{
+    PyObject *v = PyDict_GetItemString(opts, key);
+    if (!v)
+        return 0;
+    long i = PyLong_AsLong(v);
+    if (i == -1 && PyErr_Occurred())
+        return -1;
+    *out = (int)i;
+    return 0;
+}
+
+/* create_pool(pool_id, engine, settings: dict[str, str], options: dict) */
+static PyObject *manager_create_pool(ManagerObject *self, PyObject *args)
+{
+    module_state *st = state_of_type(Py_TYPE(self));
+    const char *pool_id, *engine;
+    PyObject *settings, *opts;
+    if (!PyArg_ParseTuple(args, "ssO!O!", &pool_id, &engine, &PyDict_Type, &settings,
+                          &PyDict_Type, &opts))
+        return NULL;
+    if (manager_check(self, st) < 0)
+        return NULL;
+    dbp_pool_options o;
+    dbp_pool_options_init(&o);
+    PyObject *jitter = PyDict_GetItemString(opts, "lifetime_jitter");
+    if (option_int(opts, "min_size", &o.min_size) < 0 ||
+        option_int(opts, "max_size", &o.max_size) < 0 ||
+        option_int(opts, "max_waiting", &o.max_waiting) < 0 ||
+        option_ms(opts, "acquire_timeout", &o.acquire_timeout_ms) < 0 ||
+        option_ms(opts, "idle_timeout", &o.idle_timeout_ms) < 0 ||
+        option_ms(opts, "max_lifetime", &o.max_lifetime_ms) < 0 ||
+        option_ms(opts, "validate_after", &o.validate_after_ms) < 0 ||
+        (jitter && (o.lifetime_jitter = PyFloat_AsDouble(jitter)) == -1 && PyErr_Occurred()))
+        return NULL;
+
+    Py_ssize_t n = PyDict_Size(settings), pos = 0, i = 0;
+    dbp_setting *items = PyMem_Calloc((size_t)n + 1, sizeof *items);
+    if (!items)
+        return PyErr_NoMemory();
+    PyObject *key, *value;
+    while (PyDict_Next(settings, &pos, &key, &value)) {
+        items[i].key = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
+        items[i].value = PyUnicode_Check(value) ? PyUnicode_AsUTF8(value) : NULL;
+        if (!items[i].key || !items[i].value) {
+            PyMem_Free(items);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "settings must map str to str");
+            return NULL;
+        }
+        i++;
+    }
+    dbp_error err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = dbp_manager_create_pool(self->mgr, pool_id, engine, items, (size_t)n, &o, &err);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(items);
+    if (rc != DBP_OK) {
+        PyObject *eng = PyUnicode_FromString(engine);
+        raise_error(st, &err, eng);
+        Py_XDECREF(eng);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *manager_close_pool(ManagerObject *self, PyObject *args)
+{
+    module_state *st = state_of_type(Py_TYPE(self));
+    const char *pool_id;
+    if (!PyArg_ParseTuple(args, "s", &pool_id) || manager_check(self, st) < 0)
+        return NULL;
+    dbp_error err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = dbp_manager_close_pool(self->mgr, pool_id, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != DBP_OK)
+        return raise_error(st, &err, NULL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *manager_list_pools(ManagerObject *self, PyObject *unused)
+{
+    (void)unused;
+    module_state *st = state_of_type(Py_TYPE(self));
+    if (manager_check(self, st) < 0)
+        return NULL;
+    char **names;
+    dbp_error err;
+    if (dbp_manager_list_pools(self->mgr, &names, &err) != DBP_OK)
+        return raise_error(st, &err, NULL);
+    PyObject *list = PyList_New(0);
+    for (char **s = names; list && *s; s++) {
+        PyObject *name = PyUnicode_FromString(*s);
+        if (!name || PyList_Append(list, name) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(name);
+    }
+    dbp_free_strings(names);
+    return list;
+}
+
+static PyObject *manager_stats(ManagerObject *self, PyObject *args)
+{
+    module_state *st = state_of_type(Py_TYPE(self));
+    const char *pool_id;
+    if (!PyArg_ParseTuple(args, "s", &pool_id) || manager_check(self, st) < 0)
+        return NULL;
+    dbp_pool_stats s;
+    char engine[32];
+    dbp_error err;
+    if (dbp_manager_pool_stats(self->mgr, pool_id, &s, engine, sizeof engine, &err) != DBP_OK)
+        return raise_error(st, &err, NULL);
+    return Py_BuildValue(
+        "{ss,si,si,si,si,si,si,si,sK,sK,sK,sK,sK,sK,sK,sK,sK,sK,sd}", "engine", engine, "size",
+        s.size, "idle", s.idle, "in_use", s.in_use, "opening", s.opening, "waiting", s.waiting,
+        "min_size", s.min_size, "max_size", s.max_size, "acquired", s.acquired_total, "timeouts",
+        s.timeouts_total, "rejected", s.rejected_total, "created", s.created_total, "closed",
+        s.closed_total, "connect_failures", s.failed_total, "validation_failures",
+        s.validations_failed_total, "requests", s.requests_total, "errors", s.errors_total,
+        "cancelled", s.cancelled_total, "acquire_wait_ms_total", s.acquire_wait_ms_total);
+}
+
+/* submit(pool_id, op, sql=None, params=None, *, many=False, batch_rows=0,
+ *        queue=None, future=None, engine=None) -> Request */
+static PyObject *manager_submit(ManagerObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"pool_id", "op", "sql", "params", "many", "batch_rows",
+                             "queue", "future", "engine", NULL};
+    module_state *st = state_of_type(Py_TYPE(self));
+    const char *pool_id;
+    int op, many = 0;
+    PyObject *sql = Py_None, *params = Py_None, *queue_obj = Py_None, *future = Py_None,
+             *engine = Py_None;
+    Py_ssize_t batch_rows = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "si|OO$pnOOO", kwlist, &pool_id, &op, &sql,
+                                     &params, &many, &batch_rows, &queue_obj, &future, &engine))
+        return NULL;
+    QueueObject *queue;
+    if (queue_arg(st, queue_obj, &queue) < 0 || manager_check(self, st) < 0)
+        return NULL;
+    RequestObject *req = request_create(st, (PyObject *)self, (dbp_op)op, sql, params, many,
+                                        batch_rows, future, engine);
+    if (!req)
+        return NULL;
+    dbp_error err;
+    int rc = dbp_submit(self->mgr, pool_id, req->req, queue ? queue->cq : NULL, &err);
+    return request_submitted(st, req, rc, &err, queue);
+}
+
+static PyObject *manager_close(ManagerObject *self, PyObject *unused)
+{
+    (void)unused;
+    manager_free_now(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *manager_closed(ManagerObject *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(self->closed);
+}
+
+static PyMethodDef manager_methods[] = {
+    {"create_pool", (PyCFunction)manager_create_pool, METH_VARARGS,
+     "create_pool(pool_id, engine, settings, options): open a pool."},
+    {"close_pool", (PyCFunction)manager_close_pool, METH_VARARGS, "Close one pool."},
+    {"list_pools", (PyCFunction)manager_list_pools, METH_NOARGS, "Names of the open pools."},
+    {"stats", (PyCFunction)manager_stats, METH_VARARGS, "A pool's counters and gauges."},
+    {"submit", (PyCFunction)(void (*)(void))manager_submit, METH_VARARGS | METH_KEYWORDS,
+     "Submit a request to a pool."},
+    {"close", (PyCFunction)manager_close, METH_NOARGS,
+     "Close every pool, finish running work, stop the threads."},
+    {NULL},
+};
+
+static PyGetSetDef manager_getset[] = {
+    {"closed", (getter)manager_closed, NULL, "Whether close() was called.", NULL},
+    {NULL},
+};
+
+static PyType_Slot manager_slots[] = {
+    {Py_tp_new, manager_new},
+    {Py_tp_dealloc, manager_dealloc},
+    {Py_tp_methods, manager_methods},
+    {Py_tp_getset, manager_getset},
+    {Py_tp_doc, "The native pool manager."},
+    {0, NULL},
+};
+
+static PyType_Spec manager_spec = {
+    .name = "db_pool._native.Manager",
+    .basicsize = sizeof(ManagerObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = manager_slots,
+};
+
+/* ---- module ---------------------------------------------------------------------------- */
+
+static PyObject *module_engines(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    PyObject *list = PyList_New(0);
+    for (const char *const *e = dbp_engines(); list && *e; e++) {
+        PyObject *name = PyUnicode_FromString(*e);
+        if (!name || PyList_Append(list, name) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(name);
+    }
+    return list;
+}
+
+static PyMethodDef module_methods[] = {
+    {"engines", module_engines, METH_NOARGS, "Engines compiled into this build."},
+    {NULL},
+};
+
+static int add_type(PyObject *module, PyType_Spec *spec, PyTypeObject **slot)
+{
+    *slot = (PyTypeObject *)PyType_FromModuleAndSpec(module, spec, NULL);
+    return *slot ? PyModule_AddType(module, *slot) : -1;
+}
+
+static int module_exec(PyObject *module)
+{
+    module_state *st = state_of_module(module);
+    PyDateTime_IMPORT;
+    if (!PyDateTimeAPI)
+        return -1;
+    st->errors = PyImport_ImportModule("db_pool.errors");
+    if (!st->errors)
+        return -1;
+    PyObject *decimal = PyImport_ImportModule("decimal");
+    if (!decimal)
+        return -1;
+    st->decimal_type = PyObject_GetAttrString(decimal, "Decimal");
+    Py_DECREF(decimal);
+    if (!st->decimal_type)
+        return -1;
+    if (add_type(module, &manager_spec, &st->manager_type) < 0 ||
+        add_type(module, &request_spec, &st->request_type) < 0 ||
+        add_type(module, &lease_spec, &st->lease_type) < 0 ||
+        add_type(module, &queue_spec, &st->queue_type) < 0 ||
+        add_type(module, &stream_spec, &st->stream_type) < 0)
+        return -1;
+    static const struct {
+        const char *name;
+        int value;
+    } ops[] = {
+        {"OP_QUERY", DBP_OP_QUERY},       {"OP_EXECUTE", DBP_OP_EXECUTE},
+        {"OP_EXECUTE_MANY", DBP_OP_EXECUTE_MANY}, {"OP_LEASE", DBP_OP_LEASE},
+        {"OP_BEGIN", DBP_OP_BEGIN},       {"OP_COMMIT", DBP_OP_COMMIT},
+        {"OP_ROLLBACK", DBP_OP_ROLLBACK}, {"OP_CURSOR_OPEN", DBP_OP_CURSOR_OPEN},
+        {"OP_CURSOR_FETCH", DBP_OP_CURSOR_FETCH}, {"OP_CURSOR_CLOSE", DBP_OP_CURSOR_CLOSE},
+    };
+    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
+        if (PyModule_AddIntConstant(module, ops[i].name, ops[i].value) < 0)
+            return -1;
+    return 0;
+}
+
+static int module_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    module_state *st = state_of_module(module);
+    Py_VISIT(st->manager_type);
+    Py_VISIT(st->request_type);
+    Py_VISIT(st->lease_type);
+    Py_VISIT(st->queue_type);
+    Py_VISIT(st->stream_type);
+    Py_VISIT(st->errors);
+    Py_VISIT(st->decimal_type);
+    return 0;
+}
+
+static int module_clear(PyObject *module)
+{
+    module_state *st = state_of_module(module);
+    Py_CLEAR(st->manager_type);
+    Py_CLEAR(st->request_type);
+    Py_CLEAR(st->lease_type);
+    Py_CLEAR(st->queue_type);
+    Py_CLEAR(st->stream_type);
+    Py_CLEAR(st->errors);
+    Py_CLEAR(st->decimal_type);
+    return 0;
+}
+
+static void module_free(void *module) { module_clear((PyObject *)module); }
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "db_pool._native",
+    .m_doc = "CPython binding of libdbpool (internal; use the db_pool package).",
+    .m_size = sizeof(module_state),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC PyInit__native(void);
+PyMODINIT_FUNC PyInit__native(void) { return PyModuleDef_Init(&native_module); }

@@ -1,0 +1,72 @@
+/* driver.h - the interface every engine implements. A driver knows its
+ * client library and its type mapping, nothing about pools or Python.
+ *
+ * Threading: a connection is used by one worker thread at a time; only
+ * `interrupt` may be called from another thread while a call runs, and it
+ * must return quickly. Every fallible call returns DBP_OK or a category and
+ * fills `err`; a failing call that leaves the connection unusable returns
+ * DBP_E_NETWORK (or sets *broken via `is_broken`). */
+#ifndef DBP_DRIVER_H
+#define DBP_DRIVER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "db_pool.h"
+#include "params.h"
+#include "result.h"
+
+/* Per-call context handed to statement calls. */
+typedef struct dbp_exec_ctx {
+    const atomic_int *cancelled; /* becomes 1 when the caller cancels */
+} dbp_exec_ctx;
+
+/* Limits for one fetch: stop after max_rows (< 0: all rows); cut batches
+ * inside the result every batch_rows rows or batch_bytes bytes. */
+typedef struct dbp_fetch_limits {
+    int64_t max_rows;
+    int64_t batch_rows;
+    size_t batch_bytes;
+} dbp_fetch_limits;
+
+typedef struct dbp_driver {
+    const char *name;
+
+    /* Validates settings once per pool; *config is freed with free_config. */
+    int (*parse_config)(const dbp_setting *settings, size_t n, void **config, dbp_error *err);
+    void (*free_config)(void *config);
+
+    int (*connect)(const void *config, void **conn, dbp_error *err);
+    void (*disconnect)(void *conn);
+    /* Cheap round trip proving the connection works. */
+    int (*ping)(void *conn, dbp_error *err);
+    /* From any thread: make the running statement stop soon. */
+    void (*interrupt)(void *conn);
+    /* 1 while a transaction is open on the connection. */
+    int (*in_transaction)(void *conn);
+
+    /* Runs a statement for its effect; for several parameter rows the
+     * statement runs once per row, all or nothing. */
+    int (*execute)(void *conn, const char *sql, size_t sql_len, const dbp_params *params,
+                   const dbp_exec_ctx *ctx, int64_t *rows_affected, dbp_error *err);
+
+    /* One cursor per connection: open binds and starts the statement. */
+    int (*cursor_open)(void *conn, const char *sql, size_t sql_len, const dbp_params *params,
+                       const dbp_exec_ctx *ctx, dbp_error *err);
+    /* Reads rows into a new result (*out, caller frees); *done = 1 at the end.
+     * Column types stay the same from one fetch to the next. */
+    int (*cursor_fetch)(void *conn, const dbp_fetch_limits *limits, const dbp_exec_ctx *ctx,
+                        dbp_result **out, int *done, dbp_error *err);
+    /* Closes the open cursor, if any. */
+    void (*cursor_close)(void *conn);
+
+    /* `options` is engine text such as "IMMEDIATE" (may be empty). */
+    int (*begin)(void *conn, const char *options, dbp_error *err);
+    int (*commit)(void *conn, dbp_error *err);
+    int (*rollback)(void *conn, dbp_error *err);
+} dbp_driver;
+
+/* The driver for `engine` compiled into this build, or NULL. */
+const dbp_driver *dbp_driver_find(const char *engine);
+
+#endif

@@ -1,0 +1,78 @@
+/* lease.c - a connection checked out of its pool across several requests,
+ * for transactions and cursors. */
+#include "alloc.h"
+#include "core.h"
+#include "error.h"
+
+int dbp_submit_on_lease(dbp_lease *lease, dbp_request *req, dbp_completion_queue *cq,
+                        dbp_error *err)
+{
+    if (req->op == DBP_OP_LEASE)
+        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "cannot lease from a lease");
+    dbp_manager *mgr = lease->pool->mgr;
+    pthread_mutex_lock(&mgr->mu);
+    int rc = DBP_OK;
+    if (req->state != REQ_NEW)
+        rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "the request was submitted already");
+    else if (lease->busy || lease->release_pending)
+        rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
+                           "the connection is busy with another request; await it first");
+    else if (mgr->closing)
+        rc = dbp_error_set(err, DBP_E_CLOSED, 0, NULL, "the pool manager is closed");
+    if (rc == DBP_OK) {
+        dbp_request_ref(req); /* the in-flight reference */
+        lease->busy = 1;
+        req->mgr = mgr;
+        req->cq = cq;
+        req->pool = lease->pool;
+        lease->pool->refs++;
+        req->on_lease = lease;
+        req->conn = lease->conn;
+        dbp_worker_enqueue_locked(mgr, req);
+    }
+    pthread_mutex_unlock(&mgr->mu);
+    return rc;
+}
+
+int dbp_lease_in_transaction(const dbp_lease *lease)
+{
+    const dbp_conn *conn = lease->conn;
+    return conn->handle && conn->pool->driver->in_transaction(conn->handle);
+}
+
+void dbp_lease_return(dbp_lease *lease)
+{
+    dbp_pool *pool = lease->pool;
+    dbp_conn *conn = lease->conn;
+    const dbp_driver *drv = pool->driver;
+    if (conn->handle && !conn->broken) {
+        if (conn->has_cursor) {
+            drv->cursor_close(conn->handle);
+            conn->has_cursor = 0;
+        }
+        dbp_error ignored;
+        if (drv->in_transaction(conn->handle) && drv->rollback(conn->handle, &ignored) != DBP_OK)
+            conn->broken = 1;
+    }
+    pthread_mutex_lock(&pool->mgr->mu);
+    dbp_conn *to_close = dbp_pool_return_conn_locked(pool, conn);
+    dbp_pool *dead = dbp_pool_unref_locked(pool);
+    pthread_mutex_unlock(&pool->mgr->mu);
+    dbp_conns_destroy(to_close);
+    dbp_pool_destroy(dead);
+    dbp_free(lease);
+}
+
+void dbp_lease_release(dbp_lease *lease)
+{
+    if (!lease)
+        return;
+    dbp_manager *mgr = lease->pool->mgr;
+    pthread_mutex_lock(&mgr->mu);
+    int busy = lease->busy;
+    if (busy)
+        lease->release_pending = 1; /* the worker returns it when done */
+    pthread_mutex_unlock(&mgr->mu);
+    if (!busy)
+        dbp_lease_return(lease);
+}

@@ -1,0 +1,372 @@
+/* manager.c - the registry of named pools, submission by pool id, the
+ * janitor thread, and tearing everything down. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "core.h"
+#include "error.h"
+
+int64_t dbp_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void dbp_pool_options_init(dbp_pool_options *opts)
+{
+    opts->min_size = 1;
+    opts->max_size = 10;
+    opts->max_waiting = 10000;
+    opts->acquire_timeout_ms = 30000;
+    opts->idle_timeout_ms = 600000;
+    opts->max_lifetime_ms = 3600000;
+    opts->lifetime_jitter = 0.1;
+    opts->validate_after_ms = 5000;
+}
+
+static void *janitor_main(void *arg);
+
+int dbp_manager_new(dbp_manager **out, dbp_error *err)
+{
+    dbp_manager *mgr = dbp_calloc(1, sizeof *mgr);
+    if (!mgr)
+        return dbp_error_nomem(err);
+    pthread_mutex_init(&mgr->mu, NULL);
+    pthread_cond_init(&mgr->work_cv, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&mgr->janitor_cv, &attr);
+    pthread_condattr_destroy(&attr);
+    if (pthread_create(&mgr->janitor, NULL, janitor_main, mgr) != 0) {
+        pthread_cond_destroy(&mgr->janitor_cv);
+        pthread_cond_destroy(&mgr->work_cv);
+        pthread_mutex_destroy(&mgr->mu);
+        dbp_free(mgr);
+        return dbp_error_set(err, DBP_E_NOMEM, 0, NULL, "cannot start the janitor thread");
+    }
+    *out = mgr;
+    return DBP_OK;
+}
+
+void dbp_janitor_wake_locked(dbp_manager *mgr) { pthread_cond_signal(&mgr->janitor_cv); }
+
+static size_t find_pool_index(const dbp_manager *mgr, const char *id)
+{
+    for (size_t i = 0; i < mgr->n_pools; i++)
+        if (strcmp(mgr->pools[i]->id, id) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+static void finish_all(request_list *reqs)
+{
+    dbp_request *req;
+    while ((req = dbp_request_list_pop(reqs)))
+        dbp_request_finish(req, NULL);
+}
+
+static void *janitor_main(void *arg)
+{
+    dbp_manager *mgr = arg;
+    pthread_mutex_lock(&mgr->mu);
+    while (!mgr->closing) {
+        int64_t now = dbp_now_ns();
+        int64_t next = now + 1000000000;
+        request_list expired = {0};
+        dbp_conn *to_close = NULL;
+        for (size_t i = 0; i < mgr->n_pools; i++) {
+            int64_t t = dbp_pool_maintain_locked(mgr->pools[i], now, &expired, &to_close);
+            if (t < next)
+                next = t;
+        }
+        dbp_worker_spawn_locked(mgr);
+        if (expired.head || to_close) {
+            pthread_mutex_unlock(&mgr->mu);
+            finish_all(&expired);
+            dbp_conns_destroy(to_close);
+            pthread_mutex_lock(&mgr->mu);
+            continue;
+        }
+        struct timespec deadline = {.tv_sec = next / 1000000000, .tv_nsec = next % 1000000000};
+        pthread_cond_timedwait(&mgr->janitor_cv, &mgr->mu, &deadline);
+    }
+    pthread_mutex_unlock(&mgr->mu);
+    return NULL;
+}
+
+static int validate_options(const dbp_pool_options *o, dbp_error *err)
+{
+    const char *bad = NULL;
+    if (o->max_size < 1)
+        bad = "max_size must be at least 1";
+    else if (o->min_size < 0 || o->min_size > o->max_size)
+        bad = "min_size must be between 0 and max_size";
+    else if (o->max_waiting < 0)
+        bad = "max_waiting must be 0 (unbounded) or positive";
+    else if (o->acquire_timeout_ms < 0 || o->idle_timeout_ms < 0 || o->max_lifetime_ms < 0)
+        bad = "timeouts must not be negative";
+    else if (!(o->lifetime_jitter >= 0 && o->lifetime_jitter < 1))
+        bad = "lifetime_jitter must be in [0, 1)";
+    return bad ? dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "%s", bad) : DBP_OK;
+}
+
+/* Opens min_size connections on the caller's thread so that bad settings
+ * surface from create_pool itself. */
+static int open_initial(dbp_pool *pool, dbp_conn **opened, dbp_error *err)
+{
+    *opened = NULL;
+    for (int i = 0; i < pool->opts.min_size; i++) {
+        dbp_conn *conn = dbp_calloc(1, sizeof *conn);
+        if (!conn)
+            return dbp_error_nomem(err);
+        conn->pool = pool;
+        conn->driver = pool->driver;
+        int rc = pool->driver->connect(pool->config, &conn->handle, err);
+        if (rc != DBP_OK) {
+            dbp_free(conn);
+            return rc;
+        }
+        conn->next = *opened;
+        *opened = conn;
+    }
+    return DBP_OK;
+}
+
+int dbp_manager_create_pool(dbp_manager *mgr, const char *pool_id, const char *engine,
+                            const dbp_setting *settings, size_t n_settings,
+                            const dbp_pool_options *opts, dbp_error *err)
+{
+    dbp_pool_options defaults;
+    if (!opts) {
+        dbp_pool_options_init(&defaults);
+        opts = &defaults;
+    }
+    if (!pool_id || !*pool_id)
+        return dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "pool_id must be a non-empty string");
+    const dbp_driver *driver = dbp_driver_find(engine ? engine : "");
+    if (!driver) {
+        char known[256] = "";
+        for (const char *const *e = dbp_engines(); *e; e++)
+            snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
+                     *known ? ", " : "", *e);
+        return dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
+                             "unknown engine '%s'; this build supports: %s",
+                             engine ? engine : "", known);
+    }
+    int rc = validate_options(opts, err);
+    if (rc != DBP_OK)
+        return rc;
+
+    pthread_mutex_lock(&mgr->mu);
+    rc = mgr->closing ? DBP_E_CLOSED : find_pool_index(mgr, pool_id) != SIZE_MAX ? DBP_E_EXISTS : 0;
+    pthread_mutex_unlock(&mgr->mu);
+    if (rc == DBP_E_CLOSED)
+        return dbp_error_set(err, rc, 0, NULL, "the pool manager is closed");
+    if (rc == DBP_E_EXISTS)
+        return dbp_error_set(err, rc, 0, NULL, "a pool named '%s' exists already", pool_id);
+
+    void *config = NULL;
+    rc = driver->parse_config(settings, n_settings, &config, err);
+    if (rc != DBP_OK)
+        return rc;
+    dbp_pool *pool;
+    rc = dbp_pool_new(mgr, pool_id, driver, config, opts, &pool, err);
+    if (rc != DBP_OK) {
+        driver->free_config(config);
+        return rc;
+    }
+    dbp_conn *opened;
+    rc = open_initial(pool, &opened, err);
+    if (rc != DBP_OK) {
+        dbp_conns_destroy(opened);
+        dbp_pool_destroy(pool);
+        return rc;
+    }
+
+    pthread_mutex_lock(&mgr->mu);
+    if (mgr->closing || find_pool_index(mgr, pool_id) != SIZE_MAX) {
+        rc = mgr->closing ? dbp_error_set(err, DBP_E_CLOSED, 0, NULL, "the pool manager is closed")
+                          : dbp_error_set(err, DBP_E_EXISTS, 0, NULL,
+                                          "a pool named '%s' exists already", pool_id);
+    } else if (mgr->n_pools == mgr->pools_capacity) {
+        size_t cap = mgr->pools_capacity ? mgr->pools_capacity * 2 : 4;
+        dbp_pool **grown = dbp_realloc(mgr->pools, cap * sizeof *grown);
+        if (grown) {
+            mgr->pools = grown;
+            mgr->pools_capacity = cap;
+        } else {
+            rc = dbp_error_nomem(err);
+        }
+    }
+    if (rc == DBP_OK) {
+        int64_t now = dbp_now_ns();
+        while (opened) {
+            dbp_conn *conn = opened;
+            opened = conn->next;
+            conn->state = CONN_BUSY;
+            dbp_conn_list_push_front(&pool->busy, conn);
+            dbp_pool_conn_opened_locked(pool, conn, conn->handle, now);
+            dbp_conn *none = dbp_pool_return_conn_locked(pool, conn); /* to idle */
+            (void)none;
+        }
+        mgr->pools[mgr->n_pools++] = pool;
+    }
+    pthread_mutex_unlock(&mgr->mu);
+    if (rc != DBP_OK) {
+        dbp_conns_destroy(opened);
+        dbp_pool_destroy(pool);
+    }
+    return rc;
+}
+
+/* Unregisters pool `i` and closes it; the caller finishes `failed`, closes
+ * `to_close` and destroys the returned pool after unlocking. */
+static dbp_pool *remove_pool_locked(dbp_manager *mgr, size_t i, request_list *failed,
+                                    dbp_conn **to_close)
+{
+    dbp_pool *pool = mgr->pools[i];
+    mgr->pools[i] = mgr->pools[--mgr->n_pools];
+    dbp_pool_close_locked(pool, failed, to_close);
+    return dbp_pool_unref_locked(pool);
+}
+
+int dbp_manager_close_pool(dbp_manager *mgr, const char *pool_id, dbp_error *err)
+{
+    request_list failed = {0};
+    dbp_conn *to_close = NULL;
+    pthread_mutex_lock(&mgr->mu);
+    size_t i = find_pool_index(mgr, pool_id);
+    dbp_pool *dead = NULL;
+    if (i != SIZE_MAX)
+        dead = remove_pool_locked(mgr, i, &failed, &to_close);
+    pthread_mutex_unlock(&mgr->mu);
+    if (i == SIZE_MAX)
+        return dbp_error_set(err, DBP_E_NOT_FOUND, 0, NULL, "no pool named '%s'", pool_id);
+    finish_all(&failed);
+    dbp_conns_destroy(to_close);
+    dbp_pool_destroy(dead);
+    return DBP_OK;
+}
+
+void dbp_manager_free(dbp_manager *mgr)
+{
+    if (!mgr)
+        return;
+    request_list failed = {0};
+    dbp_conn *to_close = NULL;
+    dbp_pool **dead = NULL;
+    size_t n_dead = 0;
+    pthread_mutex_lock(&mgr->mu);
+    mgr->closing = 1;
+    if (mgr->n_pools)
+        dead = dbp_calloc(mgr->n_pools, sizeof *dead);
+    while (mgr->n_pools) {
+        dbp_pool *pool = remove_pool_locked(mgr, mgr->n_pools - 1, &failed, &to_close);
+        if (pool && dead)
+            dead[n_dead++] = pool;
+    }
+    pthread_cond_broadcast(&mgr->work_cv);
+    pthread_cond_signal(&mgr->janitor_cv);
+    pthread_mutex_unlock(&mgr->mu);
+
+    finish_all(&failed);
+    dbp_conns_destroy(to_close);
+    pthread_join(mgr->janitor, NULL);
+    /* Workers finish what is queued or running, then exit. */
+    for (int i = 0; i < mgr->n_workers; i++)
+        pthread_join(mgr->workers[i], NULL);
+    for (size_t i = 0; i < n_dead; i++)
+        dbp_pool_destroy(dead[i]);
+    dbp_free(dead);
+    dbp_free(mgr->workers);
+    dbp_free(mgr->pools);
+    pthread_cond_destroy(&mgr->janitor_cv);
+    pthread_cond_destroy(&mgr->work_cv);
+    pthread_mutex_destroy(&mgr->mu);
+    dbp_free(mgr);
+}
+
+int dbp_submit(dbp_manager *mgr, const char *pool_id, dbp_request *req,
+               dbp_completion_queue *cq, dbp_error *err)
+{
+    if (req->op != DBP_OP_QUERY && req->op != DBP_OP_EXECUTE && req->op != DBP_OP_EXECUTE_MANY &&
+        req->op != DBP_OP_LEASE)
+        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
+                             "transaction and cursor operations run on a lease");
+    pthread_mutex_lock(&mgr->mu);
+    int rc;
+    size_t i = SIZE_MAX;
+    if (req->state != REQ_NEW) {
+        rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "the request was submitted already");
+    } else if (mgr->closing) {
+        rc = dbp_error_set(err, DBP_E_CLOSED, 0, NULL, "the pool manager is closed");
+    } else if ((i = find_pool_index(mgr, pool_id)) == SIZE_MAX) {
+        rc = dbp_error_set(err, DBP_E_NOT_FOUND, 0, NULL, "no pool named '%s'", pool_id);
+    } else {
+        req->mgr = mgr;
+        req->cq = cq;
+        dbp_request_ref(req); /* the in-flight reference */
+        rc = dbp_pool_submit_locked(mgr->pools[i], req, err);
+        if (rc != DBP_OK) {
+            req->mgr = NULL;
+            req->cq = NULL;
+            atomic_fetch_sub(&req->refs, 1); /* the caller still holds one */
+        }
+    }
+    pthread_mutex_unlock(&mgr->mu);
+    return rc;
+}
+
+int dbp_manager_list_pools(dbp_manager *mgr, char ***out, dbp_error *err)
+{
+    pthread_mutex_lock(&mgr->mu);
+    char **names = dbp_calloc(mgr->n_pools + 1, sizeof *names);
+    int rc = names ? DBP_OK : DBP_E_NOMEM;
+    for (size_t i = 0; rc == DBP_OK && i < mgr->n_pools; i++)
+        if (!(names[i] = dbp_strdup(mgr->pools[i]->id)))
+            rc = DBP_E_NOMEM;
+    pthread_mutex_unlock(&mgr->mu);
+    if (rc != DBP_OK) {
+        dbp_free_strings(names);
+        return dbp_error_nomem(err);
+    }
+    *out = names;
+    return DBP_OK;
+}
+
+void dbp_free_strings(char **strings)
+{
+    if (!strings)
+        return;
+    for (char **s = strings; *s; s++)
+        dbp_free(*s);
+    dbp_free(strings);
+}
+
+int dbp_manager_pool_stats(dbp_manager *mgr, const char *pool_id, dbp_pool_stats *out,
+                           char *engine_out, size_t engine_out_size, dbp_error *err)
+{
+    pthread_mutex_lock(&mgr->mu);
+    size_t i = find_pool_index(mgr, pool_id);
+    if (i != SIZE_MAX) {
+        const dbp_pool *pool = mgr->pools[i];
+        *out = pool->stats;
+        out->idle = pool->idle.count;
+        out->in_use = pool->busy.count - pool->opening;
+        out->opening = pool->opening;
+        out->size = pool->idle.count + pool->busy.count;
+        out->waiting = pool->waiting.count;
+        out->max_size = pool->opts.max_size;
+        out->min_size = pool->opts.min_size;
+        if (engine_out && engine_out_size)
+            snprintf(engine_out, engine_out_size, "%s", pool->driver->name);
+    }
+    pthread_mutex_unlock(&mgr->mu);
+    if (i == SIZE_MAX)
+        return dbp_error_set(err, DBP_E_NOT_FOUND, 0, NULL, "no pool named '%s'", pool_id);
+    return DBP_OK;
+}

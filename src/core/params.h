@@ -1,0 +1,31 @@
+/* params.h - read access to a dbp_params list for drivers. */
+#ifndef DBP_PARAMS_H
+#define DBP_PARAMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db_pool.h"
+
+typedef struct dbp_value {
+    dbp_value_kind kind;
+    int64_t i;     /* BOOL, INT64, temporal kinds */
+    double d;      /* DOUBLE */
+    size_t offset; /* TEXT, BLOB, DECIMAL: bytes in the params' arena */
+    size_t length;
+    size_t name_offset; /* name in the arena, valid when has_name */
+    int has_name;
+} dbp_value;
+
+/* Rows of values: 1 when dbp_params_end_row was never called (and there are
+ * values), else the number of ended rows. */
+size_t dbp_params_rows(const dbp_params *p);
+/* Values per row. */
+size_t dbp_params_width(const dbp_params *p);
+const dbp_value *dbp_params_get(const dbp_params *p, size_t row, size_t i);
+/* The bytes of a TEXT, BLOB or DECIMAL value (not NUL-terminated). */
+const char *dbp_params_bytes(const dbp_params *p, const dbp_value *v);
+/* The value's name without prefix, NUL-terminated, or NULL if positional. */
+const char *dbp_params_name(const dbp_params *p, const dbp_value *v);
+
+#endif

@@ -1,0 +1,184 @@
+/* request.c - a unit of work: its lifecycle, waiting, cancellation and
+ * outcome. A request is referenced by its creator and, while submitted, by
+ * the library (that reference moves into the completion queue if any). */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "core.h"
+#include "error.h"
+
+int dbp_request_new(dbp_request **out, dbp_op op, const char *sql, size_t sql_len,
+                    dbp_params *params, dbp_error *err)
+{
+    *out = NULL;
+    if (op < DBP_OP_QUERY || op > DBP_OP_CURSOR_CLOSE) {
+        dbp_params_free(params);
+        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "unknown operation %d", (int)op);
+    }
+    dbp_request *req = dbp_calloc(1, sizeof *req);
+    char *copy = sql ? dbp_strndup(sql, sql_len) : NULL;
+    if (!req || (sql && !copy)) {
+        dbp_free(req);
+        dbp_free(copy);
+        dbp_params_free(params);
+        return dbp_error_nomem(err);
+    }
+    atomic_init(&req->refs, 1);
+    atomic_init(&req->cancelled, 0);
+    req->op = op;
+    req->sql = copy;
+    req->sql_len = sql ? sql_len : 0;
+    req->params = params;
+    req->batch_rows = 65536;
+    pthread_mutex_init(&req->done_mu, NULL);
+    pthread_cond_init(&req->done_cv, NULL);
+    *out = req;
+    return DBP_OK;
+}
+
+void dbp_request_ref(dbp_request *req) { atomic_fetch_add(&req->refs, 1); }
+
+void dbp_request_unref(dbp_request *req)
+{
+    if (!req || atomic_fetch_sub(&req->refs, 1) != 1)
+        return;
+    dbp_free(req->sql);
+    dbp_params_free(req->params);
+    dbp_result_free(req->result);
+    if (req->lease_out)
+        dbp_lease_release(req->lease_out);
+    pthread_mutex_destroy(&req->done_mu);
+    pthread_cond_destroy(&req->done_cv);
+    dbp_free(req);
+}
+
+void dbp_request_set_batch_rows(dbp_request *req, int64_t rows)
+{
+    req->batch_rows = rows > 0 ? rows : 1;
+}
+
+void dbp_request_set_user_data(dbp_request *req, void *user_data) { req->user_data = user_data; }
+void *dbp_request_user_data(const dbp_request *req) { return req->user_data; }
+
+void dbp_request_finish(dbp_request *req, dbp_conn *to_close)
+{
+    dbp_pool *dead = NULL;
+    dbp_manager *mgr = req->mgr;
+    pthread_mutex_lock(&mgr->mu);
+    dbp_pool *pool = req->pool;
+    if (pool) {
+        if (req->op != DBP_OP_WARM_UP) {
+            pool->stats.requests_total++;
+            if (req->status == DBP_E_CANCELLED)
+                pool->stats.cancelled_total++;
+            else if (req->status != DBP_OK)
+                pool->stats.errors_total++;
+        }
+        req->pool = NULL;
+        dead = dbp_pool_unref_locked(pool);
+    }
+    req->state = REQ_DONE;
+    req->conn = NULL;
+    pthread_mutex_unlock(&mgr->mu);
+    dbp_conns_destroy(to_close);
+    dbp_pool_destroy(dead);
+
+    dbp_completion_queue *cq = req->cq;
+    pthread_mutex_lock(&req->done_mu);
+    req->done = 1;
+    pthread_cond_broadcast(&req->done_cv);
+    pthread_mutex_unlock(&req->done_mu);
+    if (cq)
+        dbp_completion_queue_push(cq, req); /* the in-flight reference moves */
+    else
+        dbp_request_unref(req);
+}
+
+int dbp_request_wait(dbp_request *req, int64_t timeout_ms)
+{
+    struct timespec deadline;
+    if (timeout_ms >= 0) {
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (timeout_ms % 1000) * 1000000;
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000;
+        }
+    }
+    int rc = DBP_OK;
+    pthread_mutex_lock(&req->done_mu);
+    while (!req->done) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&req->done_cv, &req->done_mu);
+        } else if (pthread_cond_timedwait(&req->done_cv, &req->done_mu, &deadline) ==
+                   ETIMEDOUT) {
+            rc = req->done ? DBP_OK : DBP_E_TIMEOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&req->done_mu);
+    return rc;
+}
+
+void dbp_request_cancel(dbp_request *req)
+{
+    atomic_store(&req->cancelled, 1);
+    dbp_manager *mgr = req->mgr;
+    if (!mgr)
+        return; /* never submitted */
+    int dequeued = 0;
+    pthread_mutex_lock(&mgr->mu);
+    if (req->state == REQ_WAITING) {
+        dbp_request_list_remove(&req->pool->waiting, req);
+        req->status = dbp_error_set(&req->error, DBP_E_CANCELLED, 0, NULL,
+                                    "cancelled while waiting for a connection");
+        dequeued = 1;
+    } else if (req->state == REQ_RUNNING && req->conn && req->conn->handle) {
+        req->conn->pool->driver->interrupt(req->conn->handle);
+    }
+    pthread_mutex_unlock(&mgr->mu);
+    if (dequeued)
+        dbp_request_finish(req, NULL);
+}
+
+static int is_done(const dbp_request *req)
+{
+    dbp_request *r = (dbp_request *)req;
+    pthread_mutex_lock(&r->done_mu);
+    int done = r->done;
+    pthread_mutex_unlock(&r->done_mu);
+    return done;
+}
+
+int dbp_request_status(const dbp_request *req, dbp_error *err)
+{
+    if (!is_done(req))
+        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "the request has not completed");
+    if (err)
+        *err = req->error;
+    return req->status;
+}
+
+int64_t dbp_request_rows_affected(const dbp_request *req) { return req->rows_affected; }
+int dbp_request_cursor_done(const dbp_request *req) { return req->cursor_done; }
+
+int dbp_request_take_result(dbp_request *req, struct ArrowArrayStream *out)
+{
+    if (!is_done(req) || !req->result)
+        return DBP_E_MISUSE;
+    dbp_result *res = req->result;
+    req->result = NULL;
+    return dbp_result_export(res, out, NULL);
+}
+
+dbp_lease *dbp_request_take_lease(dbp_request *req)
+{
+    if (!is_done(req))
+        return NULL;
+    dbp_lease *lease = req->lease_out;
+    req->lease_out = NULL;
+    return lease;
+}
