@@ -37,6 +37,7 @@ typedef struct dbp_driver {
     void (*free_config)(void *config);
 
     int (*connect)(const void *config, void **conn, dbp_error *err);
+    /* Must not use the config: it may be freed first when a pool closes. */
     void (*disconnect)(void *conn);
     /* Cheap round trip proving the connection works. */
     int (*ping)(void *conn, dbp_error *err);
@@ -66,7 +67,12 @@ typedef struct dbp_driver {
     int (*rollback)(void *conn, dbp_error *err);
 } dbp_driver;
 
-/* The driver for `engine` compiled into this build, or NULL. */
+/* Adds a driver found by its name, for engines outside this library (the C
+ * tests use one that injects faults). Call before any pool uses it; not
+ * thread-safe. At most 8. */
+int dbp_driver_register(const dbp_driver *driver);
+
+/* The driver for `engine`: compiled in or registered; NULL if none. */
 const dbp_driver *dbp_driver_find(const char *engine);
 
 #endif

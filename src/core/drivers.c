@@ -27,11 +27,26 @@ static const char *const engines[] = {
     NULL,
 };
 
+/* Drivers added at run time (the C tests' fault-injecting engine). */
+static const dbp_driver *extra[8];
+static size_t n_extra;
+
+int dbp_driver_register(const dbp_driver *driver)
+{
+    if (n_extra == sizeof extra / sizeof *extra)
+        return DBP_E_MISUSE;
+    extra[n_extra++] = driver;
+    return DBP_OK;
+}
+
 const dbp_driver *dbp_driver_find(const char *engine)
 {
     for (size_t i = 0; registry[i].name; i++)
         if (strcmp(registry[i].name, engine) == 0)
             return registry[i].driver;
+    for (size_t i = 0; i < n_extra; i++)
+        if (strcmp(extra[i]->name, engine) == 0)
+            return extra[i];
     return NULL;
 }
 

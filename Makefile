@@ -1,0 +1,73 @@
+# db-pool: `make demo` and `make test` do all set-up on a fresh Debian
+# machine (system packages with apt-get, Python packages into .venv), both
+# idempotently.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+# Debian packages the build and the tests need.
+APT_PACKAGES := gcc pkg-config libsqlite3-dev python3-dev python3-venv valgrind
+PY_PACKAGES := meson meson-python ninja polars pyarrow pytest pytest-asyncio mypy
+
+.PHONY: all demo test setup system-deps venv install c-test c-test-asan c-test-valgrind \
+        py-test typecheck tds-server clean
+
+all: install
+
+demo: install
+	$(PY) examples/quickstart.py
+
+test: install c-test py-test typecheck
+
+setup: install
+
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	    | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages: $$missing"; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+venv: system-deps $(BIN)/python
+	@$(PY) -c "import mesonpy, polars, pyarrow, pytest, pytest_asyncio, mypy" 2>/dev/null \
+	    || $(PY) -m pip install -q $(PY_PACKAGES)
+
+# Editable install: importing db_pool rebuilds the extension when C changed.
+install: venv
+	@$(PY) -c "import db_pool" 2>/dev/null \
+	    || $(PY) -m pip install -q --no-build-isolation -e . -Cbuild-dir=build/python
+	@$(PY) -c "import db_pool; print('db_pool', db_pool.__version__, 'engines:', db_pool.engines())"
+
+# C unit tests under AddressSanitizer + UBSan, then under valgrind.
+c-test: c-test-asan c-test-valgrind
+
+build/asan/build.ninja: | venv
+	meson setup build/asan -Dpython=false -Dtests=true -Dbuildtype=debug \
+	    -Db_sanitize=address,undefined -Db_lundef=false
+
+build/plain/build.ninja: | venv
+	meson setup build/plain -Dpython=false -Dtests=true -Dbuildtype=debug
+
+c-test-asan: build/asan/build.ninja
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 meson test -C build/asan --print-errorlogs
+
+c-test-valgrind: build/plain/build.ninja
+	meson test -C build/plain --print-errorlogs --timeout-multiplier 10 \
+	    --wrapper 'valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect --quiet'
+
+py-test: install
+	$(PY) -m pytest -q tests/python
+
+typecheck: install
+	$(BIN)/mypy --strict python/db_pool examples
+
+clean:
+	rm -rf build
