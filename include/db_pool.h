@@ -217,6 +217,9 @@ int dbp_submit_on_lease(dbp_lease *lease, dbp_request *req, dbp_completion_queue
  * DBP_OK when done, DBP_E_TIMEOUT when the wait timed out. */
 int dbp_request_wait(dbp_request *req, int64_t timeout_ms);
 
+/* 1 once the request has completed (its outcome is readable). */
+int dbp_request_is_done(const dbp_request *req);
+
 /* Asks a request to stop: a queued request completes with DBP_E_CANCELLED at
  * once; a running one has its statement interrupted by the engine. Safe from
  * any thread, at any time, repeatedly. */

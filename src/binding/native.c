@@ -551,9 +551,7 @@ static PyObject *request_cancel(RequestObject *self, PyObject *unused)
 static PyObject *request_done(RequestObject *self, PyObject *unused)
 {
     (void)unused;
-    dbp_error err;
-    return PyBool_FromLong(dbp_request_status(self->req, &err) != DBP_E_MISUSE ||
-                           err.category != DBP_E_MISUSE);
+    return PyBool_FromLong(dbp_request_is_done(self->req));
 }
 
 /* Raises the request's error, if it failed; returns 0 when it succeeded. */

@@ -111,10 +111,12 @@ struct dbp_pool {
     int opening;
     dbp_pool_stats stats;   /* counters; gauges are filled on read */
     unsigned rng;           /* for lifetime jitter */
+    dbp_pool *next_dead;    /* chains pools to destroy after unlocking */
 };
 
 struct dbp_manager {
     pthread_mutex_t mu;
+    int refs;               /* the owner's, plus one per pool not yet destroyed */
     int closing;
     dbp_pool **pools;
     size_t n_pools, pools_capacity;
@@ -191,6 +193,10 @@ void dbp_lease_return(dbp_lease *lease);
 
 /* manager.c */
 void dbp_janitor_wake_locked(dbp_manager *mgr);
+/* Drops a manager reference (call without the lock); the last one frees it.
+ * Pools hold one so that a lease released after dbp_manager_free still
+ * finds its lock. */
+void dbp_manager_unref(dbp_manager *mgr);
 
 /* Internal request kind: open a connection to keep a pool at min_size. */
 #define DBP_OP_WARM_UP 100

@@ -34,6 +34,7 @@ int dbp_manager_new(dbp_manager **out, dbp_error *err)
     dbp_manager *mgr = dbp_calloc(1, sizeof *mgr);
     if (!mgr)
         return dbp_error_nomem(err);
+    mgr->refs = 1;
     pthread_mutex_init(&mgr->mu, NULL);
     pthread_cond_init(&mgr->work_cv, NULL);
     pthread_condattr_t attr;
@@ -258,16 +259,17 @@ void dbp_manager_free(dbp_manager *mgr)
         return;
     request_list failed = {0};
     dbp_conn *to_close = NULL;
-    dbp_pool **dead = NULL;
-    size_t n_dead = 0;
+    dbp_pool *dead = NULL;
+    /* Everything closes in one locked step, so no work can be queued after
+     * the workers decide to exit. */
     pthread_mutex_lock(&mgr->mu);
     mgr->closing = 1;
-    if (mgr->n_pools)
-        dead = dbp_calloc(mgr->n_pools, sizeof *dead);
     while (mgr->n_pools) {
         dbp_pool *pool = remove_pool_locked(mgr, mgr->n_pools - 1, &failed, &to_close);
-        if (pool && dead)
-            dead[n_dead++] = pool;
+        if (pool) {
+            pool->next_dead = dead;
+            dead = pool;
+        }
     }
     pthread_cond_broadcast(&mgr->work_cv);
     pthread_cond_signal(&mgr->janitor_cv);
@@ -279,9 +281,21 @@ void dbp_manager_free(dbp_manager *mgr)
     /* Workers finish what is queued or running, then exit. */
     for (int i = 0; i < mgr->n_workers; i++)
         pthread_join(mgr->workers[i], NULL);
-    for (size_t i = 0; i < n_dead; i++)
-        dbp_pool_destroy(dead[i]);
-    dbp_free(dead);
+    while (dead) {
+        dbp_pool *next = dead->next_dead;
+        dbp_pool_destroy(dead);
+        dead = next;
+    }
+    dbp_manager_unref(mgr);
+}
+
+void dbp_manager_unref(dbp_manager *mgr)
+{
+    pthread_mutex_lock(&mgr->mu);
+    int last = --mgr->refs == 0;
+    pthread_mutex_unlock(&mgr->mu);
+    if (!last)
+        return;
     dbp_free(mgr->workers);
     dbp_free(mgr->pools);
     pthread_cond_destroy(&mgr->janitor_cv);

@@ -88,6 +88,9 @@ int dbp_pool_new(dbp_manager *mgr, const char *id, const dbp_driver *driver, voi
         return dbp_error_nomem(err);
     }
     pool->mgr = mgr;
+    pthread_mutex_lock(&mgr->mu);
+    mgr->refs++;
+    pthread_mutex_unlock(&mgr->mu);
     pool->refs = 1;
     pool->driver = driver;
     pool->config = config;
@@ -106,9 +109,11 @@ void dbp_pool_destroy(dbp_pool *pool)
 {
     if (!pool)
         return;
+    dbp_manager *mgr = pool->mgr;
     pool->driver->free_config(pool->config);
     dbp_free(pool->id);
     dbp_free(pool);
+    dbp_manager_unref(mgr);
 }
 
 void dbp_conns_destroy(dbp_conn *chain)

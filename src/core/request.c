@@ -123,12 +123,23 @@ int dbp_request_wait(dbp_request *req, int64_t timeout_ms)
     return rc;
 }
 
+int dbp_request_is_done(const dbp_request *req)
+{
+    dbp_request *r = (dbp_request *)req; /* the lock is not part of the value */
+    pthread_mutex_lock(&r->done_mu);
+    int done = r->done;
+    pthread_mutex_unlock(&r->done_mu);
+    return done;
+}
+
 void dbp_request_cancel(dbp_request *req)
 {
     atomic_store(&req->cancelled, 1);
     dbp_manager *mgr = req->mgr;
-    if (!mgr)
-        return; /* never submitted */
+    /* A finished request no longer references its manager, which may be
+     * gone; an unfinished one holds a pool reference, keeping it alive. */
+    if (!mgr || dbp_request_is_done(req))
+        return;
     int dequeued = 0;
     pthread_mutex_lock(&mgr->mu);
     if (req->state == REQ_WAITING) {
@@ -136,7 +147,8 @@ void dbp_request_cancel(dbp_request *req)
         req->status = dbp_error_set(&req->error, DBP_E_CANCELLED, 0, NULL,
                                     "cancelled while waiting for a connection");
         dequeued = 1;
-    } else if (req->state == REQ_RUNNING && req->conn && req->conn->handle) {
+    } else if (req->state == REQ_RUNNING && req->conn && req->conn->running == req &&
+               req->conn->handle) {
         req->conn->pool->driver->interrupt(req->conn->handle);
     }
     pthread_mutex_unlock(&mgr->mu);
@@ -144,18 +156,10 @@ void dbp_request_cancel(dbp_request *req)
         dbp_request_finish(req, NULL);
 }
 
-static int is_done(const dbp_request *req)
-{
-    dbp_request *r = (dbp_request *)req;
-    pthread_mutex_lock(&r->done_mu);
-    int done = r->done;
-    pthread_mutex_unlock(&r->done_mu);
-    return done;
-}
 
 int dbp_request_status(const dbp_request *req, dbp_error *err)
 {
-    if (!is_done(req))
+    if (!dbp_request_is_done(req))
         return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "the request has not completed");
     if (err)
         *err = req->error;
@@ -167,7 +171,7 @@ int dbp_request_cursor_done(const dbp_request *req) { return req->cursor_done; }
 
 int dbp_request_take_result(dbp_request *req, struct ArrowArrayStream *out)
 {
-    if (!is_done(req) || !req->result)
+    if (!dbp_request_is_done(req) || !req->result)
         return DBP_E_MISUSE;
     dbp_result *res = req->result;
     req->result = NULL;
@@ -176,7 +180,7 @@ int dbp_request_take_result(dbp_request *req, struct ArrowArrayStream *out)
 
 dbp_lease *dbp_request_take_lease(dbp_request *req)
 {
-    if (!is_done(req))
+    if (!dbp_request_is_done(req))
         return NULL;
     dbp_lease *lease = req->lease_out;
     req->lease_out = NULL;

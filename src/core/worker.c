@@ -212,6 +212,7 @@ static void run_request(dbp_request *req)
     int release_lease = 0;
     pthread_mutex_lock(&pool->mgr->mu);
     conn->running = NULL;
+    req->conn = NULL; /* a late cancel must not interrupt the next user */
     if (lease) {
         lease->busy = 0;
         release_lease = lease->release_pending;
