@@ -942,7 +942,7 @@ static int option_ms(PyObject *opts, const char *key, int64_t *out)
     return 0;
 }
 
-static int option_int(PyObject *opts, const char *key, int *out)
+static int option_int(module_state *st, PyObject *opts, const char *key, int *out)
 {
     PyObject *v = PyDict_GetItemString(opts, key);
     if (!v)
@@ -950,6 +950,12 @@ static int option_int(PyObject *opts, const char *key, int *out)
     long i = PyLong_AsLong(v);
     if (i == -1 && PyErr_Occurred())
         return -1;
+    if (i < INT_MIN || i > INT_MAX) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "%s=%ld is out of range", key, i);
+        raise_simple(st, DBP_E_CONFIG, msg);
+        return -1;
+    }
     *out = (int)i;
     return 0;
 }
@@ -968,9 +974,9 @@ static PyObject *manager_create_pool(ManagerObject *self, PyObject *args)
     dbp_pool_options o;
     dbp_pool_options_init(&o);
     PyObject *jitter = PyDict_GetItemString(opts, "lifetime_jitter");
-    if (option_int(opts, "min_size", &o.min_size) < 0 ||
-        option_int(opts, "max_size", &o.max_size) < 0 ||
-        option_int(opts, "max_waiting", &o.max_waiting) < 0 ||
+    if (option_int(st, opts, "min_size", &o.min_size) < 0 ||
+        option_int(st, opts, "max_size", &o.max_size) < 0 ||
+        option_int(st, opts, "max_waiting", &o.max_waiting) < 0 ||
         option_ms(opts, "acquire_timeout", &o.acquire_timeout_ms) < 0 ||
         option_ms(opts, "idle_timeout", &o.idle_timeout_ms) < 0 ||
         option_ms(opts, "max_lifetime", &o.max_lifetime_ms) < 0 ||

@@ -152,34 +152,56 @@ int dbp_parse_decimal(const char *s, size_t n, int precision, int scale, __int12
     int negative = 0;
     if (p < end && (*p == '+' || *p == '-'))
         negative = *p++ == '-';
-    __int128 v = 0;
-    int int_digits = 0, frac_digits = 0, significant = 0;
-    for (; p < end && *p >= '0' && *p <= '9'; p++, int_digits++) {
-        if (v == 0 && *p == '0')
-            continue; /* leading zeros are not significant */
-        if (++significant > precision - scale)
-            return DBP_E_DATA; /* too many integer digits for (precision, scale) */
-        v = v * 10 + (*p - '0');
-    }
-    if (p < end && *p == '.') {
-        for (p++; p < end && *p >= '0' && *p <= '9'; p++, frac_digits++) {
-            if (frac_digits >= scale) {
-                if (*p != '0')
-                    return DBP_E_DATA; /* would round */
-                continue;
-            }
-            v = v * 10 + (*p - '0');
+    /* The value is D * 10^exponent, D being the significant digits. */
+    char digits[80];
+    int n_digits = 0, seen_digit = 0, exponent = 0, in_fraction = 0;
+    for (; p < end; p++) {
+        if (*p == '.' && !in_fraction) {
+            in_fraction = 1;
+            continue;
         }
+        if (*p < '0' || *p > '9')
+            break;
+        seen_digit = 1;
+        if (in_fraction)
+            exponent--;
+        if (n_digits == 0 && *p == '0')
+            continue; /* leading zeros are not significant */
+        if (n_digits == (int)sizeof digits)
+            return DBP_E_DATA; /* far beyond 38 digits */
+        digits[n_digits++] = *p;
     }
-    if (p != end || int_digits + frac_digits == 0)
+    if (!seen_digit)
         return DBP_E_DATA;
-    for (int i = frac_digits < scale ? frac_digits : scale; i < scale; i++)
+    if (p < end && (*p == 'e' || *p == 'E')) { /* SQLite writes 1.0e-05 */
+        p++;
+        int sign = 1, e = 0, e_digits = 0;
+        if (p < end && (*p == '+' || *p == '-'))
+            sign = *p++ == '-' ? -1 : 1;
+        for (; p < end && *p >= '0' && *p <= '9' && e < 10000; p++, e_digits++)
+            e = e * 10 + (*p - '0');
+        if (!e_digits)
+            return DBP_E_DATA;
+        exponent += sign * e;
+    }
+    if (p != end)
+        return DBP_E_DATA;
+    while (n_digits > 0 && digits[n_digits - 1] == '0') {
+        n_digits--;
+        exponent++;
+    }
+    int shift = exponent + scale; /* unscaled = D * 10^shift */
+    if (n_digits == 0) {
+        *out = 0;
+        return DBP_OK;
+    }
+    if (shift < 0 || n_digits + shift > precision)
+        return DBP_E_DATA; /* would round, or needs more than `precision` digits */
+    __int128 v = 0;
+    for (int i = 0; i < n_digits; i++)
+        v = v * 10 + (digits[i] - '0');
+    for (int i = 0; i < shift; i++)
         v *= 10;
-    __int128 limit = 1;
-    for (int i = 0; i < precision; i++)
-        limit *= 10;
-    if (v >= limit)
-        return DBP_E_DATA;
     *out = negative ? -v : v;
     return DBP_OK;
 }

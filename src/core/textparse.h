@@ -18,8 +18,9 @@ int dbp_parse_time(const char *s, size_t n, int64_t *us);
 /* "YYYY-MM-DD[( |T)HH:MM[:SS[.f]]][Z|(+|-)HH[:MM]]"; an offset is applied,
  * giving UTC. */
 int dbp_parse_timestamp(const char *s, size_t n, int64_t *us);
-/* "[+-]digits[.digits]" into an unscaled value with `scale` fraction digits;
- * fails if it needs more than `precision` digits or drops a non-zero digit. */
+/* "[+-]digits[.digits][e[+-]digits]" into an unscaled value with `scale`
+ * fraction digits; fails if it needs more than `precision` digits or would
+ * drop a non-zero digit. */
 int dbp_parse_decimal(const char *s, size_t n, int precision, int scale, __int128 *out);
 
 /* Canonical text forms; buffers of at least 40 bytes. Return the length. */

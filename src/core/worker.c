@@ -155,8 +155,11 @@ static int run_op(dbp_pool *pool, dbp_request *req)
         return DBP_OK;
     case DBP_OP_QUERY:
         return run_query(drv, req, &ctx);
-    case DBP_OP_EXECUTE:
     case DBP_OP_EXECUTE_MANY:
+        if (dbp_params_rows(req->params) == 0)
+            return DBP_OK; /* no rows: nothing to run, 0 rows affected */
+        /* fall through */
+    case DBP_OP_EXECUTE:
         return drv->execute(h, sql, req->sql_len, req->params, &ctx, &req->rows_affected, err);
     case DBP_OP_LEASE:
         req->lease_out = dbp_calloc(1, sizeof *req->lease_out);

@@ -670,7 +670,29 @@ static int mismatch(const cursor *cur, int col, int storage, const char *why, db
                          name ? name : "column");
 }
 
-#define EXACT_DOUBLE_LIMIT 9007199254740992.0 /* 2^53 */
+#define EXACT_DOUBLE_LIMIT ((sqlite3_int64)1 << 53) /* larger integers may round */
+
+/* The shortest decimal text that reads back as exactly `d`. */
+static size_t shortest_double_text(double d, char *buf, size_t size)
+{
+    int n = 0;
+    for (int digits = 15; digits <= 17; digits++) {
+        n = snprintf(buf, size, "%.*g", digits, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+    return n > 0 ? (size_t)n : 0;
+}
+
+static int append_decimal_text(cursor *cur, int col, int storage, const char *s, size_t n,
+                               dbp_column *out, dbp_error *err)
+{
+    __int128 dec;
+    if (dbp_parse_decimal(s, n, out->type.precision, out->type.scale, &dec) != DBP_OK)
+        return mismatch(cur, col, storage,
+                        "does not fit the declared precision and scale without rounding", err);
+    return dbp_column_append_decimal(out, dec);
+}
 
 /* Converts a value through its text form (SQLite renders numbers as text on
  * request), for text, blob, temporal and decimal columns. */
@@ -681,7 +703,6 @@ static int append_text_as(cursor *cur, int col, int storage, dbp_column *out, db
     size_t n = (size_t)sqlite3_column_bytes(st, col);
     int32_t days;
     int64_t us;
-    __int128 dec;
     switch (cur->plans[col].kind) {
     case K_TEXT:
     case K_INFER:
@@ -708,11 +729,7 @@ static int append_text_as(cursor *cur, int col, int storage, dbp_column *out, db
                             err);
         return dbp_column_append_int(out, us);
     case K_DECIMAL:
-        if (dbp_parse_decimal(s, n, out->type.precision, out->type.scale, &dec) != DBP_OK)
-            return mismatch(cur, col, storage,
-                            "does not fit the declared precision and scale without rounding",
-                            err);
-        return dbp_column_append_decimal(out, dec);
+        return append_decimal_text(cur, col, storage, s, n, out, err);
     default:
         return mismatch(cur, col, SQLITE_TEXT, "cannot be converted exactly", err);
     }
@@ -771,7 +788,7 @@ static int append_value(cursor *cur, int col, dbp_column *out, dbp_error *err)
             return dbp_column_append_double(out, sqlite3_column_double(st, col));
         if (storage == SQLITE_INTEGER) {
             sqlite3_int64 v = sqlite3_column_int64(st, col);
-            if ((double)llabs(v) <= EXACT_DOUBLE_LIMIT)
+            if (v >= -EXACT_DOUBLE_LIMIT && v <= EXACT_DOUBLE_LIMIT)
                 return dbp_column_append_double(out, (double)v);
         }
         return mismatch(cur, col, storage, "is not a number a double holds exactly", err);
@@ -783,8 +800,14 @@ static int append_value(cursor *cur, int col, dbp_column *out, dbp_error *err)
         }
         return mismatch(cur, col, storage, "is not 0 or 1", err);
     case DBP_T_DECIMAL128:
-        if (storage == SQLITE_INTEGER || storage == SQLITE_FLOAT || storage == SQLITE_TEXT)
-            return append_text_as(cur, col, storage, out, err); /* SQLite's own text form */
+        if (storage == SQLITE_FLOAT) {
+            /* SQLite's own text of a REAL keeps 15 digits; use all it has. */
+            char text[32];
+            size_t n = shortest_double_text(sqlite3_column_double(st, col), text, sizeof text);
+            return append_decimal_text(cur, col, storage, text, n, out, err);
+        }
+        if (storage == SQLITE_INTEGER || storage == SQLITE_TEXT)
+            return append_text_as(cur, col, storage, out, err);
         return mismatch(cur, col, storage, "is not a number", err);
     case DBP_T_STRING:
         if (storage == SQLITE_TEXT)
@@ -874,6 +897,17 @@ static int new_result(cursor *cur, dbp_result **out, dbp_error *err)
     return DBP_OK;
 }
 
+/* Whether a column still waits for a non-NULL value to learn its type. A
+ * full read (query) keeps its batch open until then, so that all of its
+ * batches share one schema. */
+static int has_untyped_column(const cursor *cur, dbp_result *res)
+{
+    for (int i = 0; i < cur->n_cols; i++)
+        if (dbp_result_column(res, (size_t)i)->type.id == DBP_T_NULL)
+            return 1;
+    return 0;
+}
+
 static int cursor_fetch(void *conn, const dbp_fetch_limits *limits, const dbp_exec_ctx *ctx,
                         dbp_result **out, int *done, dbp_error *err)
 {
@@ -918,8 +952,9 @@ static int cursor_fetch(void *conn, const dbp_fetch_limits *limits, const dbp_ex
         cur->row_pending = 0;
         cur->rows_read++;
         rows++;
-        if (dbp_result_pending_rows(res) >= limits->batch_rows ||
-            dbp_result_pending_memory(res) >= limits->batch_bytes)
+        if ((dbp_result_pending_rows(res) >= limits->batch_rows ||
+             dbp_result_pending_memory(res) >= limits->batch_bytes) &&
+            (limits->max_rows >= 0 || !has_untyped_column(cur, res)))
             rc = dbp_result_finish_batch(res, err);
     }
     if (rc != DBP_OK) {

@@ -1,0 +1,396 @@
+/* fault_driver.h - "fault", a fake database engine for testing the pool core.
+ *
+ * It implements the driver interface (driver.h) without any database behind
+ * it, so the tests decide what the "server" does: connects and pings can be
+ * made to fail with a chosen category, statements can block until the test
+ * opens a gate (or the pool interrupts them), and everything the pool asks of
+ * the engine is counted. Header-only: include it in one test program and call
+ * fault_register() once.
+ *
+ * Statements are a tiny command language, one command per statement:
+ *   ""            do nothing
+ *   MARK n        append n to the mark log (shows the order statements ran);
+ *                 as a query: one row, v = n
+ *   ROWS n        as a query or cursor: n rows, v = 0 .. n-1
+ *   BLOCK         wait until fault_open_gate(), an interrupt or the request's
+ *                 cancel flag; interrupted -> DBP_E_CANCELLED
+ *   FAIL c        fail with category c (a dbp_category number)
+ *   BEGIN / COMMIT / ROLLBACK   track a transaction flag
+ * Anything else fails with DBP_E_SERVER, sqlstate 42000.
+ *
+ * Settings: "connect_error" = a category number makes every connect of that
+ * pool fail with it; "label" is accepted and ignored. Other keys are
+ * rejected with DBP_E_CONFIG, as a real engine does. */
+#ifndef FAULT_DRIVER_H
+#define FAULT_DRIVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "driver.h"
+#include "error.h"
+#include "result.h"
+
+#define FAULT_MAX_MARKS 4096
+
+typedef struct fault_config {
+    int connect_error;
+} fault_config;
+
+typedef struct fault_conn {
+    int id;
+    int in_tx;
+    int interrupted; /* set by interrupt(), consumed by a blocking statement */
+    int64_t opened_ns;
+    /* the open cursor */
+    int cursor_open;
+    int64_t cursor_rows, cursor_pos;
+    int64_t cursor_value; /* MARK n: the one row's value */
+} fault_conn;
+
+/* Everything the tests steer or read; guarded by `mu`. */
+static struct fault_engine {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    /* knobs */
+    int connect_error;         /* category failing connects use */
+    int connect_failures_left; /* connects still to fail; -1 = all */
+    int connects_before_failures; /* connects that still succeed before those */
+    int ping_failures_left;    /* pings still to fail */
+    unsigned gate;             /* bumped by fault_open_gate() */
+    /* counters */
+    int connects, connect_attempts, disconnects, pings, interrupts, rollbacks, commits;
+    int statements;
+    int blocked;          /* statements waiting at BLOCK right now */
+    int open, max_open;   /* connections open now / at most */
+    int next_id;
+    int64_t min_life_ns, max_life_ns; /* lifetimes of closed connections */
+    pthread_t rollback_thread;        /* thread of the last rollback */
+    int marks[FAULT_MAX_MARKS];
+    int n_marks;
+} fault = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static int64_t fault_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Forgets knobs and counters (call with no pool of this engine open). */
+static void fault_reset(void)
+{
+    pthread_mutex_lock(&fault.mu);
+    fault.connect_error = 0;
+    fault.connect_failures_left = 0;
+    fault.connects_before_failures = 0;
+    fault.ping_failures_left = 0;
+    fault.connects = fault.connect_attempts = fault.disconnects = fault.pings = 0;
+    fault.interrupts = fault.rollbacks = fault.commits = fault.statements = 0;
+    fault.blocked = 0;
+    fault.open = fault.max_open = 0;
+    fault.min_life_ns = INT64_MAX;
+    fault.max_life_ns = 0;
+    fault.n_marks = 0;
+    fault.rollback_thread = (pthread_t)0;
+    pthread_mutex_unlock(&fault.mu);
+}
+
+/* Reads one counter (or any int field) under the lock. */
+#define FAULT_GET(field)                                                                  \
+    ({                                                                                    \
+        pthread_mutex_lock(&fault.mu);                                                    \
+        __typeof__(fault.field) fault_v_ = fault.field;                                   \
+        pthread_mutex_unlock(&fault.mu);                                                  \
+        fault_v_;                                                                         \
+    })
+
+#define FAULT_SET(field, value)                                                           \
+    do {                                                                                  \
+        pthread_mutex_lock(&fault.mu);                                                    \
+        fault.field = (value);                                                            \
+        pthread_mutex_unlock(&fault.mu);                                                  \
+    } while (0)
+
+/* Lets every statement now waiting at BLOCK finish successfully. */
+static void fault_open_gate(void)
+{
+    pthread_mutex_lock(&fault.mu);
+    fault.gate++;
+    pthread_cond_broadcast(&fault.cv);
+    pthread_mutex_unlock(&fault.mu);
+}
+
+/* After `ok` more successful connects, makes the next `n` fail with
+ * `category` (n = -1: all of them). */
+static void fault_fail_connects(int category, int ok, int n)
+{
+    pthread_mutex_lock(&fault.mu);
+    fault.connect_error = category;
+    fault.connects_before_failures = ok;
+    fault.connect_failures_left = n;
+    pthread_mutex_unlock(&fault.mu);
+}
+
+/* ---- the driver ---------------------------------------------------------- */
+
+static int fault_parse_config(const dbp_setting *settings, size_t n, void **out, dbp_error *err)
+{
+    fault_config *cfg = calloc(1, sizeof *cfg);
+    if (!cfg)
+        return dbp_error_nomem(err);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(settings[i].key, "connect_error") == 0) {
+            cfg->connect_error = atoi(settings[i].value);
+        } else if (strcmp(settings[i].key, "label") != 0) {
+            free(cfg);
+            return dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "unknown fault setting '%s'",
+                                 settings[i].key);
+        }
+    }
+    *out = cfg;
+    return DBP_OK;
+}
+
+static void fault_free_config(void *config) { free(config); }
+
+static int fault_connect(const void *config, void **out, dbp_error *err)
+{
+    const fault_config *cfg = config;
+    pthread_mutex_lock(&fault.mu);
+    fault.connect_attempts++;
+    int category = cfg->connect_error;
+    if (!category && fault.connects_before_failures > 0) {
+        fault.connects_before_failures--;
+    } else if (!category && fault.connect_failures_left != 0) {
+        category = fault.connect_error;
+        if (fault.connect_failures_left > 0)
+            fault.connect_failures_left--;
+    }
+    if (category) {
+        int attempt = fault.connect_attempts;
+        pthread_mutex_unlock(&fault.mu);
+        return dbp_error_set(err, category, 4242, NULL,
+                             "fault: connection refused (attempt %d)", attempt);
+    }
+    fault_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        pthread_mutex_unlock(&fault.mu);
+        return dbp_error_nomem(err);
+    }
+    c->id = ++fault.next_id;
+    c->opened_ns = fault_now_ns();
+    fault.connects++;
+    if (++fault.open > fault.max_open)
+        fault.max_open = fault.open;
+    pthread_mutex_unlock(&fault.mu);
+    *out = c;
+    return DBP_OK;
+}
+
+static void fault_disconnect(void *conn)
+{
+    fault_conn *c = conn;
+    int64_t life = fault_now_ns() - c->opened_ns;
+    pthread_mutex_lock(&fault.mu);
+    fault.disconnects++;
+    fault.open--;
+    if (life < fault.min_life_ns)
+        fault.min_life_ns = life;
+    if (life > fault.max_life_ns)
+        fault.max_life_ns = life;
+    pthread_mutex_unlock(&fault.mu);
+    free(c);
+}
+
+static int fault_ping(void *conn, dbp_error *err)
+{
+    (void)conn;
+    pthread_mutex_lock(&fault.mu);
+    fault.pings++;
+    int fail = fault.ping_failures_left > 0;
+    if (fail)
+        fault.ping_failures_left--;
+    pthread_mutex_unlock(&fault.mu);
+    return fail ? dbp_error_set(err, DBP_E_NETWORK, 0, NULL, "fault: ping lost") : DBP_OK;
+}
+
+static void fault_interrupt(void *conn)
+{
+    fault_conn *c = conn;
+    pthread_mutex_lock(&fault.mu);
+    fault.interrupts++;
+    c->interrupted = 1;
+    pthread_cond_broadcast(&fault.cv);
+    pthread_mutex_unlock(&fault.mu);
+}
+
+static int fault_in_transaction(void *conn)
+{
+    fault_conn *c = conn;
+    pthread_mutex_lock(&fault.mu);
+    int in_tx = c->in_tx;
+    pthread_mutex_unlock(&fault.mu);
+    return in_tx;
+}
+
+/* Runs one command of the language above; *value gets MARK's or ROWS' n. */
+static int fault_run(fault_conn *c, const char *sql, size_t len, const dbp_exec_ctx *ctx,
+                     int64_t *value, dbp_error *err)
+{
+    char cmd[64];
+    size_t n = len < sizeof cmd - 1 ? len : sizeof cmd - 1;
+    memcpy(cmd, sql, n);
+    cmd[n] = '\0';
+    long arg = 0;
+    *value = 0;
+
+    pthread_mutex_lock(&fault.mu);
+    fault.statements++;
+    c->interrupted = 0; /* an interrupt only stops the statement it hit */
+    int rc = DBP_OK;
+    if (cmd[0] == '\0') {
+        /* nothing */
+    } else if (sscanf(cmd, "MARK %ld", &arg) == 1) {
+        if (fault.n_marks < FAULT_MAX_MARKS)
+            fault.marks[fault.n_marks++] = (int)arg;
+        *value = arg;
+    } else if (sscanf(cmd, "ROWS %ld", &arg) == 1) {
+        *value = arg;
+    } else if (strcmp(cmd, "BLOCK") == 0) {
+        unsigned gate = fault.gate;
+        fault.blocked++;
+        while (fault.gate == gate && !c->interrupted &&
+               !(ctx && ctx->cancelled && atomic_load(ctx->cancelled)))
+            pthread_cond_wait(&fault.cv, &fault.mu);
+        fault.blocked--;
+        if (fault.gate == gate)
+            rc = dbp_error_set(err, DBP_E_CANCELLED, 0, NULL, "fault: statement interrupted");
+    } else if (sscanf(cmd, "FAIL %ld", &arg) == 1) {
+        rc = dbp_error_set(err, (int)arg, 99, arg == DBP_E_SERVER ? "HY000" : NULL,
+                           "fault: injected %s error", dbp_category_name((int)arg));
+    } else if (strcmp(cmd, "BEGIN") == 0) {
+        c->in_tx = 1;
+    } else if (strcmp(cmd, "COMMIT") == 0) {
+        c->in_tx = 0;
+        fault.commits++;
+    } else if (strcmp(cmd, "ROLLBACK") == 0) {
+        c->in_tx = 0;
+        fault.rollbacks++;
+        fault.rollback_thread = pthread_self();
+    } else {
+        rc = dbp_error_set(err, DBP_E_SERVER, 1, "42000", "fault: unknown command '%s'", cmd);
+    }
+    pthread_mutex_unlock(&fault.mu);
+    return rc;
+}
+
+static int fault_execute(void *conn, const char *sql, size_t len, const dbp_params *params,
+                         const dbp_exec_ctx *ctx, int64_t *rows_affected, dbp_error *err)
+{
+    (void)params;
+    int64_t value;
+    int rc = fault_run(conn, sql, len, ctx, &value, err);
+    *rows_affected = rc == DBP_OK ? 1 : 0;
+    return rc;
+}
+
+static int fault_cursor_open(void *conn, const char *sql, size_t len, const dbp_params *params,
+                             const dbp_exec_ctx *ctx, dbp_error *err)
+{
+    (void)params;
+    fault_conn *c = conn;
+    int64_t value;
+    int rc = fault_run(c, sql, len, ctx, &value, err);
+    if (rc != DBP_OK)
+        return rc;
+    int rows = strncmp(sql, "ROWS", 4) == 0;
+    c->cursor_open = 1;
+    c->cursor_pos = 0;
+    c->cursor_rows = rows ? value : 1;
+    c->cursor_value = rows ? -1 : value;
+    return DBP_OK;
+}
+
+static int fault_cursor_fetch(void *conn, const dbp_fetch_limits *limits, const dbp_exec_ctx *ctx,
+                              dbp_result **out, int *done, dbp_error *err)
+{
+    (void)ctx;
+    fault_conn *c = conn;
+    if (!c->cursor_open)
+        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "fault: no cursor");
+    static const char *const names[] = {"v"};
+    dbp_result *res;
+    int rc = dbp_result_new(&res, 1, names, err);
+    if (rc != DBP_OK)
+        return rc;
+    dbp_column *col = dbp_result_column(res, 0);
+    rc = dbp_column_set_type(col, (dbp_type){.id = DBP_T_INT64});
+    int64_t n = 0;
+    while (rc == DBP_OK && c->cursor_pos < c->cursor_rows &&
+           (limits->max_rows < 0 || n < limits->max_rows)) {
+        int64_t v = c->cursor_value >= 0 ? c->cursor_value : c->cursor_pos;
+        rc = dbp_column_append_int(col, v);
+        c->cursor_pos++;
+        n++;
+    }
+    if (rc != DBP_OK) {
+        dbp_result_free(res);
+        return dbp_error_nomem(err);
+    }
+    *done = c->cursor_pos >= c->cursor_rows;
+    *out = res;
+    return DBP_OK;
+}
+
+static void fault_cursor_close(void *conn) { ((fault_conn *)conn)->cursor_open = 0; }
+
+static int fault_begin(void *conn, const char *options, dbp_error *err)
+{
+    (void)options;
+    int64_t v;
+    return fault_run(conn, "BEGIN", 5, NULL, &v, err);
+}
+
+static int fault_commit(void *conn, dbp_error *err)
+{
+    int64_t v;
+    return fault_run(conn, "COMMIT", 6, NULL, &v, err);
+}
+
+static int fault_rollback(void *conn, dbp_error *err)
+{
+    int64_t v;
+    return fault_run(conn, "ROLLBACK", 8, NULL, &v, err);
+}
+
+static const dbp_driver fault_driver = {
+    .name = "fault",
+    .parse_config = fault_parse_config,
+    .free_config = fault_free_config,
+    .connect = fault_connect,
+    .disconnect = fault_disconnect,
+    .ping = fault_ping,
+    .interrupt = fault_interrupt,
+    .in_transaction = fault_in_transaction,
+    .execute = fault_execute,
+    .cursor_open = fault_cursor_open,
+    .cursor_fetch = fault_cursor_fetch,
+    .cursor_close = fault_cursor_close,
+    .begin = fault_begin,
+    .commit = fault_commit,
+    .rollback = fault_rollback,
+};
+
+static int fault_register(void)
+{
+    fault_reset();
+    return dbp_driver_register(&fault_driver);
+}
+
+#endif
