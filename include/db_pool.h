@@ -230,15 +230,17 @@ int dbp_request_status(const dbp_request *req, dbp_error *err);
 int64_t dbp_request_rows_affected(const dbp_request *req);
 /* 1 when a CURSOR_FETCH reached the end of the rows. */
 int dbp_request_cursor_done(const dbp_request *req);
-/* Moves the result (QUERY, CURSOR_FETCH, CURSOR_OPEN's schema) into `out`;
+/* Moves the result (QUERY, CURSOR_FETCH) into `out`;
  * the caller releases the stream. Returns DBP_E_MISUSE if there is none. */
 int dbp_request_take_result(dbp_request *req, struct ArrowArrayStream *out);
 /* Moves the lease out of a completed LEASE request; the caller releases it. */
 dbp_lease *dbp_request_take_lease(dbp_request *req);
 
-/* Returns the connection to its pool. A transaction still open is rolled back
- * and an open cursor closed on a worker thread; a connection in an unknown
- * state is closed instead. Must not be called while a request runs on it. */
+/* Returns the connection to its pool; the lease is gone afterwards. A
+ * transaction still open is rolled back and an open cursor closed on a
+ * worker thread (on the caller's only when memory runs out or the manager is
+ * closing); a connection whose reset fails is closed instead. Called while a
+ * request runs on the lease, the return happens when that request ends. */
 void dbp_lease_release(dbp_lease *lease);
 /* 1 while the connection is inside a transaction. */
 int dbp_lease_in_transaction(const dbp_lease *lease);

@@ -295,14 +295,21 @@ class DatabasePool(PoolRegistry):
         tx = Transaction(self, pool_id, "")
         req = await self._submit(pool_id, _native.OP_LEASE)
         tx._lease = req.take_lease()
+        cursor_open = False
         try:
             await tx._run(_native.OP_CURSOR_OPEN, sql, params)
+            cursor_open = True
             while True:
                 req = await tx._run(_native.OP_CURSOR_FETCH, batch_rows=batch_rows)
                 df = frame(req)
                 if df.height:
                     yield df
                 if req.cursor_done:
+                    cursor_open = False
                     break
         finally:
-            tx._release()
+            try:
+                if cursor_open:  # left early: close it here, not on release
+                    await tx._run(_native.OP_CURSOR_CLOSE)
+            finally:
+                tx._release()

@@ -179,14 +179,21 @@ class SyncDatabasePool(PoolRegistry):
             raise ValueError("batch_rows must be at least 1")
         tx = SyncTransaction(self, pool_id, "")
         tx._acquire()
+        cursor_open = False
         try:
             tx._run(_native.OP_CURSOR_OPEN, sql, params)
+            cursor_open = True
             while True:
                 req = tx._run(_native.OP_CURSOR_FETCH, batch_rows=batch_rows)
                 df = frame(req)
                 if df.height:
                     yield df
                 if req.cursor_done:
+                    cursor_open = False
                     break
         finally:
-            tx._release()
+            try:
+                if cursor_open:  # left early: close it here, not on release
+                    tx._run(_native.OP_CURSOR_CLOSE)
+            finally:
+                tx._release()

@@ -57,15 +57,16 @@ void dbp_completion_queue_push(dbp_completion_queue *cq, dbp_request *req)
     else
         cq->head = req;
     cq->tail = req;
-    int wake = !cq->signalled;
-    cq->signalled = 1;
-    pthread_mutex_unlock(&cq->mu);
-    if (wake) {
+    /* Written under the lock: a drain between unlocking and writing would
+     * otherwise leave the fd readable with the queue empty. */
+    if (!cq->signalled) {
         uint64_t one = 1;
         /* Cannot fail short of a bad fd: the counter never nears its limit. */
         ssize_t n = write(cq->fd, &one, sizeof one);
         (void)n;
+        cq->signalled = 1;
     }
+    pthread_mutex_unlock(&cq->mu);
 }
 
 size_t dbp_completion_queue_drain(dbp_completion_queue *cq, dbp_request **out, size_t max)

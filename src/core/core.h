@@ -59,7 +59,16 @@ struct dbp_lease {
     int release_pending; /* released while busy: release when it finishes */
 };
 
-typedef enum request_state { REQ_NEW, REQ_WAITING, REQ_QUEUED, REQ_RUNNING, REQ_DONE } request_state;
+/* FINISHING: the outcome is set and the request is on its way to
+ * completion outside the lock; cancel leaves it alone. */
+typedef enum request_state {
+    REQ_NEW,
+    REQ_WAITING,
+    REQ_QUEUED,
+    REQ_RUNNING,
+    REQ_FINISHING,
+    REQ_DONE
+} request_state;
 
 struct dbp_request {
     atomic_int refs;
@@ -143,6 +152,9 @@ void dbp_conn_list_remove(conn_list *l, dbp_conn *c);
 
 /* request.c */
 void dbp_request_ref(dbp_request *req);
+/* A request of an internal kind with its one (in-flight) reference; NULL
+ * when out of memory. */
+dbp_request *dbp_request_new_internal(int op, dbp_manager *mgr);
 /* Detaches a request whose outcome is set from its pool (counting it in the
  * pool's stats and dropping its pool reference), closes the `to_close`
  * chain, then wakes the waiter or pushes the request onto its completion
@@ -187,6 +199,8 @@ void dbp_worker_enqueue_locked(dbp_manager *mgr, dbp_request *req);
 void dbp_worker_spawn_locked(dbp_manager *mgr);
 
 /* lease.c */
+/* Puts a request on the lease's connection (caller holds mgr->mu). */
+void dbp_lease_enqueue_locked(dbp_lease *lease, dbp_request *req);
 /* Resets a leased connection (closes a cursor, rolls back) and returns it
  * to its pool; frees the lease. Call without the lock. */
 void dbp_lease_return(dbp_lease *lease);
@@ -198,7 +212,10 @@ void dbp_janitor_wake_locked(dbp_manager *mgr);
  * finds its lock. */
 void dbp_manager_unref(dbp_manager *mgr);
 
-/* Internal request kind: open a connection to keep a pool at min_size. */
-#define DBP_OP_WARM_UP 100
+/* Requests the library makes for itself; nobody waits for them and they do
+ * not count in the pool's request statistics. */
+#define DBP_OP_WARM_UP 100     /* open a connection to keep a pool at min_size */
+#define DBP_OP_RESET_LEASE 101 /* roll back / close the cursor of a released lease */
+#define DBP_OP_IS_INTERNAL(op) ((int)(op) >= DBP_OP_WARM_UP)
 
 #endif

@@ -4,6 +4,16 @@
 #include "core.h"
 #include "error.h"
 
+void dbp_lease_enqueue_locked(dbp_lease *lease, dbp_request *req)
+{
+    lease->busy = 1;
+    req->pool = lease->pool;
+    lease->pool->refs++;
+    req->on_lease = lease;
+    req->conn = lease->conn;
+    dbp_worker_enqueue_locked(lease->pool->mgr, req);
+}
+
 int dbp_submit_on_lease(dbp_lease *lease, dbp_request *req, dbp_completion_queue *cq,
                         dbp_error *err)
 {
@@ -21,14 +31,9 @@ int dbp_submit_on_lease(dbp_lease *lease, dbp_request *req, dbp_completion_queue
         rc = dbp_error_set(err, DBP_E_CLOSED, 0, NULL, "the pool manager is closed");
     if (rc == DBP_OK) {
         dbp_request_ref(req); /* the in-flight reference */
-        lease->busy = 1;
         req->mgr = mgr;
         req->cq = cq;
-        req->pool = lease->pool;
-        lease->pool->refs++;
-        req->on_lease = lease;
-        req->conn = lease->conn;
-        dbp_worker_enqueue_locked(mgr, req);
+        dbp_lease_enqueue_locked(lease, req);
     }
     pthread_mutex_unlock(&mgr->mu);
     return rc;
@@ -63,16 +68,33 @@ void dbp_lease_return(dbp_lease *lease)
     dbp_free(lease);
 }
 
+/* Whether returning the connection needs the engine (a rollback, closing a
+ * cursor), which may block. */
+static int needs_reset(const dbp_lease *lease)
+{
+    const dbp_conn *conn = lease->conn;
+    if (!conn->handle || conn->broken)
+        return 0;
+    return conn->has_cursor || conn->pool->driver->in_transaction(conn->handle);
+}
+
 void dbp_lease_release(dbp_lease *lease)
 {
     if (!lease)
         return;
     dbp_manager *mgr = lease->pool->mgr;
     pthread_mutex_lock(&mgr->mu);
-    int busy = lease->busy;
-    if (busy)
-        lease->release_pending = 1; /* the worker returns it when done */
+    int on_worker = lease->busy; /* the running request's worker returns it */
+    if (!on_worker && !mgr->closing && needs_reset(lease)) {
+        dbp_request *reset = dbp_request_new_internal(DBP_OP_RESET_LEASE, mgr);
+        if (reset) { /* else: reset here, on the caller's thread */
+            dbp_lease_enqueue_locked(lease, reset);
+            on_worker = 1;
+        }
+    }
+    if (on_worker)
+        lease->release_pending = 1;
     pthread_mutex_unlock(&mgr->mu);
-    if (!busy)
+    if (!on_worker)
         dbp_lease_return(lease);
 }

@@ -280,14 +280,9 @@ static void keep_min_size(dbp_pool *pool)
 {
     while (!pool->closed && pool_size(pool) < pool->opts.min_size &&
            pool->waiting.count == 0) {
-        dbp_request *warm = dbp_calloc(1, sizeof *warm);
+        dbp_request *warm = dbp_request_new_internal(DBP_OP_WARM_UP, pool->mgr);
         if (!warm)
             return;
-        atomic_init(&warm->refs, 1);
-        warm->op = DBP_OP_WARM_UP;
-        warm->mgr = pool->mgr;
-        pthread_mutex_init(&warm->done_mu, NULL);
-        pthread_cond_init(&warm->done_cv, NULL);
         warm->pool = pool;
         pool->refs++;
         warm->state = REQ_WAITING;
@@ -311,6 +306,7 @@ int64_t dbp_pool_maintain_locked(dbp_pool *pool, int64_t now, request_list *expi
             (long long)pool->opts.acquire_timeout_ms, pool->id, pool_size(pool),
             pool->opts.max_size, pool->busy.count, pool->waiting.count);
         pool->stats.timeouts_total++;
+        req->state = REQ_FINISHING;
         dbp_request_list_push(expired, req);
     }
 
@@ -330,6 +326,7 @@ int64_t dbp_pool_maintain_locked(dbp_pool *pool, int64_t now, request_list *expi
         }
         conn = prev;
     }
+    dbp_pool_dispatch_locked(pool); /* retries after an allocation failure */
     keep_min_size(pool);
 
     int64_t next = now + MS_TO_NS(1000);
@@ -346,6 +343,7 @@ void dbp_pool_close_locked(dbp_pool *pool, request_list *failed, dbp_conn **to_c
         req->status = dbp_error_set(&req->error, DBP_E_CLOSED, 0, NULL,
                                     "pool '%s' was closed while waiting for a connection",
                                     pool->id);
+        req->state = REQ_FINISHING;
         dbp_request_list_push(failed, req);
     }
     dbp_conn *conn;

@@ -38,6 +38,20 @@ int dbp_request_new(dbp_request **out, dbp_op op, const char *sql, size_t sql_le
     return DBP_OK;
 }
 
+dbp_request *dbp_request_new_internal(int op, dbp_manager *mgr)
+{
+    dbp_request *req = dbp_calloc(1, sizeof *req);
+    if (!req)
+        return NULL;
+    atomic_init(&req->refs, 1);
+    atomic_init(&req->cancelled, 0);
+    req->op = op;
+    req->mgr = mgr;
+    pthread_mutex_init(&req->done_mu, NULL);
+    pthread_cond_init(&req->done_cv, NULL);
+    return req;
+}
+
 void dbp_request_ref(dbp_request *req) { atomic_fetch_add(&req->refs, 1); }
 
 void dbp_request_unref(dbp_request *req)
@@ -69,7 +83,7 @@ void dbp_request_finish(dbp_request *req, dbp_conn *to_close)
     pthread_mutex_lock(&mgr->mu);
     dbp_pool *pool = req->pool;
     if (pool) {
-        if (req->op != DBP_OP_WARM_UP) {
+        if (!DBP_OP_IS_INTERNAL(req->op)) {
             pool->stats.requests_total++;
             if (req->status == DBP_E_CANCELLED)
                 pool->stats.cancelled_total++;
@@ -146,6 +160,7 @@ void dbp_request_cancel(dbp_request *req)
         dbp_request_list_remove(&req->pool->waiting, req);
         req->status = dbp_error_set(&req->error, DBP_E_CANCELLED, 0, NULL,
                                     "cancelled while waiting for a connection");
+        req->state = REQ_FINISHING;
         dequeued = 1;
     } else if (req->state == REQ_RUNNING && req->conn && req->conn->running == req &&
                req->conn->handle) {

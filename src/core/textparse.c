@@ -79,6 +79,8 @@ static int time_part(const char **p, const char *end, int64_t *us)
             (*p)++;
             int n = 0;
             while (*p < end && **p >= '0' && **p <= '9') {
+                if (n == 9)
+                    return 0; /* beyond nanoseconds: not a time */
                 if (n < 6)
                     frac = frac * 10 + (**p - '0');
                 else if (**p != '0')
@@ -132,10 +134,13 @@ int dbp_parse_timestamp(const char *s, size_t n, int64_t *us)
         int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
         if (!digits(&p, end, 2, &oh))
             return DBP_E_DATA;
-        if (p < end && *p == ':')
+        if (p < end && *p == ':') {
             p++;
-        if (p < end && !digits(&p, end, 2, &om))
+            if (!digits(&p, end, 2, &om))
+                return DBP_E_DATA; /* "+05:" needs its minutes */
+        } else if (p < end && !digits(&p, end, 2, &om)) {
             return DBP_E_DATA;
+        }
         if (oh > 23 || om > 59)
             return DBP_E_DATA;
         offset_us = sign * ((int64_t)oh * 3600 + om * 60) * US_PER_SEC;

@@ -143,6 +143,20 @@ static int run_cursor_op(const dbp_driver *drv, dbp_request *req, const dbp_exec
     }
 }
 
+/* Leaves a connection that goes back to the pool as a new one would be. */
+static void reset_conn(const dbp_driver *drv, dbp_conn *conn)
+{
+    if (conn->has_cursor) {
+        drv->cursor_close(conn->handle);
+        conn->has_cursor = 0;
+    }
+    if (drv->in_transaction(conn->handle)) {
+        dbp_error ignored;
+        if (drv->rollback(conn->handle, &ignored) != DBP_OK)
+            conn->broken = 1;
+    }
+}
+
 static int run_op(dbp_pool *pool, dbp_request *req)
 {
     const dbp_driver *drv = pool->driver;
@@ -152,6 +166,9 @@ static int run_op(dbp_pool *pool, dbp_request *req)
     const char *sql = req->sql ? req->sql : "";
     switch ((int)req->op) {
     case DBP_OP_WARM_UP:
+        return DBP_OK;
+    case DBP_OP_RESET_LEASE:
+        reset_conn(drv, req->conn);
         return DBP_OK;
     case DBP_OP_QUERY:
         return run_query(drv, req, &ctx);
@@ -175,26 +192,18 @@ static int run_op(dbp_pool *pool, dbp_request *req)
     }
 }
 
-/* Leaves a connection that goes back to the pool as a new one would be. */
-static void reset_conn(const dbp_driver *drv, dbp_conn *conn)
-{
-    if (conn->has_cursor) {
-        drv->cursor_close(conn->handle);
-        conn->has_cursor = 0;
-    }
-    if (drv->in_transaction(conn->handle)) {
-        dbp_error ignored;
-        if (drv->rollback(conn->handle, &ignored) != DBP_OK)
-            conn->broken = 1;
-    }
-}
-
 static void run_request(dbp_request *req)
 {
     dbp_pool *pool = req->pool;
     dbp_conn *conn = req->conn;
     dbp_lease *lease = req->on_lease;
-    int rc = prepare_conn(pool, conn, &req->error);
+    /* A leased connection is never replaced underneath its holder: that
+     * would lose an open transaction. It is retired when it comes back. */
+    int rc = !lease ? prepare_conn(pool, conn, &req->error)
+             : conn->handle && !conn->broken
+                 ? DBP_OK
+                 : dbp_error_set(&req->error, DBP_E_NETWORK, 0, NULL,
+                                 "the connection was lost; the transaction did not complete");
     if (rc == DBP_OK && atomic_load(&req->cancelled))
         rc = dbp_error_set(&req->error, DBP_E_CANCELLED, 0, NULL, "cancelled");
     if (rc == DBP_OK)

@@ -197,7 +197,7 @@ typedef enum value_kind {
 typedef struct column_plan {
     value_kind kind;
     dbp_type type; /* the Arrow type, DBP_T_NULL until known for K_INFER */
-    const char *declared;
+    char *declared; /* our copy: SQLite's string dies when it re-prepares */
 } column_plan;
 
 typedef struct cursor {
@@ -214,6 +214,7 @@ typedef struct cursor {
 typedef struct sqlite_conn {
     sqlite3 *db;
     const sqlite_config *cfg;
+    const atomic_int *cancelled; /* the running call's cancel flag, or NULL */
     cached_stmt *cache;
     int n_cached;
     uint64_t tick;
@@ -274,6 +275,15 @@ static int exec_simple(sqlite_conn *c, const char *sql, dbp_error *err)
     return rc == SQLITE_OK ? DBP_OK : fail(c->db, rc, 0, err);
 }
 
+/* Called by SQLite every few thousand VM steps: a cancel that arrived
+ * before the statement started (where sqlite3_interrupt has no effect)
+ * still stops it. */
+static int check_cancelled(void *arg)
+{
+    const sqlite_conn *c = arg;
+    return c->cancelled && atomic_load(c->cancelled);
+}
+
 static int connect(const void *config, void **out, dbp_error *err)
 {
     const sqlite_config *cfg = config;
@@ -290,6 +300,7 @@ static int connect(const void *config, void **out, dbp_error *err)
     }
     sqlite3_extended_result_codes(c->db, 1);
     sqlite3_busy_timeout(c->db, cfg->busy_timeout_ms);
+    sqlite3_progress_handler(c->db, 4000, check_cancelled, c);
     rc = exec_simple(c, cfg->foreign_keys ? "PRAGMA foreign_keys=ON" : "PRAGMA foreign_keys=OFF",
                      err);
     if (rc == DBP_OK && cfg->journal_mode[0]) {
@@ -543,10 +554,24 @@ static int execute_script(sqlite_conn *c, const char *sql, size_t len, const dbp
     return DBP_OK;
 }
 
+static int execute_watched(sqlite_conn *c, const char *sql, size_t len,
+                           const dbp_params *params, const dbp_exec_ctx *ctx, int64_t *affected,
+                           dbp_error *err);
+
 static int execute(void *conn, const char *sql, size_t len, const dbp_params *params,
                    const dbp_exec_ctx *ctx, int64_t *affected, dbp_error *err)
 {
     sqlite_conn *c = conn;
+    c->cancelled = ctx->cancelled;
+    int rc = execute_watched(c, sql, len, params, ctx, affected, err);
+    c->cancelled = NULL;
+    return rc;
+}
+
+static int execute_watched(sqlite_conn *c, const char *sql, size_t len,
+                           const dbp_params *params, const dbp_exec_ctx *ctx, int64_t *affected,
+                           dbp_error *err)
+{
     size_t rows = dbp_params_rows(params);
     if (rows == 0 && !params)
         return execute_script(c, sql, len, ctx, affected, err);
@@ -601,7 +626,7 @@ static int contains(const char *haystack, const char *needle)
  * for (booleans, dates, decimals). */
 static column_plan plan_column(const char *declared)
 {
-    column_plan plan = {.kind = K_INFER, .type = {DBP_T_NULL, 0, 0}, .declared = declared};
+    column_plan plan = {.kind = K_INFER, .type = {DBP_T_NULL, 0, 0}, .declared = NULL};
     if (!declared || !*declared)
         return plan;
     char up[64];
@@ -840,6 +865,8 @@ static void cursor_close(void *conn)
     cursor *cur = &c->cur;
     if (cur->stmt)
         release_stmt(cur->stmt, cur->cached);
+    for (int i = 0; cur->plans && i < cur->n_cols; i++)
+        dbp_free(cur->plans[i].declared);
     dbp_free(cur->plans);
     memset(cur, 0, sizeof *cur);
 }
@@ -857,21 +884,40 @@ static int cursor_open(void *conn, const char *sql, size_t len, const dbp_params
         return rc;
     }
     rc = bind_row(c, cur->stmt, params, 0, err);
-    cur->n_cols = sqlite3_column_count(cur->stmt);
-    if (rc == DBP_OK && cur->n_cols == 0)
+    if (rc == DBP_OK && sqlite3_column_count(cur->stmt) == 0)
         rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
                            "the statement returns no columns; use execute() for it");
-    if (rc == DBP_OK) {
-        cur->plans = dbp_calloc((size_t)cur->n_cols, sizeof *cur->plans);
-        if (!cur->plans)
-            rc = dbp_error_nomem(err);
-    }
-    if (rc != DBP_OK) {
+    if (rc != DBP_OK)
         cursor_close(c);
-        return rc;
+    return rc;
+}
+
+/* Steps to the first row, then plans the columns: a cached statement is
+ * re-prepared by that step if the schema changed, and only then do its
+ * declared types describe the rows. */
+static int plan_columns(sqlite_conn *c, dbp_error *err)
+{
+    cursor *cur = &c->cur;
+    int step = sqlite3_step(cur->stmt);
+    if (step == SQLITE_ROW)
+        cur->row_pending = 1;
+    else if (step == SQLITE_DONE)
+        cur->finished = 1;
+    else
+        return fail(c->db, step, 0, err);
+    int n = sqlite3_column_count(cur->stmt);
+    column_plan *plans = dbp_calloc((size_t)n, sizeof *plans);
+    if (!plans)
+        return dbp_error_nomem(err);
+    cur->plans = plans;
+    cur->n_cols = n;
+    for (int i = 0; i < n; i++) {
+        const char *declared = sqlite3_column_decltype(cur->stmt, i);
+        plans[i] = plan_column(declared);
+        plans[i].declared = declared ? dbp_strdup(declared) : NULL;
+        if (declared && !plans[i].declared)
+            return dbp_error_nomem(err);
     }
-    for (int i = 0; i < cur->n_cols; i++)
-        cur->plans[i] = plan_column(sqlite3_column_decltype(cur->stmt, i));
     return DBP_OK;
 }
 
@@ -908,10 +954,24 @@ static int has_untyped_column(const cursor *cur, dbp_result *res)
     return 0;
 }
 
+static int fetch_watched(sqlite_conn *c, const dbp_fetch_limits *limits,
+                         const dbp_exec_ctx *ctx, dbp_result **out, int *done, dbp_error *err);
+
 static int cursor_fetch(void *conn, const dbp_fetch_limits *limits, const dbp_exec_ctx *ctx,
                         dbp_result **out, int *done, dbp_error *err)
 {
     sqlite_conn *c = conn;
+    c->cancelled = ctx->cancelled;
+    int rc = c->cur.plans ? DBP_OK : plan_columns(c, err);
+    if (rc == DBP_OK)
+        rc = fetch_watched(c, limits, ctx, out, done, err);
+    c->cancelled = NULL;
+    return rc;
+}
+
+static int fetch_watched(sqlite_conn *c, const dbp_fetch_limits *limits,
+                         const dbp_exec_ctx *ctx, dbp_result **out, int *done, dbp_error *err)
+{
     cursor *cur = &c->cur;
     dbp_result *res;
     int rc = new_result(cur, &res, err);

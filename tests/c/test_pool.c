@@ -624,6 +624,14 @@ static void test_cancel_interrupts_endless_sqlite_query(void)
     sleep_ms(50); /* let it get well into sqlite3_step */
     CHECK_EQ_INT(dbp_request_wait(req, 0), DBP_E_TIMEOUT);
     dbp_request_cancel(req);
+    /* One cancel must do; more only keep a lost one (see test_sqlite.c,
+     * test_cancel_as_statement_starts_is_not_lost) from hanging the suite. */
+    int cancels = 1;
+    while (dbp_request_wait(req, 2000) != DBP_OK && cancels < 10) {
+        dbp_request_cancel(req);
+        cancels++;
+    }
+    CHECK_EQ_INT(cancels, 1);
     dbp_error err = {0};
     CHECK_EQ_INT(outcome(req, &err), DBP_E_CANCELLED);
     dbp_request_unref(req);
@@ -740,8 +748,10 @@ static void test_untaken_lease_is_released_with_its_request(void)
     dbp_request *req = submit(mgr, "p", DBP_OP_LEASE, NULL, NULL);
     CHECK_EQ_INT(outcome(req, NULL), DBP_OK);
     CHECK_EQ_INT(stats(mgr, "p").in_use, 1);
+    /* The worker may still hold its reference for a moment after the
+     * completion signal; the last reference releases the lease. */
     dbp_request_unref(req);
-    CHECK_EQ_INT(stats(mgr, "p").in_use, 0);
+    CHECK(EVENTUALLY(stats(mgr, "p").in_use == 0, WAIT_MS));
     CHECK_EQ_INT(run(mgr, "p", DBP_OP_EXECUTE, "MARK 1", NULL), DBP_OK);
     dbp_manager_free(mgr);
 }
@@ -1194,7 +1204,7 @@ static void test_many_threads_share_a_small_pool(void)
     dbp_manager_free(mgr);
 }
 
-/* ---- library bugs ------------------------------------------------------------------------ */
+/* ---- regressions: each of these once failed ---------------------------------------- */
 
 /* A leased connection must stay the same connection until released: a
  * transaction lives on it. Replacing it because it passed max_lifetime
@@ -1279,7 +1289,6 @@ static void test_waiter_is_served_after_slot_allocation_failure(void)
     dbp_alloc_fail_after(1); /* the connection slot, the first allocation */
     CHECK_EQ_INT(dbp_submit(mgr, "p", req, NULL, NULL), DBP_OK);
     dbp_alloc_fail_reset();
-    CHECK_EQ_INT(stats(mgr, "p").waiting, 1);
     dbp_error err = {0};
     int rc = outcome(req, &err);
     if (rc != DBP_OK)
@@ -1306,8 +1315,10 @@ static void test_completion_fd_not_left_readable_when_empty(void)
         dbp_request *req = submit(mgr, "p", DBP_OP_EXECUTE, "MARK 1", cq);
         dbp_request *got = NULL;
         int64_t deadline = now_ms() + WAIT_MS;
+        /* Spin (yielding, so a serialising scheduler such as valgrind's
+         * still runs the worker) to drain the moment the push lands. */
         while (dbp_completion_queue_drain(cq, &got, 1) == 0 && now_ms() < deadline)
-            ;
+            sched_yield();
         CHECK(got == req);
         dbp_request_unref(got);
         dbp_request_unref(req);
@@ -1316,6 +1327,7 @@ static void test_completion_fd_not_left_readable_when_empty(void)
         if (fd_readable(fd, 1)) {
             dbp_request *none = NULL;
             CHECK_EQ_INT(dbp_completion_queue_drain(cq, &none, 1), 0);
+            dbp_request_unref(none);
             stuck = fd_readable(fd, 0);
         }
     }
@@ -1428,7 +1440,7 @@ int main(void)
     RUN(test_completion_queue_fd_and_drain);
     RUN(test_allocation_failures_anywhere);
     RUN(test_many_threads_share_a_small_pool);
-    /* Library bugs (see the comments); the racy ones may crash, so last. */
+    /* Regressions (see the comments). */
     RUN(test_leased_transaction_survives_max_lifetime);
     RUN(test_leased_connection_is_not_replaced_by_validation);
     RUN(test_waiter_is_served_after_slot_allocation_failure);
