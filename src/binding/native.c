@@ -112,6 +112,20 @@ static PyObject *raise_simple(module_state *st, int category, const char *messag
     return raise_error(st, &err, NULL);
 }
 
+/* Sets `engine` on the pending exception when it is one of ours. */
+static void tag_engine(module_state *st, PyObject *engine)
+{
+    PyObject *type, *exc, *tb;
+    PyErr_Fetch(&type, &exc, &tb); /* Python 3.10 has no GetRaisedException */
+    PyErr_NormalizeException(&type, &exc, &tb);
+    PyObject *base = PyObject_GetAttrString(st->errors, "Error");
+    if (base && exc && engine != Py_None && PyObject_IsInstance(exc, base) == 1)
+        PyObject_SetAttrString(exc, "engine", engine);
+    PyErr_Clear();
+    Py_XDECREF(base);
+    PyErr_Restore(type, exc, tb);
+}
+
 /* ---- parameters ---------------------------------------------------------------- */
 
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
@@ -473,8 +487,10 @@ static RequestObject *request_create(module_state *st, PyObject *manager, dbp_op
             return NULL;
     }
     dbp_params *p;
-    if (build_params(st, params, many, &p) < 0)
+    if (build_params(st, params, many, &p) < 0) {
+        tag_engine(st, engine);
         return NULL;
+    }
     RequestObject *self = PyObject_GC_New(RequestObject, st->request_type);
     if (!self) {
         dbp_params_free(p);
