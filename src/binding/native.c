@@ -11,6 +11,7 @@
 
 #include "arrow_abi.h"
 #include "db_pool.h"
+#include "textparse.h"
 
 /* ---- module state ------------------------------------------------------------ */
 
@@ -128,16 +129,6 @@ static void tag_engine(module_state *st, PyObject *engine)
 
 /* ---- parameters ---------------------------------------------------------------- */
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
 static int64_t time_of_day_us(int h, int m, int s, int us)
 {
     return (((int64_t)h * 60 + m) * 60 + s) * 1000000 + us;
@@ -189,7 +180,7 @@ static int add_param(module_state *st, dbp_params *p, const char *name, PyObject
         rc = dbp_params_add_blob(p, name, view.buf, (size_t)view.len);
         PyBuffer_Release(&view);
     } else if (PyDateTime_Check(v)) {
-        int64_t us = days_from_civil(PyDateTime_GET_YEAR(v), PyDateTime_GET_MONTH(v),
+        int64_t us = dbp_days_from_civil(PyDateTime_GET_YEAR(v), PyDateTime_GET_MONTH(v),
                                      PyDateTime_GET_DAY(v)) *
                          86400000000LL +
                      time_of_day_us(PyDateTime_DATE_GET_HOUR(v), PyDateTime_DATE_GET_MINUTE(v),
@@ -210,7 +201,7 @@ static int add_param(module_state *st, dbp_params *p, const char *name, PyObject
     } else if (PyDate_Check(v)) {
         rc = dbp_params_add_temporal(
             p, name, DBP_V_DATE,
-            days_from_civil(PyDateTime_GET_YEAR(v), PyDateTime_GET_MONTH(v), PyDateTime_GET_DAY(v)));
+            dbp_days_from_civil(PyDateTime_GET_YEAR(v), PyDateTime_GET_MONTH(v), PyDateTime_GET_DAY(v)));
     } else if (PyTime_Check(v)) {
         if (PyDateTime_TIME_GET_TZINFO(v) != Py_None) {
             char msg[160];
