@@ -53,6 +53,8 @@ typedef struct dbp_error {
     int native_code; /* the engine's own error code, 0 if none */
     char sqlstate[6];
     char message[DBP_ERROR_MESSAGE_SIZE];
+    char detail[512]; /* the engine's detail and hint, empty if none */
+    char hint[256];
 } dbp_error;
 
 /* A static, human-readable name for a category ("timeout", "server", ...). */
@@ -198,6 +200,15 @@ void dbp_request_unref(dbp_request *req);
 
 /* Rows per batch for CURSOR_FETCH (default 65536). */
 void dbp_request_set_batch_rows(dbp_request *req, int64_t rows);
+
+/* How a QUERY or CURSOR_OPEN reads rows where the engine has a bulk path
+ * (PostgreSQL COPY ... TO STDOUT (FORMAT binary)). */
+typedef enum dbp_copy_mode {
+    DBP_COPY_AUTO = 0, /* when valid and it pays */
+    DBP_COPY_ALWAYS = 1,
+    DBP_COPY_NEVER = 2,
+} dbp_copy_mode;
+void dbp_request_set_copy_mode(dbp_request *req, dbp_copy_mode mode);
 /* An opaque pointer handed back unchanged; the library never touches it. */
 void dbp_request_set_user_data(dbp_request *req, void *user_data);
 void *dbp_request_user_data(const dbp_request *req);
@@ -228,6 +239,9 @@ void dbp_request_cancel(dbp_request *req);
 /* After completion: the outcome (DBP_OK or a category) and the error. */
 int dbp_request_status(const dbp_request *req, dbp_error *err);
 int64_t dbp_request_rows_affected(const dbp_request *req);
+/* Messages the engine sent while the request ran (PostgreSQL NOTICEs), each
+ * "SEVERITY: text" and ending in '\n'; "" when none. Owned by the request. */
+const char *dbp_request_notices(const dbp_request *req);
 /* 1 when a CURSOR_FETCH reached the end of the rows. */
 int dbp_request_cursor_done(const dbp_request *req);
 /* Moves the result (QUERY, CURSOR_FETCH) into `out`;

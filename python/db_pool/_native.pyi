@@ -12,6 +12,9 @@ OP_ROLLBACK: int
 OP_CURSOR_OPEN: int
 OP_CURSOR_FETCH: int
 OP_CURSOR_CLOSE: int
+COPY_AUTO: int
+COPY_ALWAYS: int
+COPY_NEVER: int
 
 def engines() -> list[str]: ...
 @final
@@ -30,6 +33,7 @@ class Request:
     def result(self) -> ResultStream: ...
     def rows_affected(self) -> int: ...
     def take_lease(self) -> Lease: ...
+    def notices(self) -> list[str]: ...
 
 @final
 class Lease:
@@ -43,6 +47,7 @@ class Lease:
         *,
         many: bool = False,
         batch_rows: int = 0,
+        copy: int = 0,
         queue: CompletionQueue | None = None,
         future: Any = None,
     ) -> Request: ...
@@ -74,6 +79,7 @@ class Manager:
         *,
         many: bool = False,
         batch_rows: int = 0,
+        copy: int = 0,
         queue: CompletionQueue | None = None,
         future: Any = None,
         engine: str | None = None,

@@ -8,6 +8,7 @@ apply:
 - ``sqlstate``: the five-character SQLSTATE; engines without SQLSTATEs get one
   derived from their error code (documented per engine).
 - ``category``: the library's error category ("server", "timeout", ...).
+- ``detail``, ``hint``: the engine's DETAIL and HINT fields (PostgreSQL).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class Error(Exception):
     code: int | None = None
     sqlstate: str | None = None
     category: str | None = None
+    detail: str | None = None
+    hint: str | None = None
 
 
 class InterfaceError(Error):

@@ -94,14 +94,21 @@ static PyObject *raise_error(module_state *st, const dbp_error *err, PyObject *e
     PyObject *sqlstate = err->sqlstate[0] ? PyUnicode_FromString(err->sqlstate)
                                           : Py_NewRef(Py_None);
     PyObject *category = PyUnicode_FromString(dbp_category_name(err->category));
-    if (code && sqlstate && category && PyObject_SetAttrString(exc, "code", code) == 0 &&
+    PyObject *detail = err->detail[0] ? PyUnicode_FromString(err->detail) : Py_NewRef(Py_None);
+    PyObject *hint = err->hint[0] ? PyUnicode_FromString(err->hint) : Py_NewRef(Py_None);
+    if (code && sqlstate && category && detail && hint &&
+        PyObject_SetAttrString(exc, "code", code) == 0 &&
         PyObject_SetAttrString(exc, "sqlstate", sqlstate) == 0 &&
         PyObject_SetAttrString(exc, "category", category) == 0 &&
+        PyObject_SetAttrString(exc, "detail", detail) == 0 &&
+        PyObject_SetAttrString(exc, "hint", hint) == 0 &&
         PyObject_SetAttrString(exc, "engine", engine ? engine : Py_None) == 0)
         PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
     Py_XDECREF(code);
     Py_XDECREF(sqlstate);
     Py_XDECREF(category);
+    Py_XDECREF(detail);
+    Py_XDECREF(hint);
     Py_DECREF(exc);
     return NULL;
 }
@@ -468,7 +475,8 @@ static void request_dealloc(RequestObject *self)
 
 static RequestObject *request_create(module_state *st, PyObject *manager, dbp_op op,
                                      PyObject *sql, PyObject *params, int many,
-                                     Py_ssize_t batch_rows, PyObject *future, PyObject *engine)
+                                     Py_ssize_t batch_rows, int copy_mode, PyObject *future,
+                                     PyObject *engine)
 {
     const char *text = NULL;
     Py_ssize_t len = 0;
@@ -500,6 +508,7 @@ static RequestObject *request_create(module_state *st, PyObject *manager, dbp_op
     }
     if (batch_rows > 0)
         dbp_request_set_batch_rows(self->req, batch_rows);
+    dbp_request_set_copy_mode(self->req, (dbp_copy_mode)copy_mode);
     dbp_request_set_user_data(self->req, self);
     return self;
 }
@@ -607,6 +616,21 @@ static PyObject *request_rows_affected(RequestObject *self, PyObject *unused)
     return PyLong_FromLongLong(dbp_request_rows_affected(self->req));
 }
 
+/* notices() -> list[str]: "SEVERITY: text" messages the engine sent. */
+static PyObject *request_notices(RequestObject *self, PyObject *unused)
+{
+    (void)unused;
+    const char *text = dbp_request_notices(self->req);
+    if (!*text)
+        return PyList_New(0);
+    PyObject *all = PyUnicode_DecodeUTF8(text, (Py_ssize_t)strlen(text) - 1, "replace");
+    if (!all)
+        return NULL;
+    PyObject *lines = PyUnicode_Splitlines(all, 0);
+    Py_DECREF(all);
+    return lines;
+}
+
 static PyObject *request_cursor_done(RequestObject *self, void *closure)
 {
     (void)closure;
@@ -658,6 +682,7 @@ static PyMethodDef request_methods[] = {
     {"result", (PyCFunction)request_result, METH_NOARGS, "The rows as an Arrow stream object."},
     {"rows_affected", (PyCFunction)request_rows_affected, METH_NOARGS, "Rows changed."},
     {"take_lease", (PyCFunction)request_take_lease, METH_NOARGS, "The leased connection."},
+    {"notices", (PyCFunction)request_notices, METH_NOARGS, "Messages the engine sent."},
     {NULL},
 };
 
@@ -839,13 +864,14 @@ static PyObject *lease_in_transaction(LeaseObject *self, void *closure)
  *        future=None) -> Request */
 static PyObject *lease_submit(LeaseObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"op", "sql", "params", "many", "batch_rows", "queue", "future", NULL};
+    static char *kwlist[] = {"op",    "sql",   "params", "many", "batch_rows",
+                             "copy",  "queue", "future", NULL};
     module_state *st = state_of_type(Py_TYPE(self));
-    int op, many = 0;
+    int op, many = 0, copy_mode = DBP_COPY_AUTO;
     PyObject *sql = Py_None, *params = Py_None, *queue_obj = Py_None, *future = Py_None;
     Py_ssize_t batch_rows = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|OO$pnOO", kwlist, &op, &sql, &params,
-                                     &many, &batch_rows, &queue_obj, &future))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|OO$pniOO", kwlist, &op, &sql, &params,
+                                     &many, &batch_rows, &copy_mode, &queue_obj, &future))
         return NULL;
     QueueObject *queue;
     if (queue_arg(st, queue_obj, &queue) < 0)
@@ -853,7 +879,7 @@ static PyObject *lease_submit(LeaseObject *self, PyObject *args, PyObject *kwarg
     if (!self->lease)
         return raise_simple(st, DBP_E_CLOSED, "the connection was released already");
     RequestObject *req = request_create(st, self->manager, (dbp_op)op, sql, params, many,
-                                        batch_rows, future, self->engine);
+                                        batch_rows, copy_mode, future, self->engine);
     if (!req)
         return NULL;
     dbp_error err;
@@ -1084,22 +1110,23 @@ static PyObject *manager_stats(ManagerObject *self, PyObject *args)
  *        queue=None, future=None, engine=None) -> Request */
 static PyObject *manager_submit(ManagerObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"pool_id", "op", "sql", "params", "many", "batch_rows",
-                             "queue", "future", "engine", NULL};
+    static char *kwlist[] = {"pool_id", "op",    "sql",    "params", "many", "batch_rows",
+                             "copy",    "queue", "future", "engine", NULL};
     module_state *st = state_of_type(Py_TYPE(self));
     const char *pool_id;
-    int op, many = 0;
+    int op, many = 0, copy_mode = DBP_COPY_AUTO;
     PyObject *sql = Py_None, *params = Py_None, *queue_obj = Py_None, *future = Py_None,
              *engine = Py_None;
     Py_ssize_t batch_rows = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "si|OO$pnOOO", kwlist, &pool_id, &op, &sql,
-                                     &params, &many, &batch_rows, &queue_obj, &future, &engine))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "si|OO$pniOOO", kwlist, &pool_id, &op, &sql,
+                                     &params, &many, &batch_rows, &copy_mode, &queue_obj,
+                                     &future, &engine))
         return NULL;
     QueueObject *queue;
     if (queue_arg(st, queue_obj, &queue) < 0 || manager_check(self, st) < 0)
         return NULL;
     RequestObject *req = request_create(st, (PyObject *)self, (dbp_op)op, sql, params, many,
-                                        batch_rows, future, engine);
+                                        batch_rows, copy_mode, future, engine);
     if (!req)
         return NULL;
     dbp_error err;
@@ -1212,6 +1239,8 @@ static int module_exec(PyObject *module)
         {"OP_BEGIN", DBP_OP_BEGIN},       {"OP_COMMIT", DBP_OP_COMMIT},
         {"OP_ROLLBACK", DBP_OP_ROLLBACK}, {"OP_CURSOR_OPEN", DBP_OP_CURSOR_OPEN},
         {"OP_CURSOR_FETCH", DBP_OP_CURSOR_FETCH}, {"OP_CURSOR_CLOSE", DBP_OP_CURSOR_CLOSE},
+        {"COPY_AUTO", DBP_COPY_AUTO},     {"COPY_ALWAYS", DBP_COPY_ALWAYS},
+        {"COPY_NEVER", DBP_COPY_NEVER},
     };
     for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
         if (PyModule_AddIntConstant(module, ops[i].name, ops[i].value) < 0)

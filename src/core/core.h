@@ -77,7 +77,10 @@ struct dbp_request {
     size_t sql_len;
     dbp_params *params;
     int64_t batch_rows;
+    dbp_copy_mode copy_mode;
     void *user_data;
+    char *notices; /* "SEVERITY: text\n" lines the engine sent */
+    size_t notices_len;
 
     /* routing, guarded by mgr->mu */
     request_state state;
@@ -152,6 +155,8 @@ void dbp_conn_list_remove(conn_list *l, dbp_conn *c);
 
 /* request.c */
 void dbp_request_ref(dbp_request *req);
+/* dbp_exec_ctx.notice for requests: keeps up to 64 KiB of messages. */
+void dbp_request_add_notice(void *req, const char *severity, const char *text);
 /* A request of an internal kind with its one (in-flight) reference; NULL
  * when out of memory. */
 dbp_request *dbp_request_new_internal(int op, dbp_manager *mgr);

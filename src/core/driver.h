@@ -19,6 +19,10 @@
 /* Per-call context handed to statement calls. */
 typedef struct dbp_exec_ctx {
     const atomic_int *cancelled; /* becomes 1 when the caller cancels */
+    dbp_copy_mode copy_mode;     /* QUERY / CURSOR_OPEN: bulk read path */
+    /* Passes an engine message (a NOTICE) to the caller. */
+    void (*notice)(void *arg, const char *severity, const char *text);
+    void *notice_arg;
 } dbp_exec_ctx;
 
 /* Limits for one fetch: stop after max_rows (< 0: all rows); cut batches

@@ -37,6 +37,7 @@ int dbp_error_set(dbp_error *err, int category, int native_code, const char *sql
         return category;
     err->category = category;
     err->native_code = native_code;
+    err->detail[0] = err->hint[0] = '\0';
     snprintf(err->sqlstate, sizeof err->sqlstate, "%s", sqlstate ? sqlstate : "");
     va_list ap;
     va_start(ap, fmt);

@@ -2,6 +2,7 @@
  * outcome. A request is referenced by its creator and, while submitted, by
  * the library (that reference moves into the completion queue if any). */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -59,6 +60,7 @@ void dbp_request_unref(dbp_request *req)
     if (!req || atomic_fetch_sub(&req->refs, 1) != 1)
         return;
     dbp_free(req->sql);
+    dbp_free(req->notices);
     dbp_params_free(req->params);
     dbp_result_free(req->result);
     if (req->lease_out)
@@ -71,6 +73,27 @@ void dbp_request_unref(dbp_request *req)
 void dbp_request_set_batch_rows(dbp_request *req, int64_t rows)
 {
     req->batch_rows = rows > 0 ? rows : 1;
+}
+
+void dbp_request_set_copy_mode(dbp_request *req, dbp_copy_mode mode) { req->copy_mode = mode; }
+
+const char *dbp_request_notices(const dbp_request *req)
+{
+    return req->notices ? req->notices : "";
+}
+
+void dbp_request_add_notice(void *arg, const char *severity, const char *text)
+{
+    dbp_request *req = arg;
+    size_t add = strlen(severity) + strlen(text) + 3;
+    if (req->notices_len + add > 65536)
+        return; /* a flood of notices is cut, not the statement */
+    char *grown = dbp_realloc(req->notices, req->notices_len + add + 1);
+    if (!grown)
+        return;
+    req->notices = grown;
+    req->notices_len += (size_t)snprintf(grown + req->notices_len, add + 1, "%s: %s\n", severity,
+                                         text);
 }
 
 void dbp_request_set_user_data(dbp_request *req, void *user_data) { req->user_data = user_data; }

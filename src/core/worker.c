@@ -161,7 +161,10 @@ static int run_op(dbp_pool *pool, dbp_request *req)
 {
     const dbp_driver *drv = pool->driver;
     void *h = req->conn->handle;
-    dbp_exec_ctx ctx = {.cancelled = &req->cancelled};
+    dbp_exec_ctx ctx = {.cancelled = &req->cancelled,
+                        .copy_mode = req->copy_mode,
+                        .notice = dbp_request_add_notice,
+                        .notice_arg = req};
     dbp_error *err = &req->error;
     const char *sql = req->sql ? req->sql : "";
     switch ((int)req->op) {
