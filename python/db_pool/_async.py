@@ -14,7 +14,16 @@ from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
 import polars as pl
 
 from . import _native
-from ._common import DEFAULT_BATCH_ROWS, PoolRegistry, frame, pool_arguments
+from ._common import (
+    DEFAULT_BATCH_ROWS,
+    CopyMode,
+    PoolRegistry,
+    begin_options,
+    copy_mode,
+    frame,
+    log_notices,
+    pool_arguments,
+)
 from .errors import PoolClosed
 
 Params = Sequence[Any] | Mapping[str, Any] | None
@@ -44,10 +53,13 @@ async def _finish(req: _native.Request) -> _native.Request:
     """Waits for a submitted request. If the waiting task is cancelled, the
     request is cancelled too (dequeued, or its statement interrupted)."""
     try:
-        return await req.future  # type: ignore[no-any-return]
+        await req.future
     except asyncio.CancelledError:
         req.cancel()
         raise
+    log_notices(req)
+    req.check()
+    return req
 
 
 class Transaction:
@@ -71,6 +83,7 @@ class Transaction:
         *,
         many: bool = False,
         batch_rows: int = 0,
+        copy: int = 0,
     ) -> _native.Request:
         if self._lease is None:
             raise PoolClosed("the transaction is not active")
@@ -83,13 +96,12 @@ class Transaction:
             params,
             many=many,
             batch_rows=batch_rows,
+            copy=copy,
             queue=completions.queue,
             future=fut,
         )
         self._last = req
-        await _finish(req)
-        req.check()
-        return req
+        return await _finish(req)
 
     async def _settle(self) -> None:
         """Waits until a cancelled earlier request has left the connection."""
@@ -100,9 +112,11 @@ class Transaction:
             if not last.done():
                 await asyncio.shield(fut)
 
-    async def query(self, sql: str, params: Params = None) -> pl.DataFrame:
+    async def query(
+        self, sql: str, params: Params = None, *, copy: CopyMode = "auto"
+    ) -> pl.DataFrame:
         """Runs a query inside the transaction and returns its rows."""
-        return frame(await self._run(_native.OP_QUERY, sql, params))
+        return frame(await self._run(_native.OP_QUERY, sql, params, copy=copy_mode(copy)))
 
     async def execute(self, sql: str, params: Params = None) -> int:
         """Runs a statement inside the transaction; returns rows affected."""
@@ -173,6 +187,7 @@ class DatabasePool(PoolRegistry):
         params: Any = None,
         *,
         many: bool = False,
+        copy: int = 0,
     ) -> _native.Request:
         completions = self._loop_completions()
         fut = completions.loop.create_future()
@@ -182,13 +197,12 @@ class DatabasePool(PoolRegistry):
             sql,
             params,
             many=many,
+            copy=copy,
             queue=completions.queue,
             future=fut,
             engine=self._engine(pool_id),
         )
-        await _finish(req)
-        req.check()
-        return req
+        return await _finish(req)
 
     # ---- pools ----
 
@@ -248,13 +262,19 @@ class DatabasePool(PoolRegistry):
 
     # ---- statements ----
 
-    async def query(self, pool_id: str, sql: str, params: Params = None) -> pl.DataFrame:
+    async def query(
+        self, pool_id: str, sql: str, params: Params = None, *, copy: CopyMode = "auto"
+    ) -> pl.DataFrame:
         """Runs a query and returns all its rows as a DataFrame.
 
         Parameters use the engine's placeholders (SQLite: ``?`` with a
-        sequence, ``:name`` with a dict) and are bound by the engine.
+        sequence, ``:name`` with a dict; PostgreSQL: ``$1``, ``$2``, ...)
+        and are bound by the engine. ``copy`` chooses PostgreSQL's bulk path
+        (COPY ... TO STDOUT (FORMAT binary)): "auto" uses it for
+        parameterless SELECT/WITH/VALUES/TABLE statements.
         """
-        return frame(await self._submit(pool_id, _native.OP_QUERY, sql, params))
+        req = await self._submit(pool_id, _native.OP_QUERY, sql, params, copy=copy_mode(copy))
+        return frame(req)
 
     async def execute(self, pool_id: str, sql: str, params: Params = None) -> int:
         """Runs a statement and returns the number of rows it changed.
@@ -269,13 +289,22 @@ class DatabasePool(PoolRegistry):
         req = await self._submit(pool_id, _native.OP_EXECUTE_MANY, sql, rows, many=True)
         return req.rows_affected()
 
-    def transaction(self, pool_id: str, begin: str = "") -> Transaction:
+    def transaction(
+        self,
+        pool_id: str,
+        begin: str = "",
+        *,
+        isolation: str | None = None,
+        readonly: bool = False,
+    ) -> Transaction:
         """A transaction on one connection, as an async context manager.
 
         ``begin`` is the engine's transaction mode (SQLite: "", "DEFERRED",
-        "IMMEDIATE", "EXCLUSIVE").
+        "IMMEDIATE", "EXCLUSIVE"). PostgreSQL takes ``isolation`` ("read
+        committed", "repeatable read", "serializable") and ``readonly``.
         """
-        return Transaction(self, pool_id, begin)
+        options = begin_options(self._engine(pool_id), begin, isolation, readonly)
+        return Transaction(self, pool_id, options)
 
     async def stream(
         self,
@@ -284,6 +313,7 @@ class DatabasePool(PoolRegistry):
         params: Params = None,
         *,
         batch_rows: int = DEFAULT_BATCH_ROWS,
+        copy: CopyMode = "auto",
     ) -> AsyncIterator[pl.DataFrame]:
         """Yields the rows of a query as DataFrames of at most ``batch_rows`` rows.
 
@@ -292,12 +322,13 @@ class DatabasePool(PoolRegistry):
         """
         if batch_rows < 1:
             raise ValueError("batch_rows must be at least 1")
+        copy_mode(copy)  # a bad value fails before a connection is taken
         tx = Transaction(self, pool_id, "")
         req = await self._submit(pool_id, _native.OP_LEASE)
         tx._lease = req.take_lease()
         cursor_open = False
         try:
-            await tx._run(_native.OP_CURSOR_OPEN, sql, params)
+            await tx._run(_native.OP_CURSOR_OPEN, sql, params, copy=copy_mode(copy))
             cursor_open = True
             while True:
                 req = await tx._run(_native.OP_CURSOR_FETCH, batch_rows=batch_rows)

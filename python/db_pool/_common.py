@@ -3,7 +3,8 @@ native settings and options, and native results into DataFrames."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import logging
+from typing import Any, Literal, Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import polars as pl
@@ -26,9 +27,67 @@ POOL_OPTIONS = frozenset(
 )
 
 #: Names users may give for each engine, mapped to the native engine name.
-ENGINE_ALIASES = {"sqlite": "sqlite", "sqlite3": "sqlite"}
+ENGINE_ALIASES = {
+    "sqlite": "sqlite",
+    "sqlite3": "sqlite",
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "pg": "postgresql",
+}
 
 DEFAULT_BATCH_ROWS = 65_536
+
+#: How query() and stream() read rows where the engine has a bulk path
+#: (PostgreSQL: COPY ... TO STDOUT (FORMAT binary)).
+CopyMode = Literal["auto"] | bool
+
+_COPY_MODES = {"auto": _native.COPY_AUTO, True: _native.COPY_ALWAYS, False: _native.COPY_NEVER}
+
+_ISOLATION_LEVELS = ("read uncommitted", "read committed", "repeatable read", "serializable")
+
+logger = logging.getLogger("db_pool")
+
+_NOTICE_LEVELS = {
+    "DEBUG": logging.DEBUG,
+    "LOG": logging.INFO,
+    "INFO": logging.INFO,
+    "NOTICE": logging.INFO,
+    "WARNING": logging.WARNING,
+}
+
+
+def copy_mode(copy: CopyMode) -> int:
+    try:
+        return _COPY_MODES[copy]
+    except (KeyError, TypeError):
+        raise ValueError(f"copy must be 'auto', True or False, not {copy!r}") from None
+
+
+def log_notices(req: _native.Request) -> None:
+    """Sends the engine's messages (PostgreSQL NOTICEs) to logging."""
+    for line in req.notices():
+        severity, _, text = line.partition(": ")
+        logger.log(_NOTICE_LEVELS.get(severity, logging.WARNING), "%s: %s", severity, text)
+
+
+def begin_options(engine: str, begin: str, isolation: str | None, readonly: bool) -> str:
+    """The engine's BEGIN options for transaction()."""
+    if isolation is None and not readonly:
+        return begin
+    if engine != "postgresql":
+        raise ConfigurationError(f"{engine} transactions take no isolation or readonly option")
+    if begin:
+        raise ConfigurationError("give either begin= or isolation=/readonly=, not both")
+    parts = []
+    if isolation is not None:
+        if isolation.lower() not in _ISOLATION_LEVELS:
+            raise ConfigurationError(
+                f"isolation must be one of {', '.join(_ISOLATION_LEVELS)}; got {isolation!r}"
+            )
+        parts.append(f"ISOLATION LEVEL {isolation.upper()}")
+    if readonly:
+        parts.append("READ ONLY")
+    return ", ".join(parts)
 
 
 def _setting_text(value: Any) -> str:
@@ -51,6 +110,8 @@ def _parse_url(url: str) -> tuple[str, dict[str, str]]:
     if not parts.scheme:
         raise ConfigurationError("the url needs a scheme such as sqlite:///path/to/file.db")
     engine = _engine(parts.scheme)
+    if engine == "postgresql":
+        return engine, {"dsn": url}  # libpq parses its own URIs, multi-host included
     settings = dict(parse_qsl(parts.query, keep_blank_values=True))
     if engine == "sqlite":
         if parts.netloc:

@@ -14,12 +14,22 @@ import polars as pl
 
 from . import _native
 from ._async import Params
-from ._common import DEFAULT_BATCH_ROWS, PoolRegistry, frame, pool_arguments
+from ._common import (
+    DEFAULT_BATCH_ROWS,
+    CopyMode,
+    PoolRegistry,
+    begin_options,
+    copy_mode,
+    frame,
+    log_notices,
+    pool_arguments,
+)
 from .errors import PoolClosed
 
 
 def _finish(req: _native.Request) -> _native.Request:
     req.wait()
+    log_notices(req)
     req.check()
     return req
 
@@ -44,14 +54,16 @@ class SyncTransaction:
         *,
         many: bool = False,
         batch_rows: int = 0,
+        copy: int = 0,
     ) -> _native.Request:
         if self._lease is None:
             raise PoolClosed("the transaction is not active")
-        return _finish(self._lease.submit(op, sql, params, many=many, batch_rows=batch_rows))
+        req = self._lease.submit(op, sql, params, many=many, batch_rows=batch_rows, copy=copy)
+        return _finish(req)
 
-    def query(self, sql: str, params: Params = None) -> pl.DataFrame:
+    def query(self, sql: str, params: Params = None, *, copy: CopyMode = "auto") -> pl.DataFrame:
         """Runs a query inside the transaction and returns its rows."""
-        return frame(self._run(_native.OP_QUERY, sql, params))
+        return frame(self._run(_native.OP_QUERY, sql, params, copy=copy_mode(copy)))
 
     def execute(self, sql: str, params: Params = None) -> int:
         """Runs a statement inside the transaction; returns rows affected."""
@@ -99,10 +111,17 @@ class SyncDatabasePool(PoolRegistry):
     """
 
     def _submit(
-        self, pool_id: str, op: int, sql: str | None = None, params: Any = None, *, many: bool = False
+        self,
+        pool_id: str,
+        op: int,
+        sql: str | None = None,
+        params: Any = None,
+        *,
+        many: bool = False,
+        copy: int = 0,
     ) -> _native.Request:
         req = self._manager().submit(
-            pool_id, op, sql, params, many=many, engine=self._engine(pool_id)
+            pool_id, op, sql, params, many=many, copy=copy, engine=self._engine(pool_id)
         )
         return _finish(req)
 
@@ -149,9 +168,11 @@ class SyncDatabasePool(PoolRegistry):
     ) -> None:
         self.close()
 
-    def query(self, pool_id: str, sql: str, params: Params = None) -> pl.DataFrame:
-        """Runs a query and returns all its rows as a DataFrame."""
-        return frame(self._submit(pool_id, _native.OP_QUERY, sql, params))
+    def query(
+        self, pool_id: str, sql: str, params: Params = None, *, copy: CopyMode = "auto"
+    ) -> pl.DataFrame:
+        """Runs a query and returns all its rows as a DataFrame; see DatabasePool.query."""
+        return frame(self._submit(pool_id, _native.OP_QUERY, sql, params, copy=copy_mode(copy)))
 
     def execute(self, pool_id: str, sql: str, params: Params = None) -> int:
         """Runs a statement (or, without parameters, a script); returns rows changed."""
@@ -162,9 +183,18 @@ class SyncDatabasePool(PoolRegistry):
         req = self._submit(pool_id, _native.OP_EXECUTE_MANY, sql, rows, many=True)
         return req.rows_affected()
 
-    def transaction(self, pool_id: str, begin: str = "") -> SyncTransaction:
-        """A transaction on one connection, as a context manager."""
-        return SyncTransaction(self, pool_id, begin)
+    def transaction(
+        self,
+        pool_id: str,
+        begin: str = "",
+        *,
+        isolation: str | None = None,
+        readonly: bool = False,
+    ) -> SyncTransaction:
+        """A transaction on one connection, as a context manager; see
+        DatabasePool.transaction."""
+        options = begin_options(self._engine(pool_id), begin, isolation, readonly)
+        return SyncTransaction(self, pool_id, options)
 
     def stream(
         self,
@@ -173,15 +203,17 @@ class SyncDatabasePool(PoolRegistry):
         params: Params = None,
         *,
         batch_rows: int = DEFAULT_BATCH_ROWS,
+        copy: CopyMode = "auto",
     ) -> Iterator[pl.DataFrame]:
         """Yields the rows of a query as DataFrames of at most ``batch_rows`` rows."""
         if batch_rows < 1:
             raise ValueError("batch_rows must be at least 1")
+        mode = copy_mode(copy)
         tx = SyncTransaction(self, pool_id, "")
         tx._acquire()
         cursor_open = False
         try:
-            tx._run(_native.OP_CURSOR_OPEN, sql, params)
+            tx._run(_native.OP_CURSOR_OPEN, sql, params, copy=mode)
             cursor_open = True
             while True:
                 req = tx._run(_native.OP_CURSOR_FETCH, batch_rows=batch_rows)

@@ -20,6 +20,7 @@
 typedef struct dbp_exec_ctx {
     const atomic_int *cancelled; /* becomes 1 when the caller cancels */
     dbp_copy_mode copy_mode;     /* QUERY / CURSOR_OPEN: bulk read path */
+    int read_all;                /* CURSOR_OPEN for a QUERY: every row is wanted at once */
     /* Passes an engine message (a NOTICE) to the caller. */
     void (*notice)(void *arg, const char *severity, const char *text);
     void *notice_arg;

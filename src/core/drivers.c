@@ -7,6 +7,9 @@
 #if DBP_HAVE_SQLITE
 extern const dbp_driver dbp_sqlite_driver;
 #endif
+#if DBP_HAVE_PG
+extern const dbp_driver dbp_pg_driver;
+#endif
 
 /* Aliases map the names users type to one driver. */
 static const struct {
@@ -17,12 +20,19 @@ static const struct {
     {"sqlite", &dbp_sqlite_driver},
     {"sqlite3", &dbp_sqlite_driver},
 #endif
+#if DBP_HAVE_PG
+    {"postgresql", &dbp_pg_driver},
+    {"postgres", &dbp_pg_driver},
+#endif
     {NULL, NULL},
 };
 
 static const char *const engines[] = {
 #if DBP_HAVE_SQLITE
     "sqlite",
+#endif
+#if DBP_HAVE_PG
+    "postgresql",
 #endif
     NULL,
 };

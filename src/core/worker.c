@@ -95,9 +95,12 @@ static int prepare_conn(dbp_pool *pool, dbp_conn *conn, dbp_error *err)
     return DBP_OK;
 }
 
-static int run_query(const dbp_driver *drv, dbp_request *req, const dbp_exec_ctx *ctx)
+static int run_query(const dbp_driver *drv, dbp_request *req, const dbp_exec_ctx *stream_ctx)
 {
     void *h = req->conn->handle;
+    dbp_exec_ctx ctx_all = *stream_ctx;
+    ctx_all.read_all = 1;
+    const dbp_exec_ctx *ctx = &ctx_all;
     int rc = drv->cursor_open(h, req->sql, req->sql_len, req->params, ctx, &req->error);
     if (rc != DBP_OK)
         return rc;

@@ -1,0 +1,1212 @@
+/* pg.c - the PostgreSQL engine over libpq.
+ *
+ * Settings are libpq connection keywords (host, port, dbname, user,
+ * password, sslmode, sslrootcert, connect_timeout, application_name,
+ * options, ...; "database" is accepted for dbname and "dsn" for a
+ * postgresql:// URI), plus our own: statement_cache_size (prepared
+ * statements kept per connection, LRU; 0 = unnamed statements only, for
+ * PgBouncer in transaction mode).
+ *
+ * Statements run through libpq's asynchronous calls while the worker waits
+ * in poll() on the server socket and an eventfd; interrupt() writes the
+ * eventfd, and the worker itself then sends the cancel request, so the
+ * thread that cancels never blocks on the network.
+ *
+ * Rows arrive in the binary format and are decoded by pg_types.c: through
+ * COPY (<query>) TO STDOUT (FORMAT binary) for parameterless reads (the
+ * fastest path the server offers), or through the extended protocol with
+ * binary results otherwise. Column types come from describing the prepared
+ * statement, which the statement cache keeps. */
+#include <ctype.h>
+#include <errno.h>
+#include <libpq-fe.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "driver.h"
+#include "error.h"
+#include "pg_types.h"
+#include "textparse.h"
+
+/* ---- configuration ------------------------------------------------------ */
+
+typedef struct pg_config {
+    char **keys;   /* libpq keywords, NULL-terminated */
+    char **values;
+    int cache_size;
+} pg_config;
+
+static void free_config(void *p)
+{
+    pg_config *cfg = p;
+    if (!cfg)
+        return;
+    for (size_t i = 0; cfg->keys && cfg->keys[i]; i++) {
+        dbp_free(cfg->keys[i]);
+        dbp_free(cfg->values[i]);
+    }
+    dbp_free(cfg->keys);
+    dbp_free(cfg->values);
+    dbp_free(cfg);
+}
+
+static int is_libpq_keyword(const char *key)
+{
+    PQconninfoOption *opts = PQconndefaults();
+    int found = 0;
+    for (PQconninfoOption *o = opts; o && o->keyword && !found; o++)
+        found = strcmp(o->keyword, key) == 0;
+    PQconninfoFree(opts);
+    return found;
+}
+
+static int parse_config(const dbp_setting *settings, size_t n, void **out, dbp_error *err)
+{
+    pg_config *cfg = dbp_calloc(1, sizeof *cfg);
+    if (!cfg)
+        return dbp_error_nomem(err);
+    cfg->cache_size = 100;
+    /* +3: client_encoding, fallback_application_name, the terminator */
+    cfg->keys = dbp_calloc(n + 3, sizeof *cfg->keys);
+    cfg->values = dbp_calloc(n + 3, sizeof *cfg->values);
+    if (!cfg->keys || !cfg->values) {
+        free_config(cfg);
+        return dbp_error_nomem(err);
+    }
+    size_t k = 0;
+    int rc = DBP_OK;
+    for (size_t i = 0; i < n && rc == DBP_OK; i++) {
+        const char *key = settings[i].key, *value = settings[i].value;
+        if (strcmp(key, "statement_cache_size") == 0) {
+            char *end;
+            long v = strtol(value, &end, 10);
+            if (!*value || *end || v < 0 || v > 100000)
+                rc = dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
+                                   "statement_cache_size must be an integer in [0, 100000]");
+            cfg->cache_size = (int)v;
+            continue;
+        }
+        if (strcmp(key, "database") == 0)
+            key = "dbname";
+        else if (strcmp(key, "dsn") == 0 || strcmp(key, "url") == 0)
+            key = "dbname"; /* libpq expands a URI given as dbname */
+        if (strcmp(key, "client_encoding") == 0) {
+            rc = dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
+                               "client_encoding is always UTF8: results are Arrow UTF-8");
+        } else if (!is_libpq_keyword(key)) {
+            rc = dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
+                               "unknown postgresql setting '%s' (not a libpq connection keyword)",
+                               key);
+        } else {
+            cfg->keys[k] = dbp_strdup(key);
+            cfg->values[k] = dbp_strdup(value);
+            if (!cfg->keys[k] || !cfg->values[k])
+                rc = dbp_error_nomem(err);
+            k++;
+        }
+    }
+    if (rc == DBP_OK) {
+        cfg->keys[k] = dbp_strdup("client_encoding");
+        cfg->values[k] = dbp_strdup("UTF8");
+        k++;
+        cfg->keys[k] = dbp_strdup("fallback_application_name");
+        cfg->values[k] = dbp_strdup("db-pool");
+        if (!cfg->keys[k - 1] || !cfg->values[k - 1] || !cfg->keys[k] || !cfg->values[k])
+            rc = dbp_error_nomem(err);
+    }
+    if (rc != DBP_OK) {
+        free_config(cfg);
+        return rc;
+    }
+    *out = cfg;
+    return DBP_OK;
+}
+
+/* ---- connections -------------------------------------------------------------- */
+
+typedef struct pg_statement {
+    char *sql;
+    size_t sql_len;
+    char name[24]; /* "" for the unnamed statement */
+    int n_params;
+    Oid *param_types;
+    int n_fields;
+    char **field_names;
+    pg_column_plan *plans;
+    uint64_t last_used;
+} pg_statement;
+
+typedef enum cursor_kind { CURSOR_NONE, CURSOR_COPY, CURSOR_ROWS } cursor_kind;
+
+typedef struct pg_cursor {
+    cursor_kind kind;
+    pg_statement *stmt;  /* its columns; owned here when uncached */
+    int owns_stmt;
+    PGresult *rows;      /* CURSOR_ROWS: current result (single-row or whole) */
+    int row;             /* next row of `rows` */
+    int single_row;      /* rows arrive one PGresult per row */
+    char *copy_buf;      /* CURSOR_COPY: bytes not parsed yet */
+    size_t copy_len, copy_cap;
+    int header_done;
+    int finished;
+    int64_t rows_read;
+} pg_cursor;
+
+typedef struct pg_conn {
+    PGconn *pg;
+    PGcancel *cancel;
+    int cancel_fd;       /* eventfd written by interrupt() */
+    int cancel_sent;
+    const pg_config *cfg;
+    pg_statement **cache;
+    int n_cached;
+    uint64_t tick, next_name;
+    pg_cursor cur;
+    const dbp_exec_ctx *ctx; /* of the running call, for notices */
+} pg_conn;
+
+static void statement_free(pg_statement *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < st->n_fields; i++) {
+        if (st->field_names)
+            dbp_free(st->field_names[i]);
+        if (st->plans)
+            pg_plan_free(&st->plans[i]);
+    }
+    dbp_free(st->field_names);
+    dbp_free(st->plans);
+    dbp_free(st->param_types);
+    dbp_free(st->sql);
+    dbp_free(st);
+}
+
+/* Fills `err` from a failed result (or the connection's message). A broken
+ * connection is DBP_E_NETWORK so the pool discards it. */
+static int result_error(pg_conn *c, const PGresult *res, dbp_error *err)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *message = primary ? primary : PQerrorMessage(c->pg);
+    int category = DBP_E_SERVER;
+    if (PQstatus(c->pg) == CONNECTION_BAD || !state)
+        category = DBP_E_NETWORK;
+    else if (strcmp(state, "57014") == 0)
+        category = DBP_E_CANCELLED;
+    else if (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
+             strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0)
+        category = DBP_E_NETWORK;
+    else if (strncmp(state, "28", 2) == 0)
+        category = DBP_E_AUTH;
+    /* libpq's own messages end in a newline */
+    size_t len = strlen(message);
+    while (len && (message[len - 1] == '\n' || message[len - 1] == ' '))
+        len--;
+    dbp_error_set(err, category, 0, state, "%.*s", (int)len, message);
+    if (err && res) {
+        const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+        const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+        snprintf(err->detail, sizeof err->detail, "%s", detail ? detail : "");
+        snprintf(err->hint, sizeof err->hint, "%s", hint ? hint : "");
+    }
+    return category;
+}
+
+static void on_notice(void *arg, const PGresult *res)
+{
+    pg_conn *c = arg;
+    if (!c->ctx || !c->ctx->notice)
+        return;
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *text = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    c->ctx->notice(c->ctx->notice_arg, severity ? severity : "NOTICE", text ? text : "");
+}
+
+static void disconnect(void *conn)
+{
+    pg_conn *c = conn;
+    if (!c)
+        return;
+    PQclear(c->cur.rows);
+    dbp_free(c->cur.copy_buf);
+    if (c->cur.owns_stmt)
+        statement_free(c->cur.stmt);
+    for (int i = 0; i < c->n_cached; i++)
+        statement_free(c->cache[i]);
+    dbp_free(c->cache);
+    if (c->cancel)
+        PQfreeCancel(c->cancel);
+    if (c->cancel_fd >= 0)
+        close(c->cancel_fd);
+    PQfinish(c->pg);
+    dbp_free(c);
+}
+
+static int connect(const void *config, void **out, dbp_error *err)
+{
+    const pg_config *cfg = config;
+    pg_conn *c = dbp_calloc(1, sizeof *c);
+    if (!c)
+        return dbp_error_nomem(err);
+    c->cfg = cfg;
+    c->cancel_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    c->pg = PQconnectdbParams((const char *const *)cfg->keys, (const char *const *)cfg->values,
+                              1);
+    if (c->cancel_fd < 0 || !c->pg || PQstatus(c->pg) != CONNECTION_OK) {
+        const char *msg = c->pg ? PQerrorMessage(c->pg) : "out of memory";
+        size_t len = strlen(msg);
+        while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+            len--;
+        int category = strstr(msg, "authentication failed") || strstr(msg, "password")
+                           ? DBP_E_AUTH
+                           : DBP_E_NETWORK;
+        dbp_error_set(err, category, 0, category == DBP_E_AUTH ? "28000" : "08001",
+                      "cannot connect to PostgreSQL: %.*s", (int)len, msg);
+        disconnect(c);
+        return category;
+    }
+    c->cancel = PQgetCancel(c->pg);
+    if (cfg->cache_size > 0)
+        c->cache = dbp_calloc((size_t)cfg->cache_size, sizeof *c->cache);
+    if (!c->cancel || (cfg->cache_size > 0 && !c->cache)) {
+        disconnect(c);
+        return dbp_error_nomem(err);
+    }
+    PQsetNoticeReceiver(c->pg, on_notice, c);
+    *out = c;
+    return DBP_OK;
+}
+
+static void interrupt(void *conn)
+{
+    uint64_t one = 1;
+    ssize_t n = write(((pg_conn *)conn)->cancel_fd, &one, sizeof one);
+    (void)n; /* a full counter still means "cancel" */
+}
+
+static int in_transaction(void *conn)
+{
+    return PQtransactionStatus(((pg_conn *)conn)->pg) != PQTRANS_IDLE;
+}
+
+/* ---- waiting ------------------------------------------------------------------ */
+
+/* Sends the cancel request once, from the worker (it may block briefly). */
+static void send_cancel(pg_conn *c)
+{
+    uint64_t count;
+    ssize_t n = read(c->cancel_fd, &count, sizeof count);
+    (void)n;
+    if (c->cancel_sent)
+        return;
+    char buf[256];
+    PQcancel(c->cancel, buf, sizeof buf);
+    c->cancel_sent = 1;
+}
+
+/* Waits until libpq can return a result (or copy data) without blocking.
+ * timeout_ms < 0 waits as long as it takes. */
+static int pump(pg_conn *c, const dbp_exec_ctx *ctx, int timeout_ms, dbp_error *err)
+{
+    if (PQflush(c->pg) < 0)
+        return result_error(c, NULL, err);
+    while (PQisBusy(c->pg)) {
+        if (ctx && ctx->cancelled && atomic_load(ctx->cancelled))
+            send_cancel(c);
+        struct pollfd fds[2] = {{.fd = PQsocket(c->pg), .events = POLLIN},
+                                {.fd = c->cancel_fd, .events = POLLIN}};
+        int r = poll(fds, 2, timeout_ms);
+        if (r == 0)
+            return dbp_error_set(err, DBP_E_NETWORK, 0, "08006",
+                                 "no answer from the server within %d ms", timeout_ms);
+        if (r < 0 && errno != EINTR)
+            return dbp_error_set(err, DBP_E_NETWORK, errno, NULL, "poll failed");
+        if (fds[1].revents & POLLIN)
+            send_cancel(c);
+        if ((fds[0].revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(c->pg))
+            return result_error(c, NULL, err);
+    }
+    return DBP_OK;
+}
+
+/* Waits until the socket has data (or a cancel arrives) and takes it in;
+ * for COPY, where PQgetCopyData says "nothing yet". */
+static int pump_readable(pg_conn *c, const dbp_exec_ctx *ctx, dbp_error *err)
+{
+    if (ctx && ctx->cancelled && atomic_load(ctx->cancelled))
+        send_cancel(c);
+    struct pollfd fds[2] = {{.fd = PQsocket(c->pg), .events = POLLIN},
+                            {.fd = c->cancel_fd, .events = POLLIN}};
+    if (poll(fds, 2, -1) < 0 && errno != EINTR)
+        return dbp_error_set(err, DBP_E_NETWORK, errno, NULL, "poll failed");
+    if (fds[1].revents & POLLIN)
+        send_cancel(c);
+    if ((fds[0].revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(c->pg))
+        return result_error(c, NULL, err);
+    return DBP_OK;
+}
+
+/* Waits for and returns the next result (NULL at the end of a query). */
+static int next_result(pg_conn *c, const dbp_exec_ctx *ctx, PGresult **out, dbp_error *err)
+{
+    int rc = pump(c, ctx, -1, err);
+    *out = rc == DBP_OK ? PQgetResult(c->pg) : NULL;
+    return rc;
+}
+
+/* Reads every remaining result of the current query, keeping the first
+ * error. Leaves the connection ready for the next query. */
+static int drain(pg_conn *c, const dbp_exec_ctx *ctx, int64_t *affected, dbp_error *err)
+{
+    int rc = DBP_OK;
+    PGresult *res;
+    for (;;) {
+        int prc = next_result(c, ctx, &res, rc == DBP_OK ? err : NULL);
+        if (prc != DBP_OK)
+            return rc == DBP_OK ? prc : rc;
+        if (!res)
+            break;
+        ExecStatusType status = PQresultStatus(res);
+        if (status == PGRES_FATAL_ERROR && rc == DBP_OK) {
+            rc = result_error(c, res, err);
+        } else if (status == PGRES_COPY_OUT || status == PGRES_COPY_IN ||
+                   status == PGRES_COPY_BOTH) {
+            /* A COPY nobody reads: end it so the connection stays usable. */
+            if (status == PGRES_COPY_IN)
+                PQputCopyEnd(c->pg, "not supported here");
+            else {
+                char *buf;
+                int n;
+                while ((n = PQgetCopyData(c->pg, &buf, 0)) > 0)
+                    PQfreemem(buf);
+            }
+            if (rc == DBP_OK)
+                rc = dbp_error_set(err, DBP_E_MISUSE, 0, "0A000",
+                                   "COPY FROM/TO STDIN/STDOUT is not supported through execute()");
+        } else if (affected && rc == DBP_OK) {
+            const char *n = PQcmdTuples(res);
+            if (*n)
+                *affected += strtoll(n, NULL, 10);
+        }
+        PQclear(res);
+    }
+    c->cancel_sent = 0;
+    return rc;
+}
+
+static int exec_simple(pg_conn *c, const char *sql, dbp_error *err)
+{
+    if (!PQsendQuery(c->pg, sql))
+        return result_error(c, NULL, err);
+    return drain(c, NULL, NULL, err);
+}
+
+static int ping(void *conn, dbp_error *err)
+{
+    pg_conn *c = conn;
+    if (!PQsendQuery(c->pg, ""))
+        return result_error(c, NULL, err);
+    int rc = pump(c, NULL, 10000, err);
+    return rc == DBP_OK ? drain(c, NULL, NULL, err) : rc;
+}
+
+/* ---- the statement cache ----------------------------------------------------- */
+
+/* Learns whether an OID this library has no decoder for is text-like: an
+ * enum (binary form = its label), a string-category type, or a domain over
+ * one (then planned as its base type). */
+static int plan_field(pg_conn *c, Oid oid, int typmod, pg_column_plan *plan, dbp_error *err)
+{
+    int text_like = 0;
+    if (oid >= 10000 || pg_array_element_oid(oid) == 0) {
+        char sql[160];
+        snprintf(sql, sizeof sql,
+                 "SELECT typtype, typcategory, typbasetype FROM pg_catalog.pg_type WHERE oid = %u",
+                 oid);
+        if (oid >= 10000) { /* user types: ask the catalog */
+            PGresult *res = PQexec(c->pg, sql);
+            if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+                char typtype = PQgetvalue(res, 0, 0)[0];
+                char category = PQgetvalue(res, 0, 1)[0];
+                Oid base = (Oid)strtoul(PQgetvalue(res, 0, 2), NULL, 10);
+                PQclear(res);
+                if (typtype == 'd' && base)
+                    return plan_field(c, base, typmod, plan, err);
+                text_like = typtype == 'e' || category == 'S';
+            } else {
+                PQclear(res);
+            }
+        }
+    }
+    return pg_plan_column(oid, typmod, text_like, plan, err);
+}
+
+/* Prepares and describes `sql` under `name`. */
+static int prepare_statement(pg_conn *c, const char *sql, size_t len, const char *name,
+                             pg_statement **out, dbp_error *err)
+{
+    pg_statement *st = dbp_calloc(1, sizeof *st);
+    if (!st || !(st->sql = dbp_strndup(sql, len))) {
+        dbp_free(st);
+        return dbp_error_nomem(err);
+    }
+    st->sql_len = len;
+    snprintf(st->name, sizeof st->name, "%s", name);
+    PGresult *res = PQprepare(c->pg, name, st->sql, 0, NULL);
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? DBP_OK : result_error(c, res, err);
+    PQclear(res);
+    if (rc == DBP_OK) {
+        res = PQdescribePrepared(c->pg, name);
+        rc = PQresultStatus(res) == PGRES_COMMAND_OK ? DBP_OK : result_error(c, res, err);
+    } else {
+        res = NULL;
+    }
+    if (rc == DBP_OK) {
+        st->n_params = PQnparams(res);
+        st->n_fields = PQnfields(res);
+        st->param_types = dbp_calloc((size_t)st->n_params, sizeof *st->param_types);
+        st->field_names = dbp_calloc((size_t)st->n_fields, sizeof *st->field_names);
+        st->plans = dbp_calloc((size_t)st->n_fields, sizeof *st->plans);
+        if (!st->param_types || !st->field_names || !st->plans)
+            rc = dbp_error_nomem(err);
+        for (int i = 0; rc == DBP_OK && i < st->n_params; i++)
+            st->param_types[i] = PQparamtype(res, i);
+        for (int i = 0; rc == DBP_OK && i < st->n_fields; i++) {
+            if (!(st->field_names[i] = dbp_strdup(PQfname(res, i))))
+                rc = dbp_error_nomem(err);
+        }
+        /* Planning may ask the catalog, so the describe result goes first. */
+        Oid *oids = rc == DBP_OK ? dbp_calloc((size_t)st->n_fields + 1, sizeof *oids) : NULL;
+        int *mods = rc == DBP_OK ? dbp_calloc((size_t)st->n_fields + 1, sizeof *mods) : NULL;
+        if (rc == DBP_OK && (!oids || !mods))
+            rc = dbp_error_nomem(err);
+        for (int i = 0; rc == DBP_OK && i < st->n_fields; i++) {
+            oids[i] = PQftype(res, i);
+            mods[i] = PQfmod(res, i);
+        }
+        PQclear(res);
+        res = NULL;
+        for (int i = 0; rc == DBP_OK && i < st->n_fields; i++)
+            rc = plan_field(c, oids[i], mods[i], &st->plans[i], err);
+        dbp_free(oids);
+        dbp_free(mods);
+    }
+    PQclear(res);
+    if (rc != DBP_OK) {
+        statement_free(st);
+        return rc;
+    }
+    *out = st;
+    return DBP_OK;
+}
+
+/* The prepared statement for `sql`, from the cache or newly prepared (named
+ * and cached, or unnamed when the cache is off; *owned says the caller must
+ * free it). */
+static int statement_for(pg_conn *c, const char *sql, size_t len, pg_statement **out,
+                         int *owned, dbp_error *err)
+{
+    *owned = 0;
+    for (int i = 0; i < c->n_cached; i++) {
+        pg_statement *st = c->cache[i];
+        if (st->sql_len == len && memcmp(st->sql, sql, len) == 0) {
+            st->last_used = ++c->tick;
+            *out = st;
+            return DBP_OK;
+        }
+    }
+    if (c->cfg->cache_size == 0) {
+        *owned = 1;
+        return prepare_statement(c, sql, len, "", out, err);
+    }
+    int slot = c->n_cached;
+    if (slot == c->cfg->cache_size) { /* evict the least recently used */
+        slot = 0;
+        for (int i = 1; i < c->n_cached; i++)
+            if (c->cache[i]->last_used < c->cache[slot]->last_used)
+                slot = i;
+        if (c->cur.stmt == c->cache[slot]) {
+            *owned = 1; /* the open cursor uses the victim: do not cache */
+            return prepare_statement(c, sql, len, "", out, err);
+        }
+        char dealloc[64];
+        snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", c->cache[slot]->name);
+        int rc = exec_simple(c, dealloc, err);
+        if (rc != DBP_OK)
+            return rc;
+        statement_free(c->cache[slot]);
+        c->cache[slot] = c->cache[--c->n_cached];
+        slot = c->n_cached;
+    }
+    char name[24];
+    snprintf(name, sizeof name, "dbp_%llu", (unsigned long long)++c->next_name);
+    pg_statement *st;
+    int rc = prepare_statement(c, sql, len, name, &st, err);
+    if (rc != DBP_OK)
+        return rc;
+    st->last_used = ++c->tick;
+    c->cache[slot] = st;
+    c->n_cached++;
+    *out = st;
+    return DBP_OK;
+}
+
+/* ---- parameters ---------------------------------------------------------------- */
+
+/* Text forms of one row of parameters; blobs go as binary. The engine
+ * parses each according to the parameter's type, exactly. */
+typedef struct bound_params {
+    const char **values;
+    int *lengths;
+    int *formats;
+    char *text; /* the text forms, back to back */
+} bound_params;
+
+static void bound_free(bound_params *b)
+{
+    dbp_free(b->values);
+    dbp_free(b->lengths);
+    dbp_free(b->formats);
+    dbp_free(b->text);
+}
+
+static int bind_row(const pg_statement *st, const dbp_params *params, size_t row,
+                    bound_params *b, dbp_error *err)
+{
+    memset(b, 0, sizeof *b);
+    size_t given = dbp_params_width(params);
+    if ((size_t)st->n_params != given)
+        return dbp_error_set(err, DBP_E_MISUSE, 0, "08P01",
+                             "the statement has %d parameter(s) but %zu were given",
+                             st->n_params, given);
+    if (given == 0)
+        return DBP_OK;
+    if (dbp_params_get(params, row, 0)->has_name)
+        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
+                             "PostgreSQL parameters are positional ($1, $2, ...): pass a "
+                             "sequence, not a dict");
+    b->values = dbp_calloc(given, sizeof *b->values);
+    b->lengths = dbp_calloc(given, sizeof *b->lengths);
+    b->formats = dbp_calloc(given, sizeof *b->formats);
+    b->text = dbp_malloc(given * 48);
+    if (!b->values || !b->lengths || !b->formats || !b->text) {
+        bound_free(b);
+        return dbp_error_nomem(err);
+    }
+    for (size_t i = 0; i < given; i++) {
+        const dbp_value *v = dbp_params_get(params, row, i);
+        char *t = b->text + i * 48;
+        int n = 0;
+        switch (v->kind) {
+        case DBP_V_NULL:
+            b->values[i] = NULL;
+            continue;
+        case DBP_V_BOOL:
+            n = snprintf(t, 48, "%s", v->i ? "t" : "f");
+            break;
+        case DBP_V_INT64:
+            n = snprintf(t, 48, "%lld", (long long)v->i);
+            break;
+        case DBP_V_DOUBLE:
+            if (isnan(v->d))
+                n = snprintf(t, 48, "NaN");
+            else if (isinf(v->d))
+                n = snprintf(t, 48, "%sInfinity", v->d < 0 ? "-" : "");
+            else
+                n = snprintf(t, 48, "%.17g", v->d); /* reads back exactly */
+            break;
+        case DBP_V_DATE:
+            n = dbp_format_date(v->i, t, 48);
+            break;
+        case DBP_V_TIME:
+            n = dbp_format_time(v->i, t, 48);
+            break;
+        case DBP_V_TIMESTAMP:
+        case DBP_V_TIMESTAMP_TZ:
+            n = dbp_format_timestamp(v->i, t, 48);
+            if (v->kind == DBP_V_TIMESTAMP_TZ)
+                n += snprintf(t + n, (size_t)(48 - n), "+00");
+            break;
+        case DBP_V_BLOB:
+            b->formats[i] = 1;
+            /* fall through */
+        case DBP_V_TEXT:
+        case DBP_V_DECIMAL:
+            b->values[i] = dbp_params_bytes(params, v);
+            b->lengths[i] = (int)v->length;
+            if (v->length > INT32_MAX) {
+                bound_free(b);
+                return dbp_error_set(err, DBP_E_DATA, 0, "22000",
+                                     "parameter %zu is larger than 2 GiB", i + 1);
+            }
+            continue;
+        }
+        b->values[i] = t;
+        b->lengths[i] = n;
+    }
+    return DBP_OK;
+}
+
+/* ---- execute -------------------------------------------------------------------- */
+
+static int execute_rows(pg_conn *c, const pg_statement *st, const dbp_params *params,
+                        size_t rows, const dbp_exec_ctx *ctx, int64_t *affected,
+                        dbp_error *err);
+
+static int execute(void *conn, const char *sql, size_t len, const dbp_params *params,
+                   const dbp_exec_ctx *ctx, int64_t *affected, dbp_error *err)
+{
+    pg_conn *c = conn;
+    c->ctx = ctx;
+    *affected = 0;
+    int rc;
+    if (!params) { /* the simple protocol runs scripts of several statements */
+        char *text = dbp_strndup(sql, len);
+        if (!text) {
+            c->ctx = NULL;
+            return dbp_error_nomem(err);
+        }
+        rc = PQsendQuery(c->pg, text) ? drain(c, ctx, affected, err) : result_error(c, NULL, err);
+        dbp_free(text);
+    } else {
+        pg_statement *st;
+        int owned;
+        rc = statement_for(c, sql, len, &st, &owned, err);
+        if (rc == DBP_OK) {
+            rc = execute_rows(c, st, params, dbp_params_rows(params), ctx, affected, err);
+            if (owned)
+                statement_free(st);
+        }
+    }
+    c->ctx = NULL;
+    return rc;
+}
+
+/* One row: a plain round trip. Several: libpq pipeline mode sends them all
+ * before reading any answer. Outside a transaction the pipeline is one
+ * implicit transaction (an error rolls every row back); inside one, a
+ * savepoint gives the same all-or-nothing. */
+static int execute_rows(pg_conn *c, const pg_statement *st, const dbp_params *params,
+                        size_t rows, const dbp_exec_ctx *ctx, int64_t *affected,
+                        dbp_error *err)
+{
+    bound_params b;
+    if (rows <= 1) {
+        int rc = bind_row(st, params, 0, &b, err);
+        if (rc != DBP_OK)
+            return rc;
+        int sent = PQsendQueryPrepared(c->pg, st->name, st->n_params, b.values, b.lengths,
+                                       b.formats, 1);
+        bound_free(&b);
+        return sent ? drain(c, ctx, affected, err) : result_error(c, NULL, err);
+    }
+    int savepoint = in_transaction(c);
+    if (savepoint) {
+        int rc = exec_simple(c, "SAVEPOINT dbp_execute_many", err);
+        if (rc != DBP_OK)
+            return rc;
+    }
+    if (!PQenterPipelineMode(c->pg))
+        return result_error(c, NULL, err);
+    int rc = DBP_OK;
+    for (size_t row = 0; row < rows && rc == DBP_OK; row++) {
+        rc = bind_row(st, params, row, &b, err);
+        if (rc != DBP_OK)
+            break;
+        if (!PQsendQueryPrepared(c->pg, st->name, st->n_params, b.values, b.lengths, b.formats,
+                                 1))
+            rc = result_error(c, NULL, err);
+        bound_free(&b);
+        /* Read what has arrived so neither side's buffers fill up. */
+        if (rc == DBP_OK && (row & 255) == 255 && !PQconsumeInput(c->pg))
+            rc = result_error(c, NULL, err);
+    }
+    if (!PQpipelineSync(c->pg) && rc == DBP_OK)
+        rc = result_error(c, NULL, err);
+    /* Read every answer up to the sync. */
+    size_t row = 0;
+    int failed_row = -1;
+    for (;;) {
+        PGresult *res;
+        int prc = next_result(c, ctx, &res, rc == DBP_OK ? err : NULL);
+        if (prc != DBP_OK) {
+            rc = rc == DBP_OK ? prc : rc;
+            break;
+        }
+        if (!res)
+            continue; /* the end of one query's results */
+        ExecStatusType status = PQresultStatus(res);
+        if (status == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        if (status == PGRES_FATAL_ERROR && rc == DBP_OK) {
+            rc = result_error(c, res, err);
+            failed_row = (int)row;
+        } else if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+            const char *n = PQcmdTuples(res);
+            if (*n)
+                *affected += strtoll(n, NULL, 10);
+            row++;
+        }
+        PQclear(res);
+    }
+    PQexitPipelineMode(c->pg);
+    c->cancel_sent = 0;
+    if (rc != DBP_OK) {
+        *affected = 0;
+        if (err && failed_row >= 0)
+            snprintf(err->message + strlen(err->message),
+                     sizeof err->message - strlen(err->message),
+                     " (parameter row %d; no row was written)", failed_row);
+    }
+    if (savepoint) {
+        dbp_error ignored;
+        if (rc != DBP_OK)
+            exec_simple(c, "ROLLBACK TO SAVEPOINT dbp_execute_many", &ignored);
+        int end = exec_simple(c, "RELEASE SAVEPOINT dbp_execute_many", rc == DBP_OK ? err : &ignored);
+        if (rc == DBP_OK)
+            rc = end;
+    }
+    return rc;
+}
+
+/* ---- cursors ------------------------------------------------------------------------ */
+
+/* Whether `sql` is a plain read that COPY (...) TO STDOUT accepts. */
+static int is_plain_read(const char *sql, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (isspace((unsigned char)sql[i]) || sql[i] == '('))
+        i++;
+    static const char *const starts[] = {"select", "with", "values", "table"};
+    for (size_t k = 0; k < sizeof starts / sizeof *starts; k++) {
+        size_t n = strlen(starts[k]);
+        if (len - i > n && strncasecmp(sql + i, starts[k], n) == 0 &&
+            !isalnum((unsigned char)sql[i + n]) && sql[i + n] != '_')
+            return 1;
+    }
+    return 0;
+}
+
+static void cursor_close(void *conn);
+
+static int cursor_open(void *conn, const char *sql, size_t len, const dbp_params *params,
+                       const dbp_exec_ctx *ctx, dbp_error *err)
+{
+    pg_conn *c = conn;
+    cursor_close(c);
+    c->ctx = ctx;
+    pg_cursor *cur = &c->cur;
+    int owned;
+    int rc = statement_for(c, sql, len, &cur->stmt, &owned, err);
+    if (rc != DBP_OK) {
+        c->ctx = NULL;
+        return rc;
+    }
+    cur->owns_stmt = owned;
+    if (cur->stmt->n_fields == 0) {
+        c->ctx = NULL;
+        cursor_close(c);
+        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
+                             "the statement returns no columns; use execute() for it");
+    }
+    size_t n_params = dbp_params_width(params);
+    int copy = ctx->copy_mode == DBP_COPY_ALWAYS ||
+               (ctx->copy_mode == DBP_COPY_AUTO && n_params == 0 && is_plain_read(sql, len));
+    if (copy && n_params) {
+        c->ctx = NULL;
+        cursor_close(c);
+        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
+                             "COPY cannot take parameters; use copy=False for this query");
+    }
+    if (copy) {
+        /* Trailing semicolons would end the COPY's inner query early. */
+        while (len && (isspace((unsigned char)sql[len - 1]) || sql[len - 1] == ';'))
+            len--;
+        size_t size = len + 64;
+        char *copy_sql = dbp_malloc(size);
+        if (!copy_sql) {
+            c->ctx = NULL;
+            cursor_close(c);
+            return dbp_error_nomem(err);
+        }
+        snprintf(copy_sql, size, "COPY (%.*s) TO STDOUT (FORMAT binary)", (int)len, sql);
+        int sent = PQsendQuery(c->pg, copy_sql);
+        dbp_free(copy_sql);
+        cur->kind = CURSOR_COPY;
+        rc = sent ? DBP_OK : result_error(c, NULL, err);
+        PGresult *res = NULL;
+        if (rc == DBP_OK)
+            rc = next_result(c, ctx, &res, err);
+        if (rc == DBP_OK && PQresultStatus(res) != PGRES_COPY_OUT) {
+            rc = result_error(c, res, err);
+            PQclear(res);
+            res = NULL;
+            drain(c, ctx, NULL, NULL);
+        }
+        PQclear(res);
+    } else {
+        bound_params b;
+        rc = bind_row(cur->stmt, params, 0, &b, err);
+        if (rc == DBP_OK) {
+            int sent = PQsendQueryPrepared(c->pg, cur->stmt->name, cur->stmt->n_params,
+                                           b.values, b.lengths, b.formats, 1);
+            bound_free(&b);
+            cur->kind = CURSOR_ROWS;
+            /* A stream takes rows as they come; a query takes them at once. */
+            cur->single_row = sent && !ctx->read_all && PQsetSingleRowMode(c->pg);
+            rc = sent ? DBP_OK : result_error(c, NULL, err);
+        }
+    }
+    c->ctx = NULL;
+    if (rc != DBP_OK)
+        cursor_close(c);
+    return rc;
+}
+
+static int new_result(pg_cursor *cur, dbp_result **out, dbp_error *err)
+{
+    const pg_statement *st = cur->stmt;
+    int rc = dbp_result_new(out, (size_t)st->n_fields, (const char *const *)st->field_names, err);
+    for (int i = 0; rc == DBP_OK && i < st->n_fields; i++)
+        rc = dbp_column_set_type(dbp_result_column(*out, (size_t)i), st->plans[i].type);
+    if (rc != DBP_OK) {
+        dbp_result_free(*out);
+        *out = NULL;
+        return rc == DBP_E_NOMEM ? dbp_error_nomem(err) : rc;
+    }
+    return DBP_OK;
+}
+
+static int be16(const char *p) { return (int16_t)(((uint8_t)p[0] << 8) | (uint8_t)p[1]); }
+static int32_t be32(const char *p)
+{
+    return (int32_t)(((uint32_t)(uint8_t)p[0] << 24) | ((uint32_t)(uint8_t)p[1] << 16) |
+                     ((uint32_t)(uint8_t)p[2] << 8) | (uint32_t)(uint8_t)p[3]);
+}
+
+/* Parses one COPY binary tuple at `p` (`avail` bytes). Returns the bytes it
+ * used, 0 if the tuple is incomplete, -1 on error (err set); *trailer is set
+ * at the end-of-data marker. */
+static long parse_tuple(pg_cursor *cur, const char *p, size_t avail, dbp_result *res,
+                        int *trailer, dbp_error *err)
+{
+    if (avail < 2)
+        return 0;
+    int n = be16(p);
+    if (n == -1) {
+        *trailer = 1;
+        return 2;
+    }
+    const pg_statement *st = cur->stmt;
+    if (n != st->n_fields) {
+        dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL,
+                      "COPY row has %d fields, the statement described %d", n, st->n_fields);
+        return -1;
+    }
+    /* First make sure the whole tuple is here, then decode it. */
+    size_t pos = 2;
+    for (int i = 0; i < n; i++) {
+        if (avail - pos < 4)
+            return 0;
+        int32_t len = be32(p + pos);
+        pos += 4;
+        if (len > 0) {
+            if ((size_t)len > avail - pos)
+                return 0;
+            pos += (size_t)len;
+        } else if (len < -1) {
+            dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL, "COPY field with length %d", len);
+            return -1;
+        }
+    }
+    pos = 2;
+    for (int i = 0; i < n; i++) {
+        int32_t len = be32(p + pos);
+        pos += 4;
+        int rc = pg_decode_value(&st->plans[i], p + pos, len,
+                                 dbp_result_column(res, (size_t)i), st->field_names[i], err);
+        if (rc != DBP_OK) {
+            if (rc == DBP_E_NOMEM)
+                dbp_error_nomem(err);
+            return -1;
+        }
+        if (len > 0)
+            pos += (size_t)len;
+    }
+    return (long)pos;
+}
+
+static const char copy_signature[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n', 0};
+
+/* Removes the COPY header (signature, flags, extension area) once. */
+static int skip_header(pg_cursor *cur, dbp_error *err)
+{
+    if (cur->copy_len < 19)
+        return 0;
+    if (memcmp(cur->copy_buf, copy_signature, 11) != 0) {
+        dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL, "COPY data lacks the binary signature");
+        return -1;
+    }
+    int32_t ext = be32(cur->copy_buf + 15);
+    if (ext < 0 || cur->copy_len < 19 + (size_t)ext)
+        return ext < 0 ? (dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL, "bad COPY header"), -1) : 0;
+    size_t used = 19 + (size_t)ext;
+    memmove(cur->copy_buf, cur->copy_buf + used, cur->copy_len - used);
+    cur->copy_len -= used;
+    cur->header_done = 1;
+    return 1;
+}
+
+static int fetch_copy(pg_conn *c, const dbp_fetch_limits *limits, const dbp_exec_ctx *ctx,
+                      dbp_result *res, int *done, dbp_error *err)
+{
+    pg_cursor *cur = &c->cur;
+    int64_t rows = 0;
+    size_t parsed = 0;
+    int trailer = 0;
+    for (;;) {
+        /* Decode the complete tuples buffered so far. */
+        while (cur->header_done && !trailer) {
+            if (limits->max_rows >= 0 && rows >= limits->max_rows)
+                break;
+            long used = parse_tuple(cur, cur->copy_buf + parsed, cur->copy_len - parsed, res,
+                                    &trailer, err);
+            if (used < 0)
+                return err ? err->category : DBP_E_PROTOCOL;
+            if (used == 0)
+                break;
+            parsed += (size_t)used;
+            if (!trailer) {
+                rows++;
+                cur->rows_read++;
+                if ((dbp_result_pending_rows(res) >= limits->batch_rows ||
+                     dbp_result_pending_memory(res) >= limits->batch_bytes)) {
+                    int rc = dbp_result_finish_batch(res, err);
+                    if (rc != DBP_OK)
+                        return rc;
+                }
+            }
+        }
+        memmove(cur->copy_buf, cur->copy_buf + parsed, cur->copy_len - parsed);
+        cur->copy_len -= parsed;
+        parsed = 0;
+        if (trailer || (limits->max_rows >= 0 && rows >= limits->max_rows))
+            break;
+        /* Need more bytes. */
+        char *chunk;
+        int n = PQgetCopyData(c->pg, &chunk, 1);
+        if (n == 0) {
+            int rc = pump_readable(c, ctx, err);
+            if (rc != DBP_OK)
+                return rc;
+            continue;
+        }
+        if (n == -1) { /* the COPY ended without a trailer: its status says why */
+            break;
+        }
+        if (n < -1)
+            return result_error(c, NULL, err);
+        if (cur->copy_len + (size_t)n > cur->copy_cap) {
+            size_t cap = cur->copy_cap ? cur->copy_cap : 65536;
+            while (cap < cur->copy_len + (size_t)n)
+                cap *= 2;
+            char *grown = dbp_realloc(cur->copy_buf, cap);
+            if (!grown) {
+                PQfreemem(chunk);
+                return dbp_error_nomem(err);
+            }
+            cur->copy_buf = grown;
+            cur->copy_cap = cap;
+        }
+        memcpy(cur->copy_buf + cur->copy_len, chunk, (size_t)n);
+        cur->copy_len += (size_t)n;
+        PQfreemem(chunk);
+        if (!cur->header_done && skip_header(cur, err) < 0)
+            return err ? err->category : DBP_E_PROTOCOL;
+    }
+    if (trailer || !(limits->max_rows >= 0 && rows >= limits->max_rows)) {
+        /* The end: the trailer, then the COPY's own status. */
+        char *chunk;
+        int n;
+        while ((n = PQgetCopyData(c->pg, &chunk, 0)) > 0)
+            PQfreemem(chunk);
+        int rc = drain(c, ctx, NULL, err);
+        if (rc != DBP_OK)
+            return rc;
+        cur->finished = 1;
+        *done = 1;
+    }
+    return DBP_OK;
+}
+
+static int fetch_rows(pg_conn *c, const dbp_fetch_limits *limits, const dbp_exec_ctx *ctx,
+                      dbp_result *res, int *done, dbp_error *err)
+{
+    pg_cursor *cur = &c->cur;
+    const pg_statement *st = cur->stmt;
+    int64_t rows = 0;
+    while (!(limits->max_rows >= 0 && rows >= limits->max_rows)) {
+        if (!cur->rows || cur->row >= PQntuples(cur->rows)) {
+            PQclear(cur->rows);
+            cur->rows = NULL;
+            cur->row = 0;
+            PGresult *r;
+            int rc = next_result(c, ctx, &r, err);
+            if (rc != DBP_OK)
+                return rc;
+            if (!r) {
+                cur->finished = 1;
+                c->cancel_sent = 0;
+                *done = 1;
+                break;
+            }
+            ExecStatusType status = PQresultStatus(r);
+            if (status == PGRES_FATAL_ERROR) {
+                rc = result_error(c, r, err);
+                PQclear(r);
+                drain(c, ctx, NULL, NULL);
+                cur->finished = 1;
+                return rc;
+            }
+            if (status == PGRES_SINGLE_TUPLE || status == PGRES_TUPLES_OK)
+                cur->rows = r;
+            else
+                PQclear(r);
+            continue;
+        }
+        for (int i = 0; i < st->n_fields; i++) {
+            int32_t len = PQgetisnull(cur->rows, cur->row, i)
+                              ? -1
+                              : PQgetlength(cur->rows, cur->row, i);
+            int rc = pg_decode_value(&st->plans[i], PQgetvalue(cur->rows, cur->row, i), len,
+                                     dbp_result_column(res, (size_t)i), st->field_names[i],
+                                     err);
+            if (rc != DBP_OK)
+                return rc == DBP_E_NOMEM ? dbp_error_nomem(err) : rc;
+        }
+        cur->row++;
+        cur->rows_read++;
+        rows++;
+        if (dbp_result_pending_rows(res) >= limits->batch_rows ||
+            dbp_result_pending_memory(res) >= limits->batch_bytes) {
+            int rc = dbp_result_finish_batch(res, err);
+            if (rc != DBP_OK)
+                return rc;
+        }
+    }
+    return DBP_OK;
+}
+
+static int cursor_fetch(void *conn, const dbp_fetch_limits *limits, const dbp_exec_ctx *ctx,
+                        dbp_result **out, int *done, dbp_error *err)
+{
+    pg_conn *c = conn;
+    pg_cursor *cur = &c->cur;
+    *done = 0;
+    if (cur->finished) {
+        *done = 1;
+        return new_result(cur, out, err);
+    }
+    dbp_result *res;
+    int rc = new_result(cur, &res, err);
+    if (rc != DBP_OK)
+        return rc;
+    c->ctx = ctx;
+    rc = cur->kind == CURSOR_COPY ? fetch_copy(c, limits, ctx, res, done, err)
+                                  : fetch_rows(c, limits, ctx, res, done, err);
+    c->ctx = NULL;
+    if (rc != DBP_OK) {
+        dbp_result_free(res);
+        return rc;
+    }
+    *out = res;
+    return DBP_OK;
+}
+
+/* Stops a cursor that has not reached its end: the server is asked to
+ * cancel, and what it already sent is read and dropped. */
+static void cursor_close(void *conn)
+{
+    pg_conn *c = conn;
+    pg_cursor *cur = &c->cur;
+    if (cur->kind != CURSOR_NONE && !cur->finished && PQstatus(c->pg) == CONNECTION_OK) {
+        send_cancel(c);
+        if (cur->kind == CURSOR_COPY) {
+            char *chunk;
+            int n;
+            while ((n = PQgetCopyData(c->pg, &chunk, 0)) > 0)
+                PQfreemem(chunk);
+        }
+        PQclear(cur->rows);
+        cur->rows = NULL;
+        drain(c, NULL, NULL, NULL);
+    }
+    PQclear(cur->rows);
+    dbp_free(cur->copy_buf);
+    if (cur->owns_stmt)
+        statement_free(cur->stmt);
+    memset(cur, 0, sizeof *cur);
+}
+
+/* ---- transactions -------------------------------------------------------------------- */
+
+static int begin(void *conn, const char *options, dbp_error *err)
+{
+    /* Options are keywords ("ISOLATION LEVEL SERIALIZABLE, READ ONLY"):
+     * letters, spaces and commas only, so nothing else can ride along. */
+    for (const char *p = options; *p; p++)
+        if (!isalpha((unsigned char)*p) && *p != ' ' && *p != ',')
+            return dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
+                                 "transaction options are keywords such as 'ISOLATION LEVEL "
+                                 "SERIALIZABLE, READ ONLY', not '%s'",
+                                 options);
+    char sql[256];
+    snprintf(sql, sizeof sql, "BEGIN %s", options);
+    return exec_simple(conn, sql, err);
+}
+
+/* PostgreSQL answers COMMIT of a failed transaction with a rollback and no
+ * error; that must not look like success. */
+static int commit(void *conn, dbp_error *err)
+{
+    pg_conn *c = conn;
+    PGresult *res = PQexec(c->pg, "COMMIT");
+    int rc = DBP_OK;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = result_error(c, res, err);
+    else if (strcmp(PQcmdStatus(res), "ROLLBACK") == 0)
+        rc = dbp_error_set(err, DBP_E_SERVER, 0, "40000",
+                           "the transaction was rolled back, not committed: an earlier "
+                           "statement in it failed");
+    PQclear(res);
+    return rc;
+}
+
+static int rollback(void *conn, dbp_error *err) { return exec_simple(conn, "ROLLBACK", err); }
+
+const dbp_driver dbp_pg_driver = {
+    .name = "postgresql",
+    .parse_config = parse_config,
+    .free_config = free_config,
+    .connect = connect,
+    .disconnect = disconnect,
+    .ping = ping,
+    .interrupt = interrupt,
+    .in_transaction = in_transaction,
+    .execute = execute,
+    .cursor_open = cursor_open,
+    .cursor_fetch = cursor_fetch,
+    .cursor_close = cursor_close,
+    .begin = begin,
+    .commit = commit,
+    .rollback = rollback,
+};
