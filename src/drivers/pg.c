@@ -417,147 +417,6 @@ static int ping(void *conn, dbp_error *err)
     return rc == DBP_OK ? drain(c, NULL, NULL, err) : rc;
 }
 
-/* ---- the statement cache ----------------------------------------------------- */
-
-/* Learns whether an OID this library has no decoder for is text-like: an
- * enum (binary form = its label), a string-category type, or a domain over
- * one (then planned as its base type). */
-static int plan_field(pg_conn *c, Oid oid, int typmod, pg_column_plan *plan, dbp_error *err)
-{
-    int text_like = 0;
-    if (oid >= 10000 || pg_array_element_oid(oid) == 0) {
-        char sql[160];
-        snprintf(sql, sizeof sql,
-                 "SELECT typtype, typcategory, typbasetype FROM pg_catalog.pg_type WHERE oid = %u",
-                 oid);
-        if (oid >= 10000) { /* user types: ask the catalog */
-            PGresult *res = PQexec(c->pg, sql);
-            if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-                char typtype = PQgetvalue(res, 0, 0)[0];
-                char category = PQgetvalue(res, 0, 1)[0];
-                Oid base = (Oid)strtoul(PQgetvalue(res, 0, 2), NULL, 10);
-                PQclear(res);
-                if (typtype == 'd' && base)
-                    return plan_field(c, base, typmod, plan, err);
-                text_like = typtype == 'e' || category == 'S';
-            } else {
-                PQclear(res);
-            }
-        }
-    }
-    return pg_plan_column(oid, typmod, text_like, plan, err);
-}
-
-/* Prepares and describes `sql` under `name`. */
-static int prepare_statement(pg_conn *c, const char *sql, size_t len, const char *name,
-                             pg_statement **out, dbp_error *err)
-{
-    pg_statement *st = dbp_calloc(1, sizeof *st);
-    if (!st || !(st->sql = dbp_strndup(sql, len))) {
-        dbp_free(st);
-        return dbp_error_nomem(err);
-    }
-    st->sql_len = len;
-    snprintf(st->name, sizeof st->name, "%s", name);
-    PGresult *res = PQprepare(c->pg, name, st->sql, 0, NULL);
-    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? DBP_OK : result_error(c, res, err);
-    PQclear(res);
-    if (rc == DBP_OK) {
-        res = PQdescribePrepared(c->pg, name);
-        rc = PQresultStatus(res) == PGRES_COMMAND_OK ? DBP_OK : result_error(c, res, err);
-    } else {
-        res = NULL;
-    }
-    if (rc == DBP_OK) {
-        st->n_params = PQnparams(res);
-        st->n_fields = PQnfields(res);
-        st->param_types = dbp_calloc((size_t)st->n_params, sizeof *st->param_types);
-        st->field_names = dbp_calloc((size_t)st->n_fields, sizeof *st->field_names);
-        st->plans = dbp_calloc((size_t)st->n_fields, sizeof *st->plans);
-        if (!st->param_types || !st->field_names || !st->plans)
-            rc = dbp_error_nomem(err);
-        for (int i = 0; rc == DBP_OK && i < st->n_params; i++)
-            st->param_types[i] = PQparamtype(res, i);
-        for (int i = 0; rc == DBP_OK && i < st->n_fields; i++) {
-            if (!(st->field_names[i] = dbp_strdup(PQfname(res, i))))
-                rc = dbp_error_nomem(err);
-        }
-        /* Planning may ask the catalog, so the describe result goes first. */
-        Oid *oids = rc == DBP_OK ? dbp_calloc((size_t)st->n_fields + 1, sizeof *oids) : NULL;
-        int *mods = rc == DBP_OK ? dbp_calloc((size_t)st->n_fields + 1, sizeof *mods) : NULL;
-        if (rc == DBP_OK && (!oids || !mods))
-            rc = dbp_error_nomem(err);
-        for (int i = 0; rc == DBP_OK && i < st->n_fields; i++) {
-            oids[i] = PQftype(res, i);
-            mods[i] = PQfmod(res, i);
-        }
-        PQclear(res);
-        res = NULL;
-        for (int i = 0; rc == DBP_OK && i < st->n_fields; i++)
-            rc = plan_field(c, oids[i], mods[i], &st->plans[i], err);
-        dbp_free(oids);
-        dbp_free(mods);
-    }
-    PQclear(res);
-    if (rc != DBP_OK) {
-        statement_free(st);
-        return rc;
-    }
-    *out = st;
-    return DBP_OK;
-}
-
-/* The prepared statement for `sql`, from the cache or newly prepared (named
- * and cached, or unnamed when the cache is off; *owned says the caller must
- * free it). */
-static int statement_for(pg_conn *c, const char *sql, size_t len, pg_statement **out,
-                         int *owned, dbp_error *err)
-{
-    *owned = 0;
-    for (int i = 0; i < c->n_cached; i++) {
-        pg_statement *st = c->cache[i];
-        if (st->sql_len == len && memcmp(st->sql, sql, len) == 0) {
-            st->last_used = ++c->tick;
-            *out = st;
-            return DBP_OK;
-        }
-    }
-    if (c->cfg->cache_size == 0) {
-        *owned = 1;
-        return prepare_statement(c, sql, len, "", out, err);
-    }
-    int slot = c->n_cached;
-    if (slot == c->cfg->cache_size) { /* evict the least recently used */
-        slot = 0;
-        for (int i = 1; i < c->n_cached; i++)
-            if (c->cache[i]->last_used < c->cache[slot]->last_used)
-                slot = i;
-        if (c->cur.stmt == c->cache[slot]) {
-            *owned = 1; /* the open cursor uses the victim: do not cache */
-            return prepare_statement(c, sql, len, "", out, err);
-        }
-        char dealloc[64];
-        snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", c->cache[slot]->name);
-        int rc = exec_simple(c, dealloc, err);
-        if (rc != DBP_OK)
-            return rc;
-        statement_free(c->cache[slot]);
-        c->cache[slot] = c->cache[--c->n_cached];
-        slot = c->n_cached;
-    }
-    char name[24];
-    snprintf(name, sizeof name, "dbp_%llu", (unsigned long long)++c->next_name);
-    pg_statement *st;
-    int rc = prepare_statement(c, sql, len, name, &st, err);
-    if (rc != DBP_OK)
-        return rc;
-    st->last_used = ++c->tick;
-    c->cache[slot] = st;
-    c->n_cached++;
-    *out = st;
-    return DBP_OK;
-}
-
 /* ---- parameters ---------------------------------------------------------------- */
 
 /* Text forms of one row of parameters; blobs go as binary. The engine
@@ -654,6 +513,196 @@ static int bind_row(const pg_statement *st, const dbp_params *params, size_t row
     return DBP_OK;
 }
 
+/* ---- the statement cache ----------------------------------------------------- */
+
+/* OIDs from here on are user-defined types (FirstNormalObjectId). */
+#define FIRST_USER_OID 16384
+
+/* Plans a column. For a user-defined type the catalog says whether it is an
+ * enum (binary form = its label), a string-category type, or a domain (then
+ * planned as its base type). */
+static int plan_field(pg_conn *c, Oid oid, int typmod, pg_column_plan *plan, dbp_error *err)
+{
+    int text_like = 0;
+    if (oid >= FIRST_USER_OID) {
+        char sql[128];
+        snprintf(sql, sizeof sql,
+                 "SELECT typtype, typcategory, typbasetype FROM pg_catalog.pg_type WHERE oid = %u",
+                 oid);
+        PGresult *res = PQexec(c->pg, sql);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+            char typtype = PQgetvalue(res, 0, 0)[0];
+            char category = PQgetvalue(res, 0, 1)[0];
+            Oid base = (Oid)strtoul(PQgetvalue(res, 0, 2), NULL, 10);
+            text_like = typtype == 'e' || category == 'S';
+            PQclear(res);
+            if (typtype == 'd' && base)
+                return plan_field(c, base, typmod, plan, err);
+        } else {
+            PQclear(res); /* e.g. in a failed transaction: the raw bytes then */
+        }
+    }
+    return pg_plan_column(oid, typmod, text_like, plan, err);
+}
+
+/* Parse and Describe in one pipeline with one Sync: one round trip, and
+ * behind PgBouncer in transaction mode both reach the same server. */
+static int prepare_and_describe(pg_conn *c, const char *name, const char *sql,
+                                PGresult **described, dbp_error *err)
+{
+    *described = NULL;
+    if (!PQenterPipelineMode(c->pg))
+        return result_error(c, NULL, err);
+    int rc = DBP_OK;
+    if (!PQsendPrepare(c->pg, name, sql, 0, NULL) || !PQsendDescribePrepared(c->pg, name) ||
+        !PQpipelineSync(c->pg))
+        rc = result_error(c, NULL, err);
+    for (int answers = 0;;) {
+        PGresult *res;
+        int prc = next_result(c, NULL, &res, rc == DBP_OK ? err : NULL);
+        if (prc != DBP_OK) {
+            rc = rc == DBP_OK ? prc : rc;
+            break;
+        }
+        if (!res)
+            continue;
+        ExecStatusType status = PQresultStatus(res);
+        if (status == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        answers++;
+        if (status == PGRES_FATAL_ERROR && rc == DBP_OK)
+            rc = result_error(c, res, err);
+        if (status == PGRES_COMMAND_OK && answers == 2 && rc == DBP_OK) {
+            *described = res;
+            continue;
+        }
+        PQclear(res);
+    }
+    PQexitPipelineMode(c->pg);
+    if (rc != DBP_OK) {
+        PQclear(*described);
+        *described = NULL;
+    }
+    return rc;
+}
+
+/* Runs a prepared statement with bound parameters, binary results. The
+ * unnamed statement is sent whole (parse, bind, execute in one Sync), since
+ * another Sync may find another server behind a transaction-mode pooler. */
+static int send_statement(pg_conn *c, const pg_statement *st, const bound_params *b)
+{
+    if (st->name[0])
+        return PQsendQueryPrepared(c->pg, st->name, st->n_params, b->values, b->lengths,
+                                   b->formats, 1);
+    return PQsendQueryParams(c->pg, st->sql, st->n_params, st->param_types, b->values,
+                             b->lengths, b->formats, 1);
+}
+
+/* Prepares and describes `sql` under `name`. */
+static int prepare_statement(pg_conn *c, const char *sql, size_t len, const char *name,
+                             pg_statement **out, dbp_error *err)
+{
+    pg_statement *st = dbp_calloc(1, sizeof *st);
+    if (!st || !(st->sql = dbp_strndup(sql, len))) {
+        dbp_free(st);
+        return dbp_error_nomem(err);
+    }
+    st->sql_len = len;
+    snprintf(st->name, sizeof st->name, "%s", name);
+    PGresult *res = NULL;
+    int rc = prepare_and_describe(c, name, st->sql, &res, err);
+    if (rc == DBP_OK) {
+        st->n_params = PQnparams(res);
+        st->n_fields = PQnfields(res);
+        st->param_types = dbp_calloc((size_t)st->n_params, sizeof *st->param_types);
+        st->field_names = dbp_calloc((size_t)st->n_fields, sizeof *st->field_names);
+        st->plans = dbp_calloc((size_t)st->n_fields, sizeof *st->plans);
+        if (!st->param_types || !st->field_names || !st->plans)
+            rc = dbp_error_nomem(err);
+        for (int i = 0; rc == DBP_OK && i < st->n_params; i++)
+            st->param_types[i] = PQparamtype(res, i);
+        for (int i = 0; rc == DBP_OK && i < st->n_fields; i++) {
+            if (!(st->field_names[i] = dbp_strdup(PQfname(res, i))))
+                rc = dbp_error_nomem(err);
+        }
+        /* Planning may ask the catalog, so the describe result goes first. */
+        Oid *oids = rc == DBP_OK ? dbp_calloc((size_t)st->n_fields + 1, sizeof *oids) : NULL;
+        int *mods = rc == DBP_OK ? dbp_calloc((size_t)st->n_fields + 1, sizeof *mods) : NULL;
+        if (rc == DBP_OK && (!oids || !mods))
+            rc = dbp_error_nomem(err);
+        for (int i = 0; rc == DBP_OK && i < st->n_fields; i++) {
+            oids[i] = PQftype(res, i);
+            mods[i] = PQfmod(res, i);
+        }
+        PQclear(res);
+        res = NULL;
+        for (int i = 0; rc == DBP_OK && i < st->n_fields; i++)
+            rc = plan_field(c, oids[i], mods[i], &st->plans[i], err);
+        dbp_free(oids);
+        dbp_free(mods);
+    }
+    PQclear(res);
+    if (rc != DBP_OK) {
+        statement_free(st);
+        return rc;
+    }
+    *out = st;
+    return DBP_OK;
+}
+
+/* The prepared statement for `sql`, from the cache or newly prepared (named
+ * and cached, or unnamed when the cache is off; *owned says the caller must
+ * free it). */
+static int statement_for(pg_conn *c, const char *sql, size_t len, pg_statement **out,
+                         int *owned, dbp_error *err)
+{
+    *owned = 0;
+    for (int i = 0; i < c->n_cached; i++) {
+        pg_statement *st = c->cache[i];
+        if (st->sql_len == len && memcmp(st->sql, sql, len) == 0) {
+            st->last_used = ++c->tick;
+            *out = st;
+            return DBP_OK;
+        }
+    }
+    if (c->cfg->cache_size == 0) {
+        *owned = 1;
+        return prepare_statement(c, sql, len, "", out, err);
+    }
+    int slot = c->n_cached;
+    if (slot == c->cfg->cache_size) { /* evict the least recently used */
+        slot = 0;
+        for (int i = 1; i < c->n_cached; i++)
+            if (c->cache[i]->last_used < c->cache[slot]->last_used)
+                slot = i;
+        if (c->cur.stmt == c->cache[slot]) {
+            *owned = 1; /* the open cursor uses the victim: do not cache */
+            return prepare_statement(c, sql, len, "", out, err);
+        }
+        char dealloc[64];
+        snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", c->cache[slot]->name);
+        int rc = exec_simple(c, dealloc, err);
+        if (rc != DBP_OK)
+            return rc;
+        statement_free(c->cache[slot]);
+        c->cache[slot] = c->cache[--c->n_cached];
+        slot = c->n_cached;
+    }
+    char name[24];
+    snprintf(name, sizeof name, "dbp_%llu", (unsigned long long)++c->next_name);
+    pg_statement *st;
+    int rc = prepare_statement(c, sql, len, name, &st, err);
+    if (rc != DBP_OK)
+        return rc;
+    st->last_used = ++c->tick;
+    c->cache[slot] = st;
+    c->n_cached++;
+    *out = st;
+    return DBP_OK;
+}
+
 /* ---- execute -------------------------------------------------------------------- */
 
 static int execute_rows(pg_conn *c, const pg_statement *st, const dbp_params *params,
@@ -690,9 +739,9 @@ static int execute(void *conn, const char *sql, size_t len, const dbp_params *pa
 }
 
 /* One row: a plain round trip. Several: libpq pipeline mode sends them all
- * before reading any answer. Outside a transaction the pipeline is one
- * implicit transaction (an error rolls every row back); inside one, a
- * savepoint gives the same all-or-nothing. */
+ * before reading any answer, all or nothing: inside BEGIN ... COMMIT sent in
+ * the same pipeline (ROLLBACK instead when a row cannot even be sent), or,
+ * inside the caller's transaction, a savepoint. */
 static int execute_rows(pg_conn *c, const pg_statement *st, const dbp_params *params,
                         size_t rows, const dbp_exec_ctx *ctx, int64_t *affected,
                         dbp_error *err)
@@ -702,8 +751,7 @@ static int execute_rows(pg_conn *c, const pg_statement *st, const dbp_params *pa
         int rc = bind_row(st, params, 0, &b, err);
         if (rc != DBP_OK)
             return rc;
-        int sent = PQsendQueryPrepared(c->pg, st->name, st->n_params, b.values, b.lengths,
-                                       b.formats, 1);
+        int sent = send_statement(c, st, &b);
         bound_free(&b);
         return sent ? drain(c, ctx, affected, err) : result_error(c, NULL, err);
     }
@@ -716,22 +764,26 @@ static int execute_rows(pg_conn *c, const pg_statement *st, const dbp_params *pa
     if (!PQenterPipelineMode(c->pg))
         return result_error(c, NULL, err);
     int rc = DBP_OK;
+    if (!savepoint && !PQsendQueryParams(c->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
+        rc = result_error(c, NULL, err);
     for (size_t row = 0; row < rows && rc == DBP_OK; row++) {
         rc = bind_row(st, params, row, &b, err);
         if (rc != DBP_OK)
             break;
-        if (!PQsendQueryPrepared(c->pg, st->name, st->n_params, b.values, b.lengths, b.formats,
-                                 1))
+        if (!send_statement(c, st, &b))
             rc = result_error(c, NULL, err);
         bound_free(&b);
         /* Read what has arrived so neither side's buffers fill up. */
         if (rc == DBP_OK && (row & 255) == 255 && !PQconsumeInput(c->pg))
             rc = result_error(c, NULL, err);
     }
+    if (!savepoint)
+        PQsendQueryParams(c->pg, rc == DBP_OK ? "COMMIT" : "ROLLBACK", 0, NULL, NULL, NULL,
+                          NULL, 0);
     if (!PQpipelineSync(c->pg) && rc == DBP_OK)
         rc = result_error(c, NULL, err);
-    /* Read every answer up to the sync. */
-    size_t row = 0;
+    /* Read every answer up to the sync; BEGIN's answer comes first. */
+    int answer = savepoint ? 0 : -1;
     int failed_row = -1;
     for (;;) {
         PGresult *res;
@@ -749,17 +801,21 @@ static int execute_rows(pg_conn *c, const pg_statement *st, const dbp_params *pa
         }
         if (status == PGRES_FATAL_ERROR && rc == DBP_OK) {
             rc = result_error(c, res, err);
-            failed_row = (int)row;
+            failed_row = answer < (int)rows ? answer : -1;
         } else if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
             const char *n = PQcmdTuples(res);
-            if (*n)
+            if (*n && answer >= 0 && answer < (int)rows)
                 *affected += strtoll(n, NULL, 10);
-            row++;
         }
+        answer++;
         PQclear(res);
     }
     PQexitPipelineMode(c->pg);
     c->cancel_sent = 0;
+    if (!savepoint && in_transaction(c)) { /* an error left BEGIN's block open */
+        dbp_error ignored;
+        exec_simple(c, "ROLLBACK", &ignored);
+    }
     if (rc != DBP_OK) {
         *affected = 0;
         if (err && failed_row >= 0)
@@ -857,8 +913,7 @@ static int cursor_open(void *conn, const char *sql, size_t len, const dbp_params
         bound_params b;
         rc = bind_row(cur->stmt, params, 0, &b, err);
         if (rc == DBP_OK) {
-            int sent = PQsendQueryPrepared(c->pg, cur->stmt->name, cur->stmt->n_params,
-                                           b.values, b.lengths, b.formats, 1);
+            int sent = send_statement(c, cur->stmt, &b);
             bound_free(&b);
             cur->kind = CURSOR_ROWS;
             /* A stream takes rows as they come; a query takes them at once. */
