@@ -8,12 +8,19 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-# Debian packages the build and the tests need.
-APT_PACKAGES := gcc pkg-config libsqlite3-dev python3-dev python3-venv valgrind
-PY_PACKAGES := meson meson-python ninja polars pyarrow pytest pytest-asyncio mypy
+# Debian packages the build and the tests need: compilers and client
+# libraries, plus the real servers and clients the tests drive (PostgreSQL's
+# initdb/pg_ctl, FreeTDS's tsql and freebcp, openssl for test certificates).
+APT_PACKAGES := gcc pkg-config libsqlite3-dev libpq-dev postgresql postgresql-client \
+                freetds-bin freetds-dev openssl python3-dev python3-venv valgrind
+PY_PACKAGES := meson meson-python ninja polars pyarrow pytest pytest-asyncio mypy \
+               "psycopg[binary]" python-tds pyopenssl
+# Peers for `make bench` only.
+BENCH_PACKAGES := connectorx asyncpg psycopg-pool adbc-driver-postgresql adbc-driver-sqlite \
+                  matplotlib
 
 .PHONY: all demo test setup system-deps venv install c-test c-test-asan c-test-valgrind \
-        py-test typecheck tds-server clean
+        py-test typecheck tds-server bench bench-deps bench-quick clean
 
 all: install
 
@@ -37,8 +44,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 venv: system-deps $(BIN)/python
-	@$(PY) -c "import mesonpy, polars, pyarrow, pytest, pytest_asyncio, mypy" 2>/dev/null \
-	    || $(PY) -m pip install -q $(PY_PACKAGES)
+	@$(PY) -c "import mesonpy, polars, pyarrow, pytest, pytest_asyncio, mypy, psycopg, pytds, OpenSSL" \
+	    2>/dev/null || $(PY) -m pip install -q $(PY_PACKAGES)
 
 # Editable install: importing db_pool rebuilds the extension when C changed.
 install: venv
@@ -68,6 +75,22 @@ py-test: install
 
 typecheck: install
 	$(BIN)/mypy --strict python/db_pool examples
+
+# The TDS 7.4 test server on 127.0.0.1:$(PORT) (login sa / db-pool-test).
+PORT ?= 1433
+tds-server: venv
+	$(PY) -m tests.tds_server --port $(PORT) $(TDS_SERVER_ARGS)
+
+# Side-by-side benchmarks; writes docs/benchmarks.md and its plots.
+bench-deps: install
+	@$(PY) -c "import connectorx, asyncpg, psycopg_pool, adbc_driver_postgresql, adbc_driver_sqlite, matplotlib" \
+	    2>/dev/null || $(PY) -m pip install -q $(BENCH_PACKAGES)
+
+bench: bench-deps
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench-quick: bench-deps
+	$(PY) bench/run.py --quick --out build/bench/benchmarks.md
 
 clean:
 	rm -rf build

@@ -39,11 +39,11 @@ def test_every_error_has_the_attributes() -> None:
 
 async def test_unknown_db_type(api: Any) -> None:
     with pytest.raises(ConfigurationError, match="sqlite") as info:
-        await api.create_pool("x", db_type="postgresql", database="x")
-    assert "postgresql" in str(info.value)
+        await api.create_pool("x", db_type="oracle", database="x")
+    assert "oracle" in str(info.value)
     assert isinstance(info.value, ValueError)
-    with pytest.raises(ConfigurationError, match="supports: sqlite"):
-        await api.create_pool("x", url="mysql://host/db")
+    with pytest.raises(ConfigurationError, match="supports: .*sqlite"):
+        await api.create_pool("x", url="oracle://host/db")
     assert api.list_pools() == []
 
 
