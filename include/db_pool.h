@@ -186,6 +186,7 @@ typedef enum dbp_op {
     DBP_OP_CURSOR_OPEN = 8,  /* on a lease: open a cursor for streaming */
     DBP_OP_CURSOR_FETCH = 9, /* on a lease: next batch from the open cursor */
     DBP_OP_CURSOR_CLOSE = 10,
+    DBP_OP_WRITE_FRAME = 11, /* bulk-load rows (see dbp_request_set_input) into table `sql` */
 } dbp_op;
 
 typedef struct dbp_request dbp_request;
@@ -209,6 +210,11 @@ typedef enum dbp_copy_mode {
     DBP_COPY_NEVER = 2,
 } dbp_copy_mode;
 void dbp_request_set_copy_mode(dbp_request *req, dbp_copy_mode mode);
+/* WRITE_FRAME: the rows to load, an Arrow stream of struct batches whose
+ * field names are the table's columns. The request takes the stream over
+ * (and releases it); `*in` is left released. */
+void dbp_request_set_input(dbp_request *req, struct ArrowArrayStream *in);
+
 /* An opaque pointer handed back unchanged; the library never touches it. */
 void dbp_request_set_user_data(dbp_request *req, void *user_data);
 void *dbp_request_user_data(const dbp_request *req);

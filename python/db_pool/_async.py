@@ -188,6 +188,7 @@ class DatabasePool(PoolRegistry):
         *,
         many: bool = False,
         copy: int = 0,
+        input: object = None,
     ) -> _native.Request:
         completions = self._loop_completions()
         fut = completions.loop.create_future()
@@ -198,6 +199,7 @@ class DatabasePool(PoolRegistry):
             params,
             many=many,
             copy=copy,
+            input=input,
             queue=completions.queue,
             future=fut,
             engine=self._engine(pool_id),
@@ -287,6 +289,18 @@ class DatabasePool(PoolRegistry):
     async def execute_many(self, pool_id: str, sql: str, rows: Iterable[Params]) -> int:
         """Runs one statement per parameter row, all or nothing; returns rows changed."""
         req = await self._submit(pool_id, _native.OP_EXECUTE_MANY, sql, rows, many=True)
+        return req.rows_affected()
+
+    async def write_frame(self, pool_id: str, frame: pl.DataFrame, table: str) -> int:
+        """Appends the rows of ``frame`` to ``table``, all or nothing; returns
+        the rows written.
+
+        The frame's column names are the table's columns; ``table`` may be
+        schema-qualified and is quoted for you. The bulk path is the engine's
+        own (SQLite: one prepared INSERT per row in a savepoint;
+        PostgreSQL: COPY ... FROM STDIN).
+        """
+        req = await self._submit(pool_id, _native.OP_WRITE_FRAME, table, input=frame)
         return req.rows_affected()
 
     def transaction(

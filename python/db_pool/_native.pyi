@@ -12,6 +12,7 @@ OP_ROLLBACK: int
 OP_CURSOR_OPEN: int
 OP_CURSOR_FETCH: int
 OP_CURSOR_CLOSE: int
+OP_WRITE_FRAME: int
 COPY_AUTO: int
 COPY_ALWAYS: int
 COPY_NEVER: int
@@ -48,6 +49,7 @@ class Lease:
         many: bool = False,
         batch_rows: int = 0,
         copy: int = 0,
+        input: object = None,
         queue: CompletionQueue | None = None,
         future: Any = None,
     ) -> Request: ...
@@ -80,6 +82,7 @@ class Manager:
         many: bool = False,
         batch_rows: int = 0,
         copy: int = 0,
+        input: object = None,
         queue: CompletionQueue | None = None,
         future: Any = None,
         engine: str | None = None,

@@ -119,9 +119,17 @@ class SyncDatabasePool(PoolRegistry):
         *,
         many: bool = False,
         copy: int = 0,
+        input: object = None,
     ) -> _native.Request:
         req = self._manager().submit(
-            pool_id, op, sql, params, many=many, copy=copy, engine=self._engine(pool_id)
+            pool_id,
+            op,
+            sql,
+            params,
+            many=many,
+            copy=copy,
+            input=input,
+            engine=self._engine(pool_id),
         )
         return _finish(req)
 
@@ -181,6 +189,12 @@ class SyncDatabasePool(PoolRegistry):
     def execute_many(self, pool_id: str, sql: str, rows: Iterable[Params]) -> int:
         """Runs one statement per parameter row, all or nothing; returns rows changed."""
         req = self._submit(pool_id, _native.OP_EXECUTE_MANY, sql, rows, many=True)
+        return req.rows_affected()
+
+    def write_frame(self, pool_id: str, frame: pl.DataFrame, table: str) -> int:
+        """Appends the rows of ``frame`` to ``table``, all or nothing; see
+        DatabasePool.write_frame."""
+        req = self._submit(pool_id, _native.OP_WRITE_FRAME, table, input=frame)
         return req.rows_affected()
 
     def transaction(

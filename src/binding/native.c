@@ -473,10 +473,24 @@ static void request_dealloc(RequestObject *self)
     Py_DECREF(tp);
 }
 
+/* Moves the Arrow stream of `input` (anything with __arrow_c_stream__, such
+ * as a polars.DataFrame) into the request. */
+static int take_input(dbp_request *req, PyObject *input)
+{
+    PyObject *capsule = PyObject_CallMethod(input, "__arrow_c_stream__", NULL);
+    if (!capsule)
+        return -1;
+    struct ArrowArrayStream *stream = PyCapsule_GetPointer(capsule, "arrow_array_stream");
+    if (stream)
+        dbp_request_set_input(req, stream); /* leaves the capsule's copy released */
+    Py_DECREF(capsule);
+    return stream ? 0 : -1;
+}
+
 static RequestObject *request_create(module_state *st, PyObject *manager, dbp_op op,
                                      PyObject *sql, PyObject *params, int many,
-                                     Py_ssize_t batch_rows, int copy_mode, PyObject *future,
-                                     PyObject *engine)
+                                     Py_ssize_t batch_rows, int copy_mode, PyObject *input,
+                                     PyObject *future, PyObject *engine)
 {
     const char *text = NULL;
     Py_ssize_t len = 0;
@@ -509,6 +523,10 @@ static RequestObject *request_create(module_state *st, PyObject *manager, dbp_op
     if (batch_rows > 0)
         dbp_request_set_batch_rows(self->req, batch_rows);
     dbp_request_set_copy_mode(self->req, (dbp_copy_mode)copy_mode);
+    if (input != Py_None && take_input(self->req, input) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
     dbp_request_set_user_data(self->req, self);
     return self;
 }
@@ -864,14 +882,16 @@ static PyObject *lease_in_transaction(LeaseObject *self, void *closure)
  *        future=None) -> Request */
 static PyObject *lease_submit(LeaseObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"op",    "sql",   "params", "many", "batch_rows",
-                             "copy",  "queue", "future", NULL};
+    static char *kwlist[] = {"op",   "sql",   "params", "many",   "batch_rows",
+                             "copy", "input", "queue",  "future", NULL};
     module_state *st = state_of_type(Py_TYPE(self));
     int op, many = 0, copy_mode = DBP_COPY_AUTO;
-    PyObject *sql = Py_None, *params = Py_None, *queue_obj = Py_None, *future = Py_None;
+    PyObject *sql = Py_None, *params = Py_None, *queue_obj = Py_None, *future = Py_None,
+             *input = Py_None;
     Py_ssize_t batch_rows = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|OO$pniOO", kwlist, &op, &sql, &params,
-                                     &many, &batch_rows, &copy_mode, &queue_obj, &future))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|OO$pniOOO", kwlist, &op, &sql, &params,
+                                     &many, &batch_rows, &copy_mode, &input, &queue_obj,
+                                     &future))
         return NULL;
     QueueObject *queue;
     if (queue_arg(st, queue_obj, &queue) < 0)
@@ -879,7 +899,7 @@ static PyObject *lease_submit(LeaseObject *self, PyObject *args, PyObject *kwarg
     if (!self->lease)
         return raise_simple(st, DBP_E_CLOSED, "the connection was released already");
     RequestObject *req = request_create(st, self->manager, (dbp_op)op, sql, params, many,
-                                        batch_rows, copy_mode, future, self->engine);
+                                        batch_rows, copy_mode, input, future, self->engine);
     if (!req)
         return NULL;
     dbp_error err;
@@ -1110,23 +1130,23 @@ static PyObject *manager_stats(ManagerObject *self, PyObject *args)
  *        queue=None, future=None, engine=None) -> Request */
 static PyObject *manager_submit(ManagerObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"pool_id", "op",    "sql",    "params", "many", "batch_rows",
-                             "copy",    "queue", "future", "engine", NULL};
+    static char *kwlist[] = {"pool_id", "op",    "sql",   "params", "many",   "batch_rows",
+                             "copy",    "input", "queue", "future", "engine", NULL};
     module_state *st = state_of_type(Py_TYPE(self));
     const char *pool_id;
     int op, many = 0, copy_mode = DBP_COPY_AUTO;
     PyObject *sql = Py_None, *params = Py_None, *queue_obj = Py_None, *future = Py_None,
-             *engine = Py_None;
+             *engine = Py_None, *input = Py_None;
     Py_ssize_t batch_rows = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "si|OO$pniOOO", kwlist, &pool_id, &op, &sql,
-                                     &params, &many, &batch_rows, &copy_mode, &queue_obj,
-                                     &future, &engine))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "si|OO$pniOOOO", kwlist, &pool_id, &op,
+                                     &sql, &params, &many, &batch_rows, &copy_mode, &input,
+                                     &queue_obj, &future, &engine))
         return NULL;
     QueueObject *queue;
     if (queue_arg(st, queue_obj, &queue) < 0 || manager_check(self, st) < 0)
         return NULL;
     RequestObject *req = request_create(st, (PyObject *)self, (dbp_op)op, sql, params, many,
-                                        batch_rows, copy_mode, future, engine);
+                                        batch_rows, copy_mode, input, future, engine);
     if (!req)
         return NULL;
     dbp_error err;
@@ -1239,6 +1259,7 @@ static int module_exec(PyObject *module)
         {"OP_BEGIN", DBP_OP_BEGIN},       {"OP_COMMIT", DBP_OP_COMMIT},
         {"OP_ROLLBACK", DBP_OP_ROLLBACK}, {"OP_CURSOR_OPEN", DBP_OP_CURSOR_OPEN},
         {"OP_CURSOR_FETCH", DBP_OP_CURSOR_FETCH}, {"OP_CURSOR_CLOSE", DBP_OP_CURSOR_CLOSE},
+        {"OP_WRITE_FRAME", DBP_OP_WRITE_FRAME},
         {"COPY_AUTO", DBP_COPY_AUTO},     {"COPY_ALWAYS", DBP_COPY_ALWAYS},
         {"COPY_NEVER", DBP_COPY_NEVER},
     };

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "arrow_abi.h"
 #include "db_pool.h"
 #include "driver.h"
 #include "result.h"
@@ -79,6 +80,7 @@ struct dbp_request {
     int64_t batch_rows;
     dbp_copy_mode copy_mode;
     void *user_data;
+    struct ArrowArrayStream input; /* WRITE_FRAME rows; release NULL when none */
     char *notices; /* "SEVERITY: text\n" lines the engine sent */
     size_t notices_len;
 

@@ -66,6 +66,12 @@ typedef struct dbp_driver {
     /* Closes the open cursor, if any. */
     void (*cursor_close)(void *conn);
 
+    /* Loads every row of `rows` (struct batches; field names are columns)
+     * into `table`, all or nothing, and releases nothing: the caller owns
+     * the stream. NULL when the engine has no bulk path. */
+    int (*bulk_load)(void *conn, const char *table, struct ArrowArrayStream *rows,
+                     const dbp_exec_ctx *ctx, int64_t *rows_loaded, dbp_error *err);
+
     /* `options` is engine text such as "IMMEDIATE" (may be empty). */
     int (*begin)(void *conn, const char *options, dbp_error *err);
     int (*commit)(void *conn, dbp_error *err);

@@ -190,3 +190,14 @@ const char *dbp_params_name(const dbp_params *p, const dbp_value *v)
 {
     return v->has_name ? p->arena + v->name_offset : NULL;
 }
+
+void dbp_params_cell(const dbp_params *p, const dbp_value *v, dbp_cell *out)
+{
+    out->kind = v->kind;
+    out->i = v->i;
+    out->d = v->d;
+    out->data = v->kind == DBP_V_TEXT || v->kind == DBP_V_BLOB || v->kind == DBP_V_DECIMAL
+                    ? p->arena + v->offset
+                    : NULL;
+    out->len = v->length;
+}

@@ -17,6 +17,20 @@ typedef struct dbp_value {
     int has_name;
 } dbp_value;
 
+/* A value with its bytes in place: what drivers bind, whether it came from
+ * parameters or from a frame (arrow_input.h). */
+typedef struct dbp_cell {
+    dbp_value_kind kind;
+    int64_t i;        /* BOOL, INT64, DATE (days), TIME (us), TIMESTAMP[_TZ] (us) */
+    double d;         /* DOUBLE */
+    const char *data; /* TEXT, BLOB, DECIMAL: not NUL-terminated */
+    size_t len;
+    char text[48];    /* backing store for a frame's DECIMAL digits */
+} dbp_cell;
+
+/* The cell of a parameter value (its bytes stay in the params' arena). */
+void dbp_params_cell(const dbp_params *p, const dbp_value *v, dbp_cell *out);
+
 /* Rows of values: 1 when dbp_params_end_row was never called (and there are
  * values), else the number of ended rows. */
 size_t dbp_params_rows(const dbp_params *p);

@@ -14,7 +14,7 @@ int dbp_request_new(dbp_request **out, dbp_op op, const char *sql, size_t sql_le
                     dbp_params *params, dbp_error *err)
 {
     *out = NULL;
-    if (op < DBP_OP_QUERY || op > DBP_OP_CURSOR_CLOSE) {
+    if (op < DBP_OP_QUERY || op > DBP_OP_WRITE_FRAME) {
         dbp_params_free(params);
         return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "unknown operation %d", (int)op);
     }
@@ -61,6 +61,8 @@ void dbp_request_unref(dbp_request *req)
         return;
     dbp_free(req->sql);
     dbp_free(req->notices);
+    if (req->input.release)
+        req->input.release(&req->input);
     dbp_params_free(req->params);
     dbp_result_free(req->result);
     if (req->lease_out)
@@ -73,6 +75,14 @@ void dbp_request_unref(dbp_request *req)
 void dbp_request_set_batch_rows(dbp_request *req, int64_t rows)
 {
     req->batch_rows = rows > 0 ? rows : 1;
+}
+
+void dbp_request_set_input(dbp_request *req, struct ArrowArrayStream *in)
+{
+    if (req->input.release)
+        req->input.release(&req->input);
+    req->input = *in;
+    in->release = NULL;
 }
 
 void dbp_request_set_copy_mode(dbp_request *req, dbp_copy_mode mode) { req->copy_mode = mode; }

@@ -187,6 +187,13 @@ static int run_op(dbp_pool *pool, dbp_request *req)
     case DBP_OP_LEASE:
         req->lease_out = dbp_calloc(1, sizeof *req->lease_out);
         return req->lease_out ? DBP_OK : dbp_error_nomem(err);
+    case DBP_OP_WRITE_FRAME:
+        if (!drv->bulk_load)
+            return dbp_error_set(err, DBP_E_MISUSE, 0, "0A000",
+                                 "the %s engine cannot bulk-load frames yet", drv->name);
+        if (!req->input.release)
+            return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "write_frame needs rows");
+        return drv->bulk_load(h, sql, &req->input, &ctx, &req->rows_affected, err);
     case DBP_OP_BEGIN:
         return drv->begin(h, sql, err);
     case DBP_OP_COMMIT:

@@ -29,9 +29,11 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "arrow_input.h"
 #include "driver.h"
 #include "error.h"
 #include "pg_types.h"
+#include "textbuf.h"
 #include "textparse.h"
 
 /* ---- configuration ------------------------------------------------------ */
@@ -436,6 +438,36 @@ static void bound_free(bound_params *b)
     dbp_free(b->text);
 }
 
+/* The text form PostgreSQL parses exactly, for values without bytes of
+ * their own (booleans, numbers, dates and times); `t` holds 48 bytes. */
+static int scalar_text(const dbp_cell *v, char *t)
+{
+    switch (v->kind) {
+    case DBP_V_BOOL:
+        return snprintf(t, 48, "%s", v->i ? "t" : "f");
+    case DBP_V_INT64:
+        return snprintf(t, 48, "%lld", (long long)v->i);
+    case DBP_V_DOUBLE:
+        if (isnan(v->d))
+            return snprintf(t, 48, "NaN");
+        if (isinf(v->d))
+            return snprintf(t, 48, "%sInfinity", v->d < 0 ? "-" : "");
+        return snprintf(t, 48, "%.17g", v->d); /* reads back exactly */
+    case DBP_V_DATE:
+        return dbp_format_date(v->i, t, 48);
+    case DBP_V_TIME:
+        return dbp_format_time(v->i, t, 48);
+    case DBP_V_TIMESTAMP:
+        return dbp_format_timestamp(v->i, t, 48);
+    case DBP_V_TIMESTAMP_TZ: {
+        int n = dbp_format_timestamp(v->i, t, 48);
+        return n + snprintf(t + n, (size_t)(48 - n), "+00");
+    }
+    default:
+        return 0;
+    }
+}
+
 static int bind_row(const pg_statement *st, const dbp_params *params, size_t row,
                     bound_params *b, dbp_error *err)
 {
@@ -460,55 +492,23 @@ static int bind_row(const pg_statement *st, const dbp_params *params, size_t row
         return dbp_error_nomem(err);
     }
     for (size_t i = 0; i < given; i++) {
-        const dbp_value *v = dbp_params_get(params, row, i);
-        char *t = b->text + i * 48;
-        int n = 0;
-        switch (v->kind) {
-        case DBP_V_NULL:
-            b->values[i] = NULL;
-            continue;
-        case DBP_V_BOOL:
-            n = snprintf(t, 48, "%s", v->i ? "t" : "f");
-            break;
-        case DBP_V_INT64:
-            n = snprintf(t, 48, "%lld", (long long)v->i);
-            break;
-        case DBP_V_DOUBLE:
-            if (isnan(v->d))
-                n = snprintf(t, 48, "NaN");
-            else if (isinf(v->d))
-                n = snprintf(t, 48, "%sInfinity", v->d < 0 ? "-" : "");
-            else
-                n = snprintf(t, 48, "%.17g", v->d); /* reads back exactly */
-            break;
-        case DBP_V_DATE:
-            n = dbp_format_date(v->i, t, 48);
-            break;
-        case DBP_V_TIME:
-            n = dbp_format_time(v->i, t, 48);
-            break;
-        case DBP_V_TIMESTAMP:
-        case DBP_V_TIMESTAMP_TZ:
-            n = dbp_format_timestamp(v->i, t, 48);
-            if (v->kind == DBP_V_TIMESTAMP_TZ)
-                n += snprintf(t + n, (size_t)(48 - n), "+00");
-            break;
-        case DBP_V_BLOB:
-            b->formats[i] = 1;
-            /* fall through */
-        case DBP_V_TEXT:
-        case DBP_V_DECIMAL:
-            b->values[i] = dbp_params_bytes(params, v);
-            b->lengths[i] = (int)v->length;
-            if (v->length > INT32_MAX) {
+        dbp_cell v;
+        dbp_params_cell(params, dbp_params_get(params, row, i), &v);
+        if (v.kind == DBP_V_NULL)
+            continue; /* values[i] stays NULL */
+        if (v.data) { /* text, decimal digits, bytes (sent binary) */
+            if (v.len > INT32_MAX) {
                 bound_free(b);
                 return dbp_error_set(err, DBP_E_DATA, 0, "22000",
                                      "parameter %zu is larger than 2 GiB", i + 1);
             }
+            b->values[i] = v.data;
+            b->lengths[i] = (int)v.len;
+            b->formats[i] = v.kind == DBP_V_BLOB;
             continue;
         }
-        b->values[i] = t;
-        b->lengths[i] = n;
+        b->values[i] = b->text + i * 48;
+        b->lengths[i] = scalar_text(&v, b->text + i * 48);
     }
     return DBP_OK;
 }
@@ -1212,6 +1212,127 @@ static void cursor_close(void *conn)
     memset(cur, 0, sizeof *cur);
 }
 
+/* ---- bulk load ------------------------------------------------------------------------ */
+
+/* COPY "table" ("a", "b") FROM STDIN in the text format: exact for every
+ * value (numbers as their shortest exact digits, bytea as hex) and atomic
+ * on the server's side. */
+typedef struct copy_in {
+    pg_conn *c;
+    const char *table;
+    dbp_textbuf data;
+    int started;
+} copy_in;
+
+#define COPY_CHUNK (1 << 20)
+
+static int copy_columns(void *arg, size_t n, const char *const *names, dbp_error *err)
+{
+    copy_in *ci = arg;
+    dbp_textbuf sql = {0};
+    dbp_textbuf_str(&sql, "COPY ");
+    dbp_textbuf_identifier(&sql, ci->table, '"', '"', 1);
+    for (size_t i = 0; i < n; i++) {
+        dbp_textbuf_str(&sql, i ? ", " : " (");
+        dbp_textbuf_identifier(&sql, names[i], '"', '"', 0);
+    }
+    dbp_textbuf_str(&sql, ") FROM STDIN");
+    int rc = sql.failed ? dbp_error_nomem(err) : DBP_OK;
+    PGresult *res = NULL;
+    if (rc == DBP_OK)
+        rc = PQsendQuery(ci->c->pg, sql.data) ? next_result(ci->c, NULL, &res, err)
+                                              : result_error(ci->c, NULL, err);
+    dbp_textbuf_free(&sql);
+    if (rc == DBP_OK && PQresultStatus(res) != PGRES_COPY_IN) {
+        rc = result_error(ci->c, res, err);
+        PQclear(res);
+        drain(ci->c, NULL, NULL, NULL);
+        return rc;
+    }
+    PQclear(res);
+    ci->started = rc == DBP_OK;
+    return rc;
+}
+
+static void copy_escape(dbp_textbuf *t, const char *s, size_t n)
+{
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *esc = s[i] == '\\' ? "\\\\"
+                          : s[i] == '\t' ? "\\t"
+                          : s[i] == '\n' ? "\\n"
+                          : s[i] == '\r' ? "\\r"
+                                         : NULL;
+        if (!esc)
+            continue;
+        dbp_textbuf_add(t, s + run, i - run);
+        dbp_textbuf_str(t, esc);
+        run = i + 1;
+    }
+    dbp_textbuf_add(t, s + run, n - run);
+}
+
+static int copy_row(void *arg, const dbp_cell *cells, size_t n, dbp_error *err)
+{
+    copy_in *ci = arg;
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        const dbp_cell *v = &cells[i];
+        if (i)
+            dbp_textbuf_add(&ci->data, "\t", 1);
+        if (v->kind == DBP_V_NULL) {
+            dbp_textbuf_str(&ci->data, "\\N");
+        } else if (v->kind == DBP_V_BLOB) {
+            dbp_textbuf_str(&ci->data, "\\\\x"); /* bytea hex input, its backslash escaped */
+            for (size_t k = 0; k < v->len; k++) {
+                unsigned char b = (unsigned char)v->data[k];
+                char pair[2] = {hex[b >> 4], hex[b & 15]};
+                dbp_textbuf_add(&ci->data, pair, 2);
+            }
+        } else if (v->data) {
+            copy_escape(&ci->data, v->data, v->len);
+        } else {
+            char text[48];
+            dbp_textbuf_add(&ci->data, text, (size_t)scalar_text(v, text));
+        }
+    }
+    dbp_textbuf_add(&ci->data, "\n", 1);
+    if (ci->data.failed)
+        return dbp_error_nomem(err);
+    if (ci->data.len >= COPY_CHUNK) {
+        if (PQputCopyData(ci->c->pg, ci->data.data, (int)ci->data.len) != 1)
+            return result_error(ci->c, NULL, err);
+        dbp_textbuf_clear(&ci->data);
+    }
+    return DBP_OK;
+}
+
+static int bulk_load(void *conn, const char *table, struct ArrowArrayStream *rows,
+                     const dbp_exec_ctx *ctx, int64_t *loaded, dbp_error *err)
+{
+    pg_conn *c = conn;
+    c->ctx = ctx;
+    copy_in ci = {.c = c, .table = table};
+    dbp_frame_sink sink = {.columns = copy_columns, .row = copy_row, .arg = &ci};
+    int64_t fed = 0;
+    int rc = dbp_arrow_walk(rows, &sink, ctx->cancelled, &fed, err);
+    if (ci.started) {
+        if (rc == DBP_OK && ci.data.len &&
+            PQputCopyData(c->pg, ci.data.data, (int)ci.data.len) != 1)
+            rc = result_error(c, NULL, err);
+        /* An error message makes the server abort the whole COPY. */
+        PQputCopyEnd(c->pg, rc == DBP_OK ? NULL : "write_frame failed on the client side");
+        int64_t copied = 0;
+        int end = drain(c, ctx, &copied, rc == DBP_OK ? err : NULL);
+        if (rc == DBP_OK)
+            rc = end;
+        *loaded = rc == DBP_OK ? copied : 0;
+    }
+    dbp_textbuf_free(&ci.data);
+    c->ctx = NULL;
+    return rc;
+}
+
 /* ---- transactions -------------------------------------------------------------------- */
 
 static int begin(void *conn, const char *options, dbp_error *err)
@@ -1261,6 +1382,7 @@ const dbp_driver dbp_pg_driver = {
     .cursor_open = cursor_open,
     .cursor_fetch = cursor_fetch,
     .cursor_close = cursor_close,
+    .bulk_load = bulk_load,
     .begin = begin,
     .commit = commit,
     .rollback = rollback,

@@ -23,8 +23,10 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "arrow_input.h"
 #include "driver.h"
 #include "error.h"
+#include "textbuf.h"
 #include "textparse.h"
 
 /* ---- configuration ------------------------------------------------------ */
@@ -424,8 +426,8 @@ static void release_stmt(sqlite3_stmt *stmt, int cached)
     }
 }
 
-static int bind_value(sqlite_conn *c, sqlite3_stmt *stmt, int index, const dbp_params *params,
-                      const dbp_value *v, dbp_error *err)
+static int bind_value(sqlite_conn *c, sqlite3_stmt *stmt, int index, const dbp_cell *v,
+                      dbp_error *err)
 {
     char text[48];
     int n, rc;
@@ -442,12 +444,10 @@ static int bind_value(sqlite_conn *c, sqlite3_stmt *stmt, int index, const dbp_p
         break;
     case DBP_V_TEXT:
     case DBP_V_DECIMAL: /* exact: kept as text */
-        rc = sqlite3_bind_text64(stmt, index, dbp_params_bytes(params, v), v->length,
-                                 SQLITE_STATIC, SQLITE_UTF8);
+        rc = sqlite3_bind_text64(stmt, index, v->data, v->len, SQLITE_STATIC, SQLITE_UTF8);
         break;
     case DBP_V_BLOB:
-        rc = sqlite3_bind_blob64(stmt, index, dbp_params_bytes(params, v), v->length,
-                                 SQLITE_STATIC);
+        rc = sqlite3_bind_blob64(stmt, index, v->data, v->len, SQLITE_STATIC);
         break;
     case DBP_V_DATE:
         n = dbp_format_date(v->i, text, sizeof text);
@@ -504,7 +504,9 @@ static int bind_row(sqlite_conn *c, sqlite3_stmt *stmt, const dbp_params *params
                 return dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
                                      "no value was given for parameter '%s'", placeholder);
         }
-        int rc = bind_value(c, stmt, i, params, v, err);
+        dbp_cell cell;
+        dbp_params_cell(params, v, &cell);
+        int rc = bind_value(c, stmt, i, &cell, err);
         if (rc != DBP_OK)
             return rc;
     }
@@ -1029,6 +1031,80 @@ static int fetch_watched(sqlite_conn *c, const dbp_fetch_limits *limits,
     return DBP_OK;
 }
 
+/* ---- bulk load ------------------------------------------------------------------------ */
+
+typedef struct bulk_insert {
+    sqlite_conn *c;
+    const char *table;
+    sqlite3_stmt *stmt;
+} bulk_insert;
+
+/* INSERT INTO "table" ("a", "b") VALUES (?, ?) for the frame's columns. */
+static int bulk_columns(void *arg, size_t n, const char *const *names, dbp_error *err)
+{
+    bulk_insert *b = arg;
+    dbp_textbuf sql = {0};
+    dbp_textbuf_str(&sql, "INSERT INTO ");
+    dbp_textbuf_identifier(&sql, b->table, '"', '"', 1);
+    for (size_t i = 0; i < n; i++) {
+        dbp_textbuf_str(&sql, i ? ", " : " (");
+        dbp_textbuf_identifier(&sql, names[i], '"', '"', 0);
+    }
+    dbp_textbuf_str(&sql, ") VALUES (");
+    for (size_t i = 0; i < n; i++)
+        dbp_textbuf_str(&sql, i ? ", ?" : "?");
+    dbp_textbuf_str(&sql, ")");
+    int rc = sql.failed ? dbp_error_nomem(err) : DBP_OK;
+    if (rc == DBP_OK) {
+        int prc = sqlite3_prepare_v2(b->c->db, sql.data, (int)sql.len, &b->stmt, NULL);
+        if (prc != SQLITE_OK)
+            rc = fail(b->c->db, prc, 1, err);
+    }
+    dbp_textbuf_free(&sql);
+    return rc;
+}
+
+static int bulk_row(void *arg, const dbp_cell *cells, size_t n, dbp_error *err)
+{
+    bulk_insert *b = arg;
+    int rc = DBP_OK;
+    for (size_t i = 0; rc == DBP_OK && i < n; i++)
+        rc = bind_value(b->c, b->stmt, (int)i + 1, &cells[i], err);
+    if (rc == DBP_OK) {
+        int step = sqlite3_step(b->stmt);
+        if (step != SQLITE_DONE)
+            rc = fail(b->c->db, step, 0, err);
+    }
+    sqlite3_reset(b->stmt);
+    return rc;
+}
+
+/* One prepared INSERT per row inside a savepoint: all rows or none. */
+static int bulk_load(void *conn, const char *table, struct ArrowArrayStream *rows,
+                     const dbp_exec_ctx *ctx, int64_t *loaded, dbp_error *err)
+{
+    sqlite_conn *c = conn;
+    int rc = exec_simple(c, "SAVEPOINT dbp_write_frame", err);
+    if (rc != DBP_OK)
+        return rc;
+    c->cancelled = ctx->cancelled;
+    bulk_insert b = {.c = c, .table = table};
+    dbp_frame_sink sink = {.columns = bulk_columns, .row = bulk_row, .arg = &b};
+    rc = dbp_arrow_walk(rows, &sink, ctx->cancelled, loaded, err);
+    if (rc != DBP_OK && err)
+        snprintf(err->message + strlen(err->message), sizeof err->message - strlen(err->message),
+                 " (frame row %lld; no row was written)", (long long)*loaded);
+    sqlite3_finalize(b.stmt);
+    c->cancelled = NULL;
+    dbp_error ignored;
+    if (rc != DBP_OK) {
+        exec_simple(c, "ROLLBACK TO dbp_write_frame", &ignored);
+        *loaded = 0;
+    }
+    int end = exec_simple(c, "RELEASE dbp_write_frame", rc == DBP_OK ? err : &ignored);
+    return rc == DBP_OK ? end : rc;
+}
+
 /* ---- transactions ------------------------------------------------------------ */
 
 static int begin(void *conn, const char *options, dbp_error *err)
@@ -1062,6 +1138,7 @@ const dbp_driver dbp_sqlite_driver = {
     .cursor_open = cursor_open,
     .cursor_fetch = cursor_fetch,
     .cursor_close = cursor_close,
+    .bulk_load = bulk_load,
     .begin = begin,
     .commit = commit,
     .rollback = rollback,

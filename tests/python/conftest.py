@@ -115,6 +115,9 @@ class SyncAsAsync:
     async def execute_many(self, pool_id: str, sql: str, rows: Iterable[Any]) -> int:
         return self.pool.execute_many(pool_id, sql, rows)
 
+    async def write_frame(self, pool_id: str, frame: pl.DataFrame, table: str) -> int:
+        return self.pool.write_frame(pool_id, frame, table)
+
     def transaction(self, pool_id: str, begin: str = "") -> _SyncTxAsAsync:
         return _SyncTxAsAsync(self.pool.transaction(pool_id, begin))
 

@@ -1,0 +1,381 @@
+/* arrow_input.c - see arrow_input.h. */
+#include "arrow_input.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "error.h"
+
+static int unsupported(const char *name, const char *format, dbp_error *err)
+{
+    return dbp_error_set(err, DBP_E_DATA, 0, "0A000",
+                         "column '%s' has Arrow type '%s', which cannot be written; cast it "
+                         "(e.g. to a string) first",
+                         name, format);
+}
+
+static int64_t time_unit_ns(char unit)
+{
+    switch (unit) {
+    case 's':
+        return 1000000000;
+    case 'm':
+        return 1000000;
+    case 'u':
+        return 1000;
+    case 'n':
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Plans reading a non-dictionary array of `format`. */
+static int init_plain(dbp_arrow_reader *r, const char *format, dbp_error *err)
+{
+    static const struct {
+        const char *format;
+        arrow_reader_kind kind;
+        int width;
+        int binary;
+    } simple[] = {
+        {"n", AR_NULL, 0, 0},   {"b", AR_BOOL, 0, 0},   {"c", AR_INT, 1, 0},
+        {"s", AR_INT, 2, 0},    {"i", AR_INT, 4, 0},    {"l", AR_INT, 8, 0},
+        {"C", AR_UINT, 1, 0},   {"S", AR_UINT, 2, 0},   {"I", AR_UINT, 4, 0},
+        {"L", AR_UINT, 8, 0},   {"f", AR_FLOAT, 4, 0},  {"g", AR_FLOAT, 8, 0},
+        {"u", AR_STRING, 4, 0}, {"U", AR_STRING, 8, 0}, {"z", AR_STRING, 4, 1},
+        {"Z", AR_STRING, 8, 1}, {"vu", AR_VIEW, 0, 0},  {"vz", AR_VIEW, 0, 1},
+        {"tdD", AR_DATE32, 0, 0}, {"tdm", AR_DATE64, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof simple / sizeof *simple; i++) {
+        if (strcmp(format, simple[i].format) == 0) {
+            r->kind = simple[i].kind;
+            r->width = simple[i].width;
+            r->binary = simple[i].binary;
+            return DBP_OK;
+        }
+    }
+    if (format[0] == 't' && format[1] == 't' && (r->unit_ns = time_unit_ns(format[2])) &&
+        format[3] == '\0') {
+        r->kind = AR_TIME;
+        r->width = format[2] == 's' || format[2] == 'm' ? 4 : 8;
+        return DBP_OK;
+    }
+    if (format[0] == 't' && format[1] == 's' && (r->unit_ns = time_unit_ns(format[2])) &&
+        format[3] == ':') {
+        r->kind = AR_TIMESTAMP;
+        r->has_tz = format[4] != '\0';
+        return DBP_OK;
+    }
+    int precision, scale, bits = 128;
+    if (sscanf(format, "d:%d,%d,%d", &precision, &scale, &bits) >= 2 && bits == 128 &&
+        scale >= 0 && scale <= 38) {
+        r->kind = AR_DECIMAL;
+        r->scale = scale;
+        return DBP_OK;
+    }
+    return unsupported(r->name, format, err);
+}
+
+int dbp_arrow_reader_init(dbp_arrow_reader *r, const struct ArrowSchema *schema,
+                          const struct ArrowArray *array, dbp_error *err)
+{
+    memset(r, 0, sizeof *r);
+    r->array = array;
+    r->name = schema->name ? schema->name : "?";
+    if (!schema->dictionary)
+        return init_plain(r, schema->format, err);
+    /* Categorical / enum columns: integer indices into a dictionary. */
+    int rc = init_plain(r, schema->format, err);
+    if (rc != DBP_OK)
+        return rc;
+    if (r->kind != AR_INT && r->kind != AR_UINT)
+        return unsupported(r->name, schema->format, err);
+    if (!array->dictionary)
+        return dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL,
+                             "column '%s' is dictionary-encoded but has no dictionary", r->name);
+    r->values = dbp_calloc(1, sizeof *r->values);
+    if (!r->values)
+        return dbp_error_nomem(err);
+    rc = dbp_arrow_reader_init(r->values, schema->dictionary, array->dictionary, err);
+    r->values->name = r->name;
+    if (rc == DBP_OK) {
+        r->index_signed = r->kind == AR_INT;
+        r->kind = AR_DICTIONARY;
+    }
+    return rc;
+}
+
+void dbp_arrow_reader_free(dbp_arrow_reader *r)
+{
+    if (!r)
+        return;
+    if (r->values) {
+        dbp_arrow_reader_free(r->values);
+        dbp_free(r->values);
+    }
+    r->values = NULL;
+}
+
+static int is_null(const struct ArrowArray *a, int64_t i)
+{
+    const uint8_t *validity = a->buffers[0];
+    return a->null_count != 0 && validity && !((validity[i >> 3] >> (i & 7)) & 1);
+}
+
+static int64_t read_int(const void *buf, int width, int is_signed, int64_t i, uint64_t *u)
+{
+    const uint8_t *p = (const uint8_t *)buf + i * width;
+    switch (width) {
+    case 1:
+        *u = p[0];
+        return is_signed ? (int64_t)(int8_t)p[0] : (int64_t)p[0];
+    case 2: {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        *u = v;
+        return is_signed ? (int64_t)(int16_t)v : (int64_t)v;
+    }
+    case 4: {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        *u = v;
+        return is_signed ? (int64_t)(int32_t)v : (int64_t)v;
+    }
+    default: {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        *u = v;
+        return (int64_t)v;
+    }
+    }
+}
+
+/* Exact decimal text of an unscaled 128-bit value. */
+static void decimal_text(__int128 v, int scale, dbp_cell *out)
+{
+    char digits[48];
+    int n = 0, negative = v < 0;
+    unsigned __int128 u = negative ? -(unsigned __int128)v : (unsigned __int128)v;
+    do {
+        digits[n++] = (char)('0' + (int)(u % 10));
+        u /= 10;
+    } while (u);
+    while (n <= scale)
+        digits[n++] = '0';
+    size_t k = 0;
+    if (negative)
+        out->text[k++] = '-';
+    for (int i = n - 1; i >= 0; i--) {
+        out->text[k++] = digits[i];
+        if (i == scale && scale > 0)
+            out->text[k++] = '.';
+    }
+    out->data = out->text;
+    out->len = k;
+}
+
+int dbp_arrow_reader_get(const dbp_arrow_reader *r, int64_t row, dbp_cell *out, dbp_error *err)
+{
+    const struct ArrowArray *a = r->array;
+    int64_t i = a->offset + row;
+    memset(out, 0, offsetof(dbp_cell, text));
+    if (r->kind == AR_NULL || is_null(a, i)) {
+        out->kind = DBP_V_NULL;
+        return DBP_OK;
+    }
+    uint64_t u;
+    switch (r->kind) {
+    case AR_BOOL: {
+        const uint8_t *bits = a->buffers[1];
+        out->kind = DBP_V_BOOL;
+        out->i = (bits[i >> 3] >> (i & 7)) & 1;
+        return DBP_OK;
+    }
+    case AR_INT:
+        out->kind = DBP_V_INT64;
+        out->i = read_int(a->buffers[1], r->width, 1, i, &u);
+        return DBP_OK;
+    case AR_UINT:
+        out->kind = DBP_V_INT64;
+        out->i = read_int(a->buffers[1], r->width, 0, i, &u);
+        if (u > INT64_MAX)
+            return dbp_error_set(err, DBP_E_DATA, 0, "22003",
+                                 "column '%s' row %lld: %llu does not fit a 64-bit signed integer",
+                                 r->name, (long long)row, (unsigned long long)u);
+        return DBP_OK;
+    case AR_FLOAT:
+        out->kind = DBP_V_DOUBLE;
+        if (r->width == 4) {
+            float f;
+            memcpy(&f, (const char *)a->buffers[1] + i * 4, 4);
+            out->d = f;
+        } else {
+            memcpy(&out->d, (const char *)a->buffers[1] + i * 8, 8);
+        }
+        return DBP_OK;
+    case AR_DECIMAL: {
+        __int128 v;
+        memcpy(&v, (const char *)a->buffers[1] + i * 16, 16);
+        out->kind = DBP_V_DECIMAL;
+        decimal_text(v, r->scale, out);
+        return DBP_OK;
+    }
+    case AR_STRING: {
+        int64_t start, end;
+        if (r->width == 4) {
+            const int32_t *offsets = a->buffers[1];
+            start = offsets[i];
+            end = offsets[i + 1];
+        } else {
+            const int64_t *offsets = a->buffers[1];
+            start = offsets[i];
+            end = offsets[i + 1];
+        }
+        out->kind = r->binary ? DBP_V_BLOB : DBP_V_TEXT;
+        out->data = (const char *)a->buffers[2] + start;
+        out->len = (size_t)(end - start);
+        return DBP_OK;
+    }
+    case AR_VIEW: {
+        const uint8_t *view = (const uint8_t *)a->buffers[1] + i * 16;
+        int32_t len, buffer, offset;
+        memcpy(&len, view, 4);
+        out->kind = r->binary ? DBP_V_BLOB : DBP_V_TEXT;
+        out->len = (size_t)len;
+        if (len <= 12) {
+            out->data = (const char *)view + 4;
+            return DBP_OK;
+        }
+        memcpy(&buffer, view + 8, 4);
+        memcpy(&offset, view + 12, 4);
+        if (buffer < 0 || buffer + 3 > a->n_buffers)
+            return dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL,
+                                 "column '%s': a string view names a missing buffer", r->name);
+        out->data = (const char *)a->buffers[2 + buffer] + offset;
+        return DBP_OK;
+    }
+    case AR_DATE32: {
+        int32_t days;
+        memcpy(&days, (const char *)a->buffers[1] + i * 4, 4);
+        out->kind = DBP_V_DATE;
+        out->i = days;
+        return DBP_OK;
+    }
+    case AR_DATE64: {
+        int64_t ms;
+        memcpy(&ms, (const char *)a->buffers[1] + i * 8, 8);
+        out->kind = DBP_V_DATE;
+        out->i = ms / 86400000;
+        return DBP_OK;
+    }
+    case AR_TIME:
+    case AR_TIMESTAMP: {
+        int64_t ticks = r->kind == AR_TIME ? read_int(a->buffers[1], r->width, 1, i, &u)
+                                           : read_int(a->buffers[1], 8, 1, i, &u);
+        if (r->unit_ns == 1 && ticks % 1000 != 0)
+            return dbp_error_set(err, DBP_E_DATA, 0, "22008",
+                                 "column '%s' row %lld has nanoseconds, which would be lost; "
+                                 "round it to microseconds first",
+                                 r->name, (long long)row);
+        int64_t us = r->unit_ns == 1 ? ticks / 1000 : ticks * (r->unit_ns / 1000);
+        out->kind = r->kind == AR_TIME ? DBP_V_TIME
+                    : r->has_tz        ? DBP_V_TIMESTAMP_TZ
+                                       : DBP_V_TIMESTAMP;
+        out->i = us;
+        return DBP_OK;
+    }
+    case AR_DICTIONARY: {
+        int64_t index = read_int(a->buffers[1], r->width, r->index_signed, i, &u);
+        if (index < 0 || index >= r->values->array->length)
+            return dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL,
+                                 "column '%s': dictionary index out of range", r->name);
+        return dbp_arrow_reader_get(r->values, index, out, err);
+    }
+    default:
+        return unsupported(r->name, "?", err);
+    }
+}
+
+static int stream_error(struct ArrowArrayStream *in, int code, dbp_error *err)
+{
+    const char *why = in->get_last_error ? in->get_last_error(in) : NULL;
+    return dbp_error_set(err, DBP_E_DATA, code, NULL, "reading the frame failed: %s",
+                         why ? why : "no reason given");
+}
+
+/* Feeds one struct batch's rows. */
+static int walk_batch(const struct ArrowSchema *schema, const struct ArrowArray *batch,
+                      const dbp_frame_sink *sink, const atomic_int *cancelled, int64_t *rows,
+                      dbp_error *err)
+{
+    size_t n = (size_t)schema->n_children;
+    if (batch->n_children != schema->n_children)
+        return dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL,
+                             "a batch has %lld columns, its schema %zu",
+                             (long long)batch->n_children, n);
+    dbp_arrow_reader *readers = dbp_calloc(n, sizeof *readers);
+    dbp_cell *cells = dbp_calloc(n, sizeof *cells);
+    int rc = readers && cells ? DBP_OK : dbp_error_nomem(err);
+    size_t ready = 0;
+    for (; rc == DBP_OK && ready < n; ready++)
+        rc = dbp_arrow_reader_init(&readers[ready], schema->children[ready],
+                                   batch->children[ready], err);
+    for (int64_t row = 0; rc == DBP_OK && row < batch->length; row++) {
+        if ((row & 1023) == 1023 && cancelled && atomic_load(cancelled))
+            rc = dbp_error_set(err, DBP_E_CANCELLED, 0, NULL, "cancelled");
+        for (size_t c = 0; rc == DBP_OK && c < n; c++)
+            rc = dbp_arrow_reader_get(&readers[c], batch->offset + row, &cells[c], err);
+        if (rc == DBP_OK)
+            rc = sink->row(sink->arg, cells, n, err);
+        if (rc == DBP_OK)
+            (*rows)++;
+    }
+    for (size_t c = 0; readers && c < ready; c++)
+        dbp_arrow_reader_free(&readers[c]);
+    dbp_free(readers);
+    dbp_free(cells);
+    return rc;
+}
+
+int dbp_arrow_walk(struct ArrowArrayStream *in, const dbp_frame_sink *sink,
+                   const atomic_int *cancelled, int64_t *rows, dbp_error *err)
+{
+    *rows = 0;
+    struct ArrowSchema schema = {0};
+    int code = in->get_schema(in, &schema);
+    if (code != 0)
+        return stream_error(in, code, err);
+    int rc = DBP_OK;
+    if (strcmp(schema.format, "+s") != 0 || schema.n_children == 0) {
+        rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
+                           "write_frame takes a table of columns (a DataFrame)");
+    } else {
+        size_t n = (size_t)schema.n_children;
+        const char **names = dbp_calloc(n, sizeof *names);
+        rc = names ? DBP_OK : dbp_error_nomem(err);
+        for (size_t c = 0; rc == DBP_OK && c < n; c++)
+            names[c] = schema.children[c]->name ? schema.children[c]->name : "";
+        if (rc == DBP_OK)
+            rc = sink->columns(sink->arg, n, names, err);
+        dbp_free(names);
+    }
+    while (rc == DBP_OK) {
+        struct ArrowArray batch = {0};
+        code = in->get_next(in, &batch);
+        if (code != 0) {
+            rc = stream_error(in, code, err);
+            break;
+        }
+        if (!batch.release)
+            break; /* the end */
+        rc = walk_batch(&schema, &batch, sink, cancelled, rows, err);
+        batch.release(&batch);
+    }
+    if (schema.release)
+        schema.release(&schema);
+    return rc;
+}

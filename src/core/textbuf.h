@@ -1,0 +1,25 @@
+/* textbuf.h - a growable byte string for building SQL and COPY data. An
+ * allocation failure sets `failed` and turns later appends into no-ops, so
+ * callers check once at the end. */
+#ifndef DBP_TEXTBUF_H
+#define DBP_TEXTBUF_H
+
+#include <stddef.h>
+
+typedef struct dbp_textbuf {
+    char *data; /* NUL-terminated while not failed */
+    size_t len;
+    size_t cap;
+    int failed;
+} dbp_textbuf;
+
+void dbp_textbuf_add(dbp_textbuf *t, const char *s, size_t n);
+void dbp_textbuf_str(dbp_textbuf *t, const char *s);
+void dbp_textbuf_printf(dbp_textbuf *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* `name` as a quoted identifier, `quote` doubled inside: "a""b" or [a]]b].
+ * With `dotted`, each dot-separated part is quoted on its own (schema.table). */
+void dbp_textbuf_identifier(dbp_textbuf *t, const char *name, char open, char close, int dotted);
+void dbp_textbuf_clear(dbp_textbuf *t); /* empties, keeps the memory */
+void dbp_textbuf_free(dbp_textbuf *t);
+
+#endif
