@@ -48,6 +48,8 @@ void dbp_type_format(dbp_type type, char *buf, size_t size)
     case DBP_T_DURATION_US: format = "tDu"; break;
     case DBP_T_STRING: format = "vu"; break;
     case DBP_T_BINARY: format = "vz"; break;
+    case DBP_T_UINT32: format = "I"; break;
+    case DBP_T_LIST: format = "+l"; break;
     }
     snprintf(buf, size, "%s", format);
 }
@@ -61,6 +63,7 @@ size_t dbp_type_width(dbp_type_id id)
     case DBP_T_INT16:
         return 2;
     case DBP_T_INT32:
+    case DBP_T_UINT32:
     case DBP_T_FLOAT32:
     case DBP_T_DATE32:
         return 4;
@@ -77,9 +80,27 @@ size_t dbp_type_width(dbp_type_id id)
     case DBP_T_BOOL:
     case DBP_T_STRING:
     case DBP_T_BINARY:
+    case DBP_T_LIST:
         return 0;
     }
     return 0;
+}
+
+int dbp_type_equal(dbp_type a, dbp_type b)
+{
+    if (a.id != b.id)
+        return 0;
+    if (a.id == DBP_T_DECIMAL128)
+        return a.precision == b.precision && a.scale == b.scale;
+    if (a.id == DBP_T_LIST)
+        return a.element && b.element && dbp_type_equal(*a.element, *b.element);
+    return 1;
+}
+
+/* A LIST needs an element type, and lists do not nest. */
+static int valid_type(dbp_type type)
+{
+    return type.id != DBP_T_LIST || (type.element && type.element->id != DBP_T_LIST);
 }
 
 static int is_view_type(dbp_type_id id)
@@ -95,6 +116,7 @@ static int is_integer_backed(dbp_type_id id)
     case DBP_T_INT32:
     case DBP_T_INT64:
     case DBP_T_UINT8:
+    case DBP_T_UINT32:
     case DBP_T_DATE32:
     case DBP_T_TIME64_US:
     case DBP_T_TIMESTAMP_US:
@@ -174,13 +196,54 @@ static void bitmap_set(dbp_buffer *buf, int64_t i, int value)
 
 /* ---- lifetime ---------------------------------------------------------------- */
 
+/* A new, empty child column for a LIST of `element`. */
+static int new_child(const dbp_type *element, dbp_column **out)
+{
+    dbp_column *child = dbp_malloc(sizeof *child);
+    if (!child)
+        return DBP_E_NOMEM;
+    dbp_type type = *element;
+    type.element = NULL;
+    if (dbp_column_init(child, "item", type) != DBP_OK) {
+        dbp_free(child);
+        return DBP_E_NOMEM;
+    }
+    *out = child;
+    return DBP_OK;
+}
+
+static void free_child(dbp_column *child)
+{
+    dbp_column_free(child);
+    dbp_free(child);
+}
+
+/* Installs `type` (with `child` for a LIST), pointing the element at the
+ * child's own type so nothing outside the column is referenced. */
+static void install_type(dbp_column *col, dbp_type type, dbp_column *child)
+{
+    if (col->child)
+        free_child(col->child);
+    col->child = child;
+    col->type = type;
+    col->type.element = child ? &child->type : NULL;
+}
+
 int dbp_column_init(dbp_column *col, const char *name, dbp_type type)
 {
     memset(col, 0, sizeof *col);
-    col->name = dbp_strdup(name ? name : "");
-    if (!col->name)
+    if (!valid_type(type))
+        return DBP_E_MISUSE;
+    dbp_column *child = NULL;
+    if (type.id == DBP_T_LIST && new_child(type.element, &child) != DBP_OK)
         return DBP_E_NOMEM;
-    col->type = type;
+    col->name = dbp_strdup(name ? name : "");
+    if (!col->name) {
+        if (child)
+            free_child(child);
+        return DBP_E_NOMEM;
+    }
+    install_type(col, type, child);
     return DBP_OK;
 }
 
@@ -209,6 +272,8 @@ void dbp_column_free(dbp_column *col)
     if (!col)
         return;
     column_clear_values(col);
+    if (col->child)
+        free_child(col->child);
     dbp_free(col->name);
     memset(col, 0, sizeof *col);
 }
@@ -223,6 +288,14 @@ static size_t values_bytes(dbp_type_id id, int64_t rows, int *overflow)
     *overflow = 0;
     if (id == DBP_T_BOOL)
         return bitmap_bytes(rows);
+    if (id == DBP_T_LIST) {
+        /* rows + 1 offsets, all 0: every row is an empty (NULL) list */
+        if ((uint64_t)rows >= SIZE_MAX / 4) {
+            *overflow = 1;
+            return 0;
+        }
+        return 4 * ((size_t)rows + 1);
+    }
     if (width && (uint64_t)rows > SIZE_MAX / width) {
         *overflow = 1;
         return 0;
@@ -232,27 +305,29 @@ static size_t values_bytes(dbp_type_id id, int64_t rows, int *overflow)
 
 int dbp_column_set_type(dbp_column *col, dbp_type type)
 {
-    if (col->null_count != col->length)
+    if (col->null_count != col->length || !valid_type(type))
         return DBP_E_MISUSE;
+    dbp_column *child = NULL;
+    if (type.id == DBP_T_LIST && new_child(type.element, &child) != DBP_OK)
+        return DBP_E_NOMEM;
     dbp_buffer validity = {0}, values = {0};
     if (type.id != DBP_T_NULL && col->length > 0) {
         /* All rows are NULL: a zeroed bitmap and zeroed values (or views) are
          * exactly what appending those NULLs would have produced. */
         int overflow;
         size_t bytes = values_bytes(type.id, col->length, &overflow);
-        if (overflow)
-            return DBP_E_NOMEM;
         validity.size = validity.capacity = bitmap_bytes(col->length);
-        validity.data = dbp_calloc(validity.size, 1);
-        if (!validity.data)
-            return DBP_E_NOMEM;
-        if (bytes) {
+        validity.data = overflow ? NULL : dbp_calloc(validity.size, 1);
+        if (bytes && validity.data) {
             values.size = values.capacity = bytes;
             values.data = dbp_calloc(bytes, 1);
-            if (!values.data) {
-                buffer_free(&validity);
-                return DBP_E_NOMEM;
-            }
+        }
+        if (!validity.data || (bytes && !values.data)) {
+            buffer_free(&validity);
+            buffer_free(&values);
+            if (child)
+                free_child(child);
+            return DBP_E_NOMEM;
         }
     }
     int64_t length = col->length;
@@ -261,7 +336,7 @@ int dbp_column_set_type(dbp_column *col, dbp_type type)
     col->values = values;
     col->length = length;
     col->null_count = length;
-    col->type = type;
+    install_type(col, type, child);
     return DBP_OK;
 }
 
@@ -298,6 +373,8 @@ static int reserve_row(dbp_column *col)
         return bitmap_reserve(&col->values, col->length + 1);
     if (is_view_type(col->type.id))
         return buffer_reserve(&col->values, VIEW_SIZE);
+    if (col->type.id == DBP_T_LIST) /* the leading 0 offset comes with the first row */
+        return buffer_reserve(&col->values, col->values.size ? 4 : 8);
     return buffer_reserve(&col->values, dbp_type_width(col->type.id));
 }
 
@@ -305,6 +382,25 @@ static void push_value(dbp_column *col, const void *value, size_t width)
 {
     memcpy(col->values.data + col->values.size, value, width);
     col->values.size += width;
+}
+
+/* Where the last list value ends in the child (0 before the first row). */
+static int32_t last_offset(const dbp_column *col)
+{
+    int32_t offset = 0;
+    if (col->values.size)
+        memcpy(&offset, col->values.data + col->values.size - 4, 4);
+    return offset;
+}
+
+/* Appends the end offset of a list row; the room was reserved. */
+static void push_offset(dbp_column *col, int32_t offset)
+{
+    if (!col->values.size) {
+        int32_t zero = 0;
+        push_value(col, &zero, 4);
+    }
+    push_value(col, &offset, 4);
 }
 
 /* Ends a non-NULL append whose room was reserved. */
@@ -346,6 +442,8 @@ int dbp_column_append_null(dbp_column *col)
         return DBP_E_NOMEM;
     if (col->type.id == DBP_T_BOOL) {
         bitmap_set(&col->values, col->length, 0);
+    } else if (col->type.id == DBP_T_LIST) {
+        push_offset(col, last_offset(col)); /* an empty slot in the child */
     } else {
         size_t width = is_view_type(col->type.id) ? VIEW_SIZE : dbp_type_width(col->type.id);
         memset(col->values.data + col->values.size, 0, width);
@@ -376,7 +474,8 @@ int dbp_column_append_int(dbp_column *col, int64_t v)
         break;
     }
     case 4: {
-        int32_t narrow = (int32_t)v;
+        /* unsigned, so UINT32 values above INT32_MAX convert exactly */
+        uint32_t narrow = (uint32_t)v;
         push_value(col, &narrow, 4);
         break;
     }
@@ -489,6 +588,112 @@ int dbp_column_append_bytes(dbp_column *col, const void *data, size_t len)
     return DBP_OK;
 }
 
+/* ---- lists ---------------------------------------------------------------- */
+
+dbp_column *dbp_column_list_child(dbp_column *col)
+{
+    return col->type.id == DBP_T_LIST ? col->child : NULL;
+}
+
+int dbp_column_append_list(dbp_column *col)
+{
+    if (col->type.id != DBP_T_LIST)
+        return DBP_E_MISUSE;
+    if (col->child->length > INT32_MAX)
+        return DBP_E_DATA;
+    if (reserve_row(col) != DBP_OK)
+        return DBP_E_NOMEM;
+    push_offset(col, (int32_t)col->child->length);
+    commit_valid_row(col);
+    return DBP_OK;
+}
+
+/* ---- truncation ------------------------------------------------------------ */
+
+int dbp_column_truncate(dbp_column *col, int64_t length)
+{
+    if (length < 0 || length > col->length)
+        return DBP_E_MISUSE;
+    if (length == col->length)
+        return DBP_OK;
+    if (col->type.id == DBP_T_NULL) {
+        col->null_count -= col->length - length;
+        col->length = length;
+        return DBP_OK;
+    }
+    int64_t dropped_nulls = 0;
+    if (col->validity.data) {
+        for (int64_t i = length; i < col->length; i++)
+            dropped_nulls += !((col->validity.data[i / 8] >> (i % 8)) & 1);
+        /* Bits past the end are rewritten by the next appends. */
+        col->validity.size = bitmap_bytes(length);
+    }
+    if (col->type.id == DBP_T_BOOL) {
+        col->values.size = bitmap_bytes(length);
+    } else if (col->type.id == DBP_T_LIST) {
+        int32_t end = 0;
+        if (length > 0)
+            memcpy(&end, col->values.data + 4 * (size_t)length, 4);
+        int rc = dbp_column_truncate(col->child, end);
+        if (rc != DBP_OK)
+            return rc;
+        col->values.size = length > 0 ? 4 * ((size_t)length + 1) : 0;
+    } else {
+        size_t width = is_view_type(col->type.id) ? VIEW_SIZE : dbp_type_width(col->type.id);
+        col->values.size = width * (size_t)length;
+    }
+    col->length = length;
+    col->null_count -= dropped_nulls;
+    return DBP_OK;
+}
+
+/* ---- decimal scale --------------------------------------------------------- */
+
+int dbp_decimal_rescale(void *values, int64_t n, int precision, int shift, int apply)
+{
+    if (shift < 0 || precision < 1 || precision > 38)
+        return DBP_E_MISUSE;
+    __int128 limit = 1; /* 10^precision: magnitudes must stay below it */
+    for (int i = 0; i < precision; i++)
+        limit *= 10;
+    __int128 factor = 1;
+    for (int i = 0; i < shift && factor < limit; i++)
+        factor *= 10;
+    __int128 bound = limit / factor; /* |v| < bound  <=>  |v * factor| < limit */
+    uint8_t *bytes = values;
+    for (int64_t i = 0; i < n; i++) {
+        __int128 v;
+        memcpy(&v, bytes + 16 * i, 16);
+        if (v >= bound || v <= -bound)
+            return DBP_E_DATA;
+    }
+    if (!apply)
+        return DBP_OK;
+    for (int64_t i = 0; i < n; i++) {
+        __int128 v;
+        memcpy(&v, bytes + 16 * i, 16);
+        v *= factor;
+        memcpy(bytes + 16 * i, &v, 16);
+    }
+    return DBP_OK;
+}
+
+int dbp_column_rescale_decimal(dbp_column *col, int new_scale)
+{
+    if (col->type.id != DBP_T_DECIMAL128 || new_scale < col->type.scale)
+        return DBP_E_MISUSE;
+    if (new_scale == col->type.scale)
+        return DBP_OK;
+    if (new_scale > col->type.precision)
+        return DBP_E_DATA;
+    int rc = dbp_decimal_rescale(col->values.data, col->length, col->type.precision,
+                                 new_scale - col->type.scale, 1);
+    if (rc != DBP_OK)
+        return rc;
+    col->type.scale = new_scale;
+    return DBP_OK;
+}
+
 size_t dbp_column_memory(const dbp_column *col)
 {
     /* Bytes written, not capacity, so batch cuts do not depend on how the
@@ -496,6 +701,8 @@ size_t dbp_column_memory(const dbp_column *col)
     size_t total = col->validity.size + col->values.size;
     for (size_t i = 0; i < col->n_data_buffers; i++)
         total += col->data_buffers[i].size;
+    if (col->child)
+        total += dbp_column_memory(col->child);
     return total;
 }
 
@@ -508,6 +715,8 @@ typedef struct exported_column {
     dbp_buffer *data_buffers;
     size_t n_data_buffers;
     int64_t *data_sizes; /* view types: the trailing buffer of data sizes */
+    struct ArrowArray child; /* LIST: the elements */
+    struct ArrowArray *child_pointers[1];
     const void *buffers[];
 } exported_column;
 
@@ -519,6 +728,9 @@ static void release_column_array(struct ArrowArray *array)
         buffer_free(&owned->values);
         free_data_buffers(owned->data_buffers, owned->n_data_buffers);
         dbp_free(owned->data_sizes);
+        /* A consumer may have moved the child out, leaving its release NULL. */
+        if (owned->child.release)
+            owned->child.release(&owned->child);
         dbp_free(owned);
     }
     array->private_data = NULL;
@@ -552,6 +764,12 @@ int dbp_column_finish(dbp_column *col, struct ArrowArray *out)
             return DBP_E_NOMEM;
         }
     }
+    /* The child goes last: it is the only step that moves values, and it
+     * leaves them in place when it fails. */
+    if (col->type.id == DBP_T_LIST && dbp_column_finish(col->child, &owned->child) != DBP_OK) {
+        dbp_free(owned);
+        return DBP_E_NOMEM;
+    }
 
     /* Nothing can fail from here on: move the buffers over. */
     if (col->type.id != DBP_T_NULL) {
@@ -581,6 +799,11 @@ int dbp_column_finish(dbp_column *col, struct ArrowArray *out)
     out->n_children = 0;
     out->buffers = owned->buffers;
     out->children = NULL;
+    if (col->type.id == DBP_T_LIST) {
+        owned->child_pointers[0] = &owned->child;
+        out->n_children = 1;
+        out->children = owned->child_pointers;
+    }
     out->dictionary = NULL;
     out->release = release_column_array;
     out->private_data = owned;
@@ -601,12 +824,17 @@ int dbp_column_finish(dbp_column *col, struct ArrowArray *out)
 
 typedef struct exported_schema {
     char format[40];
+    struct ArrowSchema child; /* LIST: the element's schema */
+    struct ArrowSchema *child_pointers[1];
     char name[]; /* copied column name */
 } exported_schema;
 
 static void release_column_schema(struct ArrowSchema *schema)
 {
-    dbp_free(schema->private_data);
+    exported_schema *owned = schema->private_data;
+    if (owned && owned->child.release)
+        owned->child.release(&owned->child);
+    dbp_free(owned);
     schema->private_data = NULL;
     schema->release = NULL;
 }
@@ -615,11 +843,22 @@ int dbp_column_schema(const dbp_column *col, struct ArrowSchema *out)
 {
     const char *name = col->name ? col->name : "";
     size_t name_len = strlen(name);
-    exported_schema *owned = dbp_malloc(sizeof *owned + name_len + 1);
+    if (!valid_type(col->type))
+        return DBP_E_MISUSE;
+    exported_schema *owned = dbp_calloc(1, sizeof *owned + name_len + 1);
     if (!owned)
         return DBP_E_NOMEM;
     dbp_type_format(col->type, owned->format, sizeof owned->format);
     memcpy(owned->name, name, name_len + 1);
+    if (col->type.id == DBP_T_LIST) {
+        static char item_name[] = "item";
+        dbp_column item = {.name = item_name, .type = *col->type.element};
+        if (dbp_column_schema(&item, &owned->child) != DBP_OK) {
+            dbp_free(owned);
+            return DBP_E_NOMEM;
+        }
+        owned->child_pointers[0] = &owned->child;
+    }
 
     memset(out, 0, sizeof *out);
     out->format = owned->format;
@@ -628,6 +867,10 @@ int dbp_column_schema(const dbp_column *col, struct ArrowSchema *out)
     out->flags = ARROW_FLAG_NULLABLE;
     out->n_children = 0;
     out->children = NULL;
+    if (col->type.id == DBP_T_LIST) {
+        out->n_children = 1;
+        out->children = owned->child_pointers;
+    }
     out->dictionary = NULL;
     out->release = release_column_schema;
     out->private_data = owned;

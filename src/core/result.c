@@ -2,7 +2,13 @@
  * stream (see result.h).
  *
  * The schema is kept as the established column types plus the column names;
- * every get_schema call builds a fresh, independently releasable copy. */
+ * every get_schema call builds a fresh, independently releasable copy. List
+ * element types are copied too, so the schema never points into a column.
+ *
+ * Decimal columns whose scale grows from one batch to the next (PostgreSQL's
+ * unconstrained numeric takes the scale of the values seen) are reconciled
+ * by raising the lower scale, rescaling finished batches in place: they are
+ * still ours until the stream hands them out. */
 #include "result.h"
 
 #include <errno.h>
@@ -16,6 +22,7 @@ struct dbp_result {
     size_t n_columns;
     dbp_column *columns;
     dbp_type *schema_types; /* valid once has_schema is set */
+    dbp_type *schema_elements; /* LIST element types, pointed to by schema_types */
     int has_schema;
     /* A batch failed half-way (some columns moved out): the rows are lost,
      * so exporting must fail rather than return a result missing them. */
@@ -41,7 +48,8 @@ int dbp_result_new(dbp_result **out, size_t n_columns, const char *const *names,
         return dbp_error_nomem(err);
     res->columns = dbp_calloc(n_columns, sizeof *res->columns);
     res->schema_types = dbp_calloc(n_columns, sizeof *res->schema_types);
-    if (!res->columns || !res->schema_types) {
+    res->schema_elements = dbp_calloc(n_columns, sizeof *res->schema_elements);
+    if (!res->columns || !res->schema_types || !res->schema_elements) {
         dbp_result_free(res);
         return dbp_error_nomem(err);
     }
@@ -71,6 +79,7 @@ void dbp_result_free(dbp_result *res)
         dbp_column_free(&res->columns[i]);
     dbp_free(res->columns);
     dbp_free(res->schema_types);
+    dbp_free(res->schema_elements);
     dbp_free(res);
 }
 
@@ -106,11 +115,74 @@ int64_t dbp_result_total_rows(const dbp_result *res)
 
 /* ---- batches ---------------------------------------------------------------- */
 
-static int same_type(dbp_type a, dbp_type b)
+/* The Arrow format, with a list's element format in brackets. */
+static void describe_type(dbp_type type, char *buf, size_t size)
 {
-    if (a.id != b.id)
-        return 0;
-    return a.id != DBP_T_DECIMAL128 || (a.precision == b.precision && a.scale == b.scale);
+    char outer[40], inner[40] = "";
+    dbp_type_format(type, outer, sizeof outer);
+    if (type.id == DBP_T_LIST)
+        dbp_type_format(*type.element, inner, sizeof inner);
+    snprintf(buf, size, type.id == DBP_T_LIST ? "%s[%s]" : "%s%s", outer, inner);
+}
+
+/* Establishes the schema from the columns' current types. */
+static void remember_types(dbp_result *res)
+{
+    for (size_t i = 0; i < res->n_columns; i++) {
+        res->schema_types[i] = res->columns[i].type;
+        if (res->schema_types[i].id == DBP_T_LIST) {
+            res->schema_elements[i] = *res->columns[i].type.element;
+            res->schema_types[i].element = &res->schema_elements[i];
+        }
+    }
+    res->has_schema = 1;
+}
+
+/* 1 when two types are decimals (or lists of decimals) that differ at most
+ * in scale. */
+static int decimal_scale_may_differ(dbp_type a, dbp_type b)
+{
+    if (a.id == DBP_T_LIST && b.id == DBP_T_LIST) {
+        a = *a.element;
+        b = *b.element;
+    }
+    return a.id == DBP_T_DECIMAL128 && b.id == DBP_T_DECIMAL128 && a.precision == b.precision;
+}
+
+/* Brings column `i` and the finished batches to the larger of their two
+ * decimal scales. With `apply` unset it only checks that every value fits,
+ * so that the changes, made afterwards, cannot fail half-way. */
+static int reconcile_scale(dbp_result *res, size_t i, int apply, dbp_error *err)
+{
+    dbp_column *col = &res->columns[i];
+    dbp_column *leaf = col->type.id == DBP_T_LIST ? col->child : col;
+    dbp_type *established =
+        res->schema_types[i].id == DBP_T_LIST ? &res->schema_elements[i] : &res->schema_types[i];
+    int target = leaf->type.scale > established->scale ? leaf->type.scale : established->scale;
+    int precision = established->precision;
+    int rc = DBP_OK;
+    if (leaf->type.scale < target) {
+        rc = apply ? dbp_column_rescale_decimal(leaf, target)
+                   : dbp_decimal_rescale(leaf->values.data, leaf->length, precision,
+                                         target - leaf->type.scale, 0);
+    }
+    for (size_t b = 0; rc == DBP_OK && established->scale < target && b < res->n_batches; b++) {
+        struct ArrowArray *array = res->batches[b].children[i];
+        if (array->n_children == 1)
+            array = array->children[0];
+        /* The buffer is one we allocated; const only in the ABI's view. */
+        rc = dbp_decimal_rescale((void *)array->buffers[1], array->length, precision,
+                                 target - established->scale, apply);
+    }
+    if (rc != DBP_OK)
+        return dbp_error_set(err, DBP_E_DATA, 0, NULL,
+                             "column \"%s\": its decimal values do not fit in %d digits "
+                             "with %d fraction digits (the scale grew between batches); "
+                             "cast the column to a numeric(p,s) that fits, float8 or text",
+                             col->name, precision, target);
+    if (apply)
+        established->scale = target;
+    return DBP_OK;
 }
 
 /* What a struct batch owns besides its children's own buffers. */
@@ -182,18 +254,32 @@ int dbp_result_finish_batch(dbp_result *res, dbp_error *err)
     }
     /* Check every column before changing any, so a type clash leaves the
      * pending batch intact. */
+    int rescale = 0;
     if (res->has_schema) {
         for (size_t i = 0; i < res->n_columns; i++) {
             dbp_column *col = &res->columns[i];
-            if (col->type.id == DBP_T_NULL || same_type(col->type, res->schema_types[i]))
+            if (col->type.id == DBP_T_NULL || dbp_type_equal(col->type, res->schema_types[i]))
                 continue;
-            char had[40], got[40];
-            dbp_type_format(res->schema_types[i], had, sizeof had);
-            dbp_type_format(col->type, got, sizeof got);
+            if (decimal_scale_may_differ(col->type, res->schema_types[i])) {
+                int rc = reconcile_scale(res, i, 0, err);
+                if (rc != DBP_OK)
+                    return rc;
+                rescale = 1;
+                continue;
+            }
+            char had[80], got[80];
+            describe_type(res->schema_types[i], had, sizeof had);
+            describe_type(col->type, got, sizeof got);
             return dbp_error_set(err, DBP_E_DATA, 0, NULL,
                                  "column \"%s\" changed type between batches (%s, then %s)",
                                  col->name, had, got);
         }
+    }
+    /* Checked above, so this changes values without losing any. */
+    for (size_t i = 0; rescale && i < res->n_columns; i++) {
+        dbp_column *col = &res->columns[i];
+        if (col->type.id != DBP_T_NULL && !dbp_type_equal(col->type, res->schema_types[i]))
+            reconcile_scale(res, i, 1, err);
     }
     if (reserve_batch_slot(res) != DBP_OK)
         return dbp_error_nomem(err);
@@ -202,7 +288,7 @@ int dbp_result_finish_batch(dbp_result *res, dbp_error *err)
          * them all-NULL, just typed, so a retry still works. */
         for (size_t i = 0; i < res->n_columns; i++) {
             dbp_column *col = &res->columns[i];
-            if (!same_type(col->type, res->schema_types[i]) &&
+            if (!dbp_type_equal(col->type, res->schema_types[i]) &&
                 dbp_column_set_type(col, res->schema_types[i]) != DBP_OK)
                 return dbp_error_nomem(err);
         }
@@ -223,11 +309,8 @@ int dbp_result_finish_batch(dbp_result *res, dbp_error *err)
         owned->n_children = i + 1;
     }
 
-    if (!res->has_schema) {
-        for (size_t i = 0; i < res->n_columns; i++)
-            res->schema_types[i] = res->columns[i].type;
-        res->has_schema = 1;
-    }
+    if (!res->has_schema)
+        remember_types(res);
     struct ArrowArray *batch = &res->batches[res->n_batches++];
     memset(batch, 0, sizeof *batch);
     batch->length = rows;
@@ -356,12 +439,8 @@ int dbp_result_export(dbp_result *res, struct ArrowArrayStream *out, dbp_error *
         dbp_result_free(res);
         return rc;
     }
-    if (!res->has_schema) {
-        /* No rows at all: the schema is whatever the columns say now. */
-        for (size_t i = 0; i < res->n_columns; i++)
-            res->schema_types[i] = res->columns[i].type;
-        res->has_schema = 1;
-    }
+    if (!res->has_schema)
+        remember_types(res); /* no rows at all: whatever the columns say now */
     out->get_schema = stream_get_schema;
     out->get_next = stream_get_next;
     out->get_last_error = stream_get_last_error;

@@ -26,7 +26,8 @@ int64_t dbp_result_total_rows(const dbp_result *res);
 /* Closes the batch being built (when it has rows) and keeps it. Column types
  * are fixed by the first batch: a later batch whose column has another type
  * fails with DBP_E_DATA, except DBP_T_NULL columns, which take the
- * established type (all their values are NULL). */
+ * established type (all their values are NULL), and decimals of the same
+ * precision whose scale grew: earlier batches are rescaled exactly. */
 int dbp_result_finish_batch(dbp_result *res, dbp_error *err);
 
 /* Finishes the pending batch and moves the result into `out`; the result is

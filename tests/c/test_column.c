@@ -88,6 +88,7 @@ static void test_type_formats(void)
         {DBP_T_TIME64_US, "ttu", 8}, {DBP_T_TIMESTAMP_US, "tsu:", 8},
         {DBP_T_TIMESTAMP_UTC, "tsu:UTC", 8}, {DBP_T_DURATION_US, "tDu", 8},
         {DBP_T_STRING, "vu", 0},     {DBP_T_BINARY, "vz", 0},
+        {DBP_T_UINT32, "I", 4},      {DBP_T_LIST, "+l", 0},
         {DBP_T_DECIMAL128, NULL, 16},
     };
     for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++) {
@@ -165,6 +166,7 @@ static void test_integer_types(void)
     check_integer_type(DBP_T_UINT8, 1);
     check_integer_type(DBP_T_INT16, 2);
     check_integer_type(DBP_T_INT32, 4);
+    check_integer_type(DBP_T_UINT32, 4);
     check_integer_type(DBP_T_DATE32, 4);
     check_integer_type(DBP_T_INT64, 8);
     check_integer_type(DBP_T_TIME64_US, 8);
@@ -472,6 +474,395 @@ static void test_too_long_value(void)
     CHECK_EQ_INT(col.length, 1);
     CHECK_EQ_INT(col.n_data_buffers, 0);
     dbp_column_free(&col);
+}
+
+/* ---- lists ------------------------------------------------------------------- */
+
+static int32_t offset_at(const struct ArrowArray *a, int64_t i)
+{
+    int32_t v;
+    memcpy(&v, (const uint8_t *)a->buffers[1] + 4 * i, 4);
+    return v;
+}
+
+static dbp_type list_of(const dbp_type *element)
+{
+    return (dbp_type){.id = DBP_T_LIST, .element = element};
+}
+
+static void test_list_basic(void)
+{
+    dbp_type int32 = type_of(DBP_T_INT32);
+    dbp_column col;
+    CHECK_EQ_INT(dbp_column_init(&col, "l", list_of(&int32)), DBP_OK);
+    /* the column keeps its own copy of the element type */
+    CHECK(col.type.element != &int32);
+    CHECK_EQ_INT(col.type.element->id, DBP_T_INT32);
+    dbp_column *child = dbp_column_list_child(&col);
+    CHECK(child != NULL);
+    CHECK(strcmp(child->name, "item") == 0);
+    CHECK(col.type.element == &child->type);
+
+    /* [1, 2], NULL, [], [NULL, 3], [] */
+    CHECK_EQ_INT(dbp_column_append_int(child, 1), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_int(child, 2), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_list(&col), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_null(&col), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_list(&col), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_null(child), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_int(child, 3), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_list(&col), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_list(&col), DBP_OK);
+    CHECK_EQ_INT(col.length, 5);
+    CHECK_EQ_INT(col.null_count, 1);
+    /* validity 1 byte + 6 offsets; child: validity 1 byte + 4 values */
+    CHECK_EQ_INT(dbp_column_memory(&col), 1 + 6 * 4 + 1 + 4 * 4);
+    /* values of another kind are refused */
+    CHECK_EQ_INT(dbp_column_append_int(&col, 1), DBP_E_MISUSE);
+    CHECK_EQ_INT(dbp_column_append_bytes(&col, "x", 1), DBP_E_MISUSE);
+
+    struct ArrowArray a;
+    CHECK_EQ_INT(dbp_column_finish(&col, &a), DBP_OK);
+    CHECK_EQ_INT(a.length, 5);
+    CHECK_EQ_INT(a.null_count, 1);
+    CHECK_EQ_INT(a.n_buffers, 2);
+    CHECK_EQ_INT(a.n_children, 1);
+    CHECK_EQ_INT(((const uint8_t *)a.buffers[0])[0] & 0x1f, 0x1d); /* 1,0,1,1,1 */
+    static const int32_t offsets[] = {0, 2, 2, 2, 4, 4};
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ_INT(offset_at(&a, i), offsets[i]);
+    struct ArrowArray *items = a.children[0];
+    CHECK_EQ_INT(items->length, 4);
+    CHECK_EQ_INT(items->null_count, 1);
+    CHECK_EQ_INT(items->n_children, 0);
+    const int32_t *iv = items->buffers[1];
+    CHECK(iv[0] == 1 && iv[1] == 2 && iv[3] == 3);
+    CHECK_EQ_INT(bit_at(items->buffers[0], 2), 0);
+    a.release(&a);
+    CHECK(a.release == NULL);
+
+    /* The builder starts over with offsets from 0 and keeps its child. */
+    CHECK_EQ_INT(col.length, 0);
+    CHECK_EQ_INT(child->length, 0);
+    CHECK(dbp_column_list_child(&col) == child);
+    CHECK_EQ_INT(dbp_column_append_int(child, 7), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_list(&col), DBP_OK);
+    CHECK_EQ_INT(dbp_column_finish(&col, &a), DBP_OK);
+    CHECK_EQ_INT(a.length, 1);
+    CHECK(a.buffers[0] == NULL);
+    CHECK_EQ_INT(offset_at(&a, 0), 0);
+    CHECK_EQ_INT(offset_at(&a, 1), 1);
+    /* A consumer may move the child out and release it on its own. */
+    struct ArrowArray moved = *a.children[0];
+    a.children[0]->release = NULL;
+    moved.release(&moved);
+    a.release(&a);
+
+    /* An empty list column still exports a readable offsets buffer. */
+    CHECK_EQ_INT(dbp_column_finish(&col, &a), DBP_OK);
+    CHECK_EQ_INT(a.length, 0);
+    CHECK_EQ_INT(offset_at(&a, 0), 0);
+    CHECK_EQ_INT(a.children[0]->length, 0);
+    a.release(&a);
+
+    struct ArrowSchema s;
+    CHECK_EQ_INT(dbp_column_schema(&col, &s), DBP_OK);
+    CHECK(strcmp(s.format, "+l") == 0);
+    CHECK(strcmp(s.name, "l") == 0);
+    CHECK_EQ_INT(s.n_children, 1);
+    CHECK(strcmp(s.children[0]->format, "i") == 0);
+    CHECK(strcmp(s.children[0]->name, "item") == 0);
+    CHECK_EQ_INT(s.children[0]->flags, ARROW_FLAG_NULLABLE);
+    CHECK_EQ_INT(s.children[0]->n_children, 0);
+    s.release(&s);
+    CHECK(s.release == NULL);
+    dbp_column_free(&col);
+    CHECK(col.child == NULL);
+}
+
+static void test_list_of_strings_and_decimals(void)
+{
+    dbp_type str = type_of(DBP_T_STRING);
+    dbp_column col;
+    CHECK_EQ_INT(dbp_column_init(&col, "tags", list_of(&str)), DBP_OK);
+    dbp_column *child = dbp_column_list_child(&col);
+    const char *long_tag = "a tag longer than twelve bytes";
+    for (int row = 0; row < 50; row++) {
+        int null = row % 5 == 4;
+        for (int k = 0; !null && k < row % 4; k++)
+            CHECK_EQ_INT(dbp_column_append_bytes(child, long_tag, strlen(long_tag) - (size_t)k),
+                         DBP_OK);
+        CHECK_EQ_INT(null ? dbp_column_append_null(&col) : dbp_column_append_list(&col), DBP_OK);
+    }
+    struct ArrowArray a;
+    CHECK_EQ_INT(dbp_column_finish(&col, &a), DBP_OK);
+    int32_t end = 0;
+    for (int row = 0; row < 50; row++) {
+        CHECK_EQ_INT(offset_at(&a, row), end);
+        if (row % 5 != 4)
+            end += row % 4;
+        CHECK_EQ_INT(bit_at(a.buffers[0], row), row % 5 != 4);
+    }
+    CHECK_EQ_INT(offset_at(&a, 50), end);
+    CHECK_EQ_INT(a.children[0]->length, end);
+    for (int32_t k = 0; k < end; k++)
+        CHECK(view_at(a.children[0], k).length >= 27);
+    CHECK(memcmp(view_bytes(a.children[0], 0), long_tag, strlen(long_tag)) == 0);
+    a.release(&a);
+
+    /* Elements appended before a NULL list belong to the next list value. */
+    CHECK_EQ_INT(dbp_column_append_bytes(child, "x", 1), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_null(&col), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_list(&col), DBP_OK);
+    CHECK_EQ_INT(dbp_column_finish(&col, &a), DBP_OK);
+    CHECK_EQ_INT(offset_at(&a, 1), 0);
+    CHECK_EQ_INT(offset_at(&a, 2), 1);
+    a.release(&a);
+    dbp_column_free(&col);
+
+    /* Rescaling a list's decimal child changes the list's element type. */
+    dbp_type dec = {.id = DBP_T_DECIMAL128, .precision = 38, .scale = 0};
+    CHECK_EQ_INT(dbp_column_init(&col, "amounts", list_of(&dec)), DBP_OK);
+    child = dbp_column_list_child(&col);
+    CHECK_EQ_INT(dbp_column_append_decimal(child, 15), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_list(&col), DBP_OK);
+    CHECK_EQ_INT(dbp_column_rescale_decimal(child, 2), DBP_OK);
+    CHECK_EQ_INT(col.type.element->scale, 2);
+    struct ArrowSchema s;
+    CHECK_EQ_INT(dbp_column_schema(&col, &s), DBP_OK);
+    CHECK(strcmp(s.children[0]->format, "d:38,2") == 0);
+    s.release(&s);
+    dbp_column_free(&col);
+}
+
+static void test_list_misuse(void)
+{
+    dbp_column col;
+    dbp_type list_without_element = {.id = DBP_T_LIST};
+    CHECK_EQ_INT(dbp_column_init(&col, "x", list_without_element), DBP_E_MISUSE);
+    dbp_column_free(&col);
+    dbp_type int64 = type_of(DBP_T_INT64);
+    dbp_type inner = list_of(&int64);
+    CHECK_EQ_INT(dbp_column_init(&col, "x", list_of(&inner)), DBP_E_MISUSE); /* no nesting */
+    dbp_column_free(&col);
+
+    CHECK_EQ_INT(dbp_column_init(&col, "x", int64), DBP_OK);
+    CHECK(dbp_column_list_child(&col) == NULL);
+    CHECK_EQ_INT(dbp_column_append_list(&col), DBP_E_MISUSE);
+    CHECK_EQ_INT(dbp_column_set_type(&col, list_without_element), DBP_E_MISUSE);
+    CHECK_EQ_INT(dbp_column_set_type(&col, list_of(&inner)), DBP_E_MISUSE);
+    CHECK_EQ_INT(col.type.id, DBP_T_INT64);
+    dbp_column_free(&col);
+}
+
+static void test_list_set_type(void)
+{
+    /* NULL -> LIST: the earlier NULL rows become NULL lists. */
+    dbp_type str = type_of(DBP_T_STRING);
+    dbp_column col;
+    CHECK_EQ_INT(dbp_column_init(&col, "c", type_of(DBP_T_NULL)), DBP_OK);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(dbp_column_append_null(&col), DBP_OK);
+    CHECK_EQ_INT(dbp_column_set_type(&col, list_of(&str)), DBP_OK);
+    CHECK_EQ_INT(col.type.id, DBP_T_LIST);
+    dbp_column *child = dbp_column_list_child(&col);
+    CHECK_EQ_INT(dbp_column_append_bytes(child, "a", 1), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_list(&col), DBP_OK);
+    struct ArrowArray a;
+    CHECK_EQ_INT(dbp_column_finish(&col, &a), DBP_OK);
+    CHECK_EQ_INT(a.length, 4);
+    CHECK_EQ_INT(a.null_count, 3);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ_INT(offset_at(&a, i), 0);
+    CHECK_EQ_INT(offset_at(&a, 4), 1);
+    CHECK_EQ_INT(((const uint8_t *)a.buffers[0])[0] & 0xf, 0x8);
+    a.release(&a);
+
+    /* An all-NULL list column may change type again; its child goes. */
+    CHECK_EQ_INT(dbp_column_append_null(&col), DBP_OK);
+    dbp_type b = type_of(DBP_T_BOOL);
+    CHECK_EQ_INT(dbp_column_set_type(&col, list_of(&b)), DBP_OK);
+    CHECK_EQ_INT(dbp_column_list_child(&col)->type.id, DBP_T_BOOL);
+    CHECK_EQ_INT(dbp_column_set_type(&col, type_of(DBP_T_INT8)), DBP_OK);
+    CHECK(col.child == NULL);
+    CHECK(col.type.element == NULL);
+    CHECK_EQ_INT(dbp_column_append_int(&col, 5), DBP_OK);
+    CHECK_EQ_INT(dbp_column_finish(&col, &a), DBP_OK);
+    CHECK_EQ_INT(a.length, 2);
+    CHECK_EQ_INT(a.n_children, 0);
+    a.release(&a);
+    dbp_column_free(&col);
+}
+
+static void test_list_too_many_elements(void)
+{
+    dbp_type int8 = type_of(DBP_T_INT8);
+    dbp_column col;
+    CHECK_EQ_INT(dbp_column_init(&col, "c", list_of(&int8)), DBP_OK);
+    /* Offsets are int32: a child past INT32_MAX rows cannot be addressed.
+     * Faked through the length, which is all append_list reads. */
+    int64_t real_length = col.child->length;
+    col.child->length = (int64_t)INT32_MAX + 1;
+    CHECK_EQ_INT(dbp_column_append_list(&col), DBP_E_DATA);
+    col.child->length = real_length;
+    CHECK_EQ_INT(col.length, 0);
+    dbp_column_free(&col);
+}
+
+/* ---- truncate ------------------------------------------------------------------- */
+
+static void test_truncate(void)
+{
+    dbp_column col;
+    CHECK_EQ_INT(dbp_column_init(&col, "t", type_of(DBP_T_INT16)), DBP_OK);
+    for (int i = 0; i < 20; i++)
+        CHECK_EQ_INT(i % 3 ? dbp_column_append_int(&col, i) : dbp_column_append_null(&col), DBP_OK);
+    CHECK_EQ_INT(col.null_count, 7);
+    CHECK_EQ_INT(dbp_column_truncate(&col, 21), DBP_E_MISUSE);
+    CHECK_EQ_INT(dbp_column_truncate(&col, -1), DBP_E_MISUSE);
+    CHECK_EQ_INT(dbp_column_truncate(&col, 10), DBP_OK); /* drops rows 10..19: nulls 12, 15, 18 */
+    CHECK_EQ_INT(col.length, 10);
+    CHECK_EQ_INT(col.null_count, 4);
+    CHECK_EQ_INT(dbp_column_append_int(&col, 100), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_null(&col), DBP_OK);
+    struct ArrowArray a;
+    CHECK_EQ_INT(dbp_column_finish(&col, &a), DBP_OK);
+    CHECK_EQ_INT(a.length, 12);
+    CHECK_EQ_INT(a.null_count, 5);
+    for (int i = 0; i < 10; i++) {
+        CHECK_EQ_INT(bit_at(a.buffers[0], i), i % 3 != 0);
+        if (i % 3)
+            CHECK_EQ_INT(((const int16_t *)a.buffers[1])[i], i);
+    }
+    CHECK_EQ_INT(bit_at(a.buffers[0], 10), 1);
+    CHECK_EQ_INT(((const int16_t *)a.buffers[1])[10], 100);
+    CHECK_EQ_INT(bit_at(a.buffers[0], 11), 0);
+    a.release(&a);
+    dbp_column_free(&col);
+
+    /* bool: value bits past the cut are rewritten by later appends */
+    CHECK_EQ_INT(dbp_column_init(&col, "b", type_of(DBP_T_BOOL)), DBP_OK);
+    for (int i = 0; i < 12; i++)
+        CHECK_EQ_INT(dbp_column_append_bool(&col, 1), DBP_OK);
+    CHECK_EQ_INT(dbp_column_truncate(&col, 3), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_bool(&col, 0), DBP_OK);
+    CHECK_EQ_INT(dbp_column_finish(&col, &a), DBP_OK);
+    CHECK_EQ_INT(a.length, 4);
+    CHECK_EQ_INT(((const uint8_t *)a.buffers[1])[0] & 0xf, 0x7);
+    a.release(&a);
+    dbp_column_free(&col);
+
+    /* strings: long values after the cut are no longer referenced */
+    CHECK_EQ_INT(dbp_column_init(&col, "s", type_of(DBP_T_STRING)), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_bytes(&col, "first long value here", 21), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_bytes(&col, "second long value here", 22), DBP_OK);
+    CHECK_EQ_INT(dbp_column_truncate(&col, 1), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_bytes(&col, "third long value here", 21), DBP_OK);
+    CHECK_EQ_INT(dbp_column_finish(&col, &a), DBP_OK);
+    CHECK_EQ_INT(a.length, 2);
+    CHECK(memcmp(view_bytes(&a, 1), "third long value here", 21) == 0);
+    a.release(&a);
+    dbp_column_free(&col);
+
+    /* NULL-typed */
+    CHECK_EQ_INT(dbp_column_init(&col, "n", type_of(DBP_T_NULL)), DBP_OK);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ_INT(dbp_column_append_null(&col), DBP_OK);
+    CHECK_EQ_INT(dbp_column_truncate(&col, 2), DBP_OK);
+    CHECK_EQ_INT(col.length, 2);
+    CHECK_EQ_INT(col.null_count, 2);
+    dbp_column_free(&col);
+
+    /* lists drop their rows' elements too */
+    dbp_type int32 = type_of(DBP_T_INT32);
+    CHECK_EQ_INT(dbp_column_init(&col, "l", list_of(&int32)), DBP_OK);
+    dbp_column *child = dbp_column_list_child(&col);
+    for (int row = 0; row < 4; row++) {
+        for (int k = 0; k <= row; k++)
+            CHECK_EQ_INT(dbp_column_append_int(child, row * 10 + k), DBP_OK);
+        CHECK_EQ_INT(dbp_column_append_list(&col), DBP_OK);
+    }
+    CHECK_EQ_INT(child->length, 10);
+    CHECK_EQ_INT(dbp_column_truncate(&col, 2), DBP_OK);
+    CHECK_EQ_INT(child->length, 3);
+    /* elements appended for a value that is then taken back */
+    CHECK_EQ_INT(dbp_column_append_int(child, 99), DBP_OK);
+    CHECK_EQ_INT(dbp_column_truncate(child, 3), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_int(child, 20), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_list(&col), DBP_OK);
+    CHECK_EQ_INT(dbp_column_finish(&col, &a), DBP_OK);
+    CHECK_EQ_INT(a.length, 3);
+    CHECK_EQ_INT(offset_at(&a, 2), 3);
+    CHECK_EQ_INT(offset_at(&a, 3), 4);
+    CHECK_EQ_INT(((const int32_t *)a.children[0]->buffers[1])[3], 20);
+    a.release(&a);
+    /* truncating to nothing */
+    CHECK_EQ_INT(dbp_column_append_list(&col), DBP_OK);
+    CHECK_EQ_INT(dbp_column_truncate(&col, 0), DBP_OK);
+    CHECK_EQ_INT(col.values.size, 0);
+    CHECK_EQ_INT(dbp_column_append_list(&col), DBP_OK);
+    CHECK_EQ_INT(dbp_column_finish(&col, &a), DBP_OK);
+    CHECK_EQ_INT(offset_at(&a, 0), 0);
+    CHECK_EQ_INT(offset_at(&a, 1), 0);
+    a.release(&a);
+    dbp_column_free(&col);
+}
+
+/* ---- decimal rescale ------------------------------------------------------------ */
+
+static __int128 decimal_at(const struct ArrowArray *a, int64_t i)
+{
+    __int128 v;
+    memcpy(&v, (const uint8_t *)a->buffers[1] + 16 * i, 16);
+    return v;
+}
+
+static void test_rescale_decimal(void)
+{
+    dbp_column col;
+    dbp_type dec = {.id = DBP_T_DECIMAL128, .precision = 10, .scale = 2};
+    CHECK_EQ_INT(dbp_column_init(&col, "d", dec), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_decimal(&col, 12345), DBP_OK); /* 123.45 */
+    CHECK_EQ_INT(dbp_column_append_null(&col), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_decimal(&col, -5), DBP_OK);
+    CHECK_EQ_INT(dbp_column_rescale_decimal(&col, 1), DBP_E_MISUSE); /* never lowers */
+    CHECK_EQ_INT(dbp_column_rescale_decimal(&col, 2), DBP_OK);      /* no change */
+    CHECK_EQ_INT(dbp_column_rescale_decimal(&col, 11), DBP_E_DATA); /* scale > precision */
+    /* 123.45 at scale 8 needs 11 digits: refused, nothing changes */
+    CHECK_EQ_INT(dbp_column_rescale_decimal(&col, 8), DBP_E_DATA);
+    CHECK_EQ_INT(col.type.scale, 2);
+    CHECK_EQ_INT(dbp_column_rescale_decimal(&col, 7), DBP_OK); /* exactly 10 digits */
+    CHECK_EQ_INT(col.type.scale, 7);
+    struct ArrowArray a;
+    CHECK_EQ_INT(dbp_column_finish(&col, &a), DBP_OK);
+    CHECK(decimal_at(&a, 0) == (__int128)1234500000);
+    CHECK(decimal_at(&a, 1) == 0);
+    CHECK(decimal_at(&a, 2) == (__int128)-500000);
+    a.release(&a);
+    dbp_column_free(&col);
+
+    /* 38 digits */
+    dec = (dbp_type){.id = DBP_T_DECIMAL128, .precision = 38, .scale = 0};
+    CHECK_EQ_INT(dbp_column_init(&col, "d", dec), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_decimal(&col, 1), DBP_OK);
+    CHECK_EQ_INT(dbp_column_rescale_decimal(&col, 38), DBP_E_DATA); /* 1 needs 39 digits */
+    CHECK_EQ_INT(dbp_column_rescale_decimal(&col, 37), DBP_OK);
+    CHECK_EQ_INT(dbp_column_finish(&col, &a), DBP_OK);
+    __int128 e37 = 1;
+    for (int i = 0; i < 37; i++)
+        e37 *= 10;
+    CHECK(decimal_at(&a, 0) == e37);
+    a.release(&a);
+    /* all zero (or empty) rescales up to the precision */
+    CHECK_EQ_INT(dbp_column_append_decimal(&col, 0), DBP_OK);
+    CHECK_EQ_INT(dbp_column_rescale_decimal(&col, 38), DBP_OK);
+    dbp_column_free(&col);
+
+    CHECK_EQ_INT(dbp_column_init(&col, "x", type_of(DBP_T_INT64)), DBP_OK);
+    CHECK_EQ_INT(dbp_column_rescale_decimal(&col, 3), DBP_E_MISUSE);
+    dbp_column_free(&col);
+    CHECK_EQ_INT(dbp_decimal_rescale(NULL, 0, 39, 1, 1), DBP_E_MISUSE);
+    CHECK_EQ_INT(dbp_decimal_rescale(NULL, 0, 10, -1, 1), DBP_E_MISUSE);
 }
 
 /* ---- builder reuse, NULL type, set_type ------------------------------------------ */
@@ -849,9 +1240,10 @@ static void test_result_type_clash(void)
     CHECK_EQ_INT(dbp_column_append_decimal(amount, 100), DBP_OK);
     CHECK_EQ_INT(dbp_result_finish_batch(res, &err), DBP_OK);
 
-    /* A decimal of another scale is another type. */
+    /* A decimal of another precision is another type (one of another scale
+     * is rescaled: see test_result_decimal_scale_grows). */
     CHECK_EQ_INT(dbp_column_append_int(a, 2), DBP_OK);
-    dec.scale = 3;
+    dec.precision = 12;
     CHECK_EQ_INT(dbp_column_set_type(amount, dec), DBP_OK);
     CHECK_EQ_INT(dbp_column_append_decimal(amount, 100), DBP_OK);
     CHECK_EQ_INT(dbp_result_finish_batch(res, &err), DBP_E_DATA);
@@ -898,6 +1290,329 @@ static void test_empty_result(void)
     CHECK_EQ_INT(s.n_children, 0);
     s.release(&s);
     stream.release(&stream);
+}
+
+static void test_result_lists(void)
+{
+    static const char *const names[] = {"id", "tags"};
+    dbp_result *res;
+    dbp_error err = {0};
+    CHECK_EQ_INT(dbp_result_new(&res, 2, names, &err), DBP_OK);
+    dbp_column *id = dbp_result_column(res, 0);
+    dbp_column *tags = dbp_result_column(res, 1);
+    CHECK_EQ_INT(dbp_column_set_type(id, type_of(DBP_T_INT64)), DBP_OK);
+    {
+        /* the element type only has to live until set_type returns */
+        dbp_type str = type_of(DBP_T_STRING);
+        CHECK_EQ_INT(dbp_column_set_type(tags, list_of(&str)), DBP_OK);
+    }
+    /* batch 1: ["a", "b"], NULL */
+    CHECK_EQ_INT(dbp_column_append_int(id, 1), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_bytes(dbp_column_list_child(tags), "a", 1), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_bytes(dbp_column_list_child(tags), "b", 1), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_list(tags), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_int(id, 2), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_null(tags), DBP_OK);
+    CHECK_EQ_INT(dbp_result_finish_batch(res, &err), DBP_OK);
+
+    /* batch 2: an untyped all-NULL column takes the list type */
+    CHECK_EQ_INT(dbp_column_set_type(tags, type_of(DBP_T_NULL)), DBP_OK);
+    CHECK(tags->child == NULL);
+    CHECK_EQ_INT(dbp_column_append_int(id, 3), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_null(tags), DBP_OK);
+    CHECK_EQ_INT(dbp_result_finish_batch(res, &err), DBP_OK);
+    CHECK_EQ_INT(tags->type.id, DBP_T_LIST);
+    CHECK_EQ_INT(tags->type.element->id, DBP_T_STRING);
+
+    /* batch 3: a list of another element type clashes */
+    dbp_type other = type_of(DBP_T_BINARY);
+    CHECK_EQ_INT(dbp_column_set_type(tags, list_of(&other)), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_int(id, 4), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_list(tags), DBP_OK);
+    CHECK_EQ_INT(dbp_result_finish_batch(res, &err), DBP_E_DATA);
+    CHECK(strstr(err.message, "+l[vu], then +l[vz]") != NULL);
+    /* back to the right type (all-NULL columns may change it): exported */
+    CHECK_EQ_INT(dbp_column_truncate(tags, 0), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_null(tags), DBP_OK);
+    dbp_type str = type_of(DBP_T_STRING);
+    CHECK_EQ_INT(dbp_column_set_type(tags, list_of(&str)), DBP_OK);
+
+    struct ArrowArrayStream stream;
+    CHECK_EQ_INT(dbp_result_export(res, &stream, &err), DBP_OK);
+    struct ArrowSchema schema;
+    CHECK_EQ_INT(stream.get_schema(&stream, &schema), 0);
+    CHECK_EQ_INT(schema.n_children, 2);
+    struct ArrowSchema *tags_schema = schema.children[1];
+    CHECK(strcmp(tags_schema->format, "+l") == 0);
+    CHECK_EQ_INT(tags_schema->n_children, 1);
+    CHECK(strcmp(tags_schema->children[0]->format, "vu") == 0);
+    CHECK(strcmp(tags_schema->children[0]->name, "item") == 0);
+    static const int64_t rows[] = {2, 1, 1};
+    for (int b = 0; b < 3; b++) {
+        struct ArrowArray batch;
+        CHECK_EQ_INT(stream.get_next(&stream, &batch), 0);
+        CHECK_EQ_INT(batch.length, rows[b]);
+        struct ArrowArray *list = batch.children[1];
+        CHECK_EQ_INT(list->n_children, 1);
+        CHECK_EQ_INT(list->null_count, 1);
+        if (b == 0) {
+            CHECK_EQ_INT(offset_at(list, 1), 2);
+            CHECK_EQ_INT(offset_at(list, 2), 2);
+            CHECK(memcmp(view_bytes(list->children[0], 1), "b", 1) == 0);
+        } else {
+            CHECK_EQ_INT(offset_at(list, 1), 0);
+            CHECK_EQ_INT(list->children[0]->length, 0);
+        }
+        batch.release(&batch);
+    }
+    stream.release(&stream);
+    /* the schema copy owns its element types: it outlives the stream */
+    CHECK(strcmp(schema.children[1]->children[0]->format, "vu") == 0);
+    schema.release(&schema);
+}
+
+static void test_result_decimal_scale_grows(void)
+{
+    static const char *const names[] = {"n", "ns"};
+    dbp_result *res;
+    dbp_error err = {0};
+    CHECK_EQ_INT(dbp_result_new(&res, 2, names, &err), DBP_OK);
+    dbp_column *n = dbp_result_column(res, 0);
+    dbp_column *ns = dbp_result_column(res, 1);
+    dbp_type dec = {.id = DBP_T_DECIMAL128, .precision = 38, .scale = 0};
+    CHECK_EQ_INT(dbp_column_set_type(n, dec), DBP_OK);
+    CHECK_EQ_INT(dbp_column_set_type(ns, list_of(&dec)), DBP_OK);
+    dbp_column *items = dbp_column_list_child(ns);
+
+    /* batch 1 at scale 1: 1.5 and [2.5] */
+    CHECK_EQ_INT(dbp_column_rescale_decimal(n, 1), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_decimal(n, 15), DBP_OK);
+    CHECK_EQ_INT(dbp_column_rescale_decimal(items, 1), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_decimal(items, 25), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_list(ns), DBP_OK);
+    CHECK_EQ_INT(dbp_result_finish_batch(res, &err), DBP_OK);
+
+    /* batch 2 at scale 3 (0.001 and [0.002]): batch 1 is raised to it */
+    CHECK_EQ_INT(dbp_column_rescale_decimal(n, 3), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_decimal(n, 1), DBP_OK);
+    CHECK_EQ_INT(dbp_column_rescale_decimal(items, 3), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_decimal(items, 2), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_list(ns), DBP_OK);
+    CHECK_EQ_INT(dbp_result_finish_batch(res, &err), DBP_OK);
+
+    /* batch 3 back at scale 0 (a fresh builder): raised to 3 itself */
+    CHECK_EQ_INT(dbp_column_set_type(n, dec), DBP_OK);
+    CHECK_EQ_INT(dbp_column_set_type(ns, list_of(&dec)), DBP_OK);
+    items = dbp_column_list_child(ns);
+    CHECK_EQ_INT(dbp_column_append_decimal(n, 7), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_null(ns), DBP_OK);
+    CHECK_EQ_INT(dbp_result_finish_batch(res, &err), DBP_OK);
+    CHECK_EQ_INT(n->type.scale, 3);
+
+    /* batch 4 cannot be brought to a common scale: 10^35 at scale 3 needs
+     * 39 digits. Refused, the pending batch intact. */
+    __int128 e35 = 1;
+    for (int i = 0; i < 35; i++)
+        e35 *= 10;
+    CHECK_EQ_INT(dbp_column_set_type(n, dec), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_decimal(n, e35), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_null(ns), DBP_OK);
+    CHECK_EQ_INT(dbp_result_finish_batch(res, &err), DBP_E_DATA);
+    CHECK(strstr(err.message, "\"n\"") != NULL);
+    CHECK_EQ_INT(n->type.scale, 0);
+    CHECK_EQ_INT(dbp_result_pending_rows(res), 1);
+    /* and the other way round: a pending scale the finished values cannot take */
+    CHECK_EQ_INT(dbp_column_truncate(n, 0), DBP_OK);
+    CHECK_EQ_INT(dbp_column_truncate(ns, 0), DBP_OK);
+    CHECK_EQ_INT(dbp_column_rescale_decimal(n, 38), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_decimal(n, 1), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_null(ns), DBP_OK);
+    CHECK_EQ_INT(dbp_result_finish_batch(res, &err), DBP_E_DATA); /* 7.000 at scale 38 */
+    CHECK_EQ_INT(n->type.scale, 38);
+    CHECK_EQ_INT(dbp_column_truncate(n, 0), DBP_OK);
+    CHECK_EQ_INT(dbp_column_truncate(ns, 0), DBP_OK);
+
+    struct ArrowArrayStream stream;
+    CHECK_EQ_INT(dbp_result_export(res, &stream, &err), DBP_OK);
+    struct ArrowSchema schema;
+    CHECK_EQ_INT(stream.get_schema(&stream, &schema), 0);
+    CHECK(strcmp(schema.children[0]->format, "d:38,3") == 0);
+    CHECK(strcmp(schema.children[1]->children[0]->format, "d:38,3") == 0);
+    schema.release(&schema);
+    static const long long want_n[] = {1500, 1, 7000};
+    for (int b = 0; b < 3; b++) {
+        struct ArrowArray batch;
+        CHECK_EQ_INT(stream.get_next(&stream, &batch), 0);
+        CHECK(decimal_at(batch.children[0], 0) == want_n[b]);
+        struct ArrowArray *list = batch.children[1];
+        if (b == 0)
+            CHECK(decimal_at(list->children[0], 0) == 2500);
+        if (b == 1)
+            CHECK(decimal_at(list->children[0], 0) == 2);
+        batch.release(&batch);
+    }
+    stream.release(&stream);
+}
+
+/* Lists through a whole result under failing allocations. */
+static int build_and_read_lists(int64_t *elements_read)
+{
+    static const char *const names[] = {"l"};
+    *elements_read = 0;
+    dbp_result *res;
+    int rc = dbp_result_new(&res, 1, names, NULL);
+    if (rc != DBP_OK)
+        return rc;
+    dbp_column *l = dbp_result_column(res, 0);
+    dbp_type str = type_of(DBP_T_STRING);
+    if ((rc = dbp_column_set_type(l, list_of(&str))) != DBP_OK)
+        goto fail;
+    for (int batch = 0; batch < 3; batch++) {
+        for (int row = 0; row < 40; row++) {
+            for (int k = 0; k < row % 3; k++) {
+                rc = dbp_column_append_bytes(dbp_column_list_child(l), "an element over 12 bytes",
+                                             24);
+                if (rc)
+                    goto fail;
+            }
+            if ((rc = row % 4 == 3 ? dbp_column_append_null(l) : dbp_column_append_list(l)))
+                goto fail;
+        }
+        if ((rc = dbp_result_finish_batch(res, NULL)) != DBP_OK)
+            goto fail;
+    }
+    struct ArrowArrayStream stream;
+    rc = dbp_result_export(res, &stream, NULL);
+    res = NULL;
+    if (rc != DBP_OK)
+        return rc;
+    struct ArrowSchema schema;
+    if (stream.get_schema(&stream, &schema) != 0) {
+        stream.release(&stream);
+        return DBP_E_NOMEM;
+    }
+    schema.release(&schema);
+    for (;;) {
+        struct ArrowArray batch;
+        CHECK_EQ_INT(stream.get_next(&stream, &batch), 0);
+        if (!batch.release)
+            break;
+        *elements_read += batch.children[0]->children[0]->length;
+        batch.release(&batch);
+    }
+    stream.release(&stream);
+    return DBP_OK;
+
+fail:
+    dbp_result_free(res);
+    return rc;
+}
+
+static void test_alloc_failures_lists(void)
+{
+    int64_t elements = 0;
+    int succeeded = 0;
+    for (long n = 1; n < 10000 && !succeeded; n++) {
+        dbp_alloc_fail_after(n);
+        int rc = build_and_read_lists(&elements);
+        dbp_alloc_fail_reset();
+        if (rc == DBP_OK)
+            succeeded = 1;
+        else
+            CHECK_EQ_INT(rc, DBP_E_NOMEM);
+    }
+    CHECK(succeeded);
+    CHECK_EQ_INT(elements, 3 * 39); /* 13 rows with one element, 13 with two */
+
+    /* Each append, list close, finish, schema, init and set_type fails
+     * cleanly: the column is as before and a retry works. */
+    dbp_type int64 = type_of(DBP_T_INT64);
+    dbp_column col;
+    for (long n = 1;; n++) {
+        dbp_alloc_fail_after(n);
+        int rc = dbp_column_init(&col, "l", list_of(&int64));
+        dbp_alloc_fail_reset();
+        if (rc == DBP_OK)
+            break;
+        CHECK_EQ_INT(rc, DBP_E_NOMEM);
+        dbp_column_free(&col);
+    }
+    int failures = 0;
+    for (int row = 0; row < 200; row++) {
+        for (int k = 0; k < row % 3; k++) {
+            for (long n = 1;; n++) {
+                dbp_alloc_fail_after(n);
+                int rc = dbp_column_append_int(col.child, row * 10 + k);
+                dbp_alloc_fail_reset();
+                if (rc == DBP_OK)
+                    break;
+                failures++;
+            }
+        }
+        for (long n = 1;; n++) {
+            dbp_alloc_fail_after(n);
+            int rc = row % 5 == 4 ? dbp_column_append_null(&col) : dbp_column_append_list(&col);
+            dbp_alloc_fail_reset();
+            if (rc == DBP_OK)
+                break;
+            CHECK_EQ_INT(rc, DBP_E_NOMEM);
+            CHECK_EQ_INT(col.length, row);
+            failures++;
+        }
+    }
+    CHECK(failures > 0);
+    struct ArrowSchema s;
+    for (long n = 1;; n++) {
+        dbp_alloc_fail_after(n);
+        int rc = dbp_column_schema(&col, &s);
+        dbp_alloc_fail_reset();
+        if (rc == DBP_OK)
+            break;
+        CHECK_EQ_INT(rc, DBP_E_NOMEM);
+    }
+    CHECK(strcmp(s.children[0]->format, "l") == 0);
+    s.release(&s);
+    struct ArrowArray a;
+    for (long n = 1;; n++) {
+        dbp_alloc_fail_after(n);
+        int rc = dbp_column_finish(&col, &a);
+        dbp_alloc_fail_reset();
+        if (rc == DBP_OK)
+            break;
+        CHECK_EQ_INT(rc, DBP_E_NOMEM);
+        CHECK_EQ_INT(col.length, 200);
+    }
+    CHECK_EQ_INT(a.length, 200);
+    int32_t end = 0;
+    for (int row = 0; row < 200; row++) {
+        CHECK_EQ_INT(offset_at(&a, row), end);
+        CHECK_EQ_INT(bit_at(a.buffers[0], row), row % 5 != 4);
+        if (row % 5 == 4)
+            continue; /* its elements went to the next list */
+        end = offset_at(&a, row + 1);
+    }
+    /* the last row is NULL: the element appended before it stays unused */
+    CHECK_EQ_INT(end, 198);
+    CHECK_EQ_INT(a.children[0]->length, 199);
+    const int64_t *items = a.children[0]->buffers[1];
+    CHECK_EQ_INT(items[0], 10); /* row 0 has none, row 1 has 10 */
+    a.release(&a);
+
+    /* set_type to a list with rows to cover */
+    CHECK_EQ_INT(dbp_column_set_type(&col, type_of(DBP_T_NULL)), DBP_OK);
+    CHECK_EQ_INT(dbp_column_append_null(&col), DBP_OK);
+    for (long n = 1;; n++) {
+        dbp_alloc_fail_after(n);
+        int rc = dbp_column_set_type(&col, list_of(&int64));
+        dbp_alloc_fail_reset();
+        if (rc == DBP_OK)
+            break;
+        CHECK_EQ_INT(rc, DBP_E_NOMEM);
+        CHECK_EQ_INT(col.type.id, DBP_T_NULL);
+        CHECK(col.child == NULL);
+    }
+    CHECK_EQ_INT(col.length, 1);
+    dbp_column_free(&col);
 }
 
 /* ---- allocation failures -------------------------------------------------------- */
@@ -1132,6 +1847,13 @@ int main(void)
     RUN(test_binary_views);
     RUN(test_multiple_data_buffers);
     RUN(test_too_long_value);
+    RUN(test_list_basic);
+    RUN(test_list_of_strings_and_decimals);
+    RUN(test_list_misuse);
+    RUN(test_list_set_type);
+    RUN(test_list_too_many_elements);
+    RUN(test_truncate);
+    RUN(test_rescale_decimal);
     RUN(test_finish_twice);
     RUN(test_null_column);
     RUN(test_set_type);
@@ -1141,8 +1863,11 @@ int main(void)
     RUN(test_result_unread_batches_freed);
     RUN(test_result_type_clash);
     RUN(test_empty_result);
+    RUN(test_result_lists);
+    RUN(test_result_decimal_scale_grows);
     RUN(test_alloc_failures_result);
     RUN(test_alloc_failures_column);
     RUN(test_alloc_failure_mid_batch);
+    RUN(test_alloc_failures_lists);
     return check_exit();
 }
