@@ -46,6 +46,9 @@ typedef struct dbp_driver {
     void (*disconnect)(void *conn);
     /* Cheap round trip proving the connection works. */
     int (*ping)(void *conn, dbp_error *err);
+    /* No round trip: 0 when the connection is already known dead (the server
+     * closed it while it sat idle). Checked before every use; may be NULL. */
+    int (*is_usable)(void *conn);
     /* From any thread: make the running statement stop soon. */
     void (*interrupt)(void *conn);
     /* 1 while a transaction is open on the connection. */

@@ -3,6 +3,7 @@
 #include "textparse.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "db_pool.h"
@@ -290,4 +291,15 @@ int dbp_utf8_valid(const unsigned char *s, size_t n)
         i += len;
     }
     return 1;
+}
+
+int dbp_format_double(double d, char *buf, size_t size)
+{
+    int n = 0;
+    for (int digits = 15; digits <= 17; digits++) {
+        n = snprintf(buf, size, "%.*g", digits, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+    return n;
 }

@@ -28,6 +28,10 @@ int dbp_format_date(int64_t days, char *buf, size_t size);
 int dbp_format_time(int64_t us, char *buf, size_t size);
 int dbp_format_timestamp(int64_t us, char *buf, size_t size);
 
+/* The shortest decimal text of a finite double that reads back as exactly
+ * the same double (at most 17 significant digits). */
+int dbp_format_double(double d, char *buf, size_t size);
+
 /* 1 when the bytes are well-formed UTF-8. */
 int dbp_utf8_valid(const unsigned char *s, size_t n);
 

@@ -82,9 +82,10 @@ static int prepare_conn(dbp_pool *pool, dbp_conn *conn, dbp_error *err)
         return open_conn(pool, conn, err);
     }
     int64_t validate_after = pool->opts.validate_after_ms;
-    if (validate_after >= 0 && now - conn->last_used_ns >= MS_TO_NS(validate_after)) {
+    int usable = !pool->driver->is_usable || pool->driver->is_usable(conn->handle);
+    if (!usable || (validate_after >= 0 && now - conn->last_used_ns >= MS_TO_NS(validate_after))) {
         dbp_error ping_err;
-        if (pool->driver->ping(conn->handle, &ping_err) != DBP_OK) {
+        if (!usable || pool->driver->ping(conn->handle, &ping_err) != DBP_OK) {
             pthread_mutex_lock(&pool->mgr->mu);
             pool->stats.validations_failed_total++;
             pthread_mutex_unlock(&pool->mgr->mu);

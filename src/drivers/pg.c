@@ -74,15 +74,20 @@ static int parse_config(const dbp_setting *settings, size_t n, void **out, dbp_e
     if (!cfg)
         return dbp_error_nomem(err);
     cfg->cache_size = 100;
-    /* +3: client_encoding, fallback_application_name, the terminator */
-    cfg->keys = dbp_calloc(n + 3, sizeof *cfg->keys);
-    cfg->values = dbp_calloc(n + 3, sizeof *cfg->values);
+    /* +4: connect_timeout, client_encoding, fallback_application_name, the
+     * terminator */
+    cfg->keys = dbp_calloc(n + 4, sizeof *cfg->keys);
+    cfg->values = dbp_calloc(n + 4, sizeof *cfg->values);
     if (!cfg->keys || !cfg->values) {
         free_config(cfg);
         return dbp_error_nomem(err);
     }
-    size_t k = 0;
-    int rc = DBP_OK;
+    /* First, so that a connect_timeout the user gives (or a URL carries)
+     * overrides it: without one libpq waits forever on a silent server. */
+    cfg->keys[0] = dbp_strdup("connect_timeout");
+    cfg->values[0] = dbp_strdup("10");
+    size_t k = 1;
+    int rc = cfg->keys[0] && cfg->values[0] ? DBP_OK : dbp_error_nomem(err);
     for (size_t i = 0; i < n && rc == DBP_OK; i++) {
         const char *key = settings[i].key, *value = settings[i].value;
         if (strcmp(key, "statement_cache_size") == 0) {
@@ -94,10 +99,20 @@ static int parse_config(const dbp_setting *settings, size_t n, void **out, dbp_e
             cfg->cache_size = (int)v;
             continue;
         }
-        if (strcmp(key, "database") == 0)
+        if (strcmp(key, "database") == 0) {
             key = "dbname";
-        else if (strcmp(key, "dsn") == 0 || strcmp(key, "url") == 0)
+        } else if (strcmp(key, "dsn") == 0 || strcmp(key, "url") == 0) {
             key = "dbname"; /* libpq expands a URI given as dbname */
+            char *why = NULL;
+            PQconninfoOption *parsed = PQconninfoParse(value, &why);
+            if (!parsed) {
+                rc = dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "invalid PostgreSQL URL: %s",
+                                   why ? why : "out of memory");
+                PQfreemem(why);
+                continue;
+            }
+            PQconninfoFree(parsed);
+        }
         if (strcmp(key, "client_encoding") == 0) {
             rc = dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
                                "client_encoding is always UTF8: results are Arrow UTF-8");
@@ -286,6 +301,20 @@ static int connect(const void *config, void **out, dbp_error *err)
     return DBP_OK;
 }
 
+/* A server that restarted or ended the session has sent its goodbye (or
+ * closed the socket) to this idle connection: reading it shows that now,
+ * instead of failing the caller's statement. */
+static int is_usable(void *conn)
+{
+    pg_conn *c = conn;
+    struct pollfd p = {.fd = PQsocket(c->pg), .events = POLLIN};
+    if (PQstatus(c->pg) != CONNECTION_OK || p.fd < 0)
+        return 0;
+    if (poll(&p, 1, 0) > 0 && !PQconsumeInput(c->pg))
+        return 0;
+    return PQstatus(c->pg) == CONNECTION_OK;
+}
+
 static void interrupt(void *conn)
 {
     uint64_t one = 1;
@@ -312,6 +341,19 @@ static void send_cancel(pg_conn *c)
     PQcancel(c->cancel, buf, sizeof buf);
     c->cancel_sent = 1;
 }
+
+/* Every call starts here: a cancel left in the eventfd belongs to a request
+ * that already ended (the current one's cancel shows in ctx->cancelled). */
+static void begin_call(pg_conn *c, const dbp_exec_ctx *ctx)
+{
+    uint64_t stale;
+    ssize_t n = read(c->cancel_fd, &stale, sizeof stale);
+    (void)n;
+    c->cancel_sent = 0;
+    c->ctx = ctx;
+}
+
+static void end_call(pg_conn *c) { c->ctx = NULL; }
 
 /* Waits until libpq can return a result (or copy data) without blocking.
  * timeout_ms < 0 waits as long as it takes. */
@@ -413,6 +455,7 @@ static int exec_simple(pg_conn *c, const char *sql, dbp_error *err)
 static int ping(void *conn, dbp_error *err)
 {
     pg_conn *c = conn;
+    begin_call(c, NULL);
     if (!PQsendQuery(c->pg, ""))
         return result_error(c, NULL, err);
     int rc = pump(c, NULL, 10000, err);
@@ -452,7 +495,7 @@ static int scalar_text(const dbp_cell *v, char *t)
             return snprintf(t, 48, "NaN");
         if (isinf(v->d))
             return snprintf(t, 48, "%sInfinity", v->d < 0 ? "-" : "");
-        return snprintf(t, 48, "%.17g", v->d); /* reads back exactly */
+        return dbp_format_double(v->d, t, 48); /* shortest text that reads back exactly */
     case DBP_V_DATE:
         return dbp_format_date(v->i, t, 48);
     case DBP_V_TIME:
@@ -474,7 +517,7 @@ static int bind_row(const pg_statement *st, const dbp_params *params, size_t row
     memset(b, 0, sizeof *b);
     size_t given = dbp_params_width(params);
     if ((size_t)st->n_params != given)
-        return dbp_error_set(err, DBP_E_MISUSE, 0, "08P01",
+        return dbp_error_set(err, DBP_E_MISUSE, 0, "07001",
                              "the statement has %d parameter(s) but %zu were given",
                              st->n_params, given);
     if (given == 0)
@@ -502,6 +545,14 @@ static int bind_row(const pg_statement *st, const dbp_params *params, size_t row
                 return dbp_error_set(err, DBP_E_DATA, 0, "22000",
                                      "parameter %zu is larger than 2 GiB", i + 1);
             }
+            /* Text goes in the text format, which ends at a NUL byte. */
+            if (v.kind != DBP_V_BLOB && memchr(v.data, '\0', v.len)) {
+                bound_free(b);
+                return dbp_error_set(err, DBP_E_DATA, 0, "22021",
+                                     "parameter %zu contains a NUL byte, which PostgreSQL text "
+                                     "cannot hold; pass bytes for bytea",
+                                     i + 1);
+            }
             b->values[i] = v.data;
             b->lengths[i] = (int)v.len;
             b->formats[i] = v.kind == DBP_V_BLOB;
@@ -518,31 +569,51 @@ static int bind_row(const pg_statement *st, const dbp_params *params, size_t row
 /* OIDs from here on are user-defined types (FirstNormalObjectId). */
 #define FIRST_USER_OID 16384
 
-/* Plans a column. For a user-defined type the catalog says whether it is an
- * enum (binary form = its label), a string-category type, or a domain (then
- * planned as its base type). */
+/* What the catalog says about a user-defined type; 0 if it cannot say
+ * (e.g. in a failed transaction: the raw bytes are decoded then). */
+static int type_info(pg_conn *c, Oid oid, char *typtype, char *category, Oid *base, Oid *elem)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT typtype, typcategory, typbasetype, typelem FROM pg_catalog.pg_type "
+             "WHERE oid = %u",
+             oid);
+    PGresult *res = PQexec(c->pg, sql);
+    int found = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    if (found) {
+        *typtype = PQgetvalue(res, 0, 0)[0];
+        *category = PQgetvalue(res, 0, 1)[0];
+        *base = (Oid)strtoul(PQgetvalue(res, 0, 2), NULL, 10);
+        *elem = (Oid)strtoul(PQgetvalue(res, 0, 3), NULL, 10);
+    }
+    PQclear(res);
+    return found;
+}
+
+/* Whether a type is read as its text: enums (binary form = the label) and
+ * string-category types such as citext. */
+static int is_text_like(pg_conn *c, Oid oid)
+{
+    char typtype, category;
+    Oid base, elem;
+    return oid >= FIRST_USER_OID && type_info(c, oid, &typtype, &category, &base, &elem) &&
+           (typtype == 'e' || category == 'S');
+}
+
+/* Plans a column. User-defined types are looked up: enums and string types
+ * read as text, domains as their base type, arrays of them as lists. */
 static int plan_field(pg_conn *c, Oid oid, int typmod, pg_column_plan *plan, dbp_error *err)
 {
-    int text_like = 0;
-    if (oid >= FIRST_USER_OID) {
-        char sql[128];
-        snprintf(sql, sizeof sql,
-                 "SELECT typtype, typcategory, typbasetype FROM pg_catalog.pg_type WHERE oid = %u",
-                 oid);
-        PGresult *res = PQexec(c->pg, sql);
-        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-            char typtype = PQgetvalue(res, 0, 0)[0];
-            char category = PQgetvalue(res, 0, 1)[0];
-            Oid base = (Oid)strtoul(PQgetvalue(res, 0, 2), NULL, 10);
-            text_like = typtype == 'e' || category == 'S';
-            PQclear(res);
-            if (typtype == 'd' && base)
-                return plan_field(c, base, typmod, plan, err);
-        } else {
-            PQclear(res); /* e.g. in a failed transaction: the raw bytes then */
-        }
+    char typtype, category;
+    Oid base, elem;
+    if (oid >= FIRST_USER_OID && type_info(c, oid, &typtype, &category, &base, &elem)) {
+        if (typtype == 'd' && base)
+            return plan_field(c, base, typmod, plan, err);
+        if (category == 'A' && elem)
+            return pg_plan_array_column(oid, elem, typmod, is_text_like(c, elem), plan, err);
+        return pg_plan_column(oid, typmod, typtype == 'e' || category == 'S', plan, err);
     }
-    return pg_plan_column(oid, typmod, text_like, plan, err);
+    return pg_plan_column(oid, typmod, 0, plan, err);
 }
 
 /* Parse and Describe in one pipeline with one Sync: one round trip, and
@@ -703,38 +774,82 @@ static int statement_for(pg_conn *c, const char *sql, size_t len, pg_statement *
     return DBP_OK;
 }
 
+/* Drops every cached statement without DEALLOCATE (the server dropped
+ * them: DISCARD ALL, DEALLOCATE ALL, or a new session behind a pooler). */
+static void forget_statements(pg_conn *c)
+{
+    for (int i = 0; i < c->n_cached; i++)
+        if (c->cache[i] != c->cur.stmt)
+            statement_free(c->cache[i]);
+        else
+            c->cur.owns_stmt = 1; /* the open cursor frees it */
+    c->n_cached = 0;
+}
+
+/* After a failure: when the server no longer knows a cached statement
+ * (26000) or refuses it because DDL changed its result (0A000 "cached
+ * plan"), forgets the cache and returns 1 so the caller retries once. */
+static int forget_if_stale(pg_conn *c, const dbp_error *err)
+{
+    if (!err || (strcmp(err->sqlstate, "26000") != 0 &&
+                 !(strcmp(err->sqlstate, "0A000") == 0 && strstr(err->message, "cached plan"))))
+        return 0;
+    if (in_transaction(c) && PQtransactionStatus(c->pg) == PQTRANS_INERROR)
+        return 0; /* the failed statement aborted the caller's transaction */
+    if (err->sqlstate[0] == '0') {
+        dbp_error ignored;
+        exec_simple(c, "DEALLOCATE ALL", &ignored);
+    }
+    forget_statements(c);
+    return 1;
+}
+
 /* ---- execute -------------------------------------------------------------------- */
 
 static int execute_rows(pg_conn *c, const pg_statement *st, const dbp_params *params,
                         size_t rows, const dbp_exec_ctx *ctx, int64_t *affected,
                         dbp_error *err);
 
+/* Whether a script may have dropped the server's prepared statements. */
+static int may_drop_statements(const char *sql, size_t len)
+{
+    for (size_t i = 0; i + 7 <= len; i++)
+        if (strncasecmp(sql + i, "discard", 7) == 0 || strncasecmp(sql + i, "dealloca", 8) == 0)
+            return 1;
+    return 0;
+}
+
 static int execute(void *conn, const char *sql, size_t len, const dbp_params *params,
                    const dbp_exec_ctx *ctx, int64_t *affected, dbp_error *err)
 {
     pg_conn *c = conn;
-    c->ctx = ctx;
+    begin_call(c, ctx);
     *affected = 0;
     int rc;
     if (!params) { /* the simple protocol runs scripts of several statements */
         char *text = dbp_strndup(sql, len);
-        if (!text) {
-            c->ctx = NULL;
-            return dbp_error_nomem(err);
-        }
-        rc = PQsendQuery(c->pg, text) ? drain(c, ctx, affected, err) : result_error(c, NULL, err);
+        rc = !text                   ? dbp_error_nomem(err)
+             : PQsendQuery(c->pg, text) ? drain(c, ctx, affected, err)
+                                        : result_error(c, NULL, err);
         dbp_free(text);
+        if (may_drop_statements(sql, len))
+            forget_statements(c); /* DISCARD ALL / DEALLOCATE: prepare anew */
     } else {
-        pg_statement *st;
-        int owned;
-        rc = statement_for(c, sql, len, &st, &owned, err);
-        if (rc == DBP_OK) {
-            rc = execute_rows(c, st, params, dbp_params_rows(params), ctx, affected, err);
-            if (owned)
-                statement_free(st);
+        for (int attempt = 0;; attempt++) {
+            pg_statement *st;
+            int owned;
+            rc = statement_for(c, sql, len, &st, &owned, err);
+            if (rc == DBP_OK) {
+                rc = execute_rows(c, st, params, dbp_params_rows(params), ctx, affected, err);
+                if (owned)
+                    statement_free(st);
+            }
+            if (rc == DBP_OK || attempt > 0 || owned || !forget_if_stale(c, err))
+                break;
+            *affected = 0;
         }
     }
-    c->ctx = NULL;
+    end_call(c);
     return rc;
 }
 
@@ -854,74 +969,107 @@ static int is_plain_read(const char *sql, size_t len)
 
 static void cursor_close(void *conn);
 
+/* Starts COPY (<query>) TO STDOUT (FORMAT binary). The columns come from a
+ * fresh unnamed describe, never the cache: the COPY plans the query anew,
+ * so a cached description could be stale after DDL. */
+static int open_copy(pg_conn *c, const char *sql, size_t len, const dbp_exec_ctx *ctx,
+                     dbp_error *err)
+{
+    pg_cursor *cur = &c->cur;
+    int rc = prepare_statement(c, sql, len, "", &cur->stmt, err);
+    if (rc != DBP_OK)
+        return rc;
+    cur->owns_stmt = 1;
+    cur->kind = CURSOR_COPY;
+    /* Trailing semicolons would end the inner query early; the newline ends
+     * a trailing -- comment before the closing parenthesis. */
+    while (len && (isspace((unsigned char)sql[len - 1]) || sql[len - 1] == ';'))
+        len--;
+    dbp_textbuf copy_sql = {0};
+    dbp_textbuf_printf(&copy_sql, "COPY (%.*s\n) TO STDOUT (FORMAT binary)", (int)len, sql);
+    if (copy_sql.failed)
+        return dbp_error_nomem(err);
+    rc = PQsendQuery(c->pg, copy_sql.data) ? DBP_OK : result_error(c, NULL, err);
+    dbp_textbuf_free(&copy_sql);
+    PGresult *res = NULL;
+    if (rc == DBP_OK)
+        rc = next_result(c, ctx, &res, err);
+    if (rc == DBP_OK && PQresultStatus(res) != PGRES_COPY_OUT) {
+        rc = result_error(c, res, err);
+        PQclear(res);
+        res = NULL;
+        drain(c, ctx, NULL, NULL);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Runs the prepared statement and waits for its first result, so that a
+ * cached statement the server no longer accepts can be prepared again. */
+static int open_rows(pg_conn *c, const dbp_params *params, const dbp_exec_ctx *ctx,
+                     dbp_error *err)
+{
+    pg_cursor *cur = &c->cur;
+    bound_params b;
+    int rc = bind_row(cur->stmt, params, 0, &b, err);
+    if (rc != DBP_OK)
+        return rc;
+    int sent = send_statement(c, cur->stmt, &b);
+    bound_free(&b);
+    if (!sent)
+        return result_error(c, NULL, err);
+    cur->kind = CURSOR_ROWS;
+    /* A stream takes rows as they come; a query takes them at once. */
+    cur->single_row = !ctx->read_all && PQsetSingleRowMode(c->pg);
+    PGresult *first;
+    rc = next_result(c, ctx, &first, err);
+    if (rc != DBP_OK)
+        return rc;
+    if (PQresultStatus(first) == PGRES_FATAL_ERROR) {
+        rc = result_error(c, first, err);
+        PQclear(first);
+        drain(c, ctx, NULL, NULL);
+        cur->finished = 1;
+        return rc;
+    }
+    cur->rows = first;
+    return DBP_OK;
+}
+
 static int cursor_open(void *conn, const char *sql, size_t len, const dbp_params *params,
                        const dbp_exec_ctx *ctx, dbp_error *err)
 {
     pg_conn *c = conn;
     cursor_close(c);
-    c->ctx = ctx;
+    begin_call(c, ctx);
     pg_cursor *cur = &c->cur;
-    int owned;
-    int rc = statement_for(c, sql, len, &cur->stmt, &owned, err);
-    if (rc != DBP_OK) {
-        c->ctx = NULL;
-        return rc;
-    }
-    cur->owns_stmt = owned;
-    if (cur->stmt->n_fields == 0) {
-        c->ctx = NULL;
-        cursor_close(c);
-        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
-                             "the statement returns no columns; use execute() for it");
-    }
     size_t n_params = dbp_params_width(params);
     int copy = ctx->copy_mode == DBP_COPY_ALWAYS ||
                (ctx->copy_mode == DBP_COPY_AUTO && n_params == 0 && is_plain_read(sql, len));
+    int rc;
     if (copy && n_params) {
-        c->ctx = NULL;
-        cursor_close(c);
-        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
-                             "COPY cannot take parameters; use copy=False for this query");
-    }
-    if (copy) {
-        /* Trailing semicolons would end the COPY's inner query early. */
-        while (len && (isspace((unsigned char)sql[len - 1]) || sql[len - 1] == ';'))
-            len--;
-        size_t size = len + 64;
-        char *copy_sql = dbp_malloc(size);
-        if (!copy_sql) {
-            c->ctx = NULL;
-            cursor_close(c);
-            return dbp_error_nomem(err);
-        }
-        snprintf(copy_sql, size, "COPY (%.*s) TO STDOUT (FORMAT binary)", (int)len, sql);
-        int sent = PQsendQuery(c->pg, copy_sql);
-        dbp_free(copy_sql);
-        cur->kind = CURSOR_COPY;
-        rc = sent ? DBP_OK : result_error(c, NULL, err);
-        PGresult *res = NULL;
-        if (rc == DBP_OK)
-            rc = next_result(c, ctx, &res, err);
-        if (rc == DBP_OK && PQresultStatus(res) != PGRES_COPY_OUT) {
-            rc = result_error(c, res, err);
-            PQclear(res);
-            res = NULL;
-            drain(c, ctx, NULL, NULL);
-        }
-        PQclear(res);
+        rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
+                           "COPY cannot take parameters; use copy=False for this query");
+    } else if (copy) {
+        rc = open_copy(c, sql, len, ctx, err);
     } else {
-        bound_params b;
-        rc = bind_row(cur->stmt, params, 0, &b, err);
-        if (rc == DBP_OK) {
-            int sent = send_statement(c, cur->stmt, &b);
-            bound_free(&b);
-            cur->kind = CURSOR_ROWS;
-            /* A stream takes rows as they come; a query takes them at once. */
-            cur->single_row = sent && !ctx->read_all && PQsetSingleRowMode(c->pg);
-            rc = sent ? DBP_OK : result_error(c, NULL, err);
+        for (int attempt = 0;; attempt++) {
+            rc = statement_for(c, sql, len, &cur->stmt, &cur->owns_stmt, err);
+            if (rc == DBP_OK && cur->stmt->n_fields > 0)
+                rc = open_rows(c, params, ctx, err);
+            if (rc == DBP_OK || attempt > 0 || cur->owns_stmt || !forget_if_stale(c, err))
+                break;
+            if (cur->owns_stmt) /* dropped from the cache: ours to free */
+                statement_free(cur->stmt);
+            cur->stmt = NULL;
+            cur->owns_stmt = 0;
+            cur->finished = 0;
         }
     }
-    c->ctx = NULL;
+    if (rc == DBP_OK && cur->stmt->n_fields == 0)
+        rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
+                           "the statement returns no columns; use execute() for it");
+    end_call(c);
     if (rc != DBP_OK)
         cursor_close(c);
     return rc;
@@ -1033,6 +1181,8 @@ static int fetch_copy(pg_conn *c, const dbp_fetch_limits *limits, const dbp_exec
         while (cur->header_done && !trailer) {
             if (limits->max_rows >= 0 && rows >= limits->max_rows)
                 break;
+            if ((rows & 1023) == 1023 && atomic_load(ctx->cancelled))
+                return dbp_error_set(err, DBP_E_CANCELLED, 0, "57014", "statement cancelled");
             long used = parse_tuple(cur, cur->copy_buf + parsed, cur->copy_len - parsed, res,
                                     &trailer, err);
             if (used < 0)
@@ -1138,6 +1288,8 @@ static int fetch_rows(pg_conn *c, const dbp_fetch_limits *limits, const dbp_exec
                 PQclear(r);
             continue;
         }
+        if ((rows & 1023) == 1023 && atomic_load(ctx->cancelled))
+            return dbp_error_set(err, DBP_E_CANCELLED, 0, "57014", "statement cancelled");
         for (int i = 0; i < st->n_fields; i++) {
             int32_t len = PQgetisnull(cur->rows, cur->row, i)
                               ? -1
@@ -1175,10 +1327,10 @@ static int cursor_fetch(void *conn, const dbp_fetch_limits *limits, const dbp_ex
     int rc = new_result(cur, &res, err);
     if (rc != DBP_OK)
         return rc;
-    c->ctx = ctx;
+    begin_call(c, ctx);
     rc = cur->kind == CURSOR_COPY ? fetch_copy(c, limits, ctx, res, done, err)
                                   : fetch_rows(c, limits, ctx, res, done, err);
-    c->ctx = NULL;
+    end_call(c);
     if (rc != DBP_OK) {
         dbp_result_free(res);
         return rc;
@@ -1311,7 +1463,7 @@ static int bulk_load(void *conn, const char *table, struct ArrowArrayStream *row
                      const dbp_exec_ctx *ctx, int64_t *loaded, dbp_error *err)
 {
     pg_conn *c = conn;
-    c->ctx = ctx;
+    begin_call(c, ctx);
     copy_in ci = {.c = c, .table = table};
     dbp_frame_sink sink = {.columns = copy_columns, .row = copy_row, .arg = &ci};
     int64_t fed = 0;
@@ -1329,7 +1481,7 @@ static int bulk_load(void *conn, const char *table, struct ArrowArrayStream *row
         *loaded = rc == DBP_OK ? copied : 0;
     }
     dbp_textbuf_free(&ci.data);
-    c->ctx = NULL;
+    end_call(c);
     return rc;
 }
 
@@ -1347,6 +1499,7 @@ static int begin(void *conn, const char *options, dbp_error *err)
                                  options);
     char sql[256];
     snprintf(sql, sizeof sql, "BEGIN %s", options);
+    begin_call(conn, NULL);
     return exec_simple(conn, sql, err);
 }
 
@@ -1355,6 +1508,7 @@ static int begin(void *conn, const char *options, dbp_error *err)
 static int commit(void *conn, dbp_error *err)
 {
     pg_conn *c = conn;
+    begin_call(c, NULL);
     PGresult *res = PQexec(c->pg, "COMMIT");
     int rc = DBP_OK;
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
@@ -1367,7 +1521,11 @@ static int commit(void *conn, dbp_error *err)
     return rc;
 }
 
-static int rollback(void *conn, dbp_error *err) { return exec_simple(conn, "ROLLBACK", err); }
+static int rollback(void *conn, dbp_error *err)
+{
+    begin_call(conn, NULL);
+    return exec_simple(conn, "ROLLBACK", err);
+}
 
 const dbp_driver dbp_pg_driver = {
     .name = "postgresql",
@@ -1376,6 +1534,7 @@ const dbp_driver dbp_pg_driver = {
     .connect = connect,
     .disconnect = disconnect,
     .ping = ping,
+    .is_usable = is_usable,
     .interrupt = interrupt,
     .in_transaction = in_transaction,
     .execute = execute,

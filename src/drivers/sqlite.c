@@ -699,18 +699,6 @@ static int mismatch(const cursor *cur, int col, int storage, const char *why, db
 
 #define EXACT_DOUBLE_LIMIT ((sqlite3_int64)1 << 53) /* larger integers may round */
 
-/* The shortest decimal text that reads back as exactly `d`. */
-static size_t shortest_double_text(double d, char *buf, size_t size)
-{
-    int n = 0;
-    for (int digits = 15; digits <= 17; digits++) {
-        n = snprintf(buf, size, "%.*g", digits, d);
-        if (strtod(buf, NULL) == d)
-            break;
-    }
-    return n > 0 ? (size_t)n : 0;
-}
-
 static int append_decimal_text(cursor *cur, int col, int storage, const char *s, size_t n,
                                dbp_column *out, dbp_error *err)
 {
@@ -830,7 +818,7 @@ static int append_value(cursor *cur, int col, dbp_column *out, dbp_error *err)
         if (storage == SQLITE_FLOAT) {
             /* SQLite's own text of a REAL keeps 15 digits; use all it has. */
             char text[32];
-            size_t n = shortest_double_text(sqlite3_column_double(st, col), text, sizeof text);
+            size_t n = (size_t)dbp_format_double(sqlite3_column_double(st, col), text, sizeof text);
             return append_decimal_text(cur, col, storage, text, n, out, err);
         }
         if (storage == SQLITE_INTEGER || storage == SQLITE_TEXT)

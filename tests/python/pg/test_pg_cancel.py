@@ -239,18 +239,6 @@ async def test_statement_cache_sizes(api: Any, pg_server: Any, schema: str, size
     await assert_healthy(api, "c")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: src/drivers/pg.c leaves a stale cancel in conn->cancel_fd. interrupt() "
-    "writes the eventfd, but it is only read (send_cancel) when pump()/pump_readable() "
-    "poll, i.e. while libpq waits for the socket. A cancel that lands while fetch_rows() "
-    "decodes a result that has fully arrived (query(copy=False) of 1M rows) is never read; "
-    "the request finishes normally and the NEXT statement on that connection, possibly "
-    "another caller's, is cancelled ('canceling statement due to user request'). Fix: "
-    "clear the eventfd (read it) and cancel_sent at the start of every statement/"
-    "cursor_open/begin/commit/rollback (a count present then is always stale), and check "
-    "ctx->cancelled every few thousand rows in fetch_rows()/fetch_copy()",
-)
 async def test_cancel_while_decoding_does_not_cancel_the_next_statement(
     apg: DatabasePool, admin: Any, pg_server: Any, schema: str
 ) -> None:
@@ -279,15 +267,6 @@ async def test_cancel_while_decoding_does_not_cancel_the_next_statement(
         assert df["one"].to_list() == [1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: src/drivers/pg.c statement_for() trusts its cache blindly: after "
-    "execute('DISCARD ALL') or execute('DEALLOCATE ALL') (or a pooler's server_reset_query) "
-    "every cached statement fails with OperationalError 26000 'prepared statement \"dbp_1\" "
-    "does not exist', on that connection for good. Clear the cache when execute() runs "
-    "DISCARD ALL / DEALLOCATE (as psycopg does), and on 26000 for a cached name drop the "
-    "entry and prepare again once",
-)
 @pytest.mark.parametrize("reset", ["DISCARD ALL", "DEALLOCATE ALL"])
 async def test_statement_cache_after_discard_all(api: Any, pg_server: Any, schema: str,
                                                  reset: str) -> None:

@@ -156,14 +156,6 @@ async def test_wrong_parameter_count(pg: Any) -> None:
     await assert_healthy(pg)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): src/drivers/pg.c bind_row() reports a wrong parameter count with "
-    "SQLSTATE 08P01 (protocol_violation, class 08 = connection exception), so code that "
-    "retries or reconnects on class 08 treats a caller's mistake as a broken connection. "
-    "Use 07001 (using_clause_does_not_match_parameters) or no SQLSTATE, like the SQLite "
-    "driver's misuse errors",
-)
 async def test_wrong_parameter_count_is_not_a_connection_error(pg: Any) -> None:
     with pytest.raises(ProgrammingError) as info:
         await pg.query(POOL_ID, "SELECT $1::int4 AS a", [1, 2])
@@ -232,27 +224,11 @@ async def test_queries_that_copy_accepts(pg: Any, admin: Any) -> None:
     await assert_healthy(pg)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: src/drivers/pg.c cursor_open() wraps the SQL as "
-    "\"COPY (%.*s) TO STDOUT (FORMAT binary)\": a trailing -- comment swallows the closing "
-    "parenthesis (syntax error at end of input). Put a newline before it: "
-    "\"COPY (%.*s\\n) TO STDOUT (FORMAT binary)\"",
-)
 async def test_query_ending_in_a_line_comment(pg: Any) -> None:
     df = await pg.query(POOL_ID, "SELECT 1 AS one -- the answer")
     assert df.rows() == [(1,)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: src/drivers/pg.c statement_for() keeps a cached statement's description "
-    "after DDL: once 'SELECT * FROM t' is cached, ALTER TABLE t ADD COLUMN makes every later "
-    "COPY read of it fail with InterfaceError 'COPY row has 2 fields, the statement described 1' "
-    "(and the extended path with NotSupportedError 0A000 'cached plan must not change result "
-    "type'), on that connection for good. Evict the entry (DEALLOCATE) and re-prepare once "
-    "on 0A000 or on a COPY column-count/type mismatch before any row was returned",
-)
 @pytest.mark.parametrize("copy", ["auto", False])
 async def test_cached_statement_after_alter_table(pg: Any, admin: Any, copy: Any) -> None:
     admin.execute("CREATE TABLE alt (a int4)")
@@ -437,12 +413,11 @@ asyncio.run(main())
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG: src/drivers/pg.c connect() calls the blocking PQconnectdbParams() with "
-    "libpq's default connect_timeout (none): against a server that accepts and never "
-    "answers, the worker blocks forever, a cancel cannot reach it (the core only "
-    "interrupts connections that have a handle) and pool.close() then hangs joining the "
-    "worker. Use PQconnectStartParams()+PQconnectPoll() polling the socket and cancel_fd "
-    "(so interrupt() aborts a connect), and default connect_timeout to e.g. 30 s",
+    reason="KNOWN LIMIT: src/drivers/pg.c connect() blocks in PQconnectdbParams() for up to "
+    "connect_timeout (10 s by default now) against a server that accepts and never answers; "
+    "the core cannot interrupt a connection that has no handle yet, so pool.close() waits "
+    "for it. Fix: PQconnectStartParams()+PQconnectPoll() watching an eventfd the core can "
+    "signal for opening connections too.",
 )
 def test_close_does_not_hang_on_a_stuck_connect(tmp_path: Any) -> None:
     import subprocess  # noqa: PLC0415
@@ -478,15 +453,6 @@ async def test_unknown_and_bad_settings(api: Any, pg_server: Any, schema: str) -
     assert api.list_pools() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: src/drivers/pg.c parse_config() passes a URL through as dbname without "
-    "parsing it, so an unknown URI query parameter (or any malformed URL) is only found "
-    "by libpq in connect() and raised as OperationalError category 'network' (transient-"
-    "looking, and with min_size=0 only at the first query). Validate it in parse_config "
-    "with PQconninfoParse(dsn, &errmsg) and check its keywords like the others -> "
-    "ConfigurationError",
-)
 async def test_unknown_url_parameter_is_a_configuration_error(
     api: Any, pg_server: Any, schema: str
 ) -> None:

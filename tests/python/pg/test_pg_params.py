@@ -187,26 +187,11 @@ async def test_binding_errors_are_raised_before_running(pg: Any) -> None:
     await assert_healthy(pg)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: src/drivers/pg.c scalar_text() (the text form bind_row() sends for numbers) "
-    "formats a Python float with \"%.17g\", "
-    "so 0.1 bound to a numeric (or text) parameter is stored as 0.10000000000000001; "
-    "use the shortest text that reads back to the same double (try %.15g, %.16g, %.17g "
-    "in turn, or Python's repr algorithm)",
-)
 async def test_float_parameter_into_numeric_is_the_shortest_decimal(pg: Any) -> None:
     df = await pg.query(POOL_ID, "SELECT $1::numeric AS n, $2::text AS t", [0.1, 0.3])
     assert df.row(0) == (Decimal("0.1"), "0.3")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: src/drivers/pg.c bind_row() sends str parameters in text format, where "
-    "libpq ignores paramLengths and takes strlen(): 'a\\x00b' is silently bound as 'a'. "
-    "PostgreSQL text cannot hold NUL, so bind_row should raise DataError (22021) when "
-    "memchr(value, 0, length) finds one",
-)
 async def test_str_parameter_with_nul_is_refused(pg: Any) -> None:
     with pytest.raises(DataError):
         await pg.query(POOL_ID, "SELECT $1::text AS v", ["a\x00b"])

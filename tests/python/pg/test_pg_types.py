@@ -418,12 +418,6 @@ async def test_unknown_types_come_as_binary(pg: Any) -> None:
     await assert_healthy(pg)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: src/drivers/pg.c plan_field() never calls pg_plan_array_column(), which "
-    "pg_types.h provides for arrays of user types (typcategory 'A', typelem an enum): an "
-    "enum[] column comes back as raw Binary array bytes instead of List(String)",
-)
 async def test_enum_array_is_a_list_of_labels(pg: Any, admin: Any) -> None:
     admin.execute("CREATE TYPE color AS ENUM ('red', 'green')")
     df = await pg.query(POOL_ID, "SELECT ARRAY['red', 'green', NULL]::color[] AS a")
