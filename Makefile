@@ -20,7 +20,7 @@ BENCH_PACKAGES := connectorx asyncpg psycopg-pool adbc-driver-postgresql adbc-dr
                   matplotlib
 
 .PHONY: all demo test setup system-deps venv install c-test c-test-asan c-test-valgrind \
-        py-test typecheck tds-server bench bench-deps bench-quick clean
+        py-test typecheck tds-server bench bench-deps bench-quick fuzz clean
 
 all: install
 
@@ -91,6 +91,18 @@ bench: bench-deps
 
 bench-quick: bench-deps
 	$(PY) bench/run.py --quick --out build/bench/benchmarks.md
+
+# libFuzzer on the PostgreSQL binary decoders (clang from Debian).
+FUZZ_SECONDS ?= 300
+fuzz:
+	@command -v clang >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get install -y -q clang; }
+	mkdir -p build/fuzz-corpus
+	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=all -Iinclude -Isrc/core -Isrc/drivers src/core/column.c \
+	    src/core/alloc.c src/core/error.c src/core/textparse.c src/drivers/pg_types.c \
+	    tests/fuzz/fuzz_pg_types.c -o build/fuzz_pg_types
+	build/fuzz_pg_types -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz-corpus
 
 clean:
 	rm -rf build
