@@ -67,6 +67,17 @@ void dbp_textbuf_identifier(dbp_textbuf *t, const char *name, char open, char cl
     dbp_textbuf_add(t, &close, 1);
 }
 
+void dbp_textbuf_table_columns(dbp_textbuf *t, const char *table, const char *const *columns,
+                               size_t n, char open, char close)
+{
+    dbp_textbuf_identifier(t, table, open, close, 1);
+    for (size_t i = 0; i < n; i++) {
+        dbp_textbuf_str(t, i ? ", " : " (");
+        dbp_textbuf_identifier(t, columns[i], open, close, 0);
+    }
+    dbp_textbuf_str(t, ")");
+}
+
 void dbp_textbuf_clear(dbp_textbuf *t)
 {
     t->len = 0;

@@ -19,6 +19,10 @@ void dbp_textbuf_printf(dbp_textbuf *t, const char *fmt, ...) __attribute__((for
 /* `name` as a quoted identifier, `quote` doubled inside: "a""b" or [a]]b].
  * With `dotted`, each dot-separated part is quoted on its own (schema.table). */
 void dbp_textbuf_identifier(dbp_textbuf *t, const char *name, char open, char close, int dotted);
+/* `table (col1, col2, ...)`, every name quoted as dbp_textbuf_identifier
+ * does (the table's dot-separated parts each on their own). */
+void dbp_textbuf_table_columns(dbp_textbuf *t, const char *table, const char *const *columns,
+                               size_t n, char open, char close);
 void dbp_textbuf_clear(dbp_textbuf *t); /* empties, keeps the memory */
 void dbp_textbuf_free(dbp_textbuf *t);
 

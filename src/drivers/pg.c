@@ -1383,12 +1383,8 @@ static int copy_columns(void *arg, size_t n, const char *const *names, dbp_error
     copy_in *ci = arg;
     dbp_textbuf sql = {0};
     dbp_textbuf_str(&sql, "COPY ");
-    dbp_textbuf_identifier(&sql, ci->table, '"', '"', 1);
-    for (size_t i = 0; i < n; i++) {
-        dbp_textbuf_str(&sql, i ? ", " : " (");
-        dbp_textbuf_identifier(&sql, names[i], '"', '"', 0);
-    }
-    dbp_textbuf_str(&sql, ") FROM STDIN");
+    dbp_textbuf_table_columns(&sql, ci->table, names, n, '"', '"');
+    dbp_textbuf_str(&sql, " FROM STDIN");
     int rc = sql.failed ? dbp_error_nomem(err) : DBP_OK;
     PGresult *res = NULL;
     if (rc == DBP_OK)

@@ -1033,12 +1033,8 @@ static int bulk_columns(void *arg, size_t n, const char *const *names, dbp_error
     bulk_insert *b = arg;
     dbp_textbuf sql = {0};
     dbp_textbuf_str(&sql, "INSERT INTO ");
-    dbp_textbuf_identifier(&sql, b->table, '"', '"', 1);
-    for (size_t i = 0; i < n; i++) {
-        dbp_textbuf_str(&sql, i ? ", " : " (");
-        dbp_textbuf_identifier(&sql, names[i], '"', '"', 0);
-    }
-    dbp_textbuf_str(&sql, ") VALUES (");
+    dbp_textbuf_table_columns(&sql, b->table, names, n, '"', '"');
+    dbp_textbuf_str(&sql, " VALUES (");
     for (size_t i = 0; i < n; i++)
         dbp_textbuf_str(&sql, i ? ", ?" : "?");
     dbp_textbuf_str(&sql, ")");
