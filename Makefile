@@ -92,17 +92,22 @@ bench: bench-deps
 bench-quick: bench-deps
 	$(PY) bench/run.py --quick --out build/bench/benchmarks.md
 
-# libFuzzer on the PostgreSQL binary decoders (clang from Debian).
+# libFuzzer on the decoders of bytes from the network: PostgreSQL's binary
+# values and COPY framing (clang from Debian). FUZZ_SECONDS per harness.
 FUZZ_SECONDS ?= 300
+FUZZ_SOURCES := src/core/column.c src/core/result.c src/core/alloc.c src/core/error.c \
+                src/core/textparse.c src/drivers/pg_types.c src/drivers/pg_copy.c
 fuzz:
 	@command -v clang >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	    $$SUDO apt-get install -y -q clang; }
-	mkdir -p build/fuzz-corpus
-	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=all -Iinclude -Isrc/core -Isrc/drivers src/core/column.c \
-	    src/core/alloc.c src/core/error.c src/core/textparse.c src/drivers/pg_types.c \
-	    tests/fuzz/fuzz_pg_types.c -o build/fuzz_pg_types
-	build/fuzz_pg_types -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz-corpus
+	for h in pg_types pg_copy; do \
+	    mkdir -p build/fuzz-corpus-$$h && \
+	    clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	        -fno-sanitize-recover=all -Iinclude -Isrc/core -Isrc/drivers $(FUZZ_SOURCES) \
+	        tests/fuzz/fuzz_$$h.c -o build/fuzz_$$h && \
+	    build/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz-corpus-$$h \
+	        || exit 1; \
+	done
 
 clean:
 	rm -rf build

@@ -32,6 +32,7 @@
 #include "arrow_input.h"
 #include "driver.h"
 #include "error.h"
+#include "pg_copy.h"
 #include "pg_types.h"
 #include "textbuf.h"
 #include "textparse.h"
@@ -1089,82 +1090,14 @@ static int new_result(pg_cursor *cur, dbp_result **out, dbp_error *err)
     return DBP_OK;
 }
 
-static int be16(const char *p) { return (int16_t)(((uint8_t)p[0] << 8) | (uint8_t)p[1]); }
-static int32_t be32(const char *p)
-{
-    return (int32_t)(((uint32_t)(uint8_t)p[0] << 24) | ((uint32_t)(uint8_t)p[1] << 16) |
-                     ((uint32_t)(uint8_t)p[2] << 8) | (uint32_t)(uint8_t)p[3]);
-}
-
-/* Parses one COPY binary tuple at `p` (`avail` bytes). Returns the bytes it
- * used, 0 if the tuple is incomplete, -1 on error (err set); *trailer is set
- * at the end-of-data marker. */
-static long parse_tuple(pg_cursor *cur, const char *p, size_t avail, dbp_result *res,
-                        int *trailer, dbp_error *err)
-{
-    if (avail < 2)
-        return 0;
-    int n = be16(p);
-    if (n == -1) {
-        *trailer = 1;
-        return 2;
-    }
-    const pg_statement *st = cur->stmt;
-    if (n != st->n_fields) {
-        dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL,
-                      "COPY row has %d fields, the statement described %d", n, st->n_fields);
-        return -1;
-    }
-    /* First make sure the whole tuple is here, then decode it. */
-    size_t pos = 2;
-    for (int i = 0; i < n; i++) {
-        if (avail - pos < 4)
-            return 0;
-        int32_t len = be32(p + pos);
-        pos += 4;
-        if (len > 0) {
-            if ((size_t)len > avail - pos)
-                return 0;
-            pos += (size_t)len;
-        } else if (len < -1) {
-            dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL, "COPY field with length %d", len);
-            return -1;
-        }
-    }
-    pos = 2;
-    for (int i = 0; i < n; i++) {
-        int32_t len = be32(p + pos);
-        pos += 4;
-        int rc = pg_decode_value(&st->plans[i], p + pos, len,
-                                 dbp_result_column(res, (size_t)i), st->field_names[i], err);
-        if (rc != DBP_OK) {
-            if (rc == DBP_E_NOMEM)
-                dbp_error_nomem(err);
-            return -1;
-        }
-        if (len > 0)
-            pos += (size_t)len;
-    }
-    return (long)pos;
-}
-
-static const char copy_signature[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n', 0};
-
 /* Removes the COPY header (signature, flags, extension area) once. */
 static int skip_header(pg_cursor *cur, dbp_error *err)
 {
-    if (cur->copy_len < 19)
-        return 0;
-    if (memcmp(cur->copy_buf, copy_signature, 11) != 0) {
-        dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL, "COPY data lacks the binary signature");
-        return -1;
-    }
-    int32_t ext = be32(cur->copy_buf + 15);
-    if (ext < 0 || cur->copy_len < 19 + (size_t)ext)
-        return ext < 0 ? (dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL, "bad COPY header"), -1) : 0;
-    size_t used = 19 + (size_t)ext;
-    memmove(cur->copy_buf, cur->copy_buf + used, cur->copy_len - used);
-    cur->copy_len -= used;
+    long used = pg_copy_header_length(cur->copy_buf, cur->copy_len, err);
+    if (used <= 0)
+        return (int)used;
+    memmove(cur->copy_buf, cur->copy_buf + used, cur->copy_len - (size_t)used);
+    cur->copy_len -= (size_t)used;
     cur->header_done = 1;
     return 1;
 }
@@ -1183,8 +1116,9 @@ static int fetch_copy(pg_conn *c, const dbp_fetch_limits *limits, const dbp_exec
                 break;
             if ((rows & 1023) == 1023 && atomic_load(ctx->cancelled))
                 return dbp_error_set(err, DBP_E_CANCELLED, 0, "57014", "statement cancelled");
-            long used = parse_tuple(cur, cur->copy_buf + parsed, cur->copy_len - parsed, res,
-                                    &trailer, err);
+            long used = pg_copy_tuple(cur->copy_buf + parsed, cur->copy_len - parsed,
+                                      cur->stmt->plans, cur->stmt->field_names,
+                                      cur->stmt->n_fields, res, &trailer, err);
             if (used < 0)
                 return err ? err->category : DBP_E_PROTOCOL;
             if (used == 0)
