@@ -298,7 +298,8 @@ class DatabasePool(PoolRegistry):
         The frame's column names are the table's columns; ``table`` may be
         schema-qualified and is quoted for you. The bulk path is the engine's
         own (SQLite: one prepared INSERT per row in a savepoint;
-        PostgreSQL: COPY ... FROM STDIN).
+        PostgreSQL: COPY ... FROM STDIN; MSSQL: bulk copy into a staging
+        table, then one INSERT ... SELECT).
         """
         req = await self._submit(pool_id, _native.OP_WRITE_FRAME, table, input=frame)
         return req.rows_affected()
@@ -315,7 +316,8 @@ class DatabasePool(PoolRegistry):
 
         ``begin`` is the engine's transaction mode (SQLite: "", "DEFERRED",
         "IMMEDIATE", "EXCLUSIVE"). PostgreSQL takes ``isolation`` ("read
-        committed", "repeatable read", "serializable") and ``readonly``.
+        committed", "repeatable read", "serializable") and ``readonly``;
+        MSSQL takes ``isolation`` (also "snapshot").
         """
         options = begin_options(self._engine(pool_id), begin, isolation, readonly)
         return Transaction(self, pool_id, options)

@@ -33,6 +33,8 @@ ENGINE_ALIASES = {
     "postgresql": "postgresql",
     "postgres": "postgresql",
     "pg": "postgresql",
+    "mssql": "mssql",
+    "sqlserver": "mssql",
 }
 
 DEFAULT_BATCH_ROWS = 65_536
@@ -74,6 +76,15 @@ def begin_options(engine: str, begin: str, isolation: str | None, readonly: bool
     """The engine's BEGIN options for transaction()."""
     if isolation is None and not readonly:
         return begin
+    if engine == "mssql":
+        if readonly:
+            raise ConfigurationError("mssql transactions take no readonly option")
+        if begin:
+            raise ConfigurationError("give either begin= or isolation=, not both")
+        levels = _ISOLATION_LEVELS + ("snapshot",)
+        if isolation is None or isolation.lower() not in levels:
+            raise ConfigurationError(f"isolation must be one of {', '.join(levels)}; got {isolation!r}")
+        return f"ISOLATION LEVEL {isolation.upper()}"
     if engine != "postgresql":
         raise ConfigurationError(f"{engine} transactions take no isolation or readonly option")
     if begin:
@@ -113,6 +124,8 @@ def _parse_url(url: str) -> tuple[str, dict[str, str]]:
     if engine == "postgresql":
         return engine, {"dsn": url}  # libpq parses its own URIs, multi-host included
     settings = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if engine == "mssql":
+        return engine, _mssql_url_settings(parts.netloc, parts.path, settings)
     if engine == "sqlite":
         if parts.netloc:
             raise ConfigurationError(
@@ -124,6 +137,32 @@ def _parse_url(url: str) -> tuple[str, dict[str, str]]:
         if not settings["database"]:
             settings["database"] = ":memory:"
     return engine, settings
+
+
+def _mssql_url_settings(netloc: str, path: str, settings: dict[str, str]) -> dict[str, str]:
+    """mssql://user:password@host:port/database?setting=value (parts
+    percent-encoded; ?instance=NAME for a named instance)."""
+    userinfo, _, hostport = netloc.rpartition("@")
+    if userinfo:
+        user, colon, password = userinfo.partition(":")
+        settings["user"] = unquote(user)
+        if colon:
+            settings["password"] = unquote(password)
+    if hostport.startswith("["):  # [IPv6]:port
+        host, _, rest = hostport[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = hostport.partition(":")
+    if host:
+        settings["host"] = unquote(host)
+    if port:
+        if not port.isdigit():
+            raise ConfigurationError(f"the mssql url's port must be a number, not {port!r}")
+        settings["port"] = port
+    database = unquote(path[1:] if path.startswith("/") else path)
+    if database:
+        settings["database"] = database
+    return settings
 
 
 def pool_arguments(

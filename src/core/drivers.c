@@ -10,6 +10,9 @@ extern const dbp_driver dbp_sqlite_driver;
 #if DBP_HAVE_PG
 extern const dbp_driver dbp_pg_driver;
 #endif
+#if DBP_HAVE_MSSQL
+extern const dbp_driver dbp_mssql_driver;
+#endif
 
 /* Aliases map the names users type to one driver. */
 static const struct {
@@ -24,6 +27,10 @@ static const struct {
     {"postgresql", &dbp_pg_driver},
     {"postgres", &dbp_pg_driver},
 #endif
+#if DBP_HAVE_MSSQL
+    {"mssql", &dbp_mssql_driver},
+    {"sqlserver", &dbp_mssql_driver},
+#endif
     {NULL, NULL},
 };
 
@@ -33,6 +40,9 @@ static const char *const engines[] = {
 #endif
 #if DBP_HAVE_PG
     "postgresql",
+#endif
+#if DBP_HAVE_MSSQL
+    "mssql",
 #endif
     NULL,
 };

@@ -1,0 +1,1322 @@
+/* tds.c - the Microsoft SQL Server engine over FreeTDS db-lib (TDS 7.4).
+ *
+ * Settings: host (default localhost), port (1433) or instance, database,
+ * user, password, app_name, login_timeout (seconds, 15), packet_size,
+ * encryption (off / request / require; FreeTDS's default is request),
+ * ca_file, crl_file, check_hostname (on/off). They become one section of
+ * the driver's private freetds.conf (tds_conf.h says why); user, password,
+ * database, charset (always UTF-8) and TDS version (always 7.4) go in the
+ * login record.
+ *
+ * Statements: without parameters the SQL goes as a batch (scripts of many
+ * statements, no GO); with parameters as an RPC to sp_executesql, the SQL
+ * naming them @P1, @P2, ... (or @name for a dict), each declared with the
+ * type its Python value has (tds_types.c). Values are never pasted into
+ * the SQL text (db-lib sends '' as NULL: an empty value is set by a
+ * constant SET @Pn=N''; of the driver's). write_frame is bulk copy
+ * (tds_bulk.c).
+ *
+ * db-lib's error and message handlers are process-wide: each DBPROCESS
+ * carries its connection in dbsetuserdata(), and the handlers file the
+ * server's number, state, class and text into that connection's slot (a
+ * thread-local pointer covers the login, before a DBPROCESS exists).
+ *
+ * Cancel: interrupt() only sets a flag. Every connection has a one-second
+ * db-lib query timeout; when it fires while the worker waits for the
+ * server, the error handler answers INT_TIMEOUT if a cancel is pending
+ * (db-lib then sends the attention from the worker thread and keeps the
+ * connection) and INT_CONTINUE otherwise. Between rows the worker checks
+ * the flag itself and calls dbcancel().
+ *
+ * Transactions: db-lib does not expose the server's transaction ENVCHANGEs,
+ * so the driver keeps @@TRANCOUNT: BEGIN/COMMIT/ROLLBACK read it back in the
+ * same batch, and it is read again after any statement that mentions
+ * transactions, after a failure inside a transaction, and after every
+ * statement once a session has turned on implicit transactions. The pool
+ * rolls back what is open when a connection comes back; db-lib has no
+ * sp_reset_connection for the rest of the session state. */
+#include <ctype.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sybfront.h>
+#include <sybdb.h>
+
+#include "alloc.h"
+#include "driver.h"
+#include "error.h"
+#include "tds_bulk.h"
+#include "tds_conf.h"
+#include "tds_internal.h"
+#include "tds_types.h"
+#include "textbuf.h"
+
+/* Seconds db-lib waits between calls of the error handler while the server
+ * is silent; also the cancel latency. */
+#define POLL_SECONDS "1"
+/* Polls to wait for the server to acknowledge an attention before the
+ * connection is given up. */
+#define ATTENTION_WAIT_POLLS 30
+
+/* ---- configuration --------------------------------------------------------- */
+
+typedef struct tds_config {
+    char server[64]; /* our freetds.conf section */
+    char where[300]; /* host:port for messages */
+    char encryption[16]; /* as configured, for hints; "" when not set */
+    char *user;
+    char *password;
+    char *database;
+    char *app_name;
+    long packet_size;
+} tds_config;
+
+static void free_config(void *p)
+{
+    tds_config *cfg = p;
+    if (!cfg)
+        return;
+    if (cfg->server[0])
+        tds_conf_remove(cfg->server);
+    dbp_free(cfg->user);
+    if (cfg->password) /* do not leave it in freed memory */
+        memset(cfg->password, 0, strlen(cfg->password));
+    dbp_free(cfg->password);
+    dbp_free(cfg->database);
+    dbp_free(cfg->app_name);
+    dbp_free(cfg);
+}
+
+static int int_setting(const char *key, const char *value, long lo, long hi, long *out,
+                       dbp_error *err)
+{
+    char *end;
+    long v = strtol(value, &end, 10);
+    if (!*value || *end || v < lo || v > hi)
+        return dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
+                             "mssql setting %s must be an integer in [%ld, %ld], got '%s'", key,
+                             lo, hi, value);
+    *out = v;
+    return DBP_OK;
+}
+
+static int bool_setting(const char *key, const char *value, int *out, dbp_error *err)
+{
+    static const char *const yes[] = {"on", "yes", "true", "1"};
+    static const char *const no[] = {"off", "no", "false", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(value, yes[i]) == 0)
+            return *out = 1, DBP_OK;
+        if (strcasecmp(value, no[i]) == 0)
+            return *out = 0, DBP_OK;
+    }
+    return dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "mssql setting %s must be on or off, got '%s'",
+                         key, value);
+}
+
+typedef struct parsed_settings {
+    const char *host, *instance, *encryption, *ca_file, *crl_file;
+    long port, login_timeout;
+    int check_hostname; /* -1: FreeTDS's default */
+} parsed_settings;
+
+static int apply_setting(tds_config *cfg, parsed_settings *ps, const char *key, const char *value,
+                         dbp_error *err)
+{
+    char **target = NULL;
+    if (strcmp(key, "host") == 0 || strcmp(key, "server") == 0) {
+        ps->host = value;
+    } else if (strcmp(key, "port") == 0) {
+        return int_setting(key, value, 1, 65535, &ps->port, err);
+    } else if (strcmp(key, "instance") == 0) {
+        ps->instance = value;
+    } else if (strcmp(key, "database") == 0 || strcmp(key, "dbname") == 0) {
+        target = &cfg->database;
+    } else if (strcmp(key, "user") == 0 || strcmp(key, "username") == 0) {
+        target = &cfg->user;
+    } else if (strcmp(key, "password") == 0) {
+        target = &cfg->password;
+    } else if (strcmp(key, "app_name") == 0 || strcmp(key, "application_name") == 0) {
+        target = &cfg->app_name;
+    } else if (strcmp(key, "login_timeout") == 0 || strcmp(key, "connect_timeout") == 0) {
+        return int_setting(key, value, 1, 3600, &ps->login_timeout, err);
+    } else if (strcmp(key, "packet_size") == 0) {
+        return int_setting(key, value, 512, 32767, &cfg->packet_size, err);
+    } else if (strcmp(key, "encryption") == 0 || strcmp(key, "encrypt") == 0) {
+        int on;
+        if (strcasecmp(value, "off") == 0 || strcasecmp(value, "request") == 0 ||
+            strcasecmp(value, "require") == 0)
+            ps->encryption = value;
+        else if (bool_setting(key, value, &on, NULL) == DBP_OK)
+            ps->encryption = on ? "require" : "off";
+        else
+            return dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
+                                 "mssql encryption must be off, request or require, got '%s'",
+                                 value);
+    } else if (strcmp(key, "ca_file") == 0 || strcmp(key, "cafile") == 0 ||
+               strcmp(key, "sslrootcert") == 0) {
+        ps->ca_file = value;
+    } else if (strcmp(key, "crl_file") == 0) {
+        ps->crl_file = value;
+    } else if (strcmp(key, "check_hostname") == 0) {
+        return bool_setting(key, value, &ps->check_hostname, err);
+    } else {
+        return dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
+                             "unknown mssql setting '%s' (settings: host, port, instance, "
+                             "database, user, password, app_name, login_timeout, packet_size, "
+                             "encryption, ca_file, crl_file, check_hostname)",
+                             key);
+    }
+    if (target) {
+        dbp_free(*target);
+        if (!(*target = dbp_strdup(value)))
+            return dbp_error_nomem(err);
+    }
+    return DBP_OK;
+}
+
+/* Appends "\tkey = value\n" to the section body, refusing values the
+ * freetds.conf parser would read differently. */
+static int conf_line(char *body, size_t size, const char *key, const char *value,
+                     const char *setting, dbp_error *err)
+{
+    if (!tds_conf_value_ok(value))
+        return dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
+                             "mssql setting %s '%s' cannot be passed to FreeTDS: no line "
+                             "breaks, '#', ';', brackets or doubled spaces",
+                             setting, value);
+    size_t used = strlen(body);
+    int n = snprintf(body + used, size - used, "\t%s = %s\n", key, value);
+    if (n < 0 || (size_t)n >= size - used)
+        return dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "mssql setting %s is too long", setting);
+    return DBP_OK;
+}
+
+static int section_body(const parsed_settings *ps, char *body, size_t size, dbp_error *err)
+{
+    char num[32];
+    body[0] = '\0';
+    int rc = conf_line(body, size, "host", ps->host, "host", err);
+    if (rc == DBP_OK && ps->instance)
+        rc = conf_line(body, size, "instance", ps->instance, "instance", err);
+    if (rc == DBP_OK && !ps->instance) {
+        snprintf(num, sizeof num, "%ld", ps->port);
+        rc = conf_line(body, size, "port", num, "port", err);
+    }
+    if (rc == DBP_OK)
+        rc = conf_line(body, size, "tds version", "7.4", "", err);
+    if (rc == DBP_OK)
+        rc = conf_line(body, size, "client charset", "UTF-8", "", err);
+    if (rc == DBP_OK) {
+        snprintf(num, sizeof num, "%ld", ps->login_timeout);
+        rc = conf_line(body, size, "connect timeout", num, "login_timeout", err);
+    }
+    if (rc == DBP_OK && ps->encryption)
+        rc = conf_line(body, size, "encryption", ps->encryption, "encryption", err);
+    if (rc == DBP_OK && ps->ca_file)
+        rc = conf_line(body, size, "ca file", ps->ca_file, "ca_file", err);
+    if (rc == DBP_OK && ps->crl_file)
+        rc = conf_line(body, size, "crl file", ps->crl_file, "crl_file", err);
+    if (rc == DBP_OK && ps->check_hostname >= 0)
+        rc = conf_line(body, size, "check certificate hostname",
+                       ps->check_hostname ? "yes" : "no", "check_hostname", err);
+    return rc;
+}
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int init_failed;
+static void init_dblib(void);
+
+static int parse_config(const dbp_setting *settings, size_t n, void **out, dbp_error *err)
+{
+    pthread_once(&init_once, init_dblib);
+    if (init_failed)
+        return dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "FreeTDS db-lib failed to initialise");
+    tds_config *cfg = dbp_calloc(1, sizeof *cfg);
+    if (!cfg)
+        return dbp_error_nomem(err);
+    parsed_settings ps = {.host = "localhost", .port = 1433, .login_timeout = 15,
+                          .check_hostname = -1};
+    int rc = DBP_OK;
+    for (size_t i = 0; i < n && rc == DBP_OK; i++)
+        rc = apply_setting(cfg, &ps, settings[i].key, settings[i].value, err);
+    if (rc == DBP_OK && (!cfg->user || !*cfg->user))
+        rc = dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
+                           "mssql needs a user (SQL Server logins; DOMAIN\\user for NTLM)");
+    if (rc == DBP_OK && !cfg->app_name && !(cfg->app_name = dbp_strdup("db-pool")))
+        rc = dbp_error_nomem(err);
+    char body[2048];
+    if (rc == DBP_OK)
+        rc = section_body(&ps, body, sizeof body, err);
+    if (rc == DBP_OK)
+        rc = tds_conf_add(body, cfg->server, sizeof cfg->server, err);
+    if (rc != DBP_OK) {
+        free_config(cfg);
+        return rc;
+    }
+    if (ps.encryption)
+        snprintf(cfg->encryption, sizeof cfg->encryption, "%s", ps.encryption);
+    if (ps.instance)
+        snprintf(cfg->where, sizeof cfg->where, "%s\\%s", ps.host, ps.instance);
+    else
+        snprintf(cfg->where, sizeof cfg->where, "%s:%ld", ps.host, ps.port);
+    *out = cfg;
+    return DBP_OK;
+}
+
+/* ---- messages and errors ----------------------------------------------------- */
+
+/* The connection a handler call belongs to when its DBPROCESS has none
+ * (yet): the one the calling thread is working on. */
+static _Thread_local tds_conn *current;
+
+static tds_conn *conn_of(DBPROCESS *proc)
+{
+    tds_conn *c = proc ? (tds_conn *)dbgetuserdata(proc) : NULL;
+    return c ? c : current;
+}
+
+int tds_cancel_requested(const tds_conn *c)
+{
+    return atomic_load(&c->interrupted) || (c->cancelled && atomic_load(c->cancelled));
+}
+
+static int on_message(DBPROCESS *proc, DBINT number, int state, int severity, char *text,
+                      char *server, char *procname, int line)
+{
+    (void)server;
+    tds_conn *c = conn_of(proc);
+    if (!c)
+        return 0;
+    if (severity > 10) {
+        tds_failure *f = &c->fail;
+        if (!f->server) {
+            f->server = 1;
+            f->number = number;
+            f->state = state;
+            f->severity = severity;
+            f->line = line;
+            snprintf(f->message, sizeof f->message, "%s", text ? text : "");
+            snprintf(f->procname, sizeof f->procname, "%s", procname ? procname : "");
+        }
+        if (severity >= 20) /* fatal: the server ends the session */
+            c->dead = 1;
+    } else if (c->ctx && c->ctx->notice && text) {
+        c->ctx->notice(c->ctx->notice_arg, "INFO", text);
+    }
+    return 0;
+}
+
+/* db-lib's own errors that mean the connection is gone. */
+static int is_link_error(int dberr)
+{
+    switch (dberr) {
+    case SYBESYNC:
+    case SYBEFCON:
+    case SYBEREAD:
+    case SYBEWRIT:
+    case SYBESOCK:
+    case SYBECONN:
+    case SYBESEOF:
+    case SYBEBTOK:
+    case SYBEOOB:
+    case SYBEDDNE:
+    case SYBEUTDS:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int on_error(DBPROCESS *proc, int severity, int dberr, int oserr, char *dberrstr,
+                    char *oserrstr)
+{
+    (void)severity;
+    tds_conn *c = conn_of(proc);
+    if (dberr == SYBETIME) {
+        if (!c || c->connecting)
+            return INT_CANCEL; /* the login timeout */
+        if (c->attention_sent) {
+            if (++c->attention_polls > ATTENTION_WAIT_POLLS) {
+                c->dead = 1;
+                return INT_CANCEL; /* no acknowledgement: drop the connection */
+            }
+            return INT_CONTINUE;
+        }
+        if (tds_cancel_requested(c)) {
+            c->attention_sent = 1;
+            return INT_TIMEOUT; /* db-lib sends the attention and keeps reading */
+        }
+        return INT_CONTINUE;
+    }
+    if (!c || dberr == SYBESMSG) /* SYBESMSG: the server's message came already */
+        return INT_CANCEL;
+    tds_failure *f = &c->fail;
+    if (dberr == SYBEICONVI || dberr == SYBEICONVIU || dberr == SYBEICONVO)
+        f->conversion = 1;
+    if (is_link_error(dberr))
+        c->dead = 1;
+    if (!f->client) {
+        f->client = dberr;
+        f->oserr = oserr;
+        if (oserr > 0 && oserrstr && *oserrstr)
+            snprintf(f->client_text, sizeof f->client_text, "%s (%s)", dberrstr ? dberrstr : "",
+                     oserrstr);
+        else
+            snprintf(f->client_text, sizeof f->client_text, "%s", dberrstr ? dberrstr : "");
+    }
+    return INT_CANCEL;
+}
+
+static void init_dblib(void)
+{
+    if (dbinit() == FAIL) {
+        init_failed = 1;
+        return;
+    }
+    dberrhandle(on_error);
+    dbmsghandle(on_message);
+}
+
+/* SQL Server error numbers whose class the severity does not tell. */
+static const struct {
+    int number;
+    int category;
+    const char *state;
+} known_errors[] = {
+    {18456, DBP_E_AUTH, "28000"},   /* login failed */
+    {18452, DBP_E_AUTH, "28000"},   /* untrusted domain */
+    {18470, DBP_E_AUTH, "28000"},   /* login disabled */
+    {18486, DBP_E_AUTH, "28000"},   /* locked out */
+    {18487, DBP_E_AUTH, "28000"},   /* password expired */
+    {18488, DBP_E_AUTH, "28000"},   /* password must change */
+    {4060, DBP_E_AUTH, "08004"},    /* cannot open the login's database */
+    {4064, DBP_E_AUTH, "08004"},    /* cannot open the default database */
+    {1205, DBP_E_SERVER, "40001"},  /* deadlock victim: retry */
+    {3960, DBP_E_SERVER, "40001"},  /* snapshot update conflict: retry */
+    {1222, DBP_E_SERVER, "HYT00"},  /* lock timeout */
+    {2627, DBP_E_SERVER, "23000"},  /* unique/primary key */
+    {2601, DBP_E_SERVER, "23000"},  /* unique index */
+    {547, DBP_E_SERVER, "23000"},   /* foreign key / check */
+    {515, DBP_E_SERVER, "23000"},   /* NULL into NOT NULL */
+    {2628, DBP_E_DATA, "22001"},    /* string or binary truncated */
+    {8152, DBP_E_DATA, "22001"},
+    {8115, DBP_E_DATA, "22003"},    /* arithmetic overflow */
+    {220, DBP_E_DATA, "22003"},
+    {232, DBP_E_DATA, "22003"},
+    {8134, DBP_E_DATA, "22012"},    /* divide by zero */
+    {241, DBP_E_DATA, "22007"},     /* bad date/time text */
+    {242, DBP_E_DATA, "22008"},     /* date/time out of range */
+    {245, DBP_E_DATA, "22018"},     /* conversion failed */
+    {8114, DBP_E_DATA, "22018"},
+    {8169, DBP_E_DATA, "22018"},
+    {207, DBP_E_SERVER, "42S22"},   /* invalid column */
+    {208, DBP_E_SERVER, "42S02"},   /* invalid object */
+    {2714, DBP_E_SERVER, "42S01"},  /* object exists */
+    {266, DBP_E_SERVER, "25000"},   /* transaction count mismatch */
+    {3902, DBP_E_SERVER, "25000"},  /* COMMIT without BEGIN */
+    {3903, DBP_E_SERVER, "25000"},  /* ROLLBACK without BEGIN */
+    {3930, DBP_E_SERVER, "25000"},  /* uncommittable transaction */
+    {3617, DBP_E_CANCELLED, "HY008"}, /* cancelled by an attention */
+};
+
+/* Fills `err` from the server's error: native code = its number, message
+ * = its text, detail = severity (class), state, procedure and line. */
+static int server_error(const tds_failure *f, int login, dbp_error *err)
+{
+    int category = DBP_E_SERVER;
+    const char *state = f->severity >= 17 ? "HY000" : "42000";
+    int known = 0;
+    for (size_t i = 0; i < sizeof known_errors / sizeof *known_errors; i++)
+        if (known_errors[i].number == f->number) {
+            category = known_errors[i].category;
+            state = known_errors[i].state;
+            known = 1;
+            break;
+        }
+    if (login && category != DBP_E_AUTH)
+        category = DBP_E_AUTH, state = "28000";
+    else if (!known && f->severity >= 20)
+        category = DBP_E_NETWORK, state = "08S01";
+    dbp_error_set(err, category, f->number, state, "%s", f->message);
+    if (err) {
+        if (f->procname[0])
+            snprintf(err->detail, sizeof err->detail,
+                     "SQL Server error %d, severity %d, state %d, procedure %s, line %d",
+                     f->number, f->severity, f->state, f->procname, f->line);
+        else
+            snprintf(err->detail, sizeof err->detail,
+                     "SQL Server error %d, severity %d, state %d, line %d", f->number,
+                     f->severity, f->state, f->line);
+    }
+    return category;
+}
+
+/* The error of a failed call, in order of weight: a lost connection, a
+ * cancel, the server's error, db-lib's. */
+int tds_call_error(tds_conn *c, dbp_error *err)
+{
+    tds_failure *f = &c->fail;
+    if (c->proc && DBDEAD(c->proc))
+        c->dead = 1;
+    if (c->dead) {
+        if (f->server && f->severity >= 20) {
+            server_error(f, 0, err);
+            if (err)
+                err->category = DBP_E_NETWORK;
+            return DBP_E_NETWORK;
+        }
+        return dbp_error_set(err, DBP_E_NETWORK, f->client, "08S01",
+                             "the connection to SQL Server was lost: %s",
+                             f->client_text[0] ? f->client_text : "the server closed it");
+    }
+    if (c->attention_sent || (tds_cancel_requested(c) && !f->server))
+        return dbp_error_set(err, DBP_E_CANCELLED, 0, "HY008", "statement cancelled");
+    if (f->server)
+        return server_error(f, 0, err);
+    if (f->conversion)
+        return dbp_error_set(err, DBP_E_DATA, f->client, "22021",
+                             "FreeTDS could not convert some characters between UTF-8 and the "
+                             "server's character set: %s", f->client_text);
+    if (f->client == SYBEMEM)
+        return dbp_error_nomem(err);
+    if (f->client)
+        return dbp_error_set(err, DBP_E_PROTOCOL, f->client, NULL, "FreeTDS db-lib: %s",
+                             f->client_text);
+    return dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL,
+                         "FreeTDS db-lib reported a failure without a message");
+}
+
+int tds_failed(const tds_conn *c)
+{
+    return c->fail.server || c->fail.client || c->fail.conversion || c->dead ||
+           c->attention_sent;
+}
+
+/* Starts a driver call: a clean error slot, the caller's cancel flag. */
+static void call_begin(tds_conn *c, const dbp_exec_ctx *ctx)
+{
+    memset(&c->fail, 0, sizeof c->fail);
+    c->attention_sent = 0;
+    c->attention_polls = 0;
+    atomic_store(&c->interrupted, 0);
+    c->ctx = ctx;
+    c->cancelled = ctx ? ctx->cancelled : NULL;
+    current = c;
+}
+
+static void call_end(tds_conn *c)
+{
+    /* After an attention, make sure its acknowledgement was read: dbcancel
+     * returns at once when nothing is pending. */
+    if (c->attention_sent && c->proc && !c->dead && !DBDEAD(c->proc))
+        dbcancel(c->proc);
+    c->ctx = NULL;
+    c->cancelled = NULL;
+    current = NULL;
+}
+
+/* ---- running commands -------------------------------------------------------------- */
+
+/* Stops what the server is sending: an attention, then everything up to
+ * its acknowledgement is read and dropped. */
+void tds_cancel_results(tds_conn *c)
+{
+    if (c->dead || DBDEAD(c->proc))
+        return;
+    c->attention_sent = 1; /* the poll handler must not send another */
+    dbcancel(c->proc);
+}
+
+/* Reads every remaining result of the current command, adding the rows
+ * statements changed to *affected (may be NULL); rows are dropped. A
+ * cancel stops it with an attention. */
+void tds_drain(tds_conn *c, int64_t *affected)
+{
+    DBPROCESS *proc = c->proc;
+    int fails = 0;
+    for (;;) {
+        if (c->dead || c->attention_sent)
+            return; /* an attention ended the command */
+        RETCODE r = dbresults(proc);
+        if (r == NO_MORE_RESULTS)
+            return;
+        if (r == FAIL) {
+            if (DBDEAD(proc) || ++fails > 1000) {
+                tds_cancel_results(c);
+                return;
+            }
+            continue;
+        }
+        if (dbnumcols(proc) > 0) {
+            STATUS row;
+            long n = 0;
+            while ((row = dbnextrow(proc)) != NO_MORE_ROWS) {
+                if (row == FAIL)
+                    break;
+                if ((++n & 255) == 0 && tds_cancel_requested(c)) {
+                    tds_cancel_results(c);
+                    return;
+                }
+            }
+        } else if (affected && DBCOUNT(proc) > 0) {
+            *affected += DBCOUNT(proc);
+        }
+    }
+}
+
+/* Sends a SQL batch (NUL-terminated) and waits for its first answer. */
+void tds_send_batch(tds_conn *c, const char *sql)
+{
+    if (tds_cancel_requested(c)) {
+        c->attention_sent = 1; /* reported as a cancel; nothing went out */
+        return;
+    }
+    if (dbcmd(c->proc, sql) == SUCCEED)
+        dbsqlexec(c->proc); /* FAIL: the first statement failed; the rest still comes */
+}
+
+/* Runs a batch of our own to its end, keeping @@TRANCOUNT when its last
+ * result set is that number. */
+void tds_run_own(tds_conn *c, const char *sql, int reads_trancount)
+{
+    tds_send_batch(c, sql);
+    DBPROCESS *proc = c->proc;
+    int fails = 0;
+    while (!c->dead && !c->attention_sent) {
+        RETCODE r = dbresults(proc);
+        if (r == NO_MORE_RESULTS)
+            break;
+        if (r == FAIL) {
+            if (DBDEAD(proc) || ++fails > 1000)
+                break;
+            continue;
+        }
+        STATUS row;
+        while ((row = dbnextrow(proc)) != NO_MORE_ROWS && row != FAIL) {
+            BYTE *data = dbdata(proc, 1);
+            if (reads_trancount && data && dbnumcols(proc) == 1 && dbcoltype(proc, 1) == SYBINT4) {
+                DBINT n;
+                memcpy(&n, data, sizeof n);
+                c->trancount = n;
+            }
+        }
+    }
+    if (c->proc && DBDEAD(c->proc))
+        c->dead = 1;
+}
+
+/* Reads @@TRANCOUNT again, keeping the call's first error. */
+void tds_refresh_trancount(tds_conn *c)
+{
+    if (c->dead)
+        return;
+    int was_attention = c->attention_sent;
+    if (was_attention && !DBDEAD(c->proc))
+        dbcancel(c->proc); /* the attention's acknowledgement first */
+    atomic_int *flag = &c->interrupted;
+    const atomic_int *cancelled = c->cancelled;
+    c->cancelled = NULL; /* a cancel must not stop this bookkeeping */
+    int interrupted = atomic_exchange(flag, 0);
+    c->attention_sent = 0;
+    tds_failure saved = c->fail;
+    tds_run_own(c, "SELECT @@TRANCOUNT", 1);
+    c->fail = saved;
+    c->attention_sent = was_attention || c->attention_sent;
+    c->cancelled = cancelled;
+    if (interrupted)
+        atomic_store(flag, 1);
+}
+
+/* Whether `sql` holds `word`, case-insensitively. */
+static int mentions(const char *sql, size_t len, const char *word)
+{
+    size_t n = strlen(word);
+    for (size_t i = 0; i + n <= len; i++)
+        if (strncasecmp(sql + i, word, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* Whether `sql` may change the transaction count by itself (BEGIN TRAN,
+ * COMMIT, ROLLBACK, SET IMPLICIT_TRANSACTIONS, XACT_ABORT, ...). Once a
+ * session turns on implicit transactions every statement may open one. */
+static int touches_transactions(tds_conn *c, const char *sql, size_t len)
+{
+    if (mentions(sql, len, "IMPLICIT_TRANSACTIONS") || mentions(sql, len, "ANSI_DEFAULTS"))
+        c->implicit_mode = 1;
+    return c->implicit_mode || mentions(sql, len, "TRAN") || mentions(sql, len, "COMMIT") ||
+           mentions(sql, len, "ROLLBACK") || mentions(sql, len, "XACT");
+}
+
+/* After a user statement: re-read the transaction count when it may have
+ * changed. */
+static void after_statement(tds_conn *c, int touches)
+{
+    if (touches || (c->trancount > 0 && tds_failed(c)))
+        tds_refresh_trancount(c);
+}
+
+/* ---- parameters -------------------------------------------------------------------- */
+
+static int name_ok(const char *name)
+{
+    if (!name || !(isalpha((unsigned char)*name) || *name == '_'))
+        return 0;
+    for (const char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_')
+            return 0;
+    return strlen(name) <= 120;
+}
+
+/* Sends row `row` of `params` as sp_executesql(@stmt, @params, values).
+ * `null_binary[i]`: NULLs in position i go as varbinary. */
+static int send_rpc(tds_conn *c, const char *sql, size_t len, const dbp_params *params, size_t row,
+                    const unsigned char *null_binary, dbp_error *err)
+{
+    size_t width = dbp_params_width(params);
+    tds_param *vals = width ? dbp_calloc(width, sizeof *vals) : NULL;
+    char (*names)[128] = width ? dbp_calloc(width, sizeof *names) : NULL;
+    dbp_textbuf stmt = {0}, decl = {0};
+    int rc = DBP_OK;
+    if (width && (!vals || !names))
+        rc = dbp_error_nomem(err);
+    int named = width && dbp_params_get(params, row, 0)->has_name;
+    for (size_t i = 0; i < width && rc == DBP_OK; i++) {
+        const dbp_value *v = dbp_params_get(params, row, i);
+        if (named) {
+            const char *name = v->has_name ? dbp_params_name(params, v) : NULL;
+            if (!name_ok(name)) {
+                rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
+                                   "parameter name '%s' is not a plain T-SQL identifier "
+                                   "(letters, digits, _)",
+                                   name ? name : "(positional)");
+                break;
+            }
+            snprintf(names[i], sizeof names[i], "@%s", name);
+        } else {
+            snprintf(names[i], sizeof names[i], "@P%zu", i + 1);
+        }
+        dbp_cell cell;
+        dbp_params_cell(params, v, &cell);
+        rc = tds_param_bind(c->proc, &cell, null_binary && null_binary[i], i + 1, &vals[i], err);
+        if (rc != DBP_OK)
+            break;
+        if (i)
+            dbp_textbuf_str(&decl, ",");
+        dbp_textbuf_str(&decl, names[i]);
+        dbp_textbuf_str(&decl, " ");
+        dbp_textbuf_str(&decl, vals[i].decl);
+        if (vals[i].empty_literal) { /* db-lib sends '' as NULL: set it here */
+            dbp_textbuf_str(&stmt, "SET ");
+            dbp_textbuf_str(&stmt, names[i]);
+            dbp_textbuf_str(&stmt, "=");
+            dbp_textbuf_str(&stmt, vals[i].empty_literal);
+            dbp_textbuf_str(&stmt, ";");
+        }
+    }
+    dbp_textbuf_add(&stmt, sql, len);
+    if (rc == DBP_OK && (stmt.failed || decl.failed || !stmt.data))
+        rc = dbp_error_nomem(err);
+    if (rc == DBP_OK && stmt.len > INT32_MAX)
+        rc = dbp_error_set(err, DBP_E_DATA, 0, NULL, "the statement is larger than 2 GiB");
+    if (rc == DBP_OK && tds_cancel_requested(c)) {
+        c->attention_sent = 1;
+        rc = tds_call_error(c, err);
+    }
+    if (rc == DBP_OK) {
+        DBPROCESS *proc = c->proc;
+        int ok = dbrpcinit(proc, "sp_executesql", 0) == SUCCEED &&
+                 dbrpcparam(proc, "@stmt", 0, SYBNTEXT, -1, (DBINT)stmt.len,
+                            (BYTE *)stmt.data) == SUCCEED;
+        if (ok && width) /* SYBNTEXT: nvarchar(max); SYBVARCHAR would stop at 4000 */
+            ok = dbrpcparam(proc, "@params", 0, SYBNTEXT, -1, (DBINT)decl.len,
+                            (BYTE *)decl.data) == SUCCEED;
+        for (size_t i = 0; ok && i < width; i++)
+            ok = dbrpcparam(proc, names[i], 0, vals[i].type, -1, vals[i].datalen,
+                            (BYTE *)vals[i].value) == SUCCEED;
+        if (ok)
+            ok = dbrpcsend(proc) == SUCCEED;
+        else
+            dbrpcinit(proc, "", DBRPCRESET);
+        if (ok)
+            dbsqlok(proc); /* FAIL: the statement failed; its messages are filed */
+        else
+            rc = tds_call_error(c, err);
+    }
+    dbp_textbuf_free(&stmt);
+    dbp_textbuf_free(&decl);
+    dbp_free(vals);
+    dbp_free(names);
+    return rc;
+}
+
+/* Sends the statement: a batch without parameters, sp_executesql with. */
+static int send_statement(tds_conn *c, const char *sql, size_t len, const dbp_params *params,
+                          size_t row, const unsigned char *null_binary, dbp_error *err)
+{
+    if (len == 0)
+        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "the SQL text is empty");
+    if (params)
+        return send_rpc(c, sql, len, params, row, null_binary, err);
+    char *text = dbp_strndup(sql, len);
+    if (!text)
+        return dbp_error_nomem(err);
+    tds_send_batch(c, text);
+    dbp_free(text);
+    return DBP_OK;
+}
+
+/* ---- connections -------------------------------------------------------------------- */
+
+static void cursor_reset(tds_cursor *cur)
+{
+    for (int i = 0; cur->names && i < cur->n_cols; i++)
+        dbp_free(cur->names[i]);
+    dbp_free(cur->names);
+    dbp_free(cur->plans);
+    memset(cur, 0, sizeof *cur);
+}
+
+static void disconnect(void *conn)
+{
+    tds_conn *c = conn;
+    if (!c)
+        return;
+    cursor_reset(&c->cur);
+    if (c->proc) {
+        dbsetuserdata(c->proc, NULL);
+        tds_conn *saved = current;
+        current = c; /* messages while closing still find a home */
+        dbclose(c->proc);
+        current = saved;
+    }
+    dbp_free(c);
+}
+
+static int login_error(tds_conn *c, const tds_config *cfg, dbp_error *err)
+{
+    tds_failure *f = &c->fail;
+    if (f->server) {
+        dbp_error server;
+        int rc = server_error(f, 1, &server);
+        dbp_error_set(err, rc, server.native_code, server.sqlstate,
+                      "cannot log in to SQL Server %s as '%s': %s", cfg->where, cfg->user,
+                      server.message);
+        if (err)
+            memcpy(err->detail, server.detail, sizeof err->detail);
+        return rc;
+    }
+    /* FreeTDS names our freetds.conf section in its text: say host:port */
+    char text[sizeof f->client_text];
+    snprintf(text, sizeof text, "%s", f->client_text[0] ? f->client_text : "dbopen failed");
+    char *section = strstr(text, cfg->server);
+    if (section && section > text + 1 && section[-1] == '(' && section[-2] == ' ')
+        section[-2] = '\0';
+    dbp_error_set(err, DBP_E_NETWORK, f->client, "08001", "cannot connect to SQL Server %s: %s",
+                  cfg->where, text);
+    if (err && cfg->encryption[0])
+        snprintf(err->hint, sizeof err->hint,
+                 "encryption=%s: the server must offer TLS and, with ca_file, present a "
+                 "certificate that file trusts (and whose name matches the host unless "
+                 "check_hostname=off)",
+                 cfg->encryption);
+    return DBP_E_NETWORK;
+}
+
+/* Session options of an ODBC connection (db-lib's own defaults are the old
+ * Sybase ones: no ANSI warnings, so no truncation errors), and no (max)
+ * truncation. */
+static const char session_setup[] =
+    "SET TEXTSIZE 2147483647; SET ANSI_NULLS ON; SET ANSI_PADDING ON; "
+    "SET ANSI_WARNINGS ON; SET ANSI_NULL_DFLT_ON ON; SET CONCAT_NULL_YIELDS_NULL ON; "
+    "SET QUOTED_IDENTIFIER ON; SELECT @@TRANCOUNT";
+
+static int connect(const void *config, void **out, dbp_error *err)
+{
+    const tds_config *cfg = config;
+    tds_conn *c = dbp_calloc(1, sizeof *c);
+    if (!c)
+        return dbp_error_nomem(err);
+    call_begin(c, NULL);
+    c->connecting = 1;
+    LOGINREC *login = dblogin();
+    int ok = login && DBSETLUSER(login, cfg->user) == SUCCEED &&
+             DBSETLPWD(login, cfg->password ? cfg->password : "") == SUCCEED &&
+             DBSETLAPP(login, cfg->app_name) == SUCCEED &&
+             DBSETLCHARSET(login, "UTF-8") == SUCCEED &&
+             dbsetlversion(login, DBVERSION_74) == SUCCEED &&
+             (!cfg->database || DBSETLDBNAME(login, cfg->database) == SUCCEED) &&
+             (!cfg->packet_size || DBSETLPACKET(login, cfg->packet_size) == SUCCEED) &&
+             BCP_SETL(login, TRUE) == SUCCEED; /* write_frame's bulk copy needs it */
+    int rc = DBP_OK;
+    if (!ok) {
+        rc = login ? dbp_error_set(err, DBP_E_CONFIG, c->fail.client, NULL,
+                                   "FreeTDS refused a login setting (user, password, database "
+                                   "or app_name too long?): %s",
+                                   c->fail.client_text)
+                   : dbp_error_nomem(err);
+    } else {
+        tds_conf_open_begin();
+        c->proc = dbopen(login, cfg->server);
+        tds_conf_open_end();
+        if (!c->proc)
+            rc = login_error(c, cfg, err);
+    }
+    dbloginfree(login);
+    if (rc == DBP_OK) {
+        dbsetuserdata(c->proc, (BYTE *)c);
+        c->connecting = 0;
+        if (dbsetopt(c->proc, DBSETTIME, POLL_SECONDS, 0) == FAIL)
+            rc = dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL, "db-lib refused DBSETTIME");
+    }
+    if (rc == DBP_OK) {
+        tds_run_own(c, session_setup, 1);
+        if (tds_failed(c))
+            rc = tds_call_error(c, err);
+    }
+    call_end(c);
+    if (rc != DBP_OK) {
+        disconnect(c);
+        return rc;
+    }
+    *out = c;
+    return DBP_OK;
+}
+
+static int ping(void *conn, dbp_error *err)
+{
+    tds_conn *c = conn;
+    call_begin(c, NULL);
+    tds_run_own(c, "SELECT 1", 0);
+    int rc = tds_failed(c) ? tds_call_error(c, err) : DBP_OK;
+    call_end(c);
+    return rc;
+}
+
+static void interrupt(void *conn) { atomic_store(&((tds_conn *)conn)->interrupted, 1); }
+
+static int in_transaction(void *conn) { return ((tds_conn *)conn)->trancount > 0; }
+
+/* ---- execute ---------------------------------------------------------------------------- */
+
+/* Positions where some row binds bytes, so NULLs there go as varbinary. */
+static unsigned char *binary_positions(const dbp_params *params, size_t rows)
+{
+    size_t width = dbp_params_width(params);
+    unsigned char *flags = width ? dbp_calloc(width, 1) : NULL;
+    for (size_t r = 0; flags && r < rows; r++)
+        for (size_t i = 0; i < width; i++)
+            if (dbp_params_get(params, r, i)->kind == DBP_V_BLOB)
+                flags[i] = 1;
+    return flags;
+}
+
+static int execute_many(tds_conn *c, const char *sql, size_t len, const dbp_params *params,
+                        size_t rows, int64_t *affected, dbp_error *err)
+{
+    unsigned char *null_binary = binary_positions(params, rows);
+    if (!null_binary)
+        return dbp_error_nomem(err);
+    /* All or nothing: a transaction of our own, or a savepoint in the
+     * caller's (SQL Server needs no release). */
+    int nested = c->trancount > 0;
+    tds_run_own(c, nested ? "SAVE TRANSACTION dbp_execute_many" : "BEGIN TRANSACTION", 0);
+    int rc = tds_failed(c) ? tds_call_error(c, err) : DBP_OK;
+    if (rc == DBP_OK && !nested)
+        c->trancount = 1;
+    size_t row = 0;
+    for (; row < rows && rc == DBP_OK; row++) {
+        if (tds_cancel_requested(c)) {
+            c->attention_sent = 1;
+            rc = tds_call_error(c, err);
+            break;
+        }
+        int64_t n = 0;
+        rc = send_statement(c, sql, len, params, row, null_binary, err);
+        if (rc == DBP_OK) {
+            tds_drain(c, &n);
+            if (tds_failed(c))
+                rc = tds_call_error(c, err);
+        }
+        if (rc == DBP_OK)
+            *affected += n;
+    }
+    dbp_free(null_binary);
+    if (rc == DBP_OK) {
+        if (!nested) {
+            tds_run_own(c, "COMMIT TRANSACTION; SELECT @@TRANCOUNT", 1);
+            if (tds_failed(c))
+                rc = tds_call_error(c, err);
+        }
+    } else if (!c->dead) {
+        tds_failure saved = c->fail;
+        int attention = c->attention_sent;
+        const atomic_int *cancelled = c->cancelled;
+        c->cancelled = NULL;
+        atomic_store(&c->interrupted, 0);
+        if (attention && !DBDEAD(c->proc))
+            dbcancel(c->proc); /* the attention's acknowledgement first */
+        c->attention_sent = 0;
+        tds_run_own(c,
+                    nested ? "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION dbp_execute_many"
+                           : "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION",
+                    0);
+        c->fail = saved;
+        c->attention_sent = attention;
+        c->cancelled = cancelled;
+        if (err && row > 0 && rc != DBP_E_CANCELLED && rc != DBP_E_NETWORK) {
+            size_t used = strlen(err->message);
+            snprintf(err->message + used, sizeof err->message - used,
+                     " (parameter row %zu; no row was written)", row - 1);
+        }
+    }
+    if (rc != DBP_OK) {
+        *affected = 0;
+        tds_refresh_trancount(c);
+    }
+    return rc;
+}
+
+static int execute(void *conn, const char *sql, size_t len, const dbp_params *params,
+                   const dbp_exec_ctx *ctx, int64_t *affected, dbp_error *err)
+{
+    tds_conn *c = conn;
+    call_begin(c, ctx);
+    *affected = 0;
+    int touches = touches_transactions(c, sql, len);
+    size_t rows = params ? dbp_params_rows(params) : 0;
+    int rc;
+    if (rows > 1) {
+        rc = execute_many(c, sql, len, params, rows, affected, err);
+        if (rc == DBP_OK && touches)
+            tds_refresh_trancount(c);
+    } else {
+        rc = send_statement(c, sql, len, params, 0, NULL, err);
+        if (rc == DBP_OK) {
+            tds_drain(c, affected);
+            if (tds_failed(c))
+                rc = tds_call_error(c, err);
+        }
+        after_statement(c, touches);
+        if (rc != DBP_OK)
+            *affected = 0;
+    }
+    call_end(c);
+    return rc;
+}
+
+/* ---- cursors ------------------------------------------------------------------------------ */
+
+static void cursor_close(void *conn)
+{
+    tds_conn *c = conn;
+    tds_cursor *cur = &c->cur;
+    if (cur->active && !cur->finished && !c->dead) {
+        call_begin(c, NULL);
+        tds_cancel_results(c);
+        after_statement(c, cur->touches);
+        call_end(c);
+    }
+    cursor_reset(cur);
+}
+
+/* Plans the columns of the current result set. */
+static int plan_columns(tds_conn *c, dbp_error *err)
+{
+    tds_cursor *cur = &c->cur;
+    int n = dbnumcols(c->proc);
+    cur->plans = dbp_calloc((size_t)n, sizeof *cur->plans);
+    cur->names = dbp_calloc((size_t)n, sizeof *cur->names);
+    if (!cur->plans || !cur->names)
+        return dbp_error_nomem(err);
+    cur->n_cols = n;
+    for (int i = 0; i < n; i++) {
+        const char *name = dbcolname(c->proc, i + 1);
+        char generated[32];
+        if (!name || !*name) { /* SELECT 1: SQL Server leaves it unnamed */
+            snprintf(generated, sizeof generated, "column%d", i + 1);
+            name = generated;
+        }
+        if (!(cur->names[i] = dbp_strdup(name)))
+            return dbp_error_nomem(err);
+        int rc = tds_plan_column(dbcoltype(c->proc, i + 1), dbcoltypeinfo(c->proc, i + 1),
+                                 cur->names[i], &cur->plans[i], err);
+        if (rc != DBP_OK)
+            return rc;
+    }
+    return DBP_OK;
+}
+
+static int cursor_open(void *conn, const char *sql, size_t len, const dbp_params *params,
+                       const dbp_exec_ctx *ctx, dbp_error *err)
+{
+    tds_conn *c = conn;
+    cursor_close(c);
+    call_begin(c, ctx);
+    tds_cursor *cur = &c->cur;
+    cur->touches = touches_transactions(c, sql, len);
+    if (params && dbp_params_rows(params) > 1) {
+        call_end(c);
+        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "a query takes one row of parameters");
+    }
+    int rc = send_statement(c, sql, len, params, 0, NULL, err);
+    /* Skip to the first result set with columns (row counts come first
+     * for statements before it). */
+    int found = 0, fails = 0;
+    while (rc == DBP_OK && !found && !c->dead && !c->attention_sent) {
+        RETCODE r = dbresults(c->proc);
+        if (r == NO_MORE_RESULTS)
+            break;
+        if (r == FAIL) {
+            if (DBDEAD(c->proc) || ++fails > 1000)
+                break;
+            continue;
+        }
+        found = dbnumcols(c->proc) > 0;
+    }
+    if (rc == DBP_OK && tds_failed(c)) { /* a statement before the rows failed */
+        if (found)
+            tds_cancel_results(c);
+        rc = tds_call_error(c, err);
+    } else if (rc == DBP_OK && !found) {
+        rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
+                           "the statement returns no columns; use execute() for it");
+    }
+    if (rc == DBP_OK) {
+        rc = plan_columns(c, err);
+        if (rc != DBP_OK)
+            tds_cancel_results(c);
+    }
+    if (rc == DBP_OK) {
+        cur->active = 1;
+    } else {
+        after_statement(c, cur->touches);
+        cursor_reset(cur);
+    }
+    call_end(c);
+    return rc;
+}
+
+static int new_result(tds_cursor *cur, dbp_result **out, dbp_error *err)
+{
+    int rc = dbp_result_new(out, (size_t)cur->n_cols, (const char *const *)cur->names, err);
+    for (int i = 0; rc == DBP_OK && i < cur->n_cols; i++)
+        rc = dbp_column_set_type(dbp_result_column(*out, (size_t)i), cur->plans[i].type);
+    if (rc != DBP_OK) {
+        dbp_result_free(*out);
+        *out = NULL;
+        return rc == DBP_E_NOMEM ? dbp_error_nomem(err) : rc;
+    }
+    return DBP_OK;
+}
+
+/* The end of the rows: the rest of the command is read (its errors
+ * count), then the transaction count if needed. */
+static int finish_cursor(tds_conn *c, dbp_error *err)
+{
+    tds_cursor *cur = &c->cur;
+    tds_drain(c, NULL);
+    cur->finished = 1;
+    int rc = tds_failed(c) ? tds_call_error(c, err) : DBP_OK;
+    after_statement(c, cur->touches);
+    return rc;
+}
+
+static int fetch_rows(tds_conn *c, const dbp_fetch_limits *limits, dbp_result *res, int *done,
+                      dbp_error *err)
+{
+    tds_cursor *cur = &c->cur;
+    DBPROCESS *proc = c->proc;
+    int64_t rows = 0;
+    while (limits->max_rows < 0 || rows < limits->max_rows) {
+        if ((rows & 255) == 255 && tds_cancel_requested(c)) {
+            tds_cancel_results(c);
+            cur->finished = 1;
+            after_statement(c, cur->touches);
+            return tds_call_error(c, err);
+        }
+        STATUS r = dbnextrow(proc);
+        if (r == NO_MORE_ROWS) {
+            *done = 1;
+            return finish_cursor(c, err);
+        }
+        if (r == FAIL) {
+            cur->finished = 1;
+            if (!c->dead && !DBDEAD(proc))
+                tds_cancel_results(c);
+            after_statement(c, cur->touches);
+            return tds_call_error(c, err);
+        }
+        if (r != REG_ROW)
+            continue; /* COMPUTE rows: not part of the result */
+        for (int i = 0; i < cur->n_cols; i++) {
+            int rc = tds_decode_value(proc, &cur->plans[i], dbdata(proc, i + 1),
+                                      dbdatlen(proc, i + 1), dbp_result_column(res, (size_t)i),
+                                      cur->names[i], err);
+            if (rc != DBP_OK) {
+                if (rc == DBP_E_NOMEM)
+                    dbp_error_nomem(err);
+                tds_cancel_results(c);
+                cur->finished = 1;
+                c->attention_sent = 0; /* our own stop, not the caller's cancel */
+                after_statement(c, cur->touches);
+                return rc;
+            }
+        }
+        if (c->fail.conversion) {
+            tds_cancel_results(c);
+            cur->finished = 1;
+            c->attention_sent = 0;
+            return tds_call_error(c, err);
+        }
+        rows++;
+        cur->rows_read++;
+        if (dbp_result_pending_rows(res) >= limits->batch_rows ||
+            dbp_result_pending_memory(res) >= limits->batch_bytes) {
+            int rc = dbp_result_finish_batch(res, err);
+            if (rc != DBP_OK) {
+                tds_cancel_results(c);
+                cur->finished = 1;
+                c->attention_sent = 0;
+                return rc;
+            }
+        }
+    }
+    return DBP_OK;
+}
+
+static int cursor_fetch(void *conn, const dbp_fetch_limits *limits, const dbp_exec_ctx *ctx,
+                        dbp_result **out, int *done, dbp_error *err)
+{
+    tds_conn *c = conn;
+    tds_cursor *cur = &c->cur;
+    *done = 0;
+    if (!cur->active)
+        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "no cursor is open");
+    dbp_result *res;
+    int rc = new_result(cur, &res, err);
+    if (rc != DBP_OK)
+        return rc;
+    if (cur->finished) {
+        *done = 1;
+        *out = res;
+        return DBP_OK;
+    }
+    call_begin(c, ctx);
+    rc = fetch_rows(c, limits, res, done, err);
+    call_end(c);
+    if (rc != DBP_OK) {
+        dbp_result_free(res);
+        return rc;
+    }
+    *out = res;
+    return DBP_OK;
+}
+
+/* ---- transactions --------------------------------------------------------------------------- */
+
+static int begin(void *conn, const char *options, dbp_error *err)
+{
+    tds_conn *c = conn;
+    /* "ISOLATION LEVEL SNAPSHOT" and the like: keywords only. */
+    size_t n = strlen(options);
+    for (size_t i = 0; i < n; i++)
+        if (!isalpha((unsigned char)options[i]) && options[i] != ' ')
+            n = 0, options = NULL;
+    if (!options || (n && strncasecmp(options, "ISOLATION LEVEL ", 16) != 0))
+        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
+                             "mssql transactions take '' or 'ISOLATION LEVEL <level>' "
+                             "(READ UNCOMMITTED, READ COMMITTED, REPEATABLE READ, SNAPSHOT, "
+                             "SERIALIZABLE)");
+    char sql[160];
+    if (n)
+        snprintf(sql, sizeof sql, "SET TRANSACTION %s; BEGIN TRANSACTION; SELECT @@TRANCOUNT",
+                 options);
+    else
+        snprintf(sql, sizeof sql, "BEGIN TRANSACTION; SELECT @@TRANCOUNT");
+    call_begin(c, NULL);
+    tds_run_own(c, sql, 1);
+    if (n)
+        c->isolation_changed = 1;
+    int rc = tds_failed(c) ? tds_call_error(c, err) : DBP_OK;
+    if (rc != DBP_OK)
+        tds_refresh_trancount(c);
+    call_end(c);
+    return rc;
+}
+
+/* COMMIT or ROLLBACK, then the isolation level back to the default, and the
+ * count read back in the same batch. */
+static int end_transaction(tds_conn *c, const char *verb, dbp_error *err)
+{
+    char sql[200];
+    snprintf(sql, sizeof sql, "%s; %sSELECT @@TRANCOUNT", verb,
+             c->isolation_changed ? "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; " : "");
+    call_begin(c, NULL);
+    int before = c->trancount;
+    c->trancount = -1; /* unknown until read back */
+    tds_run_own(c, sql, 1);
+    int rc = tds_failed(c) ? tds_call_error(c, err) : DBP_OK;
+    if (c->trancount < 0) {
+        c->trancount = before;
+        tds_refresh_trancount(c);
+    }
+    if (c->trancount == 0)
+        c->isolation_changed = 0;
+    call_end(c);
+    return rc;
+}
+
+/* With @@TRANCOUNT already 0 there is nothing to commit: the SQL run in the
+ * transaction ended it, or the server rolled it back after an error. That
+ * must not look like a successful commit. */
+static int commit(void *conn, dbp_error *err)
+{
+    tds_conn *c = conn;
+    if (c->trancount == 0 && !c->dead)
+        return dbp_error_set(err, DBP_E_SERVER, 3902, "25000",
+                             "no transaction is open to commit: the statements run in it "
+                             "already committed or rolled it back, or the server rolled it "
+                             "back after an error");
+    return end_transaction(c, "COMMIT TRANSACTION", err);
+}
+
+static int rollback(void *conn, dbp_error *err)
+{
+    return end_transaction(conn, "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION", err);
+}
+
+/* ---- bulk load ------------------------------------------------------------------------------ */
+
+static int bulk_load(void *conn, const char *table, struct ArrowArrayStream *rows,
+                     const dbp_exec_ctx *ctx, int64_t *loaded, dbp_error *err)
+{
+    tds_conn *c = conn;
+    call_begin(c, ctx);
+    int rc = tds_bulk_load(c, table, rows, ctx, loaded, err);
+    call_end(c);
+    return rc;
+}
+
+const dbp_driver dbp_mssql_driver = {
+    .name = "mssql",
+    .parse_config = parse_config,
+    .free_config = free_config,
+    .connect = connect,
+    .disconnect = disconnect,
+    .ping = ping,
+    .interrupt = interrupt,
+    .in_transaction = in_transaction,
+    .execute = execute,
+    .cursor_open = cursor_open,
+    .cursor_fetch = cursor_fetch,
+    .cursor_close = cursor_close,
+    .bulk_load = bulk_load,
+    .begin = begin,
+    .commit = commit,
+    .rollback = rollback,
+};

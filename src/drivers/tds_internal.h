@@ -1,0 +1,72 @@
+/* tds_internal.h - the mssql connection, shared by tds.c (the driver) and
+ * tds_bulk.c (write_frame through bcp). */
+#ifndef DBP_TDS_INTERNAL_H
+#define DBP_TDS_INTERNAL_H
+
+#include <stdatomic.h>
+#include <sybfront.h>
+#include <sybdb.h>
+
+#include "driver.h"
+#include "tds_types.h"
+
+/* What went wrong during one driver call: the first server error (class
+ * above 10) and the first db-lib error, as the handlers filed them. */
+typedef struct tds_failure {
+    int server; /* a server error arrived */
+    int number, state, severity, line;
+    char message[DBP_ERROR_MESSAGE_SIZE];
+    char procname[128];
+    int client; /* db-lib's error number, 0 if none */
+    int oserr;
+    char client_text[512];
+    int conversion; /* characters lost converting to or from UTF-8 */
+} tds_failure;
+
+typedef struct tds_cursor {
+    int active;   /* a result set is being read */
+    int finished; /* its rows and the rest of the command are read */
+    int touches;  /* the statement may change @@TRANCOUNT */
+    int n_cols;
+    tds_column_plan *plans;
+    char **names;
+    int64_t rows_read;
+} tds_cursor;
+
+typedef struct tds_conn {
+    DBPROCESS *proc;
+    tds_failure fail;
+    int connecting;      /* in dbopen: the login timeout applies */
+    int dead;            /* the link is gone; the pool discards it */
+    atomic_int interrupted;      /* set by interrupt() from any thread */
+    const atomic_int *cancelled; /* the running call's flag, or NULL */
+    int attention_sent;  /* this call sent (or skipped, when cancelled early) */
+    int attention_polls; /* polls spent waiting for its acknowledgement */
+    const dbp_exec_ctx *ctx;
+    int trancount;       /* @@TRANCOUNT as last read */
+    int implicit_mode;   /* the session mentioned IMPLICIT_TRANSACTIONS */
+    int isolation_changed;
+    tds_cursor cur;
+} tds_conn;
+
+/* 1 while the caller wants the running call stopped. */
+int tds_cancel_requested(const tds_conn *c);
+/* 1 when the call so far has an error to report. */
+int tds_failed(const tds_conn *c);
+/* The error of a failed call into `err`; returns its category. */
+int tds_call_error(tds_conn *c, dbp_error *err);
+/* Runs a batch of the driver's own to its end; with `reads_trancount`, an
+ * int result updates the connection's @@TRANCOUNT. */
+void tds_run_own(tds_conn *c, const char *sql, int reads_trancount);
+/* Reads @@TRANCOUNT again without disturbing the call's error. */
+void tds_refresh_trancount(tds_conn *c);
+/* Sends a SQL batch (NUL-terminated) and waits for its first answer;
+ * errors go to the call's slot. */
+void tds_send_batch(tds_conn *c, const char *sql);
+/* Reads the rest of the current command, adding row counts to *affected
+ * (may be NULL). */
+void tds_drain(tds_conn *c, int64_t *affected);
+/* Stops the current command: an attention, its acknowledgement read. */
+void tds_cancel_results(tds_conn *c);
+
+#endif
