@@ -2,136 +2,265 @@
 
     python bench/contenders.py WORKLOAD CONTENDER JSON_ARGS
 
-prints one JSON object: seconds (the timed part only), rows, checksum
-(so nobody wins by doing less), peak RSS of this process in MiB, and
-workload-specific figures (qps, p50/p99 latency). bench/run.py calls this
-in alternating order and aggregates.
+Prints one JSON object on its last line: seconds (the timed part only),
+rows, checksum (so nobody wins by doing less), peak RSS of this process in
+MiB, and workload-specific figures (qps, p50/p99 latency). bench/run.py
+calls this in alternating order, compares the checksums and aggregates.
+
+Workloads (one function per contender each):
+
+- read   (W2 PostgreSQL, W4 SQLite): a whole table into a polars DataFrame;
+- small  (W1): many 1-row primary-key SELECTs at a concurrency;
+- write  (W3): a DataFrame (read from a Parquet file before the clock
+  starts) appended to a table; run.py truncates before and checks after;
+- seed   (W5): the seed's own three measurements, with db_pool only.
+
+Connections and pools are opened before the clock starts, except where a
+peer's own API opens them inside the call (pl.read_database_uri), which is
+how that API is used.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
-import resource
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from typing import Any, Awaitable, Callable
 
 import polars as pl
 
 Args = dict[str, Any]
+Result = dict[str, Any]
 
 
 def checksum(df: pl.DataFrame) -> str:
-    """Row count plus per-column sums/counts that every contender must match."""
+    """Row count plus one figure per column, comparable across dtypes: a
+    numeric(12,2) read as Decimal and as Float64 give the same figure, so
+    contenders that choose other dtypes still agree on the values."""
     parts = [str(df.height)]
     for name, dtype in df.schema.items():
         col = df[name]
-        if dtype.is_integer():
-            parts.append(str(int(col.sum())))
-        elif dtype.is_float():
-            parts.append(f"{float(col.sum()):.6e}")
-        elif dtype.is_decimal():
-            parts.append(str(col.cast(pl.Float64).sum().__round__(2)))
+        if dtype == pl.Boolean or dtype.is_integer():
+            v = str(int(col.cast(pl.Int64).sum()))
+        elif dtype.is_float() or dtype.is_decimal():
+            v = f"{float(col.cast(pl.Float64).sum()):.9e}"
+        elif dtype == pl.Date:
+            v = str(int(col.cast(pl.Int64).sum()))
+        elif isinstance(dtype, pl.Datetime):
+            v = str(int(col.dt.epoch("us").sum()))
+        elif dtype == pl.String:
+            v = f"{int(col.str.len_bytes().sum())}~{col.n_unique()}"
         else:
-            parts.append(str(col.null_count()))
-    return "/".join(parts)
+            v = str(dtype)
+        parts.append(f"{name}={v}/{col.null_count()}")
+    return " ".join(parts)
 
 
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak RSS (VmHWM: unlike getrusage's ru_maxrss, it does not
+    inherit the parent's peak across fork + exec)."""
+    with open("/proc/self/status") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    return kib / 1024
 
 
-# ---- W2 / W4: bulk reads into a DataFrame -------------------------------------------
+class Clock:
+    """Times the block it wraps: ``with clock: ...``; ``clock.seconds``."""
+
+    seconds = 0.0
+
+    def __enter__(self) -> Clock:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._start
 
 
-def bulk_db_pool(a: Args) -> pl.DataFrame:
+def psql(url: str, sql: str, **kw: Any) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                          check=True, **kw)
+
+
+# ---- W2 / W4: a whole table into a DataFrame -------------------------------------------
+# Each returns (frame or None, seconds).
+
+
+def read_db_pool(a: Args) -> tuple[pl.DataFrame, float]:
     from db_pool import SyncDatabasePool
 
     with SyncDatabasePool() as pool:
         pool.create_pool("b", url=a["url"], min_size=1, max_size=1)
-        start = time.perf_counter()
-        df = pool.query("b", a["sql"])
-        a["_seconds"] = time.perf_counter() - start
-    return df
+        with Clock() as c:
+            df = pool.query("b", a["sql"])
+    return df, c.seconds
 
 
-def bulk_connectorx(a: Args) -> pl.DataFrame:
-    start = time.perf_counter()
-    df = pl.read_database_uri(a["sql"], a["cx_url"], engine="connectorx")
-    a["_seconds"] = time.perf_counter() - start
-    return df
+def read_connectorx(a: Args) -> tuple[pl.DataFrame, float]:
+    with Clock() as c:
+        df = pl.read_database_uri(a["sql"], a["cx_url"], engine="connectorx")
+    return df, c.seconds
 
 
-def bulk_adbc(a: Args) -> pl.DataFrame:
-    start = time.perf_counter()
-    df = pl.read_database_uri(a["sql"], a["adbc_url"], engine="adbc")
-    a["_seconds"] = time.perf_counter() - start
-    return df
+def read_adbc(a: Args) -> tuple[pl.DataFrame, float]:
+    """ADBC hands PostgreSQL numeric over as its text (an opaque Arrow
+    extension type); the cast to the column's Decimal is part of the read."""
+    with Clock() as c:
+        df = pl.read_database_uri(a["sql"], a["adbc_url"], engine="adbc")
+        df = df.with_columns(pl.col(name).ext.storage().cast(pl.Decimal(12, 2))
+                             for name, dtype in df.schema.items()
+                             if isinstance(dtype, pl.Extension))
+    return df, c.seconds
 
 
-def bulk_sqlite3(a: Args) -> pl.DataFrame:
+def read_sqlite3(a: Args) -> tuple[pl.DataFrame, float]:
     import sqlite3
 
     conn = sqlite3.connect(a["path"])
-    start = time.perf_counter()
-    df = pl.read_database(a["sql"], conn)
-    a["_seconds"] = time.perf_counter() - start
-    return df
+    with Clock() as c:
+        df = pl.read_database(a["sql"], conn)
+    return df, c.seconds
 
 
-def bulk_psql_copy(a: Args) -> None:
+def read_asyncpg(a: Args) -> tuple[pl.DataFrame, float]:
+    """asyncpg's records, then a DataFrame built from them."""
+    import asyncpg
+
+    async def run() -> tuple[pl.DataFrame, float]:
+        conn = await asyncpg.connect(a["pg_url"])
+        try:
+            with Clock() as c:
+                stmt = await conn.prepare(a["sql"])
+                names = [att.name for att in stmt.get_attributes()]
+                records = await stmt.fetch()
+                df = pl.DataFrame([tuple(r) for r in records], schema=names, orient="row")
+            return df, c.seconds
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def read_psycopg_copy(a: Args) -> tuple[pl.DataFrame, float]:
+    """psycopg's COPY ... TO STDOUT (FORMAT csv), parsed by polars' CSV reader
+    with the table's schema (the fast way to get a frame out of psycopg)."""
+    import psycopg
+
+    with psycopg.connect(a["pg_url"]) as conn, conn.cursor() as cur:
+        with Clock() as c:
+            cur.execute(f"SELECT * FROM ({a['sql']}) q LIMIT 0")
+            schema = {d.name: PG_CSV_DTYPES[d.type_code] for d in cur.description or []}
+            buf = io.BytesIO()
+            with cur.copy(f"COPY ({a['sql']}) TO STDOUT (FORMAT csv)") as copy:
+                for block in copy:
+                    buf.write(block)
+            df = pl.read_csv(buf.getvalue(), has_header=False, new_columns=list(schema),
+                             schema_overrides={k: pl.String if v == pl.Boolean else v
+                                               for k, v in schema.items()})
+            bools = [k for k, v in schema.items() if v == pl.Boolean]  # CSV says t / f
+            df = df.with_columns(pl.col(b) == "t" for b in bools)
+    return df, c.seconds
+
+
+# PostgreSQL type oids of the W2 table -> the dtype polars' CSV reader is given.
+PG_CSV_DTYPES: dict[int, Any] = {23: pl.Int32, 20: pl.Int64, 701: pl.Float64, 1700: pl.Decimal(12, 2),
+                 25: pl.String, 1114: pl.Datetime("us"), 16: pl.Boolean, 1082: pl.Date}
+
+
+def read_psql_copy(a: Args) -> tuple[None, float]:
     """The server's own limit: binary COPY into /dev/null, no DataFrame."""
-    cmd = ["psql", a["pg_url"], "-X", "-q", "-c",
-           f"COPY ({a['sql']}) TO STDOUT (FORMAT binary)"]
-    start = time.perf_counter()
-    with open("/dev/null", "wb") as sink:
-        subprocess.run(cmd, stdout=sink, check=True)
-    a["_seconds"] = time.perf_counter() - start
+    with open(os.devnull, "wb") as sink, Clock() as c:
+        psql(a["pg_url"], f"COPY ({a['sql']}) TO STDOUT (FORMAT binary)", stdout=sink)
+    return None, c.seconds
 
 
-BULK: dict[str, Callable[[Args], pl.DataFrame | None]] = {
-    "db_pool": bulk_db_pool,
-    "connectorx": bulk_connectorx,
-    "adbc": bulk_adbc,
-    "sqlite3": bulk_sqlite3,
-    "psql_copy": bulk_psql_copy,
+READ: dict[str, Callable[[Args], tuple[pl.DataFrame | None, float]]] = {
+    "db_pool": read_db_pool,
+    "connectorx": read_connectorx,
+    "adbc": read_adbc,
+    "sqlite3": read_sqlite3,
+    "asyncpg_df": read_asyncpg,
+    "psycopg_copy": read_psycopg_copy,
+    "psql_copy": read_psql_copy,
 }
 
-# ---- W1 / W5: many small queries at a concurrency ----------------------------------
+
+# ---- W1: many 1-row primary-key SELECTs at a concurrency ------------------------------
+# Every query returns (id, name, score) for key k: id = k, name = 'name-k',
+# score = k / 2. Each contender turns its answer into id + 2*score + len(name)
+# (all exact integers), and the sum over all queries is its checksum.
 
 
-async def _drive(one: Callable[[int], Awaitable[Any]], a: Args) -> dict[str, Any]:
-    """Runs a["queries"] calls of `one` from a["concurrency"] tasks."""
-    n, conc = a["queries"], a["concurrency"]
+def row_value(row: tuple[Any, ...] | Any) -> int:
+    return int(row[0]) + int(row[2] * 2) + len(row[1])
+
+
+def figures(seconds: float, latencies: list[float], total: int, n: int) -> Result:
+    latencies.sort()
+    return {"seconds": seconds, "qps": n / seconds,
+            "mean_ms": statistics.fmean(latencies) * 1e3,
+            "p50_ms": statistics.median(latencies) * 1e3,
+            "p99_ms": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1e3,
+            "checksum": str(total), "rows": n}
+
+
+async def drive_async(one: Callable[[int], Awaitable[int]], a: Args) -> Result:
+    """Runs a["queries"] calls of `one` from a["concurrency"] asyncio tasks,
+    after an untimed warm-up that touches every connection."""
+    n, conc, keys = a["queries"], a["concurrency"], a["keys"]
+
+    async def worker(k: int, count: int, latencies: list[float]) -> int:
+        total = 0
+        for i in range(k, count, conc):
+            t = time.perf_counter()
+            total += await one(i % keys + 1)
+            latencies.append(time.perf_counter() - t)
+        return total
+
+    await asyncio.gather(*(worker(k, 4 * conc, []) for k in range(conc)))
     latencies: list[float] = []
-    total = 0
+    start = time.perf_counter()
+    totals = await asyncio.gather(*(worker(k, n, latencies) for k in range(conc)))
+    return figures(time.perf_counter() - start, latencies, sum(totals), n)
 
-    async def worker(k: int) -> None:
-        nonlocal total
+
+def drive_threads(ones: list[Callable[[int], int]], a: Args) -> Result:
+    """The same from one thread per concurrent caller; ones[k] is thread k's call."""
+    n, conc, keys = a["queries"], a["concurrency"], a["keys"]
+    latencies: list[list[float]] = [[] for _ in range(conc)]
+    totals = [0] * conc
+    go = threading.Barrier(conc + 1)
+
+    def worker(k: int) -> None:
+        for i in range(k, 4 * conc, conc):  # warm-up
+            ones[k](i % keys + 1)
+        go.wait()
+        go.wait()
         for i in range(k, n, conc):
             t = time.perf_counter()
-            value = await one(i % a["keys"] + 1)  # not `total += await`: that loses updates
-            total += value
-            latencies.append(time.perf_counter() - t)
+            totals[k] += ones[k](i % keys + 1)
+            latencies[k].append(time.perf_counter() - t)
 
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(conc)]
+    for t in threads:
+        t.start()
+    go.wait()  # everyone warmed up
     start = time.perf_counter()
-    await asyncio.gather(*(worker(k) for k in range(conc)))
+    go.wait()
+    for t in threads:
+        t.join()
     seconds = time.perf_counter() - start
-    latencies.sort()
-    return {
-        "_seconds": seconds,
-        "qps": n / seconds,
-        "p50_ms": statistics.median(latencies) * 1e3,
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1e3,
-        "checksum": str(total),
-        "rows": n,
-    }
+    return figures(seconds, [x for part in latencies for x in part], sum(totals), n)
 
 
-async def small_db_pool(a: Args) -> dict[str, Any]:
+async def small_db_pool(a: Args) -> Result:
     from db_pool import DatabasePool
 
     async with DatabasePool() as pool:
@@ -139,41 +268,25 @@ async def small_db_pool(a: Args) -> dict[str, Any]:
                                max_size=a["concurrency"])
 
         async def one(key: int) -> int:
-            df = await pool.query("b", a["sql"], [key])
-            return int(df.item(0, 0))
+            return row_value((await pool.query("b", a["sql"], [key])).row(0))
 
-        return await _drive(one, a)
+        return await drive_async(one, a)
 
 
-def small_db_pool_sync(a: Args) -> dict[str, Any]:
-    """The blocking API from a thread per concurrent caller."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def small_db_pool_sync(a: Args) -> Result:
+    """The blocking API, one thread per concurrent caller, one shared pool."""
     from db_pool import SyncDatabasePool
 
     with SyncDatabasePool() as pool:
         pool.create_pool("b", url=a["url"], min_size=a["concurrency"], max_size=a["concurrency"])
-        n, conc = a["queries"], a["concurrency"]
-        latencies: list[list[float]] = [[] for _ in range(conc)]
 
-        def worker(k: int) -> int:
-            total = 0
-            for i in range(k, n, conc):
-                t = time.perf_counter()
-                total += int(pool.query("b", a["sql"], [i % a["keys"] + 1]).item(0, 0))
-                latencies[k].append(time.perf_counter() - t)
-            return total
+        def one(key: int) -> int:
+            return row_value(pool.query("b", a["sql"], [key]).row(0))
 
-        start = time.perf_counter()
-        with ThreadPoolExecutor(conc) as ex:
-            total = sum(ex.map(worker, range(conc)))
-        seconds = time.perf_counter() - start
-    lat = sorted(x for part in latencies for x in part)
-    return {"_seconds": seconds, "qps": n / seconds, "p50_ms": statistics.median(lat) * 1e3,
-            "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1e3, "checksum": str(total), "rows": n}
+        return drive_threads([one] * a["concurrency"], a)
 
 
-async def _asyncpg(a: Args, frame: bool) -> dict[str, Any]:
+async def small_asyncpg(a: Args, frame: bool) -> Result:
     import asyncpg
 
     pool = await asyncpg.create_pool(a["pg_url"], min_size=a["concurrency"],
@@ -182,16 +295,17 @@ async def _asyncpg(a: Args, frame: bool) -> dict[str, Any]:
         async def one(key: int) -> int:
             records = await pool.fetch(a["sql"], key)
             if frame:
-                df = pl.DataFrame([dict(r) for r in records])
-                return int(df.item(0, 0))
-            return int(records[0][0])
+                df = pl.DataFrame([tuple(r) for r in records], schema=list(records[0].keys()),
+                                  orient="row")
+                return row_value(df.row(0))
+            return row_value(records[0])
 
-        return await _drive(one, a)
+        return await drive_async(one, a)
     finally:
         await pool.close()
 
 
-async def small_psycopg(a: Args) -> dict[str, Any]:
+async def small_psycopg(a: Args, frame: bool) -> Result:
     from psycopg_pool import AsyncConnectionPool
 
     sql = a["sql"].replace("$1", "%s")
@@ -204,56 +318,195 @@ async def small_psycopg(a: Args) -> dict[str, Any]:
                 cur = await conn.execute(sql, (key,), prepare=True)
                 rows = await cur.fetchall()
                 names = [d.name for d in cur.description or []]
-            df = pl.DataFrame(rows, schema=names, orient="row")
-            return int(df.item(0, 0))
+            if frame:
+                return row_value(pl.DataFrame(rows, schema=names, orient="row").row(0))
+            return row_value(rows[0])
 
-        return await _drive(one, a)
+        return await drive_async(one, a)
 
 
-def small_pgbench(a: Args) -> dict[str, Any]:
-    """The server's own limit: pgbench -S -M prepared on the same table."""
-    import tempfile
+def small_adbc(a: Args) -> Result:
+    """pl.read_database on a kept-open ADBC connection per thread."""
+    import adbc_driver_postgresql.dbapi as adbc
 
-    with tempfile.NamedTemporaryFile("w", suffix=".sql") as script:
-        script.write(f"\\set id random(1, {a['keys']})\n")
-        script.write(a["sql"].replace("$1", ":id") + ";\n")
-        script.flush()
-        seconds = a.get("pgbench_seconds", 5)
+    conns = [adbc.connect(a["pg_url"]) for _ in range(a["concurrency"])]
+    try:
+        def caller(conn: Any) -> Callable[[int], int]:
+            def one(key: int) -> int:
+                df = pl.read_database(a["sql"], conn, execute_options={"parameters": (key,)})
+                return row_value(df.row(0))
+            return one
+
+        return drive_threads([caller(c) for c in conns], a)
+    finally:
+        for c in conns:
+            c.close()
+
+
+def small_pgbench(a: Args) -> Result:
+    """The server's own limit: pgbench -M prepared running the same SELECT
+    (what -S does, on our table) with the same number of clients for
+    a["seconds"]; latencies from its per-transaction log."""
+    conc = a["concurrency"]
+    with tempfile.TemporaryDirectory() as tmp:
+        script = os.path.join(tmp, "select.sql")
+        with open(script, "w") as f:
+            f.write(f"\\set id random(1, {a['keys']})\n{a['sql'].replace('$1', ':id')};\n")
         out = subprocess.run(
-            ["pgbench", "-n", "-S", "-M", "prepared", "-c", str(a["concurrency"]), "-j", "2",
-             "-T", str(seconds), "-f", script.name, "-r", a["pg_url"]],
-            capture_output=True, text=True, check=True,
+            ["pgbench", "-n", "-M", "prepared", "-c", str(conc), "-j", str(min(2, conc)),
+             "-T", str(a["seconds"]), "-f", script, "-l", "--log-prefix", f"{tmp}/log",
+             a["pg_url"]],
+            capture_output=True, text=True, check=True, cwd=tmp,
         ).stdout
+        latencies = []
+        for log in os.listdir(tmp):
+            if log.startswith("log"):
+                with open(os.path.join(tmp, log)) as f:
+                    latencies += [int(line.split()[2]) / 1e6 for line in f]
     tps = float(next(line for line in out.splitlines() if line.startswith("tps")).split()[2])
-    lat = float(next(line for line in out.splitlines() if "latency average" in line).split()[3])
-    return {"_seconds": seconds, "qps": tps, "p50_ms": lat, "p99_ms": float("nan"),
-            "checksum": "n/a", "rows": int(tps * seconds)}
+    result = figures(len(latencies) / tps, latencies, 0, len(latencies))
+    return {**result, "qps": tps, "checksum": "n/a"}
 
 
 SMALL: dict[str, Callable[[Args], Any]] = {
     "db_pool": small_db_pool,
     "db_pool_sync": small_db_pool_sync,
-    "asyncpg": lambda a: _asyncpg(a, frame=False),
-    "asyncpg_df": lambda a: _asyncpg(a, frame=True),
-    "psycopg_pool_df": small_psycopg,
+    "asyncpg": lambda a: small_asyncpg(a, frame=False),
+    "asyncpg_df": lambda a: small_asyncpg(a, frame=True),
+    "psycopg_pool": lambda a: small_psycopg(a, frame=False),
+    "psycopg_pool_df": lambda a: small_psycopg(a, frame=True),
+    "adbc": small_adbc,
     "pgbench": small_pgbench,
 }
 
 
+# ---- W3: a DataFrame into a table ------------------------------------------------------
+# Each returns the seconds of the write; run.py truncates the table before
+# and checks count + checksum after.
+
+
+def write_db_pool(a: Args, df: pl.DataFrame) -> float:
+    from db_pool import SyncDatabasePool
+
+    with SyncDatabasePool() as pool:
+        pool.create_pool("b", url=a["url"], min_size=1, max_size=1)
+        with Clock() as c:
+            pool.write_frame("b", df, a["table"])
+    return c.seconds
+
+
+def write_adbc(a: Args, df: pl.DataFrame) -> float:
+    import adbc_driver_postgresql.dbapi as adbc
+
+    with adbc.connect(a["pg_url"]) as conn:
+        with Clock() as c:
+            df.write_database(a["table"], conn, engine="adbc", if_table_exists="append")
+    return c.seconds
+
+
+def write_asyncpg(a: Args, df: pl.DataFrame) -> float:
+    import asyncpg
+
+    async def run() -> float:
+        conn = await asyncpg.connect(a["pg_url"])
+        try:
+            with Clock() as c:
+                await conn.copy_records_to_table(a["table"], records=df.iter_rows(),
+                                                 columns=df.columns)
+            return c.seconds
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def write_psycopg_copy(a: Args, df: pl.DataFrame) -> float:
+    """polars writes CSV, psycopg sends it with COPY ... FROM STDIN."""
+    import psycopg
+
+    with psycopg.connect(a["pg_url"]) as conn:
+        with Clock() as c, conn.cursor() as cur:
+            cols = ", ".join(df.columns)
+            with cur.copy(f"COPY {a['table']} ({cols}) FROM STDIN (FORMAT csv)") as copy:
+                copy.write(df.write_csv(include_header=False))
+    return c.seconds
+
+
+def write_psql_copy(a: Args, df: pl.DataFrame) -> float:
+    """The server's own limit: psql COPY FROM a binary COPY file of the same rows."""
+    with open(a["binary_file"], "rb") as src, Clock() as c:
+        psql(a["pg_url"], f"COPY {a['table']} FROM STDIN (FORMAT binary)", stdin=src)
+    return c.seconds
+
+
+WRITE: dict[str, Callable[[Args, pl.DataFrame], float]] = {
+    "db_pool": write_db_pool,
+    "adbc": write_adbc,
+    "asyncpg": write_asyncpg,
+    "psycopg_copy": write_psycopg_copy,
+    "psql_copy": write_psql_copy,
+}
+
+
+# ---- W5: the seed's own workload, db_pool on one engine --------------------------------
+
+
+async def seed_db_pool(a: Args) -> Result:
+    """The seed's three figures: a simple query one at a time, the same query
+    from 10 concurrent tasks, and 20-row batch inserts one after another.
+    On PostgreSQL also the simple query with copy=False (no COPY path)."""
+    from db_pool import DatabasePool
+
+    n, batches = a["queries"], a["batches"]
+    pg = a["url"].startswith("postgres")
+    async with DatabasePool() as pool:
+        await pool.create_pool("b", url=a["url"], min_size=10, max_size=10)
+
+        async def one(key: int) -> int:
+            return int((await pool.query("b", a["sql"])).item(0, 0))
+
+        async def one_nocopy(key: int) -> int:
+            return int((await pool.query("b", a["sql"], copy=False)).item(0, 0))
+
+        simple = await drive_async(one, {**a, "concurrency": 1})
+        concurrent = await drive_async(one, {**a, "concurrency": 10})
+        nocopy = await drive_async(one_nocopy, {**a, "concurrency": 1}) if pg else simple
+        await pool.execute("b", a["reset"])
+        start = time.perf_counter()
+        for b in range(batches):
+            rows = [(b * 20 + i, f"row {b * 20 + i}", i * 0.5) for i in range(20)]
+            await pool.execute_many("b", a["insert"], rows)
+        batch_seconds = time.perf_counter() - start
+        count = (await pool.query("b", a["count"])).item(0, 0)
+    return {"seconds": simple["seconds"] + concurrent["seconds"] + batch_seconds,
+            "simple_qps": simple["qps"], "simple_ms": simple["mean_ms"],
+            "concurrent_qps": concurrent["qps"], "concurrent_ms": concurrent["mean_ms"],
+            "simple_nocopy_qps": nocopy["qps"],
+            "batches_per_s": batches / batch_seconds, "batch_ms": batch_seconds / batches * 1e3,
+            "batch_rows_per_s": batches * 20 / batch_seconds,
+            "rows": n, "checksum": f"{simple['checksum']}/{concurrent['checksum']}/{count}"}
+
+
 def main() -> None:
-    workload, contender, raw = sys.argv[1], sys.argv[2], sys.argv[3]
-    a: Args = json.loads(raw)
-    result: dict[str, Any]
-    if workload == "bulk":
-        df = BULK[contender](a)
-        result = {"seconds": a["_seconds"], "rows": df.height if df is not None else None,
+    workload, contender, a = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    result: Result
+    if workload == "read":
+        df, seconds = READ[contender](a)
+        result = {"seconds": seconds, "rows": df.height if df is not None else None,
                   "checksum": checksum(df) if df is not None else "n/a"}
-    else:
+    elif workload == "write":
+        frame = pl.read_parquet(a["parquet"])
+        result = {"seconds": WRITE[contender](a, frame), "rows": frame.height}
+    elif workload == "small":
         out = SMALL[contender](a)
-        if asyncio.iscoroutine(out):
-            out = asyncio.run(out)
-        result = {k.lstrip("_"): v for k, v in out.items()}
-    result["peak_rss_mib"] = peak_rss_mib()
+        result = asyncio.run(out) if asyncio.iscoroutine(out) else out
+    elif workload == "seed":
+        result = asyncio.run(seed_db_pool(a))
+    else:
+        raise SystemExit(f"unknown workload {workload!r}")
+    # the limits run in a psql / pgbench child: this process's memory says nothing
+    result["peak_rss_mib"] = float("nan") if contender.endswith(("psql_copy", "pgbench")) \
+        else peak_rss_mib()
     print(json.dumps(result))
 
 

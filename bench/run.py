@@ -1,14 +1,20 @@
 """Side-by-side benchmarks: db_pool against its peers on the same server, in
 the same run, in alternating order, every contender's result checked.
 
-    python bench/run.py [--quick] [--dsn postgresql://...] [--only w1,w2,w4]
+    python bench/run.py [--quick] [--big] [--dsn postgresql://...] [--only w1,w2,w3,w4,w5]
 
 Starts a throwaway PostgreSQL (tests/pg_server.py) unless --dsn is given,
 loads the data, runs each workload, and writes docs/benchmarks.md plus PNG
 plots next to it. Each contender runs in its own process per repetition
 (bench/contenders.py), so peak memory is its own and nobody warms a cache
-for another. Medians over the repetitions; ratios are contender / db_pool
-time (or db_pool / contender QPS): above 1 means db_pool is faster.
+for another; each round runs the contenders in a fresh random order.
+Medians over the repetitions; ratios are contender / db_pool time (or
+db_pool / contender QPS): above 1 means db_pool is faster.
+
+Workloads: W1 1-row primary-key SELECTs at concurrency 1, 10, 100; W2 bulk
+read of an 8-column table (1M rows; 10M more with --big); W3 bulk write of a
+1M-row DataFrame; W4 the same bulk read on SQLite; W5 the seed's own
+workload on SQLite and PostgreSQL. --quick: small sizes, 2 repetitions.
 """
 
 from __future__ import annotations
@@ -19,219 +25,479 @@ import json
 import os
 import platform
 import random
-import statistics
+import re
+import shlex
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Callable
+
+import polars as pl
+
+from report import Results, median, medians, plot, ratio_summary, table_qps, table_time
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from pg_server import PgServer  # noqa: E402
 
-WIDE_SQL = "SELECT * FROM bench_wide"
+WIDE_COLUMNS = ("i4 int4, i8 int8, f8 float8, n numeric(12,2), t text, ts timestamp, "
+                "b bool, d date")
 SMALL_SQL = "SELECT id, name, score FROM bench_small WHERE id = $1"
+KEYS = 100_000
+# The checksum of a written table: row count and the sum of every row's text hash.
+TABLE_SUM = "SELECT count(*) || ' ' || coalesce(sum(hashtext(x::text)::int8), 0) FROM {} x"
+
+
+class Bench:
+    """One run: options, the server, the scratch directory, the report so far."""
+
+    def __init__(self, opts: argparse.Namespace, dsn: str, tmp: Path) -> None:
+        self.opts = opts
+        self.dsn = dsn
+        self.tmp = tmp
+        self.quick = opts.quick
+        self.reps = opts.reps or (2 if opts.quick else 5)
+        self.rows = opts.rows or (100_000 if opts.quick else 1_000_000)
+        self.out = Path(opts.out)
+        self.sections: list[str] = []
+        self.summary: list[str] = []
+        self.raw: dict[str, Results] = {}
+        self.pg = {"url": dsn, "pg_url": dsn, "cx_url": dsn, "adbc_url": dsn}
+
+    # ---- running contenders ----
+
+    def alternate(self, name: str, workload: str, contenders: list[str], args: dict[str, Any],
+                  before: Callable[[], None] | None = None,
+                  after: Callable[[dict[str, Any]], None] | None = None) -> Results:
+        """Runs every contender self.reps times, in a fresh random order each
+        round, then checks they all returned the same rows and checksum."""
+        results: Results = {c: [] for c in contenders}
+        rng = random.Random(name)
+        for rep in range(self.reps):
+            order = contenders[:]
+            rng.shuffle(order)
+            for c in order:
+                if before:
+                    before()
+                r = run_contender(workload, c, args)
+                if after:
+                    after(r)
+                results[c].append(r)
+                print(f"  {name} {rep + 1}/{self.reps} {c:16} {r['seconds']:8.3f} s"
+                      + (f" {r['qps']:9,.0f} qps" if "qps" in r else "")
+                      + f" {r['peak_rss_mib']:6.0f} MiB", flush=True)
+        check_same(name, results)
+        self.raw[name] = results
+        return results
+
+    def section(self, title: str, intro: str, body: list[str], image: str | None = None) -> None:
+        self.sections += [f"## {title}", "", intro, ""] + body
+        if image:
+            self.sections += [f"![{title}]({image})", ""]
+
+    def png(self, name: str) -> Path:
+        return self.out.parent / name
+
+    # ---- W1 ----
+
+    def w1(self) -> None:
+        queries = 2_000 if self.quick else 10_000
+        levels = [1, 10] if self.quick else [1, 10, 100]
+        contenders = ["db_pool", "db_pool_sync", "asyncpg", "asyncpg_df", "psycopg_pool",
+                      "psycopg_pool_df", "adbc", "pgbench"]
+        body, panels = [], []
+        for conc in levels:
+            res = self.alternate(f"W1 c={conc}", "small", contenders,
+                                 {**self.pg, "sql": SMALL_SQL, "queries": queries, "keys": KEYS,
+                                  "concurrency": conc, "seconds": 1 if self.quick else 3})
+            body += [f"### Concurrency {conc}", ""] + table_qps(res)
+            panels.append((f"concurrency {conc}", medians(res, "qps"), "median QPS"))
+            self.summary.append(f"- W1 c={conc} (db_pool QPS / peer QPS): "
+                                + ratio_summary(res, "qps"))
+        plot(self.png("bench_w1.png"), "W1: 1-row primary-key SELECT (higher is better)", panels)
+        self.section(
+            "W1: small queries", f"`{SMALL_SQL}` with a random key among {KEYS:,}, "
+            f"{queries:,} queries per repetition after a short warm-up, from N asyncio tasks "
+            "(db_pool, asyncpg, psycopg_pool) or N threads (db_pool_sync, ADBC with one "
+            "kept-open connection per thread, read through `pl.read_database`) sharing a "
+            "pool of N connections. `_df` variants turn each result into a polars "
+            "DataFrame, as db_pool always does. The limit is `pgbench -M prepared -c N "
+            f"-j min(2,N) -T {1 if self.quick else 3}` running the same SELECT (what `-S` "
+            "does, on our table); its p50/p99 come from its per-transaction log. Checksum: "
+            "the sum over all queries of id + 2*score + len(name).",
+            body, "bench_w1.png")
+
+    # ---- W2 ----
+
+    def w2(self) -> None:
+        sizes = [("bench_wide", self.rows)]
+        if self.opts.big:
+            sizes.append(("bench_wide_big", self.opts.big_rows))
+        body, panels = [], []
+        for table, rows in sizes:
+            res = self.alternate(f"W2 {rows:,}", "read",
+                                 ["db_pool", "connectorx", "adbc", "asyncpg_df", "psycopg_copy",
+                                  "psql_copy"], {**self.pg, "sql": f"SELECT * FROM {table}"})
+            body += [f"### {rows:,} rows", ""] + table_time(res)
+            panels += [(f"{rows:,} rows: time", medians(res, "seconds"), "median seconds"),
+                       (f"{rows:,} rows: peak RSS", medians(res, "peak_rss_mib"), "MiB")]
+            self.summary.append(f"- W2 {rows:,} rows (peer time / db_pool time): "
+                                + ratio_summary(res, "seconds"))
+        plot(self.png("bench_w2.png"), "W2: bulk read into a DataFrame (lower is better)", panels)
+        self.section(
+            "W2: bulk read (PostgreSQL)",
+            f"`SELECT * FROM <table>` of 8 columns ({WIDE_COLUMNS}; text is 32 characters) "
+            "into a polars DataFrame. db_pool: `SyncDatabasePool.query` (which reads "
+            "through binary COPY); ConnectorX and ADBC through `pl.read_database_uri` (their "
+            "time includes connecting, as that call always does; ADBC returns numeric as "
+            "text, and the cast to Decimal(12,2) is timed); asyncpg: `fetch` then "
+            "`pl.DataFrame` of the records; psycopg: `COPY ... TO STDOUT (FORMAT csv)` parsed "
+            "by `pl.read_csv` with the table's schema. The limit is `psql -c \"COPY (...) TO "
+            "STDOUT (FORMAT binary)\" > /dev/null` (including psql's start-up and connect, "
+            "about 10 ms). Peak RSS is each contender's own process (Python + polars are "
+            "about 50-60 MiB of it). Checksum: per column sums (dates, timestamps as "
+            "integers; text as total bytes and distinct count).",
+            body, "bench_w2.png")
+
+    # ---- W3 ----
+
+    def w3(self) -> None:
+        rows = self.rows
+        parquet, binary = self.tmp / "w3.parquet", self.tmp / "w3.bin"
+        wide_frame(rows).write_parquet(parquet)
+        with open(binary, "wb") as f:
+            psql(self.dsn, f"COPY (SELECT * FROM bench_wide ORDER BY i4 LIMIT {rows}) "
+                 "TO STDOUT (FORMAT binary)", stdout=f)
+        expected = psql_value(self.dsn, TABLE_SUM.format(
+            f"(SELECT * FROM bench_wide ORDER BY i4 LIMIT {rows})"))
+
+        def truncate() -> None:
+            psql(self.dsn, "TRUNCATE bench_w3")
+
+        def verify(r: dict[str, Any]) -> None:
+            r["checksum"] = psql_value(self.dsn, TABLE_SUM.format("bench_w3"))
+            if r["checksum"] != expected:
+                raise SystemExit(f"W3: table holds {r['checksum']}, expected {expected}")
+
+        res = self.alternate("W3", "write", ["db_pool", "adbc", "asyncpg", "psycopg_copy",
+                                             "psql_copy"],
+                             {**self.pg, "table": "bench_w3", "parquet": str(parquet),
+                              "binary_file": str(binary)}, truncate, verify)
+        truncate()
+        self.summary.append("- W3 (peer time / db_pool time): " + ratio_summary(res, "seconds"))
+        plot(self.png("bench_w3.png"), f"W3: {rows:,}-row DataFrame into a table "
+             "(lower is better)", [("time", medians(res, "seconds"), "median seconds"),
+                                   ("peak RSS", medians(res, "peak_rss_mib"), "MiB")])
+        self.section(
+            "W3: bulk write (PostgreSQL)",
+            f"A {rows:,}-row DataFrame of the W2 columns (read from Parquet before the clock "
+            "starts) appended to an empty table with the same columns. db_pool: "
+            "`write_frame` (text COPY FROM STDIN); ADBC: `DataFrame.write_database(engine="
+            "\"adbc\", if_table_exists=\"append\")` on an open connection (binary COPY); "
+            "asyncpg: `copy_records_to_table` of `df.iter_rows()`; psycopg: `df.write_csv()` "
+            "sent through `COPY ... FROM STDIN (FORMAT csv)`. The limit is `psql -c \"COPY "
+            "... FROM STDIN (FORMAT binary)\"` fed a binary COPY file of the same rows. The "
+            "table is truncated before each write and checked after it (row count and the "
+            "sum of `hashtext(row::text)` must equal the source table's).",
+            table_time(res), "bench_w3.png")
+
+    # ---- W4 ----
+
+    def w4(self) -> None:
+        path = self.tmp / "w4.db"
+        make_sqlite(path, self.rows)
+        res = self.alternate("W4", "read", ["db_pool", "sqlite3", "connectorx", "adbc"],
+                             {"url": f"sqlite:///{path}", "cx_url": f"sqlite://{path}",
+                              "adbc_url": f"sqlite:///{path}", "path": str(path),
+                              "sql": "SELECT * FROM t"})
+        self.summary.append("- W4 (peer time / db_pool time): " + ratio_summary(res, "seconds"))
+        plot(self.png("bench_w4.png"), f"W4: {self.rows:,} SQLite rows into a DataFrame "
+             "(lower is better)", [("time", medians(res, "seconds"), "median seconds"),
+                                   ("peak RSS", medians(res, "peak_rss_mib"), "MiB")])
+        self.section(
+            "W4: bulk read (SQLite)",
+            f"`SELECT * FROM t`, {self.rows:,} rows of (i INTEGER, i8 INTEGER, f REAL, "
+            "t TEXT of 32 characters, n REAL with every 7th NULL), from a database file "
+            "in the page cache. sqlite3: `pl.read_database` on a `sqlite3` connection; "
+            "ConnectorX and ADBC through `pl.read_database_uri`.",
+            table_time(res), "bench_w4.png")
+
+    # ---- W5 ----
+
+    def w5(self) -> None:
+        path = self.tmp / "w5.db"
+        make_sqlite(path, 0, small=True)
+        queries, batches = (1_000, 50) if self.quick else (10_000, 500)
+        common = {"queries": queries, "batches": batches, "keys": KEYS, "sql": "SELECT 1 AS x",
+                  "reset": "DELETE FROM seed_batch", "count": "SELECT count(*) FROM seed_batch"}
+        engines = {
+            "sqlite": {"url": f"sqlite:///{path}",
+                       "insert": "INSERT INTO seed_batch VALUES (?, ?, ?)"},
+            "postgresql": {"url": self.dsn,
+                           "insert": "INSERT INTO seed_batch VALUES ($1, $2, $3)"},
+        }
+        res: Results = {e: [] for e in engines}
+        for rep in range(self.reps):  # the two engines alternate, like the contenders
+            for e in random.Random(f"W5 {rep}").sample(list(engines), len(engines)):
+                r = run_contender("seed", "db_pool", {**common, **engines[e]})
+                res[e].append(r)
+                print(f"  W5 {rep + 1}/{self.reps} {e:10} {r['simple_qps']:8,.0f} qps "
+                      f"{r['concurrent_qps']:8,.0f} qps (10) {r['batches_per_s']:6,.0f} "
+                      "batches/s", flush=True)
+        check_same("W5", res)
+        self.raw["W5"] = res
+        seed = {"simple_qps": 865, "simple_ms": 1.16, "concurrent_qps": 7821,
+                "concurrent_ms": 1.28, "batch_rows_per_s": 890, "batch_ms": 22.48}
+        rows = [("simple query, QPS (one at a time)", "simple_qps", "{:,.0f}"),
+                ("simple query, mean ms", "simple_ms", "{:.3f}"),
+                ("10 concurrent, QPS", "concurrent_qps", "{:,.0f}"),
+                ("10 concurrent, mean ms", "concurrent_ms", "{:.3f}"),
+                ("20-row batch insert, rows/s", "batch_rows_per_s", "{:,.0f}"),
+                ("20-row batch insert, ms per batch", "batch_ms", "{:.2f}")]
+        table = ["| measure | seed (MSSQL, other machine) | db_pool SQLite | ratio | "
+                 "db_pool PostgreSQL | ratio |", "|---|---:|---:|---:|---:|---:|"]
+        for title, key, fmt in rows:
+            cells = [title, fmt.format(seed[key])]
+            for e in engines:
+                ours = median(res[e], key)
+                better = ours / seed[key] if "qps" in key or "per_s" in key else seed[key] / ours
+                cells += [fmt.format(ours), f"{better:.1f}x"]
+            table.append("| " + " | ".join(cells) + " |")
+        nocopy = median(res["postgresql"], "simple_nocopy_qps")
+        table += ["", f"On PostgreSQL the parameterless `SELECT 1` goes through db_pool's "
+                  f"default COPY path; with `copy=False` the same loop ran at {nocopy:,.0f} "
+                  "QPS (median) — see \"Where db_pool loses\" below.", ""]
+        self.summary.append(
+            f"- W5 vs the seed's figures (indicative only): SQLite "
+            f"{median(res['sqlite'], 'simple_qps') / 865:.1f}x / "
+            f"{median(res['sqlite'], 'concurrent_qps') / 7821:.1f}x / "
+            f"{median(res['sqlite'], 'batch_rows_per_s') / 890:.1f}x, PostgreSQL "
+            f"{median(res['postgresql'], 'simple_qps') / 865:.1f}x / "
+            f"{median(res['postgresql'], 'concurrent_qps') / 7821:.1f}x / "
+            f"{median(res['postgresql'], 'batch_rows_per_s') / 890:.1f}x "
+            "(simple / 10 concurrent / batch insert)")
+        plot(self.png("bench_w5.png"), "W5: the seed's workload (higher is better; the seed "
+             "ran MSSQL elsewhere)",
+             [(t, {"seed": seed[k], **{f"db_pool {e}": median(res[e], k) for e in engines}}, u)
+              for t, k, u in [("simple query", "simple_qps", "QPS"),
+                              ("10 concurrent", "concurrent_qps", "QPS"),
+                              ("20-row batches", "batch_rows_per_s", "rows/s")]])
+        self.section(
+            "W5: the seed's own workload",
+            "The seed (db-pool-rs) published: simple query 865 QPS at 1.16 ms mean; 10 "
+            "concurrent queries 7,821 QPS at 1.28 ms mean; batch operations 890 per second "
+            "at 22.48 ms per 20-row batch — which makes its 890 rows per second (44.5 "
+            "batches per second), so rows/s is what we set against it. **Those figures come "
+            "from another machine and another setup (MSSQL, unknown hardware, unknown query "
+            "and network): the comparison is indicative only.** Ours, with the async API: "
+            f"`SELECT 1 AS x` {queries:,} times one after another, then {queries:,} times "
+            "from 10 tasks on a 10-connection pool, then "
+            f"{batches} `execute_many` calls of 20 rows each (each its own transaction) "
+            "into an empty 3-column table with a primary key. SQLite: a database file with "
+            "SQLite's default journal (rollback, synchronous=FULL, so each batch is "
+            "fsynced); PostgreSQL: the benchmark server (fsync off).",
+            table, "bench_w5.png")
+
+
+# ---- helpers ---------------------------------------------------------------------------
 
 
 def run_contender(workload: str, contender: str, args: dict[str, Any]) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "contenders.py"), workload, contender,
          json.dumps(args)],
-        capture_output=True, text=True, check=False,
+        capture_output=True, text=True, check=False, cwd=ROOT,
     )
     if out.returncode != 0:
         raise RuntimeError(f"{contender} failed on {workload}:\n{out.stderr[-3000:]}")
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def load_pg(dsn: str, rows: int, keys: int) -> None:
-    setup = f"""
-    DROP TABLE IF EXISTS bench_wide, bench_small;
-    CREATE TABLE bench_wide AS
-      SELECT i::int4 AS i4, (i::int8 * 1000003) AS i8, i / 7.0::float8 AS f8,
-             (i % 100000) / 100.0::numeric(12,2) AS n,
-             md5(i::text) AS t, timestamp '2020-01-01' + i * interval '1 second' AS ts,
-             i % 3 = 0 AS b, date '2000-01-01' + (i % 10000) AS d
-      FROM generate_series(1, {rows}) AS i;
-    CREATE TABLE bench_small (id int4 PRIMARY KEY, name text, score float8);
-    INSERT INTO bench_small SELECT i, 'name-' || i, i * 0.5 FROM generate_series(1, {keys}) i;
-    VACUUM ANALYZE bench_wide; VACUUM ANALYZE bench_small;
-    """
-    subprocess.run(["psql", dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", setup], check=True)
+def check_same(name: str, results: Results) -> None:
+    """Every run of every contender must have returned the same checksum
+    (the server's limits, which build no result, say "n/a")."""
+    sums = {c: {r["checksum"] for r in runs} for c, runs in results.items()
+            if runs[0]["checksum"] != "n/a"}
+    if len({s for v in sums.values() for s in v}) > 1:
+        raise SystemExit(f"{name}: contenders disagree on the result: {sums}")
 
 
-def alternate(workload: str, contenders: list[str], args: dict[str, Any], reps: int,
-              ) -> dict[str, list[dict[str, Any]]]:
-    """Runs every contender `reps` times, in a fresh random order each round."""
-    results: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
-    rng = random.Random(42)
-    for rep in range(reps):
-        order = contenders[:]
-        rng.shuffle(order)
-        for c in order:
-            r = run_contender(workload, c, args)
-            results[c].append(r)
-            print(f"  {workload} rep {rep + 1}/{reps} {c}: {r['seconds']:.3f} s"
-                  + (f", {r['qps']:.0f} qps" if "qps" in r else ""), flush=True)
-    return results
+def psql(dsn: str, sql: str, **kw: Any) -> subprocess.CompletedProcess[Any]:
+    return subprocess.run(["psql", dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                          check=True, **kw)
 
 
-def check_same(results: dict[str, list[dict[str, Any]]]) -> None:
-    sums = {c: {r["checksum"] for r in rs} for c, rs in results.items()
-            if rs[0]["checksum"] != "n/a"}
-    distinct = {s for v in sums.values() for s in v}
-    if len(distinct) > 1:
-        raise SystemExit(f"contenders disagree on the result: {sums}")
+def psql_value(dsn: str, sql: str) -> str:
+    return str(subprocess.run(["psql", dsn, "-X", "-At", "-c", sql], check=True,
+                              capture_output=True, text=True).stdout.strip())
 
 
-def median(rs: list[dict[str, Any]], key: str) -> float:
-    return float(statistics.median(r[key] for r in rs))
+def load_pg(dsn: str, rows: int, big_rows: int | None) -> None:
+    """The W2/W3 table of `rows` rows (and of `big_rows` for --big), the W1
+    keyed table, and the empty tables W3 and W5 write into."""
+
+    def wide(table: str, n: int) -> str:
+        return (f"CREATE TABLE {table} ({WIDE_COLUMNS});\n"
+                f"INSERT INTO {table} SELECT i, i::int8 * 1000003, i / 7.0::float8, "
+                "(i % 100000) / 100.0, md5(i::text), "
+                "timestamp '2020-01-01' + i * interval '1 second', i % 3 = 0, "
+                f"date '2000-01-01' + (i % 10000) FROM generate_series(1, {n}) AS i;\n"
+                f"VACUUM ANALYZE {table};\n")
+
+    script = (
+        "SET client_min_messages = warning;\n"
+        "DROP TABLE IF EXISTS bench_wide, bench_wide_big, bench_w3, bench_small, seed_batch;\n"
+        + wide("bench_wide", rows) + (wide("bench_wide_big", big_rows) if big_rows else "")
+        + f"CREATE TABLE bench_w3 ({WIDE_COLUMNS});\n"
+        "CREATE TABLE bench_small (id int4 PRIMARY KEY, name text, score float8);\n"
+        "INSERT INTO bench_small SELECT i, 'name-' || i, i * 0.5 "
+        f"FROM generate_series(1, {KEYS}) i;\n"
+        "VACUUM ANALYZE bench_small;\n"
+        "CREATE TABLE seed_batch (id int4 PRIMARY KEY, name text, score float8);\n"
+    )
+    subprocess.run(["psql", dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"],
+                   input=script, text=True, check=True)
 
 
-def table_bulk(title: str, results: dict[str, list[dict[str, Any]]]) -> list[str]:
-    ours = median(results["db_pool"], "seconds")
-    lines = [f"### {title}", "",
-             "| contender | median s | min s | peak RSS MiB | time / db_pool |",
-             "|---|---:|---:|---:|---:|"]
-    for c, rs in sorted(results.items(), key=lambda kv: median(kv[1], "seconds")):
-        t = median(rs, "seconds")
-        lines.append(f"| {c} | {t:.3f} | {min(r['seconds'] for r in rs):.3f} | "
-                     f"{median(rs, 'peak_rss_mib'):.0f} | {t / ours:.2f} |")
-    return lines + [""]
+def make_sqlite(path: Path, rows: int, small: bool = False) -> None:
+    """W4's table t of `rows` rows, or (small) W5's tables."""
+    with sqlite3.connect(path) as conn:
+        if small:
+            conn.executescript(
+                "CREATE TABLE seed_batch (id INTEGER PRIMARY KEY, name TEXT, score REAL);")
+            return
+        conn.execute("CREATE TABLE t (i INTEGER, i8 INTEGER, f REAL, t TEXT, n REAL)")
+        conn.execute(
+            f"WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {rows}) "
+            "INSERT INTO t SELECT i, i * 1000003, i / 7.0, printf('%032x', i * 2654435761), "
+            "CASE WHEN i % 7 = 0 THEN NULL ELSE i * 0.25 END FROM s")
 
 
-def table_small(title: str, results: dict[str, list[dict[str, Any]]]) -> list[str]:
-    ours = median(results["db_pool"], "qps")
-    lines = [f"### {title}", "",
-             "| contender | median QPS | p50 ms | p99 ms | db_pool QPS / this |",
-             "|---|---:|---:|---:|---:|"]
-    for c, rs in sorted(results.items(), key=lambda kv: -median(kv[1], "qps")):
-        q = median(rs, "qps")
-        lines.append(f"| {c} | {q:,.0f} | {median(rs, 'p50_ms'):.3f} | "
-                     f"{median(rs, 'p99_ms'):.3f} | {ours / q:.2f} |")
-    return lines + [""]
+def wide_frame(n: int) -> pl.DataFrame:
+    """The first n rows of bench_wide, built by polars (W3's input)."""
+    import hashlib
+
+    i = pl.col("i")
+    epoch_2000 = (dt.date(2000, 1, 1) - dt.date(1970, 1, 1)).days
+    return pl.DataFrame({"i": pl.int_range(1, n + 1, eager=True)}).select(
+        i.cast(pl.Int32).alias("i4"),
+        (i * 1000003).alias("i8"),
+        pl.Series("f8", [k / 7 for k in range(1, n + 1)]),  # polars' i / 7.0 may round differently
+        pl.format("{}.{}", i % 100000 // 100, (i % 100).cast(pl.String).str.zfill(2))
+        .cast(pl.Decimal(12, 2)).alias("n"),
+        pl.Series("t", [hashlib.md5(str(k).encode()).hexdigest() for k in range(1, n + 1)]),
+        (pl.lit(dt.datetime(2020, 1, 1)) + pl.duration(seconds=i)).alias("ts"),
+        (i % 3 == 0).alias("b"),
+        (i % 10000 + epoch_2000).cast(pl.Int32).cast(pl.Date).alias("d"),
+    )
 
 
-def plot(path: Path, title: str, results: dict[str, list[dict[str, Any]]], key: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = sorted(results, key=lambda c: median(results[c], key))
-    values = [median(results[c], key) for c in names]
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(names)))
-    bars = ax.barh(names, values, color=["#d62728" if n == "db_pool" else "#1f77b4"
-                                         for n in names])
-    ax.bar_label(bars, fmt="%.3g", padding=3)
-    ax.set_xlabel({"seconds": "median seconds (lower is better)",
-                   "qps": "median queries per second (higher is better)"}[key])
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def start_server() -> PgServer:
+    """A throwaway server, restarted with room for W1's 100 clients (plus
+    pgbench's) and a less tiny buffer cache than the test default."""
+    server = PgServer.start_private()
+    psql(server.dsn, "ALTER SYSTEM SET max_connections = 250")
+    psql(server.dsn, "ALTER SYSTEM SET shared_buffers = '256MB'")
+    psql(server.dsn, "ALTER SYSTEM SET max_wal_size = '4GB'")
+    server.restart()
+    return server
 
 
-def versions() -> list[str]:
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor())
+    mem = next(int(line.split()[1]) for line in open("/proc/meminfo")
+               if line.startswith("MemTotal"))
+    return (f"{cpu}, {os.cpu_count()} logical CPUs, {mem / 1024 / 1024:.0f} GiB RAM, "
+            f"{platform.platform()}")
+
+
+def versions(dsn: str) -> str:
     import importlib.metadata as md
 
-    out = []
-    for pkg in ["db-pool", "polars", "connectorx", "adbc-driver-postgresql", "asyncpg",
-                "psycopg", "psycopg-pool"]:
+    out = [f"Python {platform.python_version()}"]
+    for pkg in ["db-pool", "polars", "pyarrow", "connectorx", "adbc-driver-postgresql",
+                "adbc-driver-sqlite", "asyncpg", "psycopg", "psycopg-pool", "matplotlib"]:
         try:
             out.append(f"{pkg} {md.version(pkg)}")
         except md.PackageNotFoundError:
-            pass
-    server = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip()
-    return out + [server]
+            out.append(f"{pkg} (missing)")
+    out.append(psql_value(dsn, "SELECT version()").split(" on ")[0] + " server")
+    out.append(f"SQLite {sqlite3.sqlite_version} (Python's sqlite3)")
+    return ", ".join(out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="small sizes, 2 repetitions")
-    ap.add_argument("--dsn", help="use this PostgreSQL instead of a throwaway one")
-    ap.add_argument("--only", default="w1,w2,w4", help="workloads to run")
-    ap.add_argument("--reps", type=int, default=None)
-    ap.add_argument("--rows", type=int, default=None, help="rows for the bulk reads")
+    ap.add_argument("--quick", action="store_true", help="small sizes, 2 repetitions (smoke run)")
+    ap.add_argument("--big", action="store_true", help="add W2 at --big-rows rows (slow)")
+    ap.add_argument("--big-rows", type=int, default=10_000_000)
+    ap.add_argument("--dsn", help="use this PostgreSQL instead of a throwaway one (W1 at "
+                    "concurrency 100 needs max_connections >= 110)")
+    ap.add_argument("--only", default="w1,w2,w3,w4,w5", help="workloads to run")
+    ap.add_argument("--reps", type=int, default=None, help="repetitions (default 5)")
+    ap.add_argument("--rows", type=int, default=None, help="rows for W2-W4 (default 1M)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     opts = ap.parse_args()
-    reps = opts.reps or (2 if opts.quick else 5)
-    rows = opts.rows or (100_000 if opts.quick else 1_000_000)
-    keys = 100_000
-    only = set(opts.only.split(","))
+    only = opts.only.split(",")
+    started = time.monotonic()
+    today = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
-    server = None if opts.dsn else PgServer.create()
+    server = None if opts.dsn else start_server()
     dsn = opts.dsn or server.dsn  # type: ignore[union-attr]
     try:
-        print(f"loading {rows:,} wide rows and {keys:,} keyed rows ...", flush=True)
-        load_pg(dsn, rows, keys)
-        u = urlsplit(dsn)
-        common = {"url": dsn, "pg_url": dsn, "cx_url": dsn, "adbc_url": dsn, "keys": keys}
-        out_dir = Path(opts.out).parent
-        out_dir.mkdir(parents=True, exist_ok=True)
-        sections: list[str] = []
-
-        if "w2" in only:
-            res = alternate("bulk", ["db_pool", "connectorx", "adbc", "psql_copy"],
-                            {**common, "sql": WIDE_SQL}, reps)
-            check_same(res)
-            title = f"W2 bulk read: {rows:,} rows x 8 columns into a DataFrame (PostgreSQL)"
-            sections += table_bulk(title, res)
-            plot(out_dir / "bench_w2.png", title, res, "seconds")
-            sections += ["![W2](bench_w2.png)", ""]
-
-        if "w1" in only:
-            queries = 2_000 if opts.quick else 20_000
-            for conc in ([10] if opts.quick else [1, 10, 100]):
-                res = alternate("small", ["db_pool", "db_pool_sync", "asyncpg", "asyncpg_df",
-                                          "psycopg_pool_df", "pgbench"],
-                                {**common, "sql": SMALL_SQL, "queries": queries,
-                                 "concurrency": conc, "pgbench_seconds": 2 if opts.quick else 5},
-                                reps)
-                check_same(res)
-                title = f"W1 1-row primary-key SELECT, concurrency {conc} (PostgreSQL)"
-                sections += table_small(title, res)
-                plot(out_dir / f"bench_w1_c{conc}.png", title, res, "qps")
-                sections += [f"![W1 c{conc}](bench_w1_c{conc}.png)", ""]
-
-        if "w4" in only:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = os.path.join(tmp, "bench.db")
-                subprocess.run(
-                    [sys.executable, "-c",
-                     "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]);"
-                     "c.execute('CREATE TABLE t (i INTEGER, f REAL, s TEXT)');"
-                     f"c.executemany('INSERT INTO t VALUES (?,?,?)', ((i, i/7, 'v%d' % i) for i in range({rows})));"
-                     "c.commit()", path], check=True)
-                res = alternate("bulk", ["db_pool", "sqlite3", "connectorx", "adbc"],
-                                {"url": f"sqlite:///{path}", "cx_url": f"sqlite://{path}",
-                                 "adbc_url": f"sqlite:///{path}", "path": path,
-                                 "sql": "SELECT * FROM t"}, reps)
-                check_same(res)
-                title = f"W4 SQLite: {rows:,} rows x 3 columns into a DataFrame"
-                sections += table_bulk(title, res)
-                plot(out_dir / "bench_w4.png", title, res, "seconds")
-                sections += ["![W4](bench_w4.png)", ""]
-
-        header = [
-            "# Benchmarks", "",
-            f"Made by `python bench/run.py {' '.join(sys.argv[1:])}` (`make bench`) on "
-            f"{dt.date.today().isoformat()}: {platform.machine()}, {os.cpu_count()} cores, "
-            f"{platform.platform()}, Python {platform.python_version()}.", "",
-            "Versions: " + ", ".join(versions()) + ".", "",
-            f"Every contender ran {reps} times in its own process, in a fresh random order "
-            "per round, against the same throwaway PostgreSQL on loopback (host "
-            f"{u.hostname}); all returned the same row count and column checksums. "
-            "psql COPY and pgbench are the server's own limits, not DataFrame builders.", "",
-        ]
-        Path(opts.out).write_text("\n".join(header + sections))
-        print(f"wrote {opts.out}")
+        with tempfile.TemporaryDirectory(prefix="dbpool-bench-") as tmp:
+            bench = Bench(opts, dsn, Path(tmp))
+            bench.out.parent.mkdir(parents=True, exist_ok=True)
+            print(f"loading {bench.rows:,} wide rows"
+                  + (f" and {opts.big_rows:,} more" if opts.big else "") + " ...", flush=True)
+            load_pg(dsn, bench.rows, opts.big_rows if opts.big else None)
+            for w in only:
+                getattr(bench, w)()
+            write_doc(bench, dsn, today, time.monotonic() - started)
+            raw = ROOT / "build" / "bench" / "results.json"  # every run's figures, for digging
+            raw.parent.mkdir(parents=True, exist_ok=True)
+            raw.write_text(json.dumps(bench.raw, indent=1))
     finally:
         if server is not None:
             server.cleanup()
+    print(f"wrote {opts.out} in {time.monotonic() - started:.0f} s")
+
+
+def write_doc(bench: Bench, dsn: str, today: str, seconds: float) -> None:
+    args = [re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", a) for a in sys.argv[1:]]
+    command = " ".join(["python", "bench/run.py", *map(shlex.quote, args)])
+    where = ("a throwaway PostgreSQL started by the run (tests/pg_server.py: fsync and "
+             "synchronous_commit off, max_connections 250, shared_buffers 256MB), on loopback "
+             "TCP with SCRAM auth" if not bench.opts.dsn else "the PostgreSQL given by --dsn")
+    notes = ROOT / "bench" / "analysis.md"
+    header = [
+        "# Benchmarks", "",
+        "<!-- Generated by bench/run.py (make bench); the last section comes from "
+        "bench/analysis.md. Do not edit by hand. -->", "",
+        f"- **Command:** `{command}` (`make bench`; `make bench-quick` is the smoke run)",
+        f"- **Date:** {today}; the whole run took {seconds / 60:.1f} minutes",
+        f"- **Machine:** {machine()} — a shared 2-core VM, with other engineers' test "
+        "runs going on, so expect noise of ±10-20 % between runs; the client, the "
+        "server and the limit tools all share the two cores",
+        f"- **Versions:** {versions(dsn)}",
+        f"- **Server:** {where}",
+        f"- **Method:** every contender ran {bench.reps} times, each time in a fresh "
+        "process, in a fresh random order per round; the tables give medians (and the "
+        "spread). Every contender returned the same row count and checksum in every "
+        "repetition (checked by the run; the limits, which build no result, excepted). "
+        "**Ratios read \"how many times better db_pool is\"**: peer time / db_pool time, "
+        "or db_pool QPS / peer QPS — above 1 db_pool wins, below 1 it loses. "
+        "\"(limit)\" rows are the server's own tools (pgbench, psql), not DataFrame builders.",
+        "",
+        "## Summary: ratios to db_pool", "",
+    ] + bench.summary + [""]
+    footer = ["", notes.read_text()] if notes.exists() else []
+    bench.out.write_text("\n".join(header + bench.sections + footer))
 
 
 if __name__ == "__main__":

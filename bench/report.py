@@ -1,0 +1,102 @@
+"""Tables and plots for bench/run.py: medians over repetitions, ratios to db_pool.
+
+Ratios always read "how many times better db_pool is": a contender's
+median time / db_pool's median time, or db_pool's median QPS / the
+contender's. Above 1 db_pool wins, below 1 it loses.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+Runs = list[dict[str, Any]]
+Results = dict[str, Runs]
+
+OURS = ("db_pool", "db_pool_sync")
+LIMITS = ("psql_copy", "pgbench")
+
+
+def median(runs: Runs, key: str) -> float:
+    return float(statistics.median(r[key] for r in runs))
+
+
+def label(contender: str) -> str:
+    return f"{contender} (limit)" if contender in LIMITS else contender
+
+
+def rss(runs: Runs) -> str:
+    m = median(runs, "peak_rss_mib")
+    return "–" if math.isnan(m) else f"{m:.0f}"
+
+
+def table_time(results: Results) -> list[str]:
+    """Bulk workloads: time and peak RSS, fastest first."""
+    ours = median(results["db_pool"], "seconds")
+    lines = ["| contender | median s | min – max s | peak RSS MiB | time / db_pool |",
+             "|---|---:|---:|---:|---:|"]
+    for c, runs in sorted(results.items(), key=lambda kv: median(kv[1], "seconds")):
+        t = median(runs, "seconds")
+        lo, hi = min(r["seconds"] for r in runs), max(r["seconds"] for r in runs)
+        lines.append(f"| {label(c)} | {t:.3f} | {lo:.3f} – {hi:.3f} | "
+                     f"{rss(runs)} | {t / ours:.2f} |")
+    return lines + [""]
+
+
+def table_qps(results: Results) -> list[str]:
+    """Small-query workloads: throughput and latency, fastest first."""
+    ours = median(results["db_pool"], "qps")
+    lines = ["| contender | median QPS | min – max QPS | p50 ms | p99 ms | db_pool QPS / this |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for c, runs in sorted(results.items(), key=lambda kv: -median(kv[1], "qps")):
+        q = median(runs, "qps")
+        lo, hi = min(r["qps"] for r in runs), max(r["qps"] for r in runs)
+        lines.append(f"| {label(c)} | {q:,.0f} | {lo:,.0f} – {hi:,.0f} | "
+                     f"{median(runs, 'p50_ms'):.3f} | {median(runs, 'p99_ms'):.3f} | "
+                     f"{ours / q:.2f} |")
+    return lines + [""]
+
+
+def ratio_summary(results: Results, key: str) -> str:
+    """One line: db_pool against every peer (limits named apart)."""
+    ours = median(results["db_pool"], key)
+    parts = []
+    for c, runs in results.items():
+        if c in OURS:
+            continue
+        r = median(runs, key) / ours if key == "seconds" else ours / median(runs, key)
+        parts.append(f"{label(c)} {r:.2f}")
+    return ", ".join(parts)
+
+
+def plot(path: Path, title: str, panels: list[tuple[str, dict[str, float], str]]) -> None:
+    """One row of horizontal bar charts; panels are (subtitle, {name: value}, x label).
+    db_pool's bars are red, the server's limits (and the seed) grey, the peers blue."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    height = 0.8 + 0.38 * max(len(values) for _, values, _ in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), height), squeeze=False)
+    for ax, (subtitle, values, xlabel) in zip(axes[0], panels):
+        names = [n for n in sorted(values, key=values.__getitem__) if not math.isnan(values[n])]
+        colors = ["#d62728" if n.startswith("db_pool") else
+                  "#999999" if n in LIMITS or n == "seed" else "#1f77b4" for n in names]
+        bars = ax.barh([label(n) for n in names], [values[n] for n in names], color=colors)
+        ax.bar_label(bars, labels=[f"{values[n]:,.0f}" if values[n] >= 100 else
+                                   f"{values[n]:.3g}" for n in names], padding=3, fontsize=8)
+        ax.set_title(subtitle, fontsize=10)
+        ax.set_xlabel(xlabel, fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.margins(x=0.18)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def medians(results: Results, key: str) -> dict[str, float]:
+    return {c: median(runs, key) for c, runs in results.items()}
