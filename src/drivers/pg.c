@@ -107,8 +107,13 @@ static int parse_config(const dbp_setting *settings, size_t n, void **out, dbp_e
             char *why = NULL;
             PQconninfoOption *parsed = PQconninfoParse(value, &why);
             if (!parsed) {
+                /* libpq quotes a badly percent-encoded part, which may be
+                 * the password: name the problem, not the text. */
+                int quoted = why && strstr(why, "percent");
                 rc = dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "invalid PostgreSQL URL: %s",
-                                   why ? why : "out of memory");
+                                   quoted ? "invalid percent-encoding (the part is not shown)"
+                                   : why  ? why
+                                          : "out of memory");
                 PQfreemem(why);
                 continue;
             }

@@ -519,3 +519,11 @@ async def test_statement_timeout(pg: Any) -> None:
             await tx.query("SELECT pg_sleep(2) AS s")
     assert info.value.sqlstate == "57014"
     await assert_healthy(pg)
+
+
+async def test_badly_encoded_url_does_not_echo_the_password(api: Any) -> None:
+    # libpq quotes the offending part of a URL, which may be the password.
+    with pytest.raises(ConfigurationError) as info:
+        await api.create_pool("cfg", url="postgresql://u:s3cr%zzet@127.0.0.1:1/db")
+    assert "s3cr" not in str(info.value)
+    assert api.list_pools() == []
