@@ -92,7 +92,10 @@ typedef struct dbp_manager dbp_manager;
 int dbp_manager_new(dbp_manager **out, dbp_error *err);
 
 /* Closes every pool (in-flight requests finish first, queued ones fail with
- * DBP_E_CLOSED), joins the worker threads and frees the manager. */
+ * DBP_E_CLOSED), joins the worker threads and frees the manager. In a child
+ * process forked after the manager was created it does nothing: the
+ * connections are the parent's, and every other call fails with
+ * DBP_E_CLOSED there. */
 void dbp_manager_free(dbp_manager *mgr);
 
 /* Creates the pool `pool_id` for `engine` ("sqlite", ...), opening

@@ -11,6 +11,7 @@
 #define DBP_CORE_H
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -130,6 +131,7 @@ struct dbp_pool {
 
 struct dbp_manager {
     pthread_mutex_t mu;
+    pid_t pid;              /* the creating process: a forked child has no workers */
     int refs;               /* the owner's, plus one per pool not yet destroyed */
     int closing;
     dbp_pool **pools;
@@ -214,6 +216,8 @@ void dbp_lease_return(dbp_lease *lease);
 
 /* manager.c */
 void dbp_janitor_wake_locked(dbp_manager *mgr);
+/* 1 in a child process forked after the manager was created. */
+int dbp_manager_forked(const dbp_manager *mgr);
 /* Drops a manager reference (call without the lock); the last one frees it.
  * Pools hold one so that a lease released after dbp_manager_free still
  * finds its lock. */

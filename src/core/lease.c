@@ -27,8 +27,9 @@ int dbp_submit_on_lease(dbp_lease *lease, dbp_request *req, dbp_completion_queue
     else if (lease->busy || lease->release_pending)
         rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
                            "the connection is busy with another request; await it first");
-    else if (mgr->closing)
-        rc = dbp_error_set(err, DBP_E_CLOSED, 0, NULL, "the pool manager is closed");
+    else if (mgr->closing || dbp_manager_forked(mgr))
+        rc = dbp_error_set(err, DBP_E_CLOSED, 0, NULL,
+                           "the pool manager is closed (or belongs to the parent process)");
     if (rc == DBP_OK) {
         dbp_request_ref(req); /* the in-flight reference */
         req->mgr = mgr;
@@ -80,8 +81,8 @@ static int needs_reset(const dbp_lease *lease)
 
 void dbp_lease_release(dbp_lease *lease)
 {
-    if (!lease)
-        return;
+    if (!lease || dbp_manager_forked(lease->pool->mgr))
+        return; /* a forked child must not touch the parent's connection */
     dbp_manager *mgr = lease->pool->mgr;
     pthread_mutex_lock(&mgr->mu);
     int on_worker = lease->busy; /* the running request's worker returns it */

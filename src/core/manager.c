@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "core.h"
@@ -35,6 +36,7 @@ int dbp_manager_new(dbp_manager **out, dbp_error *err)
     if (!mgr)
         return dbp_error_nomem(err);
     mgr->refs = 1;
+    mgr->pid = getpid();
     pthread_mutex_init(&mgr->mu, NULL);
     pthread_cond_init(&mgr->work_cv, NULL);
     pthread_condattr_t attr;
@@ -54,6 +56,15 @@ int dbp_manager_new(dbp_manager **out, dbp_error *err)
 }
 
 void dbp_janitor_wake_locked(dbp_manager *mgr) { pthread_cond_signal(&mgr->janitor_cv); }
+
+int dbp_manager_forked(const dbp_manager *mgr) { return getpid() != mgr->pid; }
+
+static int forked_error(dbp_error *err)
+{
+    return dbp_error_set(err, DBP_E_CLOSED, 0, NULL,
+                         "this pool manager belongs to the parent process (the process has "
+                         "forked since): create a new one in the child");
+}
 
 static size_t find_pool_index(const dbp_manager *mgr, const char *id)
 {
@@ -146,6 +157,8 @@ int dbp_manager_create_pool(dbp_manager *mgr, const char *pool_id, const char *e
         dbp_pool_options_init(&defaults);
         opts = &defaults;
     }
+    if (dbp_manager_forked(mgr))
+        return forked_error(err);
     if (!pool_id || !*pool_id)
         return dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "pool_id must be a non-empty string");
     const dbp_driver *driver = dbp_driver_find(engine ? engine : "");
@@ -255,7 +268,10 @@ int dbp_manager_close_pool(dbp_manager *mgr, const char *pool_id, dbp_error *err
 
 void dbp_manager_free(dbp_manager *mgr)
 {
-    if (!mgr)
+    /* In a forked child the workers do not exist and the connections are
+     * the parent's: closing them would end the parent's sessions. The
+     * child leaves everything alone. */
+    if (!mgr || dbp_manager_forked(mgr))
         return;
     request_list failed = {0};
     dbp_conn *to_close = NULL;
@@ -316,6 +332,8 @@ int dbp_submit(dbp_manager *mgr, const char *pool_id, dbp_request *req,
     size_t i = SIZE_MAX;
     if (req->state != REQ_NEW) {
         rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "the request was submitted already");
+    } else if (dbp_manager_forked(mgr)) {
+        rc = forked_error(err);
     } else if (mgr->closing) {
         rc = dbp_error_set(err, DBP_E_CLOSED, 0, NULL, "the pool manager is closed");
     } else if ((i = find_pool_index(mgr, pool_id)) == SIZE_MAX) {
