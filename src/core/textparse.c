@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "db_pool.h"
+#include "error.h"
 
 #define US_PER_SEC INT64_C(1000000)
 #define US_PER_DAY (INT64_C(86400) * US_PER_SEC)
@@ -302,4 +303,17 @@ int dbp_format_double(double d, char *buf, size_t size)
             break;
     }
     return n;
+}
+
+int dbp_parse_setting_int(const char *engine, const char *key, const char *value, long lo,
+                          long hi, long *out, dbp_error *err)
+{
+    char *end;
+    long v = strtol(value, &end, 10);
+    if (!*value || *end || v < lo || v > hi)
+        return dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
+                             "%s setting %s must be an integer in [%ld, %ld], got '%s'", engine,
+                             key, lo, hi, value);
+    *out = v;
+    return DBP_OK;
 }

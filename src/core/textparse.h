@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "db_pool.h"
+
 /* Days since 1970-01-01 of a proleptic Gregorian date. */
 int64_t dbp_days_from_civil(int64_t y, unsigned m, unsigned d);
 void dbp_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d);
@@ -22,6 +24,11 @@ int dbp_parse_timestamp(const char *s, size_t n, int64_t *us);
  * fraction digits; fails if it needs more than `precision` digits or would
  * drop a non-zero digit. */
 int dbp_parse_decimal(const char *s, size_t n, int precision, int scale, __int128 *out);
+
+/* An engine setting that must be a whole number in [lo, hi]; a
+ * DBP_E_CONFIG error names the engine, the setting and the value. */
+int dbp_parse_setting_int(const char *engine, const char *key, const char *value, long lo,
+                          long hi, long *out, dbp_error *err);
 
 /* Canonical text forms; buffers of at least 40 bytes. Return the length. */
 int dbp_format_date(int64_t days, char *buf, size_t size);

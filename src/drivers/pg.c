@@ -92,11 +92,8 @@ static int parse_config(const dbp_setting *settings, size_t n, void **out, dbp_e
     for (size_t i = 0; i < n && rc == DBP_OK; i++) {
         const char *key = settings[i].key, *value = settings[i].value;
         if (strcmp(key, "statement_cache_size") == 0) {
-            char *end;
-            long v = strtol(value, &end, 10);
-            if (!*value || *end || v < 0 || v > 100000)
-                rc = dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
-                                   "statement_cache_size must be an integer in [0, 100000]");
+            long v = 0;
+            rc = dbp_parse_setting_int("postgresql", key, value, 0, 100000, &v, err);
             cfg->cache_size = (int)v;
             continue;
         }

@@ -53,17 +53,14 @@ static void free_config(void *p)
     dbp_free(cfg);
 }
 
-static int parse_int_setting(const char *key, const char *value, int lo, int hi, int *out,
-                             dbp_error *err)
+static int int_setting(const char *key, const char *value, long lo, long hi, int *out,
+                       dbp_error *err)
 {
-    char *end;
-    long v = strtol(value, &end, 10);
-    if (!*value || *end || v < lo || v > hi)
-        return dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
-                             "sqlite setting %s must be an integer in [%d, %d], got '%s'", key,
-                             lo, hi, value);
-    *out = (int)v;
-    return DBP_OK;
+    long v;
+    int rc = dbp_parse_setting_int("sqlite", key, value, lo, hi, &v, err);
+    if (rc == DBP_OK)
+        *out = (int)v;
+    return rc;
 }
 
 static int apply_setting(sqlite_config *cfg, const char *key, const char *value,
@@ -87,9 +84,9 @@ static int apply_setting(sqlite_config *cfg, const char *key, const char *value,
         return DBP_OK;
     }
     if (strcmp(key, "busy_timeout_ms") == 0)
-        return parse_int_setting(key, value, 0, 86400000, &cfg->busy_timeout_ms, err);
+        return int_setting(key, value, 0, 86400000, &cfg->busy_timeout_ms, err);
     if (strcmp(key, "statement_cache_size") == 0)
-        return parse_int_setting(key, value, 0, 10000, &cfg->cache_size, err);
+        return int_setting(key, value, 0, 10000, &cfg->cache_size, err);
     if (strcmp(key, "foreign_keys") == 0) {
         if (strcmp(value, "on") && strcmp(value, "off"))
             return dbp_error_set(err, DBP_E_CONFIG, 0, NULL,

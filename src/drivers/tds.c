@@ -53,6 +53,7 @@
 #include "tds_internal.h"
 #include "tds_types.h"
 #include "textbuf.h"
+#include "textparse.h"
 
 /* Seconds db-lib waits between calls of the error handler while the server
  * is silent; also the cancel latency. */
@@ -93,14 +94,7 @@ static void free_config(void *p)
 static int int_setting(const char *key, const char *value, long lo, long hi, long *out,
                        dbp_error *err)
 {
-    char *end;
-    long v = strtol(value, &end, 10);
-    if (!*value || *end || v < lo || v > hi)
-        return dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
-                             "mssql setting %s must be an integer in [%ld, %ld], got '%s'", key,
-                             lo, hi, value);
-    *out = v;
-    return DBP_OK;
+    return dbp_parse_setting_int("mssql", key, value, lo, hi, out, err);
 }
 
 static int bool_setting(const char *key, const char *value, int *out, dbp_error *err)
