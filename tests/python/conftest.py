@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any, AsyncIterator, Iterable
 
-import polars as pl
 import pytest
 
-from db_pool import DatabasePool, SyncDatabasePool, SyncTransaction
+from db_pool import DatabasePool, SyncDatabasePool
+from sync_as_async import SyncAsAsync
 
 #: A statement that never ends on its own (until interrupted).
 SLOW_SQL = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c"
@@ -50,86 +49,6 @@ STATS_KEYS = {
 def sqlite_url(path: Path | str) -> str:
     """sqlite:/// URL of an absolute path (sqlite:////abs/path.db)."""
     return f"sqlite:///{path}"
-
-
-# ---- the sync API behind an awaitable interface -----------------------------------
-
-
-class _SyncTxAsAsync:
-    def __init__(self, tx: SyncTransaction) -> None:
-        self._tx = tx
-
-    async def __aenter__(self) -> _SyncTxAsAsync:
-        self._tx.__enter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._tx.__exit__(exc_type, exc, tb)
-
-    async def query(self, sql: str, params: Any = None) -> pl.DataFrame:
-        return self._tx.query(sql, params)
-
-    async def execute(self, sql: str, params: Any = None) -> int:
-        return self._tx.execute(sql, params)
-
-    async def execute_many(self, sql: str, rows: Iterable[Any]) -> int:
-        return self._tx.execute_many(sql, rows)
-
-
-class SyncAsAsync:
-    """A SyncDatabasePool with DatabasePool's awaitable signatures. The calls
-    block the event loop while they run, which is fine in these tests."""
-
-    def __init__(self, pool: SyncDatabasePool) -> None:
-        self.pool = pool
-
-    def __repr__(self) -> str:
-        return repr(self.pool)
-
-    async def create_pool(self, pool_id: str, *args: Any, **kwargs: Any) -> None:
-        self.pool.create_pool(pool_id, *args, **kwargs)
-
-    async def close_pool(self, pool_id: str) -> None:
-        self.pool.close_pool(pool_id)
-
-    async def close(self) -> None:
-        self.pool.close()
-
-    def list_pools(self) -> list[str]:
-        return self.pool.list_pools()
-
-    def stats(self, pool_id: str) -> dict[str, Any]:
-        return self.pool.stats(pool_id)
-
-    async def query(self, pool_id: str, sql: str, params: Any = None) -> pl.DataFrame:
-        return self.pool.query(pool_id, sql, params)
-
-    async def execute(self, pool_id: str, sql: str, params: Any = None) -> int:
-        return self.pool.execute(pool_id, sql, params)
-
-    async def execute_many(self, pool_id: str, sql: str, rows: Iterable[Any]) -> int:
-        return self.pool.execute_many(pool_id, sql, rows)
-
-    async def write_frame(self, pool_id: str, frame: pl.DataFrame, table: str) -> int:
-        return self.pool.write_frame(pool_id, frame, table)
-
-    def transaction(self, pool_id: str, begin: str = "") -> _SyncTxAsAsync:
-        return _SyncTxAsAsync(self.pool.transaction(pool_id, begin))
-
-    async def stream(
-        self, pool_id: str, sql: str, params: Any = None, *, batch_rows: int = 65_536
-    ) -> AsyncIterator[pl.DataFrame]:
-        it = self.pool.stream(pool_id, sql, params, batch_rows=batch_rows)
-        try:
-            for df in it:
-                yield df
-        finally:
-            it.close()
 
 
 # ---- fixtures ------------------------------------------------------------------

@@ -27,20 +27,19 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, AsyncIterator, Iterable, Iterator
+from typing import Any, AsyncIterator, Iterator
 from urllib.parse import quote, unquote, urlsplit
 
-import polars as pl
 import pytest
 
 import db_pool
-from db_pool import DatabasePool, SyncDatabasePool, SyncTransaction
+from db_pool import DatabasePool, SyncDatabasePool
 
 ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.python.sync_as_async import SyncAsAsync  # noqa: E402
 from tests.tds_server import TdsTestServer  # noqa: E402
 
 ENV_DSN = "DB_POOL_TEST_MSSQL_DSN"
@@ -132,73 +131,6 @@ def table(server: Target, request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 # ---- the sync API behind awaitable methods ------------------------------------------
-
-
-class _SyncTx:
-    def __init__(self, tx: SyncTransaction) -> None:
-        self._tx = tx
-
-    async def __aenter__(self) -> _SyncTx:
-        self._tx.__enter__()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        self._tx.__exit__(exc_type, exc, tb)
-
-    async def query(self, sql: str, params: Any = None) -> pl.DataFrame:
-        return self._tx.query(sql, params)
-
-    async def execute(self, sql: str, params: Any = None) -> int:
-        return self._tx.execute(sql, params)
-
-    async def execute_many(self, sql: str, rows: Iterable[Any]) -> int:
-        return self._tx.execute_many(sql, rows)
-
-
-class SyncAsAsync:
-    """A SyncDatabasePool with DatabasePool's awaitable signatures."""
-
-    is_sync = True
-
-    def __init__(self, pool: SyncDatabasePool) -> None:
-        self.pool = pool
-
-    async def create_pool(self, pool_id: str, *args: Any, **kwargs: Any) -> None:
-        self.pool.create_pool(pool_id, *args, **kwargs)
-
-    async def close_pool(self, pool_id: str) -> None:
-        self.pool.close_pool(pool_id)
-
-    async def close(self) -> None:
-        self.pool.close()
-
-    def stats(self, pool_id: str) -> dict[str, Any]:
-        return self.pool.stats(pool_id)
-
-    async def query(self, pool_id: str, sql: str, params: Any = None) -> pl.DataFrame:
-        return self.pool.query(pool_id, sql, params)
-
-    async def execute(self, pool_id: str, sql: str, params: Any = None) -> int:
-        return self.pool.execute(pool_id, sql, params)
-
-    async def execute_many(self, pool_id: str, sql: str, rows: Iterable[Any]) -> int:
-        return self.pool.execute_many(pool_id, sql, rows)
-
-    async def write_frame(self, pool_id: str, frame: pl.DataFrame, table: str) -> int:
-        return self.pool.write_frame(pool_id, frame, table)
-
-    def transaction(self, pool_id: str, begin: str = "", *, isolation: str | None = None) -> _SyncTx:
-        return _SyncTx(self.pool.transaction(pool_id, begin, isolation=isolation))
-
-    async def stream(self, pool_id: str, sql: str, params: Any = None, *,
-                     batch_rows: int = 65_536) -> AsyncIterator[pl.DataFrame]:
-        it = self.pool.stream(pool_id, sql, params, batch_rows=batch_rows)
-        try:
-            for df in it:
-                yield df
-        finally:
-            it.close()
 
 
 # ---- pools ------------------------------------------------------------------------------

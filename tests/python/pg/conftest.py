@@ -27,21 +27,20 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from types import TracebackType
-from typing import Any, AsyncIterator, Iterable, Iterator
+from typing import Any, AsyncIterator, Iterator
 from urllib.parse import quote
 
-import polars as pl
 import pytest
 
 import db_pool
-from db_pool import DatabasePool, SyncDatabasePool, SyncTransaction
+from db_pool import DatabasePool, SyncDatabasePool
 
 TESTS_DIR = Path(__file__).resolve().parents[2]
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
 from pg_server import ENV_DSN, PgServer  # noqa: E402
+from sync_as_async import SyncAsAsync
 
 HAVE_PG_ENGINE = "postgresql" in db_pool.engines()
 SKIP_REASON = (
@@ -166,88 +165,6 @@ def pool_kwargs(server: PgServer, schema: str, timezone: str | None = None,
         "options": pg_options(schema, timezone),
         **options,
     }
-
-
-# ---- the sync API behind awaitable methods ---------------------------------------------
-
-
-class _SyncTx:
-    def __init__(self, tx: SyncTransaction) -> None:
-        self._tx = tx
-
-    async def __aenter__(self) -> _SyncTx:
-        self._tx.__enter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._tx.__exit__(exc_type, exc, tb)
-
-    async def query(self, sql: str, params: Any = None, *, copy: Any = "auto") -> pl.DataFrame:
-        return self._tx.query(sql, params, copy=copy)
-
-    async def execute(self, sql: str, params: Any = None) -> int:
-        return self._tx.execute(sql, params)
-
-    async def execute_many(self, sql: str, rows: Iterable[Any]) -> int:
-        return self._tx.execute_many(sql, rows)
-
-
-class SyncAsAsync:
-    """A SyncDatabasePool with DatabasePool's awaitable signatures (copy=,
-    isolation=, readonly= included). Calls block the loop, fine in tests."""
-
-    is_sync = True
-
-    def __init__(self, pool: SyncDatabasePool) -> None:
-        self.pool = pool
-
-    def __repr__(self) -> str:
-        return f"SyncAsAsync({self.pool!r})"
-
-    async def create_pool(self, pool_id: str, *args: Any, **kwargs: Any) -> None:
-        self.pool.create_pool(pool_id, *args, **kwargs)
-
-    async def close_pool(self, pool_id: str) -> None:
-        self.pool.close_pool(pool_id)
-
-    async def close(self) -> None:
-        self.pool.close()
-
-    def list_pools(self) -> list[str]:
-        return self.pool.list_pools()
-
-    def stats(self, pool_id: str) -> dict[str, Any]:
-        return self.pool.stats(pool_id)
-
-    async def query(self, pool_id: str, sql: str, params: Any = None, *,
-                    copy: Any = "auto") -> pl.DataFrame:
-        return self.pool.query(pool_id, sql, params, copy=copy)
-
-    async def execute(self, pool_id: str, sql: str, params: Any = None) -> int:
-        return self.pool.execute(pool_id, sql, params)
-
-    async def execute_many(self, pool_id: str, sql: str, rows: Iterable[Any]) -> int:
-        return self.pool.execute_many(pool_id, sql, rows)
-
-    def transaction(self, pool_id: str, begin: str = "", *, isolation: str | None = None,
-                    readonly: bool = False) -> _SyncTx:
-        return _SyncTx(
-            self.pool.transaction(pool_id, begin, isolation=isolation, readonly=readonly)
-        )
-
-    async def stream(self, pool_id: str, sql: str, params: Any = None, *,
-                     batch_rows: int = 65_536, copy: Any = "auto") -> AsyncIterator[pl.DataFrame]:
-        it = self.pool.stream(pool_id, sql, params, batch_rows=batch_rows, copy=copy)
-        try:
-            for df in it:
-                yield df
-        finally:
-            it.close()
 
 
 # ---- pool fixtures ---------------------------------------------------------------------
