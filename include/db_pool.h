@@ -1,7 +1,8 @@
 /* db_pool.h - public C API of libdbpool.
  *
- * A manager owns named logical pools; each pool owns connections to one
- * database endpoint through an engine driver. Work is submitted as requests
+ * A manager owns named logical pools; each pool owns connections to one or
+ * more endpoints of the same database (a primary and its replicas) through
+ * an engine driver, and routes each request to a fitting endpoint. Work is submitted as requests
  * that run on the library's worker threads; a request completes either into a
  * completion queue (whose file descriptor an event loop watches) or is waited
  * for directly. Query results are Arrow arrays exported through the Arrow C
@@ -41,6 +42,9 @@ typedef enum dbp_category {
     DBP_E_CANCELLED = 12, /* the caller cancelled the request */
     DBP_E_DATA = 13,     /* a value cannot be represented exactly */
     DBP_E_CONFIG = 14,   /* invalid pool configuration */
+    DBP_E_UNAVAILABLE = 15, /* no endpoint can serve the request (none up in the role it needs) */
+    DBP_E_OUTCOME_UNKNOWN = 16, /* the connection broke after a write was sent: it may or
+                                   may not have been committed; never retried */
 } dbp_category;
 
 #define DBP_ERROR_MESSAGE_SIZE 1024
@@ -73,7 +77,28 @@ typedef struct dbp_pool_options {
     int64_t max_lifetime_ms;   /* retire connections older than this (default 3600000; 0 = never) */
     double lifetime_jitter;    /* fraction of max_lifetime subtracted at random (default 0.1) */
     int64_t validate_after_ms; /* ping a connection idle longer than this before use (default 5000; <0 = never) */
+
+    /* Pools with several endpoints (sizes above are per endpoint): */
+    int read_from;             /* dbp_read_from for read requests (default DBP_READ_PRIMARY) */
+    int balance;               /* dbp_balance among fitting endpoints (default round robin) */
+    int64_t failover_timeout_ms; /* how long a request waits for an endpoint in the role it
+                                    needs while none is up (default 30000) */
+    int64_t probe_interval_ms; /* role and health probe of each endpoint (default 1000) */
+    int64_t max_replica_lag_ms; /* skip replicas further behind than this (default 0 = no limit) */
 } dbp_pool_options;
+
+/* Where read requests go (see dbp_request_set_readonly). Writes, and
+ * transactions that are not read-only, always go to the primary. */
+typedef enum dbp_read_from {
+    DBP_READ_PRIMARY = 0,
+    DBP_READ_REPLICAS = 1, /* replicas; the primary only while no replica is up */
+    DBP_READ_ANY = 2,      /* the primary and the replicas alike */
+} dbp_read_from;
+
+typedef enum dbp_balance {
+    DBP_BALANCE_ROUND_ROBIN = 0,
+    DBP_BALANCE_LEAST_BUSY = 1, /* the endpoint with the fewest connections in use */
+} dbp_balance;
 
 void dbp_pool_options_init(dbp_pool_options *opts);
 
@@ -98,12 +123,33 @@ int dbp_manager_new(dbp_manager **out, dbp_error *err);
  * DBP_E_CLOSED there. */
 void dbp_manager_free(dbp_manager *mgr);
 
+/* Keeps the manager's memory (not its pools) valid until the matching
+ * dbp_manager_unref, for a thread that may still be inside
+ * dbp_manager_wait_events when another calls dbp_manager_free. */
+void dbp_manager_ref(dbp_manager *mgr);
+void dbp_manager_unref(dbp_manager *mgr);
+
 /* Creates the pool `pool_id` for `engine` ("sqlite", ...), opening
  * min_size connections before it returns, so bad settings fail here.
  * Strings are copied. */
 int dbp_manager_create_pool(dbp_manager *mgr, const char *pool_id, const char *engine,
                             const dbp_setting *settings, size_t n_settings,
                             const dbp_pool_options *opts, dbp_error *err);
+
+/* One endpoint's engine settings. */
+typedef struct dbp_endpoint_config {
+    const dbp_setting *settings;
+    size_t n_settings;
+} dbp_endpoint_config;
+
+/* Creates a pool over several endpoints of one database. Each endpoint is
+ * connected and its role probed before this returns; an endpoint that cannot
+ * be reached is marked down and retried later, but a refused login or a bad
+ * setting fails the call, and so does finding no endpoint reachable. With
+ * one endpoint this is dbp_manager_create_pool. */
+int dbp_manager_create_pool_endpoints(dbp_manager *mgr, const char *pool_id, const char *engine,
+                                      const dbp_endpoint_config *endpoints, size_t n_endpoints,
+                                      const dbp_pool_options *opts, dbp_error *err);
 
 /* Closes a pool: queued requests fail with DBP_E_CLOSED, running ones finish,
  * then every connection is closed. */
@@ -136,10 +182,75 @@ typedef struct dbp_pool_stats {
     uint64_t errors_total;     /* requests completed with an error */
     uint64_t cancelled_total;  /* requests cancelled */
     double acquire_wait_ms_total; /* summed time callers waited for a connection */
+    int n_endpoints;
+    uint64_t topology_generation; /* bumped whenever an endpoint's role changes */
+    uint64_t failovers_total;     /* times writes moved to a different primary */
+    uint64_t retries_total;       /* requests moved to another endpoint before running */
 } dbp_pool_stats;
 
 int dbp_manager_pool_stats(dbp_manager *mgr, const char *pool_id, dbp_pool_stats *out,
                            char *engine_out, size_t engine_out_size, dbp_error *err);
+
+typedef enum dbp_role {
+    DBP_ROLE_UNKNOWN = 0, /* not probed (single-endpoint pools never probe) */
+    DBP_ROLE_PRIMARY = 1,
+    DBP_ROLE_REPLICA = 2,
+} dbp_role;
+
+typedef enum dbp_health {
+    DBP_HEALTH_UP = 0,
+    DBP_HEALTH_SUSPECT = 1, /* a connection to it broke; a probe is on its way */
+    DBP_HEALTH_DOWN = 2,    /* connecting failed; retried after a backoff */
+} dbp_health;
+
+/* The state of one endpoint. `label` is host, port and database, never a
+ * password. */
+typedef struct dbp_endpoint_stats {
+    char label[128];
+    int role;            /* dbp_role */
+    int health;          /* dbp_health */
+    int is_primary;      /* the endpoint writes go to now */
+    double lag_seconds;  /* replica replay lag at the last probe; < 0 unknown */
+    int failures;        /* consecutive failed connects or probes */
+    int64_t retry_in_ms; /* while down: time until the next attempt */
+    char last_error[256];
+    int size, idle, in_use, opening;
+    uint64_t acquired_total;
+    uint64_t failed_total; /* failed connection attempts and probes */
+} dbp_endpoint_stats;
+
+/* Endpoint `index` (0-based, in the order given at creation) of a pool;
+ * DBP_E_NOT_FOUND past the last one. */
+int dbp_manager_endpoint_stats(dbp_manager *mgr, const char *pool_id, int index,
+                               dbp_endpoint_stats *out, dbp_error *err);
+
+/* ---- topology events ------------------------------------------------------- */
+
+typedef enum dbp_event_kind {
+    DBP_EVENT_UP = 1,      /* an endpoint answers again */
+    DBP_EVENT_SUSPECT = 2,
+    DBP_EVENT_DOWN = 3,
+    DBP_EVENT_ROLE = 4,    /* an endpoint's role changed (or became known) */
+    DBP_EVENT_PRIMARY = 5, /* writes now go to this endpoint */
+} dbp_event_kind;
+
+typedef struct dbp_event {
+    int kind;          /* dbp_event_kind */
+    double unix_time;
+    char pool_id[128];
+    char endpoint[128];
+    int role;          /* dbp_role after the event */
+    int old_role;
+    char message[256]; /* the error that made it suspect or down, else "" */
+} dbp_event;
+
+/* Waits up to timeout_ms (< 0: forever) for endpoint events of any pool and
+ * moves up to `max` of them into `out`, oldest first; *n is how many. The
+ * manager keeps the latest 256. Returns DBP_E_CLOSED (with *n = 0) once the
+ * manager is being freed, so a thread draining events can stop; such a
+ * thread holds a dbp_manager_ref across the call. */
+int dbp_manager_wait_events(dbp_manager *mgr, int64_t timeout_ms, dbp_event *out, size_t max,
+                            size_t *n);
 
 /* ---- parameters ---------------------------------------------------------- */
 
@@ -213,6 +324,12 @@ typedef enum dbp_copy_mode {
     DBP_COPY_NEVER = 2,
 } dbp_copy_mode;
 void dbp_request_set_copy_mode(dbp_request *req, dbp_copy_mode mode);
+/* Routing in pools with several endpoints: 1 = a read (follows read_from),
+ * 0 = a write (goes to the primary). Default -1: QUERY is a read, every other
+ * operation, LEASE included, a write. A QUERY whose connection breaks runs
+ * again on another endpoint only when that cannot repeat a write: it was
+ * marked read-only here or it ran on a replica. */
+void dbp_request_set_readonly(dbp_request *req, int readonly);
 /* WRITE_FRAME: the rows to load, an Arrow stream of struct batches whose
  * field names are the table's columns. The request takes the stream over
  * (and releases it); `*in` is left released. */

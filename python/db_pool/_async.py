@@ -23,6 +23,7 @@ from ._common import (
     frame,
     log_notices,
     pool_arguments,
+    readonly_flag,
 )
 from .errors import PoolClosed
 
@@ -68,10 +69,13 @@ class Transaction:
     Commits when the block ends normally, rolls back when it raises.
     """
 
-    def __init__(self, pool: DatabasePool, pool_id: str, begin: str) -> None:
+    def __init__(
+        self, pool: DatabasePool, pool_id: str, begin: str, readonly: int = -1
+    ) -> None:
         self._pool = pool
         self._pool_id = pool_id
         self._begin = begin
+        self._readonly = readonly
         self._lease: _native.Lease | None = None
         self._last: _native.Request | None = None
 
@@ -128,7 +132,7 @@ class Transaction:
         return req.rows_affected()
 
     async def __aenter__(self) -> Transaction:
-        req = await self._pool._submit(self._pool_id, _native.OP_LEASE)
+        req = await self._pool._submit(self._pool_id, _native.OP_LEASE, readonly=self._readonly)
         self._lease = req.take_lease()
         try:
             await self._run(_native.OP_BEGIN, self._begin)
@@ -189,6 +193,7 @@ class DatabasePool(PoolRegistry):
         many: bool = False,
         copy: int = 0,
         input: object = None,
+        readonly: int = -1,
     ) -> _native.Request:
         completions = self._loop_completions()
         fut = completions.loop.create_future()
@@ -203,6 +208,7 @@ class DatabasePool(PoolRegistry):
             queue=completions.queue,
             future=fut,
             engine=self._engine(pool_id),
+            readonly=readonly,
         )
         return await _finish(req)
 
@@ -218,6 +224,7 @@ class DatabasePool(PoolRegistry):
         username: str | None = None,
         password: str | None = None,
         url: str | None = None,
+        endpoints: Sequence[str | Mapping[str, Any]] | None = None,
         **pool_options: Any,
     ) -> None:
         """Creates the pool ``pool_id`` and opens its first ``min_size`` connections.
@@ -227,13 +234,22 @@ class DatabasePool(PoolRegistry):
         ``min_size``, ``max_size``, ``max_waiting``, ``acquire_timeout``,
         ``idle_timeout``, ``max_lifetime`` (seconds), ``lifetime_jitter``,
         ``validate_after``; other keywords are engine settings.
+
+        Several endpoints of one database (a primary and its replicas):
+        ``endpoints=[url1, url2, ...]`` (URLs or dicts of settings), a
+        multi-host URL ``postgresql://h1:p1,h2:p2/db`` or ``host="h1,h2"``.
+        Each endpoint gets its own connections (sizes are per endpoint) and
+        its role is probed; writes go to the primary. Options:
+        ``read_from`` ("primary", "replicas", "any"), ``balance``
+        ("round_robin", "least_busy"), ``failover_timeout``,
+        ``probe_interval`` and ``max_replica_lag`` (seconds).
         """
         engine, settings, options = pool_arguments(
-            db_type, host, port, database, username, password, url, pool_options
+            db_type, host, port, database, username, password, url, pool_options, endpoints
         )
         manager = self._manager()
         await asyncio.to_thread(manager.create_pool, pool_id, engine, settings, options)
-        self._registered(pool_id, engine)
+        self._registered(pool_id, engine, len(settings))
 
     async def close_pool(self, pool_id: str) -> None:
         """Closes one pool: waiting calls fail with PoolClosed, running ones finish."""
@@ -265,7 +281,13 @@ class DatabasePool(PoolRegistry):
     # ---- statements ----
 
     async def query(
-        self, pool_id: str, sql: str, params: Params = None, *, copy: CopyMode = "auto"
+        self,
+        pool_id: str,
+        sql: str,
+        params: Params = None,
+        *,
+        copy: CopyMode = "auto",
+        readonly: bool | None = None,
     ) -> pl.DataFrame:
         """Runs a query and returns all its rows as a DataFrame.
 
@@ -274,8 +296,20 @@ class DatabasePool(PoolRegistry):
         and are bound by the engine. ``copy`` chooses PostgreSQL's bulk path
         (COPY ... TO STDOUT (FORMAT binary)): "auto" uses it for
         parameterless SELECT/WITH/VALUES/TABLE statements.
+
+        With several endpoints a query is a read and follows ``read_from``;
+        ``readonly=False`` sends it to the primary (INSERT ... RETURNING),
+        ``readonly=True`` also lets it run again on another endpoint if its
+        connection breaks.
         """
-        req = await self._submit(pool_id, _native.OP_QUERY, sql, params, copy=copy_mode(copy))
+        req = await self._submit(
+            pool_id,
+            _native.OP_QUERY,
+            sql,
+            params,
+            copy=copy_mode(copy),
+            readonly=readonly_flag(readonly),
+        )
         return frame(req)
 
     async def execute(self, pool_id: str, sql: str, params: Params = None) -> int:
@@ -320,7 +354,7 @@ class DatabasePool(PoolRegistry):
         MSSQL takes ``isolation`` (also "snapshot").
         """
         options = begin_options(self._engine(pool_id), begin, isolation, readonly)
-        return Transaction(self, pool_id, options)
+        return Transaction(self, pool_id, options, readonly_flag(readonly or None))
 
     async def stream(
         self,
@@ -330,17 +364,19 @@ class DatabasePool(PoolRegistry):
         *,
         batch_rows: int = DEFAULT_BATCH_ROWS,
         copy: CopyMode = "auto",
+        readonly: bool = True,
     ) -> AsyncIterator[pl.DataFrame]:
         """Yields the rows of a query as DataFrames of at most ``batch_rows`` rows.
 
         Only one batch is held in memory at a time; the connection stays
         checked out until the iteration ends or the iterator is closed.
+        A stream is a read (it follows ``read_from``) unless ``readonly=False``.
         """
         if batch_rows < 1:
             raise ValueError("batch_rows must be at least 1")
         copy_mode(copy)  # a bad value fails before a connection is taken
         tx = Transaction(self, pool_id, "")
-        req = await self._submit(pool_id, _native.OP_LEASE)
+        req = await self._submit(pool_id, _native.OP_LEASE, readonly=int(readonly))
         tx._lease = req.take_lease()
         cursor_open = False
         try:

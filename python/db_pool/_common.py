@@ -3,9 +3,12 @@ native settings and options, and native results into DataFrames."""
 
 from __future__ import annotations
 
+import collections
 import logging
-from typing import Any, Literal, Mapping
-from urllib.parse import parse_qsl, unquote, urlsplit
+import threading
+import weakref
+from typing import Any, Literal, Mapping, Sequence
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import polars as pl
 
@@ -23,8 +26,18 @@ POOL_OPTIONS = frozenset(
         "max_lifetime",
         "lifetime_jitter",
         "validate_after",
+        "read_from",
+        "balance",
+        "failover_timeout",
+        "probe_interval",
+        "max_replica_lag",
     }
 )
+
+#: read_from= values: where reads go in a pool with several endpoints.
+_READ_FROM = {"primary": 0, "replicas": 1, "any": 2}
+#: balance= values: how reads spread over the endpoints that fit.
+_BALANCE = {"round_robin": 0, "least_busy": 1}
 
 #: Names users may give for each engine, mapped to the native engine name.
 ENGINE_ALIASES = {
@@ -165,25 +178,77 @@ def _mssql_url_settings(netloc: str, path: str, settings: dict[str, str]) -> dic
     return settings
 
 
+def split_hosts(url: str) -> list[str]:
+    """One URL per host of a multi-host PostgreSQL URL
+    (``postgresql://u:p@h1:5432,h2:5433/db`` gives two); other URLs as they are."""
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if "," not in hosts:
+        return [url]
+    return [
+        urlunsplit(parts._replace(netloc=f"{userinfo}{at}{host}"))
+        for host in hosts.split(",")
+        if host
+    ]
+
+
+def _endpoint_settings(endpoint: str | Mapping[str, Any], engine: str) -> dict[str, str]:
+    if isinstance(endpoint, str):
+        ep_engine, settings = _parse_url(endpoint)
+        if ep_engine != engine:
+            raise ConfigurationError(f"endpoint {endpoint.split('@')[-1]!r} is not {engine}")
+        return settings
+    if isinstance(endpoint, Mapping):
+        return {str(k): _setting_text(v) for k, v in endpoint.items() if v is not None}
+    raise ConfigurationError("each endpoint is a URL or a dict of settings such as host and port")
+
+
+def _split_keyword_hosts(settings: dict[str, str]) -> list[dict[str, str]]:
+    """host="h1,h2" (and port="p1,p2", or one port for all) as two endpoints."""
+    hosts = settings["host"].split(",")
+    ports = settings["port"].split(",") if "port" in settings else [""]
+    if len(ports) not in (1, len(hosts)):
+        raise ConfigurationError(f"{len(hosts)} hosts but {len(ports)} ports")
+    out = []
+    for i, host in enumerate(hosts):
+        ep = dict(settings, host=host)
+        port = ports[i if len(ports) > 1 else 0]
+        if port:
+            ep["port"] = port
+        out.append(ep)
+    return out
+
+
 def pool_arguments(
     db_type: str | None,
     host: str | None,
-    port: int | None,
+    port: int | str | None,
     database: str | None,
     username: str | None,
     password: str | None,
     url: str | None,
     pool_options: Mapping[str, Any],
-) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """Returns (engine, settings, options) for Manager.create_pool."""
+    endpoints: Sequence[str | Mapping[str, Any]] | None = None,
+) -> tuple[str, list[dict[str, str]], dict[str, Any]]:
+    """Returns (engine, one settings dict per endpoint, options) for
+    Manager.create_pool. Keyword settings apply to every endpoint and win
+    over what an endpoint's URL says."""
+    if isinstance(endpoints, (str, bytes)):
+        raise ConfigurationError("endpoints is a list of URLs or dicts, not one string")
     if url is not None:
-        engine, settings = _parse_url(url)
+        engine, base = _parse_url(url)
         if db_type is not None and _engine(db_type) != engine:
             raise ConfigurationError(f"db_type {db_type!r} disagrees with the url's scheme")
     elif db_type is not None:
-        engine, settings = _engine(db_type), {}
+        engine, base = _engine(db_type), {}
+    elif endpoints:
+        first = endpoints[0]
+        if not isinstance(first, str):
+            raise ConfigurationError("give db_type when the endpoints are dicts")
+        engine, base = _parse_url(first)[0], {}
     else:
-        raise ConfigurationError("create_pool needs a db_type or a url")
+        raise ConfigurationError("create_pool needs a db_type, a url or endpoints")
+    common: dict[str, str] = {}
     for key, value in (
         ("host", host),
         ("port", port),
@@ -192,14 +257,43 @@ def pool_arguments(
         ("password", password),
     ):
         if value is not None:
-            settings[key] = _setting_text(value)
+            common[key] = _setting_text(value)
     options: dict[str, Any] = {}
     for key, value in pool_options.items():
         if key in POOL_OPTIONS:
             options[key] = value
         else:
-            settings[key] = _setting_text(value)
-    return engine, settings, options
+            common[key] = _setting_text(value)
+    _translate_choices(options)
+
+    if endpoints:
+        if url is not None or host is not None:
+            raise ConfigurationError("give either endpoints= or url=/host=, not both")
+        return engine, [{**_endpoint_settings(e, engine), **common} for e in endpoints], options
+    if url is not None and engine == "postgresql" and host is None:
+        urls = split_hosts(url)
+        if len(urls) > 1:
+            return engine, [{**_parse_url(u)[1], **common} for u in urls], options
+    settings = {**base, **common}
+    if engine == "postgresql" and "," in settings.get("host", ""):
+        return engine, _split_keyword_hosts(settings), options
+    return engine, [settings], options
+
+
+def _translate_choices(options: dict[str, Any]) -> None:
+    """read_from= and balance= from their names to the native numbers."""
+    for key, choices in (("read_from", _READ_FROM), ("balance", _BALANCE)):
+        if key in options:
+            value = options[key]
+            if value not in choices:
+                names = ", ".join(repr(c) for c in choices)
+                raise ConfigurationError(f"{key} must be one of {names}, not {value!r}")
+            options[key] = choices[value]
+
+
+def readonly_flag(readonly: bool | None) -> int:
+    """The native routing flag: -1 default, 0 write, 1 read."""
+    return -1 if readonly is None else int(bool(readonly))
 
 
 def frame(req: _native.Request) -> pl.DataFrame:
@@ -215,6 +309,8 @@ class PoolRegistry:
         self._native: _native.Manager | None = _native.Manager()
         self._engines: dict[str, str] = {}
         self._closed_ids: set[str] = set()
+        self._events: dict[str, collections.deque[dict[str, Any]]] = {}
+        self._event_thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._native is None else f"pools={sorted(self._engines)}"
@@ -233,14 +329,26 @@ class PoolRegistry:
             raise PoolNotFound(f"no pool named {pool_id!r}")
         return engine
 
-    def _registered(self, pool_id: str, engine: str) -> None:
+    def _registered(self, pool_id: str, engine: str, n_endpoints: int = 1) -> None:
         self._engines[pool_id] = engine
         self._closed_ids.discard(pool_id)
+        self._events[pool_id] = collections.deque(maxlen=RECENT_EVENTS)
+        if n_endpoints > 1 and self._event_thread is None:
+            self._event_thread = threading.Thread(
+                target=_log_events, args=(weakref.ref(self),), name="db_pool-events", daemon=True
+            )
+            self._event_thread.start()
+
+    def _record_event(self, event: dict[str, Any]) -> None:
+        recent = self._events.get(event["pool_id"])
+        if recent is not None:
+            recent.append(event)
 
     def _forget(self, pool_id: str | None = None) -> None:
         ids = [pool_id] if pool_id is not None else list(self._engines)
         for i in ids:
             self._engines.pop(i, None)
+            self._events.pop(i, None)
             self._closed_ids.add(i)
 
     def list_pools(self) -> list[str]:
@@ -250,6 +358,55 @@ class PoolRegistry:
     def stats(self, pool_id: str) -> dict[str, Any]:
         """Connections (size, idle, in_use, opening, waiting) and counters
         (acquired, timeouts, rejected, created, closed, requests, errors,
-        cancelled, ...) of one pool."""
+        cancelled, failovers, retries, ...) of one pool; ``endpoints`` has
+        each endpoint's role, health, lag and connections, and ``events``
+        the latest endpoint events (up, suspect, down, role, primary)."""
         self._engine(pool_id)
-        return self._manager().stats(pool_id)
+        stats = self._manager().stats(pool_id)
+        stats["events"] = list(self._events.get(pool_id, ()))
+        return stats
+
+
+#: Endpoint events kept per pool for stats().
+RECENT_EVENTS = 50
+
+_EVENT_LEVELS = {
+    "up": logging.INFO,
+    "role": logging.INFO,
+    "suspect": logging.WARNING,
+    "down": logging.WARNING,
+    "primary": logging.WARNING,
+}
+
+
+def _describe_event(event: dict[str, Any]) -> str:
+    where = f"pool {event['pool_id']!r}: endpoint {event['endpoint']}"
+    kind = event["kind"]
+    if kind == "role":
+        return f"{where} is {event['role']} (was {event['old_role']})"
+    if kind == "primary":
+        return f"{where} is now the primary; writes go there"
+    if kind in ("suspect", "down"):
+        return f"{where} is {kind}: {event['message']}"
+    return f"{where} is up"
+
+
+def _log_events(registry_ref: weakref.ref[PoolRegistry]) -> None:
+    """Logs endpoint events to the "db_pool" logger and keeps the latest for
+    stats(), until the registry is closed or garbage-collected."""
+    while True:
+        registry = registry_ref()
+        native = registry._native if registry is not None else None
+        del registry  # hold no reference while waiting
+        if native is None:
+            return
+        events = native.wait_events(1.0)
+        del native
+        if events is None:
+            return
+        registry = registry_ref()
+        for event in events:
+            logger.log(_EVENT_LEVELS.get(event["kind"], logging.INFO), "%s", _describe_event(event))
+            if registry is not None:
+                registry._record_event(event)
+        del registry

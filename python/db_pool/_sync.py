@@ -8,7 +8,7 @@ statement and raises KeyboardInterrupt.
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import polars as pl
 
@@ -23,6 +23,7 @@ from ._common import (
     frame,
     log_notices,
     pool_arguments,
+    readonly_flag,
 )
 from .errors import PoolClosed
 
@@ -40,10 +41,13 @@ class SyncTransaction:
     Commits when the block ends normally, rolls back when it raises.
     """
 
-    def __init__(self, pool: SyncDatabasePool, pool_id: str, begin: str) -> None:
+    def __init__(
+        self, pool: SyncDatabasePool, pool_id: str, begin: str, readonly: int = -1
+    ) -> None:
         self._pool = pool
         self._pool_id = pool_id
         self._begin = begin
+        self._readonly = readonly
         self._lease: _native.Lease | None = None
 
     def _run(
@@ -74,7 +78,8 @@ class SyncTransaction:
         return self._run(_native.OP_EXECUTE_MANY, sql, rows, many=True).rows_affected()
 
     def _acquire(self) -> None:
-        self._lease = self._pool._submit(self._pool_id, _native.OP_LEASE).take_lease()
+        req = self._pool._submit(self._pool_id, _native.OP_LEASE, readonly=self._readonly)
+        self._lease = req.take_lease()
 
     def __enter__(self) -> SyncTransaction:
         self._acquire()
@@ -120,6 +125,7 @@ class SyncDatabasePool(PoolRegistry):
         many: bool = False,
         copy: int = 0,
         input: object = None,
+        readonly: int = -1,
     ) -> _native.Request:
         req = self._manager().submit(
             pool_id,
@@ -130,6 +136,7 @@ class SyncDatabasePool(PoolRegistry):
             copy=copy,
             input=input,
             engine=self._engine(pool_id),
+            readonly=readonly,
         )
         return _finish(req)
 
@@ -143,14 +150,15 @@ class SyncDatabasePool(PoolRegistry):
         username: str | None = None,
         password: str | None = None,
         url: str | None = None,
+        endpoints: Sequence[str | Mapping[str, Any]] | None = None,
         **pool_options: Any,
     ) -> None:
         """Creates the pool ``pool_id``; see DatabasePool.create_pool."""
         engine, settings, options = pool_arguments(
-            db_type, host, port, database, username, password, url, pool_options
+            db_type, host, port, database, username, password, url, pool_options, endpoints
         )
         self._manager().create_pool(pool_id, engine, settings, options)
-        self._registered(pool_id, engine)
+        self._registered(pool_id, engine, len(settings))
 
     def close_pool(self, pool_id: str) -> None:
         """Closes one pool: waiting calls fail with PoolClosed, running ones finish."""
@@ -177,10 +185,24 @@ class SyncDatabasePool(PoolRegistry):
         self.close()
 
     def query(
-        self, pool_id: str, sql: str, params: Params = None, *, copy: CopyMode = "auto"
+        self,
+        pool_id: str,
+        sql: str,
+        params: Params = None,
+        *,
+        copy: CopyMode = "auto",
+        readonly: bool | None = None,
     ) -> pl.DataFrame:
         """Runs a query and returns all its rows as a DataFrame; see DatabasePool.query."""
-        return frame(self._submit(pool_id, _native.OP_QUERY, sql, params, copy=copy_mode(copy)))
+        req = self._submit(
+            pool_id,
+            _native.OP_QUERY,
+            sql,
+            params,
+            copy=copy_mode(copy),
+            readonly=readonly_flag(readonly),
+        )
+        return frame(req)
 
     def execute(self, pool_id: str, sql: str, params: Params = None) -> int:
         """Runs a statement (or, without parameters, a script); returns rows changed."""
@@ -208,7 +230,7 @@ class SyncDatabasePool(PoolRegistry):
         """A transaction on one connection, as a context manager; see
         DatabasePool.transaction."""
         options = begin_options(self._engine(pool_id), begin, isolation, readonly)
-        return SyncTransaction(self, pool_id, options)
+        return SyncTransaction(self, pool_id, options, readonly_flag(readonly or None))
 
     def stream(
         self,
@@ -218,12 +240,14 @@ class SyncDatabasePool(PoolRegistry):
         *,
         batch_rows: int = DEFAULT_BATCH_ROWS,
         copy: CopyMode = "auto",
+        readonly: bool = True,
     ) -> Iterator[pl.DataFrame]:
-        """Yields the rows of a query as DataFrames of at most ``batch_rows`` rows."""
+        """Yields the rows of a query as DataFrames of at most ``batch_rows`` rows;
+        see DatabasePool.stream."""
         if batch_rows < 1:
             raise ValueError("batch_rows must be at least 1")
         mode = copy_mode(copy)
-        tx = SyncTransaction(self, pool_id, "")
+        tx = SyncTransaction(self, pool_id, "", int(readonly))
         tx._acquire()
         cursor_open = False
         try:

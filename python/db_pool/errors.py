@@ -31,6 +31,8 @@ __all__ = [
     "PoolNotFound",
     "PoolExists",
     "QueryCancelled",
+    "NoEndpointAvailable",
+    "OutcomeUnknown",
     "ConfigurationError",
 ]
 
@@ -111,6 +113,18 @@ class PoolExists(PoolError):
 
 class QueryCancelled(OperationalError):
     """The statement was cancelled before it finished."""
+
+
+class NoEndpointAvailable(OperationalError):
+    """No endpoint of the pool in the role the call needs (the primary for
+    writes) came up within ``failover_timeout``; the message lists each
+    endpoint's state."""
+
+
+class OutcomeUnknown(OperationalError):
+    """The connection broke after a write was sent: it may or may not have
+    been committed. It is never retried automatically; check before
+    repeating it (SQLSTATE 08007)."""
 
 
 class ConfigurationError(InterfaceError, ValueError):

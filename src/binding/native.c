@@ -55,6 +55,8 @@ static const char *const category_class[] = {
     [DBP_E_CANCELLED] = "QueryCancelled",
     [DBP_E_DATA] = "DataError",
     [DBP_E_CONFIG] = "ConfigurationError",
+    [DBP_E_UNAVAILABLE] = "NoEndpointAvailable",
+    [DBP_E_OUTCOME_UNKNOWN] = "OutcomeUnknown",
 };
 
 static const struct {
@@ -1013,14 +1015,77 @@ static int option_int(module_state *st, PyObject *opts, const char *key, int *ou
     return 0;
 }
 
-/* create_pool(pool_id, engine, settings: dict[str, str], options: dict) */
+/* Borrows the UTF-8 of a dict[str, str] into a new array of settings
+ * (PyMem_Free it); NULL with an exception on error. */
+static dbp_setting *settings_of(PyObject *settings, Py_ssize_t *n)
+{
+    if (!PyDict_Check(settings)) {
+        PyErr_SetString(PyExc_TypeError, "settings must be a dict (or a list of dicts)");
+        return NULL;
+    }
+    *n = PyDict_Size(settings);
+    Py_ssize_t pos = 0, i = 0;
+    dbp_setting *items = PyMem_Calloc((size_t)*n + 1, sizeof *items);
+    if (!items)
+        return (dbp_setting *)PyErr_NoMemory();
+    PyObject *key, *value;
+    while (PyDict_Next(settings, &pos, &key, &value)) {
+        items[i].key = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
+        items[i].value = PyUnicode_Check(value) ? PyUnicode_AsUTF8(value) : NULL;
+        if (!items[i].key || !items[i].value) {
+            PyMem_Free(items);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "settings must map str to str");
+            return NULL;
+        }
+        i++;
+    }
+    return items;
+}
+
+static void endpoints_free(dbp_endpoint_config *eps, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyMem_Free((void *)eps[i].settings);
+    PyMem_Free(eps);
+}
+
+/* One endpoint per dict of `settings` (a dict, or a list of dicts). */
+static dbp_endpoint_config *endpoints_of(PyObject *settings, Py_ssize_t *n)
+{
+    PyObject *list = PyDict_Check(settings) ? PyTuple_Pack(1, settings)
+                                            : PySequence_Tuple(settings);
+    if (!list)
+        return NULL;
+    *n = PyTuple_GET_SIZE(list);
+    dbp_endpoint_config *eps = PyMem_Calloc((size_t)*n + 1, sizeof *eps);
+    if (!eps) {
+        Py_DECREF(list);
+        return (dbp_endpoint_config *)PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < *n; i++) {
+        Py_ssize_t count = 0;
+        /* the strings stay alive: the dicts are owned by the caller's args */
+        eps[i].settings = settings_of(PyTuple_GET_ITEM(list, i), &count);
+        eps[i].n_settings = (size_t)count;
+        if (!eps[i].settings) {
+            endpoints_free(eps, i);
+            Py_DECREF(list);
+            return NULL;
+        }
+    }
+    Py_DECREF(list);
+    return eps;
+}
+
+/* create_pool(pool_id, engine, settings: dict[str, str] | list[dict[str, str]],
+ *             options: dict) */
 static PyObject *manager_create_pool(ManagerObject *self, PyObject *args)
 {
     module_state *st = state_of_type(Py_TYPE(self));
     const char *pool_id, *engine;
     PyObject *settings, *opts;
-    if (!PyArg_ParseTuple(args, "ssO!O!", &pool_id, &engine, &PyDict_Type, &settings,
-                          &PyDict_Type, &opts))
+    if (!PyArg_ParseTuple(args, "ssOO!", &pool_id, &engine, &settings, &PyDict_Type, &opts))
         return NULL;
     if (manager_check(self, st) < 0)
         return NULL;
@@ -1034,31 +1099,24 @@ static PyObject *manager_create_pool(ManagerObject *self, PyObject *args)
         option_ms(opts, "idle_timeout", &o.idle_timeout_ms) < 0 ||
         option_ms(opts, "max_lifetime", &o.max_lifetime_ms) < 0 ||
         option_ms(opts, "validate_after", &o.validate_after_ms) < 0 ||
+        option_int(st, opts, "read_from", &o.read_from) < 0 ||
+        option_int(st, opts, "balance", &o.balance) < 0 ||
+        option_ms(opts, "failover_timeout", &o.failover_timeout_ms) < 0 ||
+        option_ms(opts, "probe_interval", &o.probe_interval_ms) < 0 ||
+        option_ms(opts, "max_replica_lag", &o.max_replica_lag_ms) < 0 ||
         (jitter && (o.lifetime_jitter = PyFloat_AsDouble(jitter)) == -1 && PyErr_Occurred()))
         return NULL;
 
-    Py_ssize_t n = PyDict_Size(settings), pos = 0, i = 0;
-    dbp_setting *items = PyMem_Calloc((size_t)n + 1, sizeof *items);
-    if (!items)
-        return PyErr_NoMemory();
-    PyObject *key, *value;
-    while (PyDict_Next(settings, &pos, &key, &value)) {
-        items[i].key = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
-        items[i].value = PyUnicode_Check(value) ? PyUnicode_AsUTF8(value) : NULL;
-        if (!items[i].key || !items[i].value) {
-            PyMem_Free(items);
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_TypeError, "settings must map str to str");
-            return NULL;
-        }
-        i++;
-    }
+    Py_ssize_t n;
+    dbp_endpoint_config *eps = endpoints_of(settings, &n);
+    if (!eps)
+        return NULL;
     dbp_error err;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = dbp_manager_create_pool(self->mgr, pool_id, engine, items, (size_t)n, &o, &err);
+    rc = dbp_manager_create_pool_endpoints(self->mgr, pool_id, engine, eps, (size_t)n, &o, &err);
     Py_END_ALLOW_THREADS
-    PyMem_Free(items);
+    endpoints_free(eps, n);
     if (rc != DBP_OK) {
         PyObject *eng = PyUnicode_FromString(engine);
         raise_error(st, &err, eng);
@@ -1105,6 +1163,33 @@ static PyObject *manager_list_pools(ManagerObject *self, PyObject *unused)
     return list;
 }
 
+static const char *role_name(int role)
+{
+    return role == DBP_ROLE_PRIMARY ? "primary" : role == DBP_ROLE_REPLICA ? "replica" : "unknown";
+}
+
+static const char *health_name(int health)
+{
+    return health == DBP_HEALTH_DOWN ? "down" : health == DBP_HEALTH_SUSPECT ? "suspect" : "up";
+}
+
+static PyObject *endpoint_dict(const dbp_endpoint_stats *e)
+{
+    PyObject *lag = e->lag_seconds >= 0 ? PyFloat_FromDouble(e->lag_seconds) : Py_NewRef(Py_None);
+    if (!lag)
+        return NULL;
+    PyObject *d = Py_BuildValue("{ss,ss,ss,sO,sO,si,sd,ss,si,si,si,si,sK,sK}", "endpoint",
+                                e->label, "role", role_name(e->role), "health",
+                                health_name(e->health), "is_primary",
+                                e->is_primary ? Py_True : Py_False, "lag", lag, "failures",
+                                e->failures, "retry_in", (double)e->retry_in_ms / 1000.0,
+                                "last_error", e->last_error, "size", e->size, "idle", e->idle,
+                                "in_use", e->in_use, "opening", e->opening, "acquired",
+                                e->acquired_total, "failed", e->failed_total);
+    Py_DECREF(lag);
+    return d;
+}
+
 static PyObject *manager_stats(ManagerObject *self, PyObject *args)
 {
     module_state *st = state_of_type(Py_TYPE(self));
@@ -1116,14 +1201,68 @@ static PyObject *manager_stats(ManagerObject *self, PyObject *args)
     dbp_error err;
     if (dbp_manager_pool_stats(self->mgr, pool_id, &s, engine, sizeof engine, &err) != DBP_OK)
         return raise_error(st, &err, NULL);
+    PyObject *endpoints = PyList_New(0);
+    for (int i = 0; endpoints && i < s.n_endpoints; i++) {
+        dbp_endpoint_stats e;
+        if (dbp_manager_endpoint_stats(self->mgr, pool_id, i, &e, &err) != DBP_OK)
+            break; /* the pool was closed meanwhile: report what there is */
+        PyObject *d = endpoint_dict(&e);
+        if (!d || PyList_Append(endpoints, d) < 0)
+            Py_CLEAR(endpoints);
+        Py_XDECREF(d);
+    }
+    if (!endpoints)
+        return NULL;
     return Py_BuildValue(
-        "{ss,si,si,si,si,si,si,si,sK,sK,sK,sK,sK,sK,sK,sK,sK,sK,sd}", "engine", engine, "size",
-        s.size, "idle", s.idle, "in_use", s.in_use, "opening", s.opening, "waiting", s.waiting,
-        "min_size", s.min_size, "max_size", s.max_size, "acquired", s.acquired_total, "timeouts",
-        s.timeouts_total, "rejected", s.rejected_total, "created", s.created_total, "closed",
-        s.closed_total, "connect_failures", s.failed_total, "validation_failures",
-        s.validations_failed_total, "requests", s.requests_total, "errors", s.errors_total,
-        "cancelled", s.cancelled_total, "acquire_wait_ms_total", s.acquire_wait_ms_total);
+        "{ss,si,si,si,si,si,si,si,sK,sK,sK,sK,sK,sK,sK,sK,sK,sK,sd,sK,sK,sK,sN}", "engine",
+        engine, "size", s.size, "idle", s.idle, "in_use", s.in_use, "opening", s.opening,
+        "waiting", s.waiting, "min_size", s.min_size, "max_size", s.max_size, "acquired",
+        s.acquired_total, "timeouts", s.timeouts_total, "rejected", s.rejected_total, "created",
+        s.created_total, "closed", s.closed_total, "connect_failures", s.failed_total,
+        "validation_failures", s.validations_failed_total, "requests", s.requests_total,
+        "errors", s.errors_total, "cancelled", s.cancelled_total, "acquire_wait_ms_total",
+        s.acquire_wait_ms_total, "topology_generation", s.topology_generation, "failovers",
+        s.failovers_total, "retries", s.retries_total, "endpoints", endpoints);
+}
+
+static const char *const event_kind_names[] = {
+    [DBP_EVENT_UP] = "up",     [DBP_EVENT_SUSPECT] = "suspect", [DBP_EVENT_DOWN] = "down",
+    [DBP_EVENT_ROLE] = "role", [DBP_EVENT_PRIMARY] = "primary",
+};
+
+/* wait_events(timeout: float) -> list[dict] | None: endpoint events, oldest
+ * first, waiting up to `timeout` seconds for one; None once the manager is
+ * closed. */
+static PyObject *manager_wait_events(ManagerObject *self, PyObject *args)
+{
+    double timeout;
+    if (!PyArg_ParseTuple(args, "d", &timeout))
+        return NULL;
+    if (self->closed || !self->mgr)
+        Py_RETURN_NONE;
+    dbp_manager *mgr = self->mgr;
+    dbp_event events[32];
+    size_t n = 0;
+    int rc;
+    dbp_manager_ref(mgr); /* close() may free it while we wait */
+    Py_BEGIN_ALLOW_THREADS
+    rc = dbp_manager_wait_events(mgr, (int64_t)(timeout * 1000), events, 32, &n);
+    dbp_manager_unref(mgr);
+    Py_END_ALLOW_THREADS
+    if (rc != DBP_OK)
+        Py_RETURN_NONE;
+    PyObject *list = PyList_New(0);
+    for (size_t i = 0; list && i < n; i++) {
+        const dbp_event *e = &events[i];
+        PyObject *d = Py_BuildValue("{ss,sd,ss,ss,ss,ss,ss}", "kind", event_kind_names[e->kind],
+                                    "time", e->unix_time, "pool_id", e->pool_id, "endpoint",
+                                    e->endpoint, "role", role_name(e->role), "old_role",
+                                    role_name(e->old_role), "message", e->message);
+        if (!d || PyList_Append(list, d) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(d);
+    }
+    return list;
 }
 
 /* submit(pool_id, op, sql=None, params=None, *, many=False, batch_rows=0,
@@ -1131,16 +1270,17 @@ static PyObject *manager_stats(ManagerObject *self, PyObject *args)
 static PyObject *manager_submit(ManagerObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"pool_id", "op",    "sql",   "params", "many",   "batch_rows",
-                             "copy",    "input", "queue", "future", "engine", NULL};
+                             "copy",    "input", "queue", "future", "engine", "readonly",
+                             NULL};
     module_state *st = state_of_type(Py_TYPE(self));
     const char *pool_id;
-    int op, many = 0, copy_mode = DBP_COPY_AUTO;
+    int op, many = 0, copy_mode = DBP_COPY_AUTO, readonly = -1;
     PyObject *sql = Py_None, *params = Py_None, *queue_obj = Py_None, *future = Py_None,
              *engine = Py_None, *input = Py_None;
     Py_ssize_t batch_rows = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "si|OO$pniOOOO", kwlist, &pool_id, &op,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "si|OO$pniOOOOi", kwlist, &pool_id, &op,
                                      &sql, &params, &many, &batch_rows, &copy_mode, &input,
-                                     &queue_obj, &future, &engine))
+                                     &queue_obj, &future, &engine, &readonly))
         return NULL;
     QueueObject *queue;
     if (queue_arg(st, queue_obj, &queue) < 0 || manager_check(self, st) < 0)
@@ -1149,6 +1289,7 @@ static PyObject *manager_submit(ManagerObject *self, PyObject *args, PyObject *k
                                         batch_rows, copy_mode, input, future, engine);
     if (!req)
         return NULL;
+    dbp_request_set_readonly(req->req, readonly);
     dbp_error err;
     int rc = dbp_submit(self->mgr, pool_id, req->req, queue ? queue->cq : NULL, &err);
     return request_submitted(st, req, rc, &err, queue);
@@ -1173,6 +1314,8 @@ static PyMethodDef manager_methods[] = {
     {"close_pool", (PyCFunction)manager_close_pool, METH_VARARGS, "Close one pool."},
     {"list_pools", (PyCFunction)manager_list_pools, METH_NOARGS, "Names of the open pools."},
     {"stats", (PyCFunction)manager_stats, METH_VARARGS, "A pool's counters and gauges."},
+    {"wait_events", (PyCFunction)manager_wait_events, METH_VARARGS,
+     "wait_events(timeout): endpoint events, or None once closed."},
     {"submit", (PyCFunction)(void (*)(void))manager_submit, METH_VARARGS | METH_KEYWORDS,
      "Submit a request to a pool."},
     {"close", (PyCFunction)manager_close, METH_NOARGS,

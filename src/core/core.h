@@ -21,6 +21,7 @@
 #include "result.h"
 
 typedef struct dbp_pool dbp_pool;
+typedef struct dbp_endpoint dbp_endpoint;
 typedef struct dbp_conn dbp_conn;
 
 /* Monotonic clock in nanoseconds. */
@@ -32,7 +33,9 @@ typedef enum conn_state { CONN_OPENING, CONN_IDLE, CONN_BUSY } conn_state;
 
 struct dbp_conn {
     dbp_pool *pool;
+    dbp_endpoint *endpoint;
     const dbp_driver *driver; /* to close it without touching the pool */
+    uint64_t generation;   /* the endpoint's role generation when opened or probed */
     void *handle;          /* the driver's connection; NULL until opened */
     conn_state state;
     int64_t created_ns;    /* when connected */
@@ -41,7 +44,7 @@ struct dbp_conn {
     int broken;            /* close instead of reusing */
     int has_cursor;        /* a cursor is open on it */
     dbp_request *running;  /* the request running on it, for cancel */
-    dbp_conn *prev, *next; /* on pool->idle or pool->busy */
+    dbp_conn *prev, *next; /* on endpoint->idle or endpoint->busy */
 };
 
 typedef struct conn_list {
@@ -91,6 +94,9 @@ struct dbp_request {
     dbp_lease *on_lease;   /* set when submitted on a lease */
     dbp_conn *conn;        /* the connection it runs on */
     dbp_completion_queue *cq;
+    int readonly;          /* dbp_request_set_readonly: -1, 0 or 1 */
+    dbp_endpoint *target;  /* internal requests: the endpoint they are for */
+    int attempts;          /* times moved to another endpoint */
     int64_t enqueued_ns;
     int64_t deadline_ns;
     dbp_request *prev, *next; /* on a pool's wait queue or the worker queue */
@@ -112,20 +118,45 @@ struct dbp_request {
     dbp_request *cq_next;
 };
 
+/* One server of a logical pool, with its own connections, health and role.
+ * Single-endpoint pools never probe: their one endpoint takes everything. */
+struct dbp_endpoint {
+    dbp_pool *pool;
+    int index;
+    char label[128];        /* from the driver: host, port, database; no password */
+    void *config;           /* the driver's parsed settings */
+    conn_list idle;         /* most recently used first */
+    conn_list busy;
+    int opening;
+    dbp_role role;
+    dbp_health health;
+    uint64_t generation;    /* bumped when the role changes; older connections retire */
+    double lag_s;           /* replica replay lag from the last probe; < 0 unknown */
+    int failures;           /* consecutive failed connects or probes */
+    int64_t retry_ns;       /* circuit breaker: while down, no attempt before this */
+    int64_t probed_ns;      /* when the last probe answered */
+    int64_t next_probe_ns;
+    int probing;            /* a probe is queued or running */
+    char last_error[256];
+    uint64_t acquired_total, failed_total;
+};
+
 struct dbp_pool {
     dbp_manager *mgr;
     int refs;               /* manager's + leases' + in-flight requests' */
     char *id;
     const dbp_driver *driver;
-    void *config;           /* driver's parsed settings */
     dbp_pool_options opts;
     int closed;
     request_list waiting;   /* FIFO of requests waiting for a connection */
-    conn_list idle;         /* most recently used first */
-    conn_list busy;
-    int opening;
+    dbp_endpoint **endpoints;
+    int n_endpoints;
+    dbp_endpoint *primary;  /* where writes go; NULL while none is known */
+    dbp_endpoint *last_primary; /* the latest non-NULL primary, to count failovers */
+    int starved;            /* a waiting request has no endpoint in its role: probe fast */
+    unsigned next_rr;       /* round-robin position */
     dbp_pool_stats stats;   /* counters; gauges are filled on read */
-    unsigned rng;           /* for lifetime jitter */
+    unsigned rng;           /* for lifetime jitter and backoff */
     dbp_pool *next_dead;    /* chains pools to destroy after unlocking */
 };
 
@@ -148,6 +179,11 @@ struct dbp_manager {
     pthread_t janitor;
     int janitor_started;
     pthread_cond_t janitor_cv;
+
+    /* endpoint events, a ring of the latest EVENT_RING */
+    dbp_event *events;
+    size_t events_head, events_count;
+    pthread_cond_t events_cv;
 };
 
 /* list helpers (caller holds mgr->mu) */
@@ -174,13 +210,16 @@ void dbp_request_finish(dbp_request *req, dbp_conn *to_close);
 void dbp_completion_queue_push(dbp_completion_queue *cq, dbp_request *req);
 
 /* pool.c (caller holds mgr->mu unless the name says otherwise) */
-int dbp_pool_new(dbp_manager *mgr, const char *id, const dbp_driver *driver, void *config,
-                 const dbp_pool_options *opts, dbp_pool **out, dbp_error *err);
+/* Takes over `configs` (one per endpoint) even when it fails. */
+int dbp_pool_new(dbp_manager *mgr, const char *id, const dbp_driver *driver, void **configs,
+                 int n_endpoints, const dbp_pool_options *opts, dbp_pool **out, dbp_error *err);
 /* Drops a reference; returns the pool when that was the last one, for the
  * caller to dbp_pool_destroy after unlocking (and after closing the
  * connections it got back), else NULL. */
 dbp_pool *dbp_pool_unref_locked(dbp_pool *pool);
 void dbp_pool_destroy(dbp_pool *pool);
+/* Frees a pool that never took its manager reference (dbp_pool_new failed). */
+void dbp_pool_destroy_unregistered(dbp_pool *pool);
 int dbp_pool_submit_locked(dbp_pool *pool, dbp_request *req, dbp_error *err);
 /* Hands connections to waiters and opens new ones while allowed. */
 void dbp_pool_dispatch_locked(dbp_pool *pool);
@@ -197,6 +236,72 @@ int64_t dbp_pool_maintain_locked(dbp_pool *pool, int64_t now, request_list *expi
 void dbp_pool_close_locked(dbp_pool *pool, request_list *failed, dbp_conn **to_close);
 /* Records that a slot is connected (called by the worker). */
 void dbp_pool_conn_opened_locked(dbp_pool *pool, dbp_conn *conn, void *handle, int64_t now);
+/* Puts a request whose connection attempt failed, or whose endpoint turned
+ * out to have the wrong role, back in the wait queue in its original place,
+ * then dispatches. It was never sent, so this is always safe. */
+void dbp_pool_requeue_locked(dbp_pool *pool, dbp_request *req);
+/* Moves an endpoint's idle connections to *to_close. */
+void dbp_endpoint_close_idle_locked(dbp_endpoint *ep, dbp_conn **to_close);
+/* An idle connection of `ep` moved to busy, else a new unconnected slot
+ * when the endpoint has room; NULL when neither (or out of memory). */
+dbp_conn *dbp_endpoint_take_conn_locked(dbp_endpoint *ep);
+int dbp_pool_size(const dbp_pool *pool);
+int dbp_endpoint_size(const dbp_endpoint *ep);
+
+/* endpoint.c: health, circuit breaker and roles (caller holds mgr->mu) */
+/* 1 when the pool tracks roles and health (it has several endpoints). */
+int dbp_pool_has_topology(const dbp_pool *pool);
+/* Connecting to or probing `ep` failed: down, with a backoff before the next
+ * attempt; its idle connections go to *to_close. */
+void dbp_endpoint_failed_locked(dbp_endpoint *ep, const dbp_error *err, dbp_conn **to_close);
+/* A connection to `ep` broke while in use: suspect, probe soon. */
+void dbp_endpoint_suspect_locked(dbp_endpoint *ep, const dbp_error *err);
+/* A probe over `conn` answered: up, with this role and lag. A role change
+ * retires the endpoint's other connections (idle ones to *to_close). */
+void dbp_endpoint_probed_locked(dbp_endpoint *ep, dbp_conn *conn, dbp_role role, double lag_s,
+                                dbp_conn **to_close);
+/* Starts due probes; returns when the next one is due. */
+int64_t dbp_pool_schedule_probes_locked(dbp_pool *pool, int64_t now);
+/* Backoff before retrying after `failures` consecutive failures. */
+int64_t dbp_endpoint_backoff_ns(dbp_pool *pool, int failures);
+
+/* route.c: which endpoint serves a request (caller holds mgr->mu) */
+/* The endpoints whose role and health fit `req`, whether full or not;
+ * returns how many were written to `out` (room for pool->n_endpoints). */
+int dbp_route_candidates(const dbp_pool *pool, const dbp_request *req, dbp_endpoint **out);
+/* One of the candidates with a free or openable connection, by the pool's
+ * balance policy; NULL when all are full. */
+dbp_endpoint *dbp_route_choose(dbp_pool *pool, dbp_endpoint **cands, int n);
+/* 1 when the request is a read for routing purposes. */
+int dbp_route_is_read(const dbp_request *req);
+/* Describes each endpoint's state into `buf`, for errors. */
+void dbp_route_describe(const dbp_pool *pool, char *buf, size_t size);
+
+/* failover.c: what happens to a request when its endpoint fails (called
+ * by the worker without the lock, for pools with several endpoints) */
+typedef struct dbp_probe_result {
+    int ok;        /* the role was asked and answered */
+    dbp_role role;
+    double lag_s;
+} dbp_probe_result;
+/* After connecting (and probing): records the endpoint's health and role;
+ * a request that found its endpoint unreachable or in the wrong role goes
+ * back to the wait queue, which is safe because nothing was sent. Returns 1
+ * when requeued: the caller must not touch the request again. */
+int dbp_failover_after_connect(dbp_pool *pool, dbp_request *req, int rc,
+                               const dbp_probe_result *probe);
+/* After the connection broke during the statement: the endpoint becomes
+ * suspect, and a read that cannot have written goes back to the wait
+ * queue. Returns 1 when requeued. */
+int dbp_failover_after_broken_conn(dbp_pool *pool, dbp_request *req);
+/* The category for a request whose connection broke: DBP_E_OUTCOME_UNKNOWN
+ * (with an explaining message) when it may have written, else
+ * DBP_E_NETWORK. Any pool. */
+int dbp_failover_classify_lost(dbp_request *req);
+
+/* events.c */
+void dbp_event_push_locked(dbp_manager *mgr, dbp_event_kind kind, const dbp_endpoint *ep,
+                           dbp_role old_role, const char *message);
 /* Disconnects and frees a chain of connections. No lock needed. */
 void dbp_conns_destroy(dbp_conn *chain);
 
@@ -218,15 +323,15 @@ void dbp_lease_return(dbp_lease *lease);
 void dbp_janitor_wake_locked(dbp_manager *mgr);
 /* 1 in a child process forked after the manager was created. */
 int dbp_manager_forked(const dbp_manager *mgr);
-/* Drops a manager reference (call without the lock); the last one frees it.
+/* dbp_manager_unref (db_pool.h): the last reference frees the manager.
  * Pools hold one so that a lease released after dbp_manager_free still
  * finds its lock. */
-void dbp_manager_unref(dbp_manager *mgr);
 
 /* Requests the library makes for itself; nobody waits for them and they do
  * not count in the pool's request statistics. */
 #define DBP_OP_WARM_UP 100     /* open a connection to keep a pool at min_size */
 #define DBP_OP_RESET_LEASE 101 /* roll back / close the cursor of a released lease */
+#define DBP_OP_PROBE 102       /* ask an endpoint its role (req->target) */
 #define DBP_OP_IS_INTERNAL(op) ((int)(op) >= DBP_OP_WARM_UP)
 
 #endif

@@ -75,6 +75,15 @@ typedef struct dbp_driver {
     int (*bulk_load)(void *conn, const char *table, struct ArrowArrayStream *rows,
                      const dbp_exec_ctx *ctx, int64_t *rows_loaded, dbp_error *err);
 
+    /* Pools with several endpoints ask each endpoint its role with this:
+     * one cheap round trip; *lag_s is a replica's replay lag in seconds, or
+     * < 0 when unknown. NULL when the engine has no roles (such pools must
+     * have one endpoint). */
+    int (*probe_role)(void *conn, dbp_role *role, double *lag_s, dbp_error *err);
+    /* Names the endpoint for stats and logs: host, port, database; never
+     * a password. May be NULL. */
+    void (*describe)(const void *config, char *buf, size_t size);
+
     /* `options` is engine text such as "IMMEDIATE" (may be empty). */
     int (*begin)(void *conn, const char *options, dbp_error *err);
     int (*commit)(void *conn, dbp_error *err);

@@ -20,6 +20,8 @@ static const char *const category_names[] = {
     [DBP_E_CANCELLED] = "cancelled",
     [DBP_E_DATA] = "data",
     [DBP_E_CONFIG] = "config",
+    [DBP_E_UNAVAILABLE] = "unavailable",
+    [DBP_E_OUTCOME_UNKNOWN] = "outcome-unknown",
 };
 
 const char *dbp_category_name(int category)

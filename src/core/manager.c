@@ -26,6 +26,11 @@ void dbp_pool_options_init(dbp_pool_options *opts)
     opts->max_lifetime_ms = 3600000;
     opts->lifetime_jitter = 0.1;
     opts->validate_after_ms = 5000;
+    opts->read_from = DBP_READ_PRIMARY;
+    opts->balance = DBP_BALANCE_ROUND_ROBIN;
+    opts->failover_timeout_ms = 30000;
+    opts->probe_interval_ms = 1000;
+    opts->max_replica_lag_ms = 0;
 }
 
 static void *janitor_main(void *arg);
@@ -43,8 +48,10 @@ int dbp_manager_new(dbp_manager **out, dbp_error *err)
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&mgr->janitor_cv, &attr);
+    pthread_cond_init(&mgr->events_cv, &attr);
     pthread_condattr_destroy(&attr);
     if (pthread_create(&mgr->janitor, NULL, janitor_main, mgr) != 0) {
+        pthread_cond_destroy(&mgr->events_cv);
         pthread_cond_destroy(&mgr->janitor_cv);
         pthread_cond_destroy(&mgr->work_cv);
         pthread_mutex_destroy(&mgr->mu);
@@ -123,34 +130,165 @@ static int validate_options(const dbp_pool_options *o, dbp_error *err)
         bad = "timeouts must not be negative";
     else if (!(o->lifetime_jitter >= 0 && o->lifetime_jitter < 1))
         bad = "lifetime_jitter must be in [0, 1)";
+    else if (o->read_from < DBP_READ_PRIMARY || o->read_from > DBP_READ_ANY)
+        bad = "read_from must be primary, replicas or any";
+    else if (o->balance < DBP_BALANCE_ROUND_ROBIN || o->balance > DBP_BALANCE_LEAST_BUSY)
+        bad = "balance must be round_robin or least_busy";
+    else if (o->failover_timeout_ms < 0 || o->max_replica_lag_ms < 0)
+        bad = "failover_timeout and max_replica_lag must not be negative";
+    else if (o->probe_interval_ms < 10)
+        bad = "probe_interval must be at least 10 ms";
     return bad ? dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "%s", bad) : DBP_OK;
+}
+
+static dbp_conn *conn_new_open(dbp_endpoint *ep, dbp_error *err, int *rc)
+{
+    dbp_conn *conn = dbp_calloc(1, sizeof *conn);
+    if (!conn) {
+        *rc = dbp_error_nomem(err);
+        return NULL;
+    }
+    conn->pool = ep->pool;
+    conn->endpoint = ep;
+    conn->driver = ep->pool->driver;
+    *rc = conn->driver->connect(ep->config, &conn->handle, err);
+    if (*rc != DBP_OK) {
+        dbp_free(conn);
+        return NULL;
+    }
+    return conn;
 }
 
 /* Opens min_size connections on the caller's thread so that bad settings
  * surface from create_pool itself. */
-static int open_initial(dbp_pool *pool, dbp_conn **opened, dbp_error *err)
+static int open_single(dbp_pool *pool, dbp_conn **opened, dbp_error *err)
 {
-    *opened = NULL;
     for (int i = 0; i < pool->opts.min_size; i++) {
-        dbp_conn *conn = dbp_calloc(1, sizeof *conn);
+        int rc;
+        dbp_conn *conn = conn_new_open(pool->endpoints[0], err, &rc);
         if (!conn)
-            return dbp_error_nomem(err);
-        conn->pool = pool;
-        conn->driver = pool->driver;
-        int rc = pool->driver->connect(pool->config, &conn->handle, err);
-        if (rc != DBP_OK) {
-            dbp_free(conn);
             return rc;
-        }
         conn->next = *opened;
         *opened = conn;
     }
     return DBP_OK;
 }
 
+/* A connection failure that says the endpoint is unreachable, not that the
+ * settings are wrong. */
+static int is_reachability_error(int category)
+{
+    return category == DBP_E_NETWORK || category == DBP_E_TIMEOUT;
+}
+
+/* Connects to each endpoint once and asks its role, on the caller's thread
+ * and without the lock (the pool is not registered yet). Unreachable
+ * endpoints start down; any other failure fails the creation. */
+static int open_topology(dbp_pool *pool, dbp_conn **opened, dbp_error *err)
+{
+    int n = pool->n_endpoints;
+    dbp_error errs[n];
+    dbp_role roles[n];
+    double lags[n];
+    dbp_conn *conns[n];
+    int reachable = 0;
+    for (int i = 0; i < n; i++) {
+        int rc;
+        roles[i] = DBP_ROLE_UNKNOWN;
+        lags[i] = -1;
+        conns[i] = conn_new_open(pool->endpoints[i], &errs[i], &rc);
+        if (conns[i]) {
+            rc = pool->driver->probe_role(conns[i]->handle, &roles[i], &lags[i], &errs[i]);
+            if (rc != DBP_OK) {
+                dbp_conns_destroy(conns[i]);
+                conns[i] = NULL;
+            }
+        }
+        if (rc != DBP_OK && !is_reachability_error(rc)) {
+            *err = errs[i];
+            for (int j = 0; j < i; j++)
+                dbp_conns_destroy(conns[j]);
+            return rc;
+        }
+        reachable += conns[i] != NULL;
+    }
+    if (reachable == 0) {
+        *err = errs[0];
+        snprintf(err->message, sizeof err->message,
+                 "none of the %d endpoints of pool '%.128s' is reachable; the first said: %.800s", n,
+                 pool->id, errs[0].message);
+        return err->category;
+    }
+    pthread_mutex_lock(&pool->mgr->mu); /* the endpoint helpers push events */
+    for (int i = 0; i < n; i++) {
+        dbp_conn *none = NULL;
+        if (!conns[i]) {
+            dbp_endpoint_failed_locked(pool->endpoints[i], &errs[i], &none);
+            continue;
+        }
+        dbp_endpoint_probed_locked(pool->endpoints[i], conns[i], roles[i], lags[i], &none);
+        conns[i]->next = *opened;
+        *opened = conns[i];
+    }
+    pthread_mutex_unlock(&pool->mgr->mu);
+    return DBP_OK;
+}
+
 int dbp_manager_create_pool(dbp_manager *mgr, const char *pool_id, const char *engine,
                             const dbp_setting *settings, size_t n_settings,
                             const dbp_pool_options *opts, dbp_error *err)
+{
+    dbp_endpoint_config one = {settings, n_settings};
+    return dbp_manager_create_pool_endpoints(mgr, pool_id, engine, &one, 1, opts, err);
+}
+
+static int register_pool(dbp_manager *mgr, dbp_pool *pool, dbp_conn *opened, dbp_error *err);
+
+static const dbp_driver *find_driver(const char *engine, dbp_error *err)
+{
+    const dbp_driver *driver = dbp_driver_find(engine ? engine : "");
+    if (driver)
+        return driver;
+    char known[256] = "";
+    for (const char *const *e = dbp_engines(); *e; e++)
+        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", *known ? ", " : "",
+                 *e);
+    dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "unknown engine '%s'; this build supports: %s",
+                  engine ? engine : "", known);
+    return NULL;
+}
+
+/* Parses each endpoint's settings and builds the (unregistered) pool. */
+static int build_pool(dbp_manager *mgr, const char *pool_id, const dbp_driver *driver,
+                      const dbp_endpoint_config *endpoints, size_t n,
+                      const dbp_pool_options *opts, dbp_pool **out, dbp_error *err)
+{
+    void **configs = dbp_calloc(n, sizeof *configs);
+    if (!configs)
+        return dbp_error_nomem(err);
+    int rc = DBP_OK;
+    for (size_t i = 0; i < n && rc == DBP_OK; i++) {
+        rc = driver->parse_config(endpoints[i].settings, endpoints[i].n_settings, &configs[i],
+                                  err);
+        if (rc != DBP_OK && n > 1) {
+            char msg[DBP_ERROR_MESSAGE_SIZE];
+            snprintf(msg, sizeof msg, "%s", err->message);
+            snprintf(err->message, sizeof err->message, "endpoint %zu: %.990s", i + 1, msg);
+        }
+    }
+    if (rc == DBP_OK)
+        rc = dbp_pool_new(mgr, pool_id, driver, configs, (int)n, opts, out, err);
+    else
+        for (size_t i = 0; i < n; i++)
+            if (configs[i])
+                driver->free_config(configs[i]);
+    dbp_free(configs);
+    return rc;
+}
+
+int dbp_manager_create_pool_endpoints(dbp_manager *mgr, const char *pool_id, const char *engine,
+                                      const dbp_endpoint_config *endpoints, size_t n_endpoints,
+                                      const dbp_pool_options *opts, dbp_error *err)
 {
     dbp_pool_options defaults;
     if (!opts) {
@@ -161,16 +299,17 @@ int dbp_manager_create_pool(dbp_manager *mgr, const char *pool_id, const char *e
         return forked_error(err);
     if (!pool_id || !*pool_id)
         return dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "pool_id must be a non-empty string");
-    const dbp_driver *driver = dbp_driver_find(engine ? engine : "");
-    if (!driver) {
-        char known[256] = "";
-        for (const char *const *e = dbp_engines(); *e; e++)
-            snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
-                     *known ? ", " : "", *e);
+    if (n_endpoints < 1 || n_endpoints > 64)
         return dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
-                             "unknown engine '%s'; this build supports: %s",
-                             engine ? engine : "", known);
-    }
+                             "a pool needs between 1 and 64 endpoints, not %zu", n_endpoints);
+    const dbp_driver *driver = find_driver(engine, err);
+    if (!driver)
+        return DBP_E_CONFIG;
+    if (n_endpoints > 1 && !driver->probe_role)
+        return dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
+                             "the %s engine has no primary or replica roles, so a pool of it "
+                             "takes one endpoint",
+                             driver->name);
     int rc = validate_options(opts, err);
     if (rc != DBP_OK)
         return rc;
@@ -183,24 +322,26 @@ int dbp_manager_create_pool(dbp_manager *mgr, const char *pool_id, const char *e
     if (rc == DBP_E_EXISTS)
         return dbp_error_set(err, rc, 0, NULL, "a pool named '%s' exists already", pool_id);
 
-    void *config = NULL;
-    rc = driver->parse_config(settings, n_settings, &config, err);
+    dbp_pool *pool;
+    rc = build_pool(mgr, pool_id, driver, endpoints, n_endpoints, opts, &pool, err);
     if (rc != DBP_OK)
         return rc;
-    dbp_pool *pool;
-    rc = dbp_pool_new(mgr, pool_id, driver, config, opts, &pool, err);
-    if (rc != DBP_OK) {
-        driver->free_config(config);
-        return rc;
-    }
-    dbp_conn *opened;
-    rc = open_initial(pool, &opened, err);
+    dbp_conn *opened = NULL;
+    rc = dbp_pool_has_topology(pool) ? open_topology(pool, &opened, err)
+                                     : open_single(pool, &opened, err);
     if (rc != DBP_OK) {
         dbp_conns_destroy(opened);
         dbp_pool_destroy(pool);
         return rc;
     }
+    return register_pool(mgr, pool, opened, err);
+}
 
+/* Adds a new pool to the registry with its first connections idle. */
+static int register_pool(dbp_manager *mgr, dbp_pool *pool, dbp_conn *opened, dbp_error *err)
+{
+    const char *pool_id = pool->id;
+    int rc = DBP_OK;
     pthread_mutex_lock(&mgr->mu);
     if (mgr->closing || find_pool_index(mgr, pool_id) != SIZE_MAX) {
         rc = mgr->closing ? dbp_error_set(err, DBP_E_CLOSED, 0, NULL, "the pool manager is closed")
@@ -222,12 +363,13 @@ int dbp_manager_create_pool(dbp_manager *mgr, const char *pool_id, const char *e
             dbp_conn *conn = opened;
             opened = conn->next;
             conn->state = CONN_BUSY;
-            dbp_conn_list_push_front(&pool->busy, conn);
+            dbp_conn_list_push_front(&conn->endpoint->busy, conn);
             dbp_pool_conn_opened_locked(pool, conn, conn->handle, now);
             dbp_conn *none = dbp_pool_return_conn_locked(pool, conn); /* to idle */
             (void)none;
         }
         mgr->pools[mgr->n_pools++] = pool;
+        dbp_janitor_wake_locked(mgr); /* schedules probes and warm-ups */
     }
     pthread_mutex_unlock(&mgr->mu);
     if (rc != DBP_OK) {
@@ -289,6 +431,7 @@ void dbp_manager_free(dbp_manager *mgr)
     }
     pthread_cond_broadcast(&mgr->work_cv);
     pthread_cond_signal(&mgr->janitor_cv);
+    pthread_cond_broadcast(&mgr->events_cv);
     pthread_mutex_unlock(&mgr->mu);
 
     finish_all(&failed);
@@ -305,6 +448,13 @@ void dbp_manager_free(dbp_manager *mgr)
     dbp_manager_unref(mgr);
 }
 
+void dbp_manager_ref(dbp_manager *mgr)
+{
+    pthread_mutex_lock(&mgr->mu);
+    mgr->refs++;
+    pthread_mutex_unlock(&mgr->mu);
+}
+
 void dbp_manager_unref(dbp_manager *mgr)
 {
     pthread_mutex_lock(&mgr->mu);
@@ -314,6 +464,8 @@ void dbp_manager_unref(dbp_manager *mgr)
         return;
     dbp_free(mgr->workers);
     dbp_free(mgr->pools);
+    dbp_free(mgr->events);
+    pthread_cond_destroy(&mgr->events_cv);
     pthread_cond_destroy(&mgr->janitor_cv);
     pthread_cond_destroy(&mgr->work_cv);
     pthread_mutex_destroy(&mgr->mu);
@@ -387,13 +539,18 @@ int dbp_manager_pool_stats(dbp_manager *mgr, const char *pool_id, dbp_pool_stats
     if (i != SIZE_MAX) {
         const dbp_pool *pool = mgr->pools[i];
         *out = pool->stats;
-        out->idle = pool->idle.count;
-        out->in_use = pool->busy.count - pool->opening;
-        out->opening = pool->opening;
-        out->size = pool->idle.count + pool->busy.count;
+        out->idle = out->in_use = out->opening = 0;
+        for (int e = 0; e < pool->n_endpoints; e++) {
+            const dbp_endpoint *ep = pool->endpoints[e];
+            out->idle += ep->idle.count;
+            out->in_use += ep->busy.count - ep->opening;
+            out->opening += ep->opening;
+        }
+        out->size = out->idle + out->in_use + out->opening;
         out->waiting = pool->waiting.count;
         out->max_size = pool->opts.max_size;
         out->min_size = pool->opts.min_size;
+        out->n_endpoints = pool->n_endpoints;
         if (engine_out && engine_out_size)
             snprintf(engine_out, engine_out_size, "%s", pool->driver->name);
     }
@@ -401,4 +558,39 @@ int dbp_manager_pool_stats(dbp_manager *mgr, const char *pool_id, dbp_pool_stats
     if (i == SIZE_MAX)
         return dbp_error_set(err, DBP_E_NOT_FOUND, 0, NULL, "no pool named '%s'", pool_id);
     return DBP_OK;
+}
+
+int dbp_manager_endpoint_stats(dbp_manager *mgr, const char *pool_id, int index,
+                               dbp_endpoint_stats *out, dbp_error *err)
+{
+    int rc = DBP_OK;
+    pthread_mutex_lock(&mgr->mu);
+    size_t i = find_pool_index(mgr, pool_id);
+    if (i == SIZE_MAX) {
+        rc = dbp_error_set(err, DBP_E_NOT_FOUND, 0, NULL, "no pool named '%s'", pool_id);
+    } else if (index < 0 || index >= mgr->pools[i]->n_endpoints) {
+        rc = dbp_error_set(err, DBP_E_NOT_FOUND, 0, NULL, "pool '%s' has no endpoint %d",
+                           pool_id, index);
+    } else {
+        const dbp_pool *pool = mgr->pools[i];
+        const dbp_endpoint *ep = pool->endpoints[index];
+        memset(out, 0, sizeof *out);
+        snprintf(out->label, sizeof out->label, "%s", ep->label);
+        out->role = ep->role;
+        out->health = ep->health;
+        out->is_primary = ep == pool->primary && dbp_pool_has_topology(pool);
+        out->lag_seconds = ep->lag_s;
+        out->failures = ep->failures;
+        int64_t wait = ep->retry_ns - dbp_now_ns();
+        out->retry_in_ms = ep->health == DBP_HEALTH_DOWN && wait > 0 ? wait / 1000000 : 0;
+        snprintf(out->last_error, sizeof out->last_error, "%s", ep->last_error);
+        out->idle = ep->idle.count;
+        out->opening = ep->opening;
+        out->in_use = ep->busy.count - ep->opening;
+        out->size = out->idle + out->in_use + out->opening;
+        out->acquired_total = ep->acquired_total;
+        out->failed_total = ep->failed_total;
+    }
+    pthread_mutex_unlock(&mgr->mu);
+    return rc;
 }

@@ -1,7 +1,9 @@
-/* pool.c - one endpoint's connections: the FIFO wait queue, handing
- * connections to waiters, returning them, and keeping the pool within its
- * size, idle and lifetime limits. Every function here runs under mgr->mu;
- * connecting and closing happen on workers or after unlocking. */
+/* pool.c - a logical pool's FIFO wait queue, handing its endpoints'
+ * connections to waiters, returning them, and keeping each endpoint within
+ * its size, idle and lifetime limits. Which endpoint serves a request is
+ * route.c's decision; health and roles are endpoint.c's. Every function here
+ * runs under mgr->mu; connecting and closing happen on workers or after
+ * unlocking. */
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -76,15 +78,45 @@ void dbp_conn_list_remove(conn_list *l, dbp_conn *c)
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
-int dbp_pool_new(dbp_manager *mgr, const char *id, const dbp_driver *driver, void *config,
-                 const dbp_pool_options *opts, dbp_pool **out, dbp_error *err)
+static void free_configs(const dbp_driver *driver, void **configs, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (configs[i])
+            driver->free_config(configs[i]);
+}
+
+int dbp_pool_new(dbp_manager *mgr, const char *id, const dbp_driver *driver, void **configs,
+                 int n_endpoints, const dbp_pool_options *opts, dbp_pool **out, dbp_error *err)
 {
     dbp_pool *pool = dbp_calloc(1, sizeof *pool);
-    if (!pool)
-        return dbp_error_nomem(err);
-    pool->id = dbp_strdup(id);
-    if (!pool->id) {
-        dbp_free(pool);
+    if (pool)
+        pool->endpoints = dbp_calloc((size_t)n_endpoints, sizeof *pool->endpoints);
+    if (pool)
+        pool->id = dbp_strdup(id);
+    int ok = pool && pool->endpoints && pool->id;
+    for (int i = 0; ok && i < n_endpoints; i++) {
+        dbp_endpoint *ep = dbp_calloc(1, sizeof *ep);
+        if (!ep) {
+            ok = 0;
+            break;
+        }
+        ep->pool = pool;
+        ep->index = i;
+        ep->config = configs[i];
+        configs[i] = NULL; /* the endpoint owns it now */
+        ep->lag_s = -1;
+        if (driver->describe)
+            driver->describe(ep->config, ep->label, sizeof ep->label);
+        if (!ep->label[0])
+            snprintf(ep->label, sizeof ep->label, "endpoint %d", i + 1);
+        pool->endpoints[i] = ep;
+        pool->n_endpoints++;
+    }
+    if (!ok) {
+        free_configs(driver, configs, n_endpoints);
+        if (pool)
+            pool->driver = driver;
+        dbp_pool_destroy_unregistered(pool);
         return dbp_error_nomem(err);
     }
     pool->mgr = mgr;
@@ -93,9 +125,10 @@ int dbp_pool_new(dbp_manager *mgr, const char *id, const dbp_driver *driver, voi
     pthread_mutex_unlock(&mgr->mu);
     pool->refs = 1;
     pool->driver = driver;
-    pool->config = config;
     pool->opts = *opts;
     pool->rng = (unsigned)(uintptr_t)pool ^ (unsigned)dbp_now_ns();
+    if (n_endpoints == 1)
+        pool->primary = pool->endpoints[0];
     *out = pool;
     return DBP_OK;
 }
@@ -105,14 +138,26 @@ dbp_pool *dbp_pool_unref_locked(dbp_pool *pool)
     return --pool->refs == 0 ? pool : NULL;
 }
 
+/* Frees the pool's memory; it holds no manager reference yet when mgr is NULL. */
+void dbp_pool_destroy_unregistered(dbp_pool *pool)
+{
+    if (!pool)
+        return;
+    for (int i = 0; i < pool->n_endpoints; i++) {
+        pool->driver->free_config(pool->endpoints[i]->config);
+        dbp_free(pool->endpoints[i]);
+    }
+    dbp_free(pool->endpoints);
+    dbp_free(pool->id);
+    dbp_free(pool);
+}
+
 void dbp_pool_destroy(dbp_pool *pool)
 {
     if (!pool)
         return;
     dbp_manager *mgr = pool->mgr;
-    pool->driver->free_config(pool->config);
-    dbp_free(pool->id);
-    dbp_free(pool);
+    dbp_pool_destroy_unregistered(pool);
     dbp_manager_unref(mgr);
 }
 
@@ -127,9 +172,17 @@ void dbp_conns_destroy(dbp_conn *chain)
     }
 }
 
-static int pool_size(const dbp_pool *pool)
+int dbp_endpoint_size(const dbp_endpoint *ep)
 {
-    return pool->idle.count + pool->busy.count;
+    return ep->idle.count + ep->busy.count;
+}
+
+int dbp_pool_size(const dbp_pool *pool)
+{
+    int size = 0;
+    for (int i = 0; i < pool->n_endpoints; i++)
+        size += dbp_endpoint_size(pool->endpoints[i]);
+    return size;
 }
 
 /* A random retirement time in [lifetime * (1 - jitter), lifetime] from now,
@@ -148,30 +201,32 @@ static int64_t retire_time(dbp_pool *pool, int64_t now)
     return now + lifetime;
 }
 
-/* A new, not yet connected slot counted in the pool's size. */
-static dbp_conn *conn_slot_new(dbp_pool *pool)
+static dbp_conn *conn_slot_new(dbp_endpoint *ep)
 {
     dbp_conn *conn = dbp_calloc(1, sizeof *conn);
     if (!conn)
         return NULL;
-    conn->pool = pool;
-    conn->driver = pool->driver;
+    conn->pool = ep->pool;
+    conn->endpoint = ep;
+    conn->driver = ep->pool->driver;
     conn->state = CONN_OPENING;
     conn->retire_ns = INT64_MAX;
-    dbp_conn_list_push_front(&pool->busy, conn);
-    pool->opening++;
+    dbp_conn_list_push_front(&ep->busy, conn);
+    ep->opening++;
     return conn;
 }
 
 void dbp_pool_conn_opened_locked(dbp_pool *pool, dbp_conn *conn, void *handle, int64_t now)
 {
+    dbp_endpoint *ep = conn->endpoint;
     conn->handle = handle;
     conn->created_ns = now;
     conn->retire_ns = retire_time(pool, now);
     conn->last_used_ns = now;
+    conn->generation = ep->generation;
     if (conn->state == CONN_OPENING) {
         conn->state = CONN_BUSY;
-        pool->opening--;
+        ep->opening--;
     }
     pool->stats.created_total++;
 }
@@ -205,69 +260,138 @@ int dbp_pool_submit_locked(dbp_pool *pool, dbp_request *req, dbp_error *err)
     return DBP_OK;
 }
 
+void dbp_pool_requeue_locked(dbp_pool *pool, dbp_request *req)
+{
+    dbp_request *after = pool->waiting.tail;
+    while (after && after->enqueued_ns > req->enqueued_ns)
+        after = after->prev;
+    req->state = REQ_WAITING;
+    req->conn = NULL;
+    req->attempts++;
+    pool->stats.retries_total++;
+    /* insert after `after` (at the head when NULL) */
+    request_list *l = &pool->waiting;
+    req->prev = after;
+    req->next = after ? after->next : l->head;
+    if (req->next)
+        req->next->prev = req;
+    else
+        l->tail = req;
+    if (after)
+        after->next = req;
+    else
+        l->head = req;
+    l->count++;
+    dbp_pool_dispatch_locked(pool);
+    dbp_janitor_wake_locked(pool->mgr);
+}
+
+dbp_conn *dbp_endpoint_take_conn_locked(dbp_endpoint *ep)
+{
+    dbp_conn *conn = ep->idle.head;
+    if (!conn)
+        return dbp_endpoint_size(ep) < ep->pool->opts.max_size ? conn_slot_new(ep) : NULL;
+    dbp_conn_list_remove(&ep->idle, conn);
+    dbp_conn_list_push_front(&ep->busy, conn);
+    conn->state = CONN_BUSY;
+    return conn;
+}
+
 static void assign(dbp_pool *pool, dbp_request *req, dbp_conn *conn, int64_t now)
 {
+    dbp_endpoint *ep = conn->endpoint;
     dbp_request_list_remove(&pool->waiting, req);
-    if (conn->state == CONN_IDLE) {
-        dbp_conn_list_remove(&pool->idle, conn);
-        dbp_conn_list_push_front(&pool->busy, conn);
-        conn->state = CONN_BUSY;
-    }
     req->conn = conn;
-    if (req->op != DBP_OP_WARM_UP) {
+    if (!DBP_OP_IS_INTERNAL(req->op)) {
         pool->stats.acquired_total++;
+        ep->acquired_total++;
         pool->stats.acquire_wait_ms_total += (double)(now - req->enqueued_ns) / 1e6;
     }
     dbp_worker_enqueue_locked(pool->mgr, req);
 }
 
+static int has_room(const dbp_pool *pool)
+{
+    for (int i = 0; i < pool->n_endpoints; i++) {
+        const dbp_endpoint *ep = pool->endpoints[i];
+        if (ep->idle.head || dbp_endpoint_size(ep) < pool->opts.max_size)
+            return 1;
+    }
+    return 0;
+}
+
+/* Requests are served in arrival order, except that one no endpoint can
+ * serve now (its role is down, or its endpoints are full) does not hold up
+ * those behind it that other endpoints can. */
 void dbp_pool_dispatch_locked(dbp_pool *pool)
 {
     int64_t now = dbp_now_ns();
-    while (pool->waiting.head) {
-        dbp_request *req = pool->waiting.head;
-        if (pool->idle.head) {
-            assign(pool, req, pool->idle.head, now);
-        } else if (pool_size(pool) < pool->opts.max_size) {
-            dbp_conn *slot = conn_slot_new(pool);
-            if (!slot)
-                return; /* out of memory: the janitor retries or the wait times out */
-            assign(pool, req, slot, now);
-        } else {
-            return;
+    int was_starved = pool->starved;
+    dbp_endpoint *cands[pool->n_endpoints];
+    pool->starved = 0;
+    dbp_request *next;
+    for (dbp_request *req = pool->waiting.head; req && has_room(pool); req = next) {
+        next = req->next;
+        int n = dbp_route_candidates(pool, req, cands);
+        if (n == 0) {
+            pool->starved |= !req->target;
+            continue;
         }
+        dbp_endpoint *ep = dbp_route_choose(pool, cands, n);
+        if (!ep)
+            continue;
+        dbp_conn *conn = dbp_endpoint_take_conn_locked(ep);
+        if (!conn)
+            return; /* out of memory: the janitor retries or the wait times out */
+        assign(pool, req, conn, now);
     }
+    if (pool->starved && !was_starved)
+        dbp_janitor_wake_locked(pool->mgr); /* probe fast until a fitting endpoint appears */
 }
 
 /* ---- returning --------------------------------------------------------- */
 
 static void conn_forget(dbp_pool *pool, dbp_conn *conn)
 {
+    dbp_endpoint *ep = conn->endpoint;
     if (conn->state == CONN_IDLE) {
-        dbp_conn_list_remove(&pool->idle, conn);
+        dbp_conn_list_remove(&ep->idle, conn);
     } else {
         if (conn->state == CONN_OPENING)
-            pool->opening--;
-        dbp_conn_list_remove(&pool->busy, conn);
+            ep->opening--;
+        dbp_conn_list_remove(&ep->busy, conn);
     }
     if (conn->handle)
         pool->stats.closed_total++;
 }
 
+void dbp_endpoint_close_idle_locked(dbp_endpoint *ep, dbp_conn **to_close)
+{
+    dbp_conn *conn;
+    while ((conn = ep->idle.head)) {
+        conn_forget(ep->pool, conn);
+        conn->next = *to_close;
+        *to_close = conn;
+    }
+}
+
 dbp_conn *dbp_pool_return_conn_locked(dbp_pool *pool, dbp_conn *conn)
 {
     int64_t now = dbp_now_ns();
+    dbp_endpoint *ep = conn->endpoint;
     dbp_conn *to_close = NULL;
     conn->running = NULL;
-    if (pool->closed || conn->broken || !conn->handle || now >= conn->retire_ns) {
+    /* a connection opened before its endpoint's role changed retires */
+    if (pool->closed || conn->broken || !conn->handle || now >= conn->retire_ns ||
+        conn->generation != ep->generation || ep->health == DBP_HEALTH_DOWN) {
         conn_forget(pool, conn);
         conn->next = NULL;
         to_close = conn;
     } else {
-        dbp_conn_list_remove(&pool->busy, conn);
+        dbp_conn_list_remove(&ep->busy, conn);
         conn->state = CONN_IDLE;
         conn->last_used_ns = now;
-        dbp_conn_list_push_front(&pool->idle, conn);
+        dbp_conn_list_push_front(&ep->idle, conn);
     }
     dbp_pool_dispatch_locked(pool);
     return to_close;
@@ -275,64 +399,105 @@ dbp_conn *dbp_pool_return_conn_locked(dbp_pool *pool, dbp_conn *conn)
 
 /* ---- maintenance -------------------------------------------------------- */
 
-/* Queues warm-up requests until min_size connections exist or are opening. */
+/* Queues warm-up requests until each endpoint that is up has min_size
+ * connections open or opening. */
 static void keep_min_size(dbp_pool *pool)
 {
-    while (!pool->closed && pool_size(pool) < pool->opts.min_size &&
-           pool->waiting.count == 0) {
-        dbp_request *warm = dbp_request_new_internal(DBP_OP_WARM_UP, pool->mgr);
-        if (!warm)
-            return;
-        warm->pool = pool;
-        pool->refs++;
-        warm->state = REQ_WAITING;
-        warm->enqueued_ns = dbp_now_ns();
-        warm->deadline_ns = INT64_MAX;
-        dbp_request_list_push(&pool->waiting, warm);
-        dbp_pool_dispatch_locked(pool);
+    for (int i = 0; i < pool->n_endpoints && !pool->closed && pool->waiting.count == 0; i++) {
+        dbp_endpoint *ep = pool->endpoints[i];
+        if (ep->health == DBP_HEALTH_DOWN)
+            continue;
+        while (dbp_endpoint_size(ep) < pool->opts.min_size && pool->waiting.count == 0) {
+            dbp_request *warm = dbp_request_new_internal(DBP_OP_WARM_UP, pool->mgr);
+            if (!warm)
+                return;
+            warm->pool = pool;
+            warm->target = ep;
+            pool->refs++;
+            warm->state = REQ_WAITING;
+            warm->enqueued_ns = dbp_now_ns();
+            warm->deadline_ns = INT64_MAX;
+            dbp_request_list_push(&pool->waiting, warm);
+            dbp_pool_dispatch_locked(pool);
+        }
     }
+}
+
+/* A request waits acquire_timeout for a connection; while no endpoint in
+ * the role it needs is up, it waits failover_timeout instead (db_pool.h). */
+static int64_t deadline_of(const dbp_pool *pool, const dbp_request *req, int routable)
+{
+    if (routable || pool->opts.failover_timeout_ms <= 0)
+        return req->deadline_ns;
+    return req->enqueued_ns + MS_TO_NS(pool->opts.failover_timeout_ms);
+}
+
+static void expire(dbp_pool *pool, dbp_request *req, int routable)
+{
+    dbp_request_list_remove(&pool->waiting, req);
+    if (routable) {
+        req->status = dbp_error_set(
+            &req->error, DBP_E_TIMEOUT, 0, NULL,
+            "timed out after %lld ms waiting for a connection from pool '%s' "
+            "(size %d of max_size %d per endpoint, %d waiting)",
+            (long long)pool->opts.acquire_timeout_ms, pool->id, dbp_pool_size(pool),
+            pool->opts.max_size, pool->waiting.count);
+        pool->stats.timeouts_total++;
+    } else {
+        char states[512];
+        dbp_route_describe(pool, states, sizeof states);
+        req->status = dbp_error_set(
+            &req->error, DBP_E_UNAVAILABLE, 0, NULL,
+            "pool '%s' has no %s endpoint up after waiting %lld ms: %s", pool->id,
+            dbp_route_is_read(req) && pool->opts.read_from != DBP_READ_PRIMARY ? "readable"
+                                                                               : "primary",
+            (long long)((dbp_now_ns() - req->enqueued_ns) / 1000000), states);
+    }
+    req->state = REQ_FINISHING;
 }
 
 int64_t dbp_pool_maintain_locked(dbp_pool *pool, int64_t now, request_list *expired,
                                  dbp_conn **to_close)
 {
-    while (pool->waiting.head && pool->waiting.head->deadline_ns <= now) {
-        dbp_request *req = pool->waiting.head;
-        dbp_request_list_remove(&pool->waiting, req);
-        req->status = dbp_error_set(
-            &req->error, DBP_E_TIMEOUT, 0, NULL,
-            "timed out after %lld ms waiting for a connection from pool '%s' "
-            "(size %d of max_size %d, %d in use, %d waiting)",
-            (long long)pool->opts.acquire_timeout_ms, pool->id, pool_size(pool),
-            pool->opts.max_size, pool->busy.count, pool->waiting.count);
-        pool->stats.timeouts_total++;
-        req->state = REQ_FINISHING;
-        dbp_request_list_push(expired, req);
+    int64_t next = now + MS_TO_NS(1000);
+    dbp_endpoint *cands[pool->n_endpoints];
+    dbp_request *after;
+    for (dbp_request *req = pool->waiting.head; req; req = after) {
+        after = req->next;
+        int routable = dbp_route_candidates(pool, req, cands) > 0;
+        /* a warm-up for an endpoint that went down is dropped */
+        int64_t deadline = req->target && !routable ? now : deadline_of(pool, req, routable);
+        if (deadline <= now) {
+            expire(pool, req, routable);
+            dbp_request_list_push(expired, req);
+        } else if (deadline < next) {
+            next = deadline;
+        }
     }
 
     /* Retire idle connections past their lifetime, or idle too long while
-     * the pool is above min_size; the least recently used go first. */
-    dbp_conn *conn = pool->idle.tail;
-    while (conn) {
-        dbp_conn *prev = conn->prev;
-        int too_old = now >= conn->retire_ns;
-        int idle_too_long = pool->opts.idle_timeout_ms > 0 &&
-                            now - conn->last_used_ns >= MS_TO_NS(pool->opts.idle_timeout_ms) &&
-                            pool_size(pool) > pool->opts.min_size;
-        if (too_old || idle_too_long) {
-            conn_forget(pool, conn);
-            conn->next = *to_close;
-            *to_close = conn;
+     * the endpoint is above min_size; the least recently used go first. */
+    for (int i = 0; i < pool->n_endpoints; i++) {
+        dbp_endpoint *ep = pool->endpoints[i];
+        dbp_conn *conn = ep->idle.tail;
+        while (conn) {
+            dbp_conn *prev = conn->prev;
+            int too_old = now >= conn->retire_ns;
+            int idle_too_long = pool->opts.idle_timeout_ms > 0 &&
+                                now - conn->last_used_ns >= MS_TO_NS(pool->opts.idle_timeout_ms) &&
+                                dbp_endpoint_size(ep) > pool->opts.min_size;
+            if (too_old || idle_too_long) {
+                conn_forget(pool, conn);
+                conn->next = *to_close;
+                *to_close = conn;
+            }
+            conn = prev;
         }
-        conn = prev;
     }
     dbp_pool_dispatch_locked(pool); /* retries after an allocation failure */
     keep_min_size(pool);
-
-    int64_t next = now + MS_TO_NS(1000);
-    if (pool->waiting.head && pool->waiting.head->deadline_ns < next)
-        next = pool->waiting.head->deadline_ns;
-    return next;
+    int64_t probe = dbp_pool_schedule_probes_locked(pool, now);
+    return probe < next ? probe : next;
 }
 
 void dbp_pool_close_locked(dbp_pool *pool, request_list *failed, dbp_conn **to_close)
@@ -346,10 +511,6 @@ void dbp_pool_close_locked(dbp_pool *pool, request_list *failed, dbp_conn **to_c
         req->state = REQ_FINISHING;
         dbp_request_list_push(failed, req);
     }
-    dbp_conn *conn;
-    while ((conn = pool->idle.head)) {
-        conn_forget(pool, conn);
-        conn->next = *to_close;
-        *to_close = conn;
-    }
+    for (int i = 0; i < pool->n_endpoints; i++)
+        dbp_endpoint_close_idle_locked(pool->endpoints[i], to_close);
 }

@@ -33,6 +33,7 @@ int dbp_request_new(dbp_request **out, dbp_op op, const char *sql, size_t sql_le
     req->sql_len = sql ? sql_len : 0;
     req->params = params;
     req->batch_rows = 65536;
+    req->readonly = -1;
     pthread_mutex_init(&req->done_mu, NULL);
     pthread_cond_init(&req->done_cv, NULL);
     *out = req;
@@ -107,6 +108,10 @@ void dbp_request_add_notice(void *arg, const char *severity, const char *text)
 }
 
 void dbp_request_set_user_data(dbp_request *req, void *user_data) { req->user_data = user_data; }
+void dbp_request_set_readonly(dbp_request *req, int readonly)
+{
+    req->readonly = readonly > 0 ? 1 : readonly == 0 ? 0 : -1;
+}
 void *dbp_request_user_data(const dbp_request *req) { return req->user_data; }
 
 void dbp_request_finish(dbp_request *req, dbp_conn *to_close)

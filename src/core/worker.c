@@ -47,7 +47,7 @@ static int open_conn(dbp_pool *pool, dbp_conn *conn, dbp_error *err)
 {
     dbp_manager *mgr = pool->mgr;
     void *handle = NULL;
-    int rc = pool->driver->connect(pool->config, &handle, err);
+    int rc = pool->driver->connect(conn->endpoint->config, &handle, err);
     pthread_mutex_lock(&mgr->mu);
     if (rc == DBP_OK) {
         dbp_pool_conn_opened_locked(pool, conn, handle, dbp_now_ns());
@@ -71,9 +71,11 @@ static void close_handle(dbp_pool *pool, dbp_conn *conn)
 }
 
 /* Makes sure the connection is open, young enough and, after a long idle
- * spell, still alive. */
-static int prepare_conn(dbp_pool *pool, dbp_conn *conn, dbp_error *err)
+ * spell (when ping_if_idle), still alive; *opened says whether it is new. */
+static int prepare_conn(dbp_pool *pool, dbp_conn *conn, int ping_if_idle, int *opened,
+                        dbp_error *err)
 {
+    *opened = 1;
     if (!conn->handle)
         return open_conn(pool, conn, err);
     int64_t now = dbp_now_ns();
@@ -83,7 +85,9 @@ static int prepare_conn(dbp_pool *pool, dbp_conn *conn, dbp_error *err)
     }
     int64_t validate_after = pool->opts.validate_after_ms;
     int usable = !pool->driver->is_usable || pool->driver->is_usable(conn->handle);
-    if (!usable || (validate_after >= 0 && now - conn->last_used_ns >= MS_TO_NS(validate_after))) {
+    int stale = ping_if_idle && validate_after >= 0 &&
+                now - conn->last_used_ns >= MS_TO_NS(validate_after);
+    if (!usable || stale) {
         dbp_error ping_err;
         if (!usable || pool->driver->ping(conn->handle, &ping_err) != DBP_OK) {
             pthread_mutex_lock(&pool->mgr->mu);
@@ -93,7 +97,32 @@ static int prepare_conn(dbp_pool *pool, dbp_conn *conn, dbp_error *err)
             return open_conn(pool, conn, err);
         }
     }
+    *opened = 0;
     return DBP_OK;
+}
+
+/* Pools with several endpoints ask each new connection its endpoint's role
+ * before using it; a PROBE asks over whatever connection it got (the probe
+ * is its ping) and, if that fails on a reused connection, once more on a
+ * new one, so one dead idle connection does not mark its endpoint down. */
+static int prepare_and_probe(dbp_pool *pool, dbp_request *req, dbp_probe_result *probe)
+{
+    dbp_conn *conn = req->conn;
+    int is_probe = (int)req->op == DBP_OP_PROBE;
+    int opened;
+    probe->ok = 0;
+    int rc = prepare_conn(pool, conn, !is_probe, &opened, &req->error);
+    if (rc != DBP_OK || !dbp_pool_has_topology(pool) || !(opened || is_probe))
+        return rc;
+    rc = pool->driver->probe_role(conn->handle, &probe->role, &probe->lag_s, &req->error);
+    if (rc != DBP_OK && !opened) {
+        close_handle(pool, conn);
+        rc = open_conn(pool, conn, &req->error);
+        if (rc == DBP_OK)
+            rc = pool->driver->probe_role(conn->handle, &probe->role, &probe->lag_s, &req->error);
+    }
+    probe->ok = rc == DBP_OK;
+    return rc;
 }
 
 static int run_query(const dbp_driver *drv, dbp_request *req, const dbp_exec_ctx *stream_ctx)
@@ -173,6 +202,7 @@ static int run_op(dbp_pool *pool, dbp_request *req)
     const char *sql = req->sql ? req->sql : "";
     switch ((int)req->op) {
     case DBP_OP_WARM_UP:
+    case DBP_OP_PROBE:
         return DBP_OK;
     case DBP_OP_RESET_LEASE:
         reset_conn(drv, req->conn);
@@ -211,23 +241,36 @@ static void run_request(dbp_request *req)
     dbp_pool *pool = req->pool;
     dbp_conn *conn = req->conn;
     dbp_lease *lease = req->on_lease;
-    /* A leased connection is never replaced underneath its holder: that
-     * would lose an open transaction. It is retired when it comes back. */
-    int rc = !lease ? prepare_conn(pool, conn, &req->error)
-             : conn->handle && !conn->broken
+    int topology = dbp_pool_has_topology(pool);
+    int rc;
+    if (lease) {
+        /* A leased connection is never replaced underneath its holder: that
+         * would lose an open transaction. It is retired when it comes back. */
+        rc = conn->handle && !conn->broken
                  ? DBP_OK
                  : dbp_error_set(&req->error, DBP_E_NETWORK, 0, NULL,
                                  "the connection was lost; the transaction did not complete");
+    } else {
+        dbp_probe_result probe = {.role = DBP_ROLE_UNKNOWN, .lag_s = -1};
+        rc = prepare_and_probe(pool, req, &probe);
+        if (topology && dbp_failover_after_connect(pool, req, rc, &probe))
+            return; /* back in the wait queue */
+    }
     if (rc == DBP_OK && atomic_load(&req->cancelled))
         rc = dbp_error_set(&req->error, DBP_E_CANCELLED, 0, NULL, "cancelled");
-    if (rc == DBP_OK)
+    if (rc == DBP_OK) {
         rc = run_op(pool, req);
+        if (rc == DBP_E_NETWORK && topology && dbp_failover_after_broken_conn(pool, req))
+            return; /* a read, back in the wait queue */
+        if (rc == DBP_E_NETWORK)
+            rc = dbp_failover_classify_lost(req);
+    }
     req->status = rc;
     if (rc != DBP_OK && req->lease_out) {
         dbp_free(req->lease_out);
         req->lease_out = NULL;
     }
-    if (rc == DBP_E_NETWORK)
+    if (rc == DBP_E_NETWORK || rc == DBP_E_OUTCOME_UNKNOWN)
         conn->broken = 1;
 
     int keeps_conn = lease || (req->op == DBP_OP_LEASE && rc == DBP_OK);

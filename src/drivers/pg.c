@@ -465,6 +465,69 @@ static int ping(void *conn, dbp_error *err)
     return rc == DBP_OK ? drain(c, NULL, NULL, err) : rc;
 }
 
+/* The role, and for a standby how far its replay trails: 0 when it has
+ * replayed everything it received, else the age of the last replayed
+ * transaction (which also grows while the primary is idle, erring on the
+ * side of skipping the replica). */
+static const char PROBE_SQL[] =
+    "SELECT pg_is_in_recovery(), CASE WHEN NOT pg_is_in_recovery() THEN NULL "
+    "WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+    "ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END";
+
+static int probe_role(void *conn, dbp_role *role, double *lag_s, dbp_error *err)
+{
+    pg_conn *c = conn;
+    begin_call(c, NULL);
+    if (!PQsendQuery(c->pg, PROBE_SQL))
+        return result_error(c, NULL, err);
+    int rc = pump(c, NULL, 5000, err);
+    PGresult *res = rc == DBP_OK ? PQgetResult(c->pg) : NULL;
+    if (rc == DBP_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = result_error(c, res, err);
+    else if (rc == DBP_OK && (PQntuples(res) != 1 || PQnfields(res) != 2))
+        rc = dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL, "unexpected answer to the role probe");
+    if (rc == DBP_OK) {
+        int standby = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        *role = standby ? DBP_ROLE_REPLICA : DBP_ROLE_PRIMARY;
+        *lag_s = PQgetisnull(res, 0, 1) ? (standby ? -1 : 0) : strtod(PQgetvalue(res, 0, 1), NULL);
+    }
+    PQclear(res);
+    return rc == DBP_OK ? drain(c, NULL, NULL, err) : rc;
+}
+
+/* Sets *host, *port or *db from one libpq keyword, if it is one of them. */
+static void note_address(const char *key, const char *value, char *host, char *port, char *db,
+                         size_t size)
+{
+    if (strcmp(key, "host") == 0 || (strcmp(key, "hostaddr") == 0 && !*host))
+        snprintf(host, size, "%s", value);
+    else if (strcmp(key, "port") == 0)
+        snprintf(port, size, "%s", value);
+    else if (strcmp(key, "dbname") == 0)
+        snprintf(db, size, "%s", value);
+}
+
+/* "host:port/dbname" from the settings, a URL among them expanded as libpq
+ * does; never the password. */
+static void describe(const void *config, char *buf, size_t size)
+{
+    const pg_config *cfg = config;
+    char host[64] = "", port[64] = "", db[64] = "";
+    for (size_t i = 0; cfg->keys[i]; i++) {
+        const char *value = cfg->values[i];
+        int is_dsn = strcmp(cfg->keys[i], "dbname") == 0 &&
+                     (strstr(value, "://") || strchr(value, '='));
+        PQconninfoOption *parsed = is_dsn ? PQconninfoParse(value, NULL) : NULL;
+        for (PQconninfoOption *o = parsed; o && o->keyword; o++)
+            if (o->val)
+                note_address(o->keyword, o->val, host, port, db, sizeof db);
+        PQconninfoFree(parsed);
+        if (!is_dsn)
+            note_address(cfg->keys[i], value, host, port, db, sizeof db);
+    }
+    snprintf(buf, size, "%s:%s/%s", *host ? host : "localhost", *port ? port : "5432", db);
+}
+
 /* ---- parameters ---------------------------------------------------------------- */
 
 /* Text forms of one row of parameters; blobs go as binary. The engine
@@ -1477,4 +1540,6 @@ const dbp_driver dbp_pg_driver = {
     .begin = begin,
     .commit = commit,
     .rollback = rollback,
+    .probe_role = probe_role,
+    .describe = describe,
 };

@@ -1106,6 +1106,12 @@ static int begin(void *conn, const char *options, dbp_error *err)
 static int commit(void *conn, dbp_error *err) { return exec_simple(conn, "COMMIT", err); }
 static int rollback(void *conn, dbp_error *err) { return exec_simple(conn, "ROLLBACK", err); }
 
+/* The database as the user named it (a path or :memory:). */
+static void describe(const void *config, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", ((const sqlite_config *)config)->display_name);
+}
+
 const dbp_driver dbp_sqlite_driver = {
     .name = "sqlite",
     .parse_config = parse_config,
@@ -1123,4 +1129,5 @@ const dbp_driver dbp_sqlite_driver = {
     .begin = begin,
     .commit = commit,
     .rollback = rollback,
+    .describe = describe,
 };

@@ -1296,6 +1296,13 @@ static int bulk_load(void *conn, const char *table, struct ArrowArrayStream *row
     return rc;
 }
 
+/* host:port/database; never the password. */
+static void describe(const void *config, char *buf, size_t size)
+{
+    const tds_config *cfg = config;
+    snprintf(buf, size, "%s/%s", cfg->where, cfg->database ? cfg->database : "");
+}
+
 const dbp_driver dbp_mssql_driver = {
     .name = "mssql",
     .parse_config = parse_config,
@@ -1313,4 +1320,5 @@ const dbp_driver dbp_mssql_driver = {
     .begin = begin,
     .commit = commit,
     .rollback = rollback,
+    .describe = describe,
 };

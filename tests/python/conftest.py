@@ -43,6 +43,9 @@ STATS_KEYS = {
     "errors",
     "cancelled",
     "acquire_wait_ms_total",
+    "topology_generation",
+    "failovers",
+    "retries",
 }
 
 

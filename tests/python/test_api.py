@@ -269,8 +269,12 @@ def test_sync_stream_break_returns_the_connection(spool: SyncDatabasePool) -> No
 async def test_stats_keys_and_counters(api: Any) -> None:
     await api.create_pool("db", url="sqlite:///:memory:", min_size=1, max_size=3)
     s0 = api.stats("db")
-    assert set(s0) == STATS_KEYS
+    assert set(s0) == STATS_KEYS | {"endpoints", "events"}
     assert s0["engine"] == "sqlite"
+    assert s0["events"] == []
+    (only,) = s0["endpoints"]  # one endpoint, never probed: no roles in SQLite
+    assert (only["role"], only["health"], only["is_primary"]) == ("unknown", "up", False)
+    assert only["size"] == s0["size"] and only["endpoint"].endswith(":memory:")
     assert (s0["min_size"], s0["max_size"]) == (1, 3)
     assert s0["in_use"] == 0 and s0["waiting"] == 0
     assert s0["size"] == s0["idle"] + s0["in_use"] >= 1
