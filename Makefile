@@ -12,7 +12,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # libraries, plus the real servers and clients the tests drive (PostgreSQL's
 # initdb/pg_ctl, FreeTDS's tsql and freebcp, openssl for test certificates).
 APT_PACKAGES := gcc pkg-config libsqlite3-dev libpq-dev postgresql postgresql-client \
-                freetds-bin freetds-dev openssl python3-dev python3-venv valgrind
+                freetds-bin freetds-dev openssl python3-dev python3-venv valgrind pgbouncer
 PY_PACKAGES := meson meson-python ninja polars pyarrow pytest pytest-asyncio mypy \
                "psycopg[binary]" python-tds pyopenssl
 # Peers for `make bench` only.

@@ -140,10 +140,35 @@ class PgServer:
         )
 
     @classmethod
-    def start_private(cls, bin_dir: Path | None = None, attempts: int = 3) -> PgServer:
-        """initdb + start a private server; retries on a port taken meanwhile."""
-        bin_dir = bin_dir or find_pg_bin()
-        root = Path(tempfile.mkdtemp(prefix="dbpool-pg-", dir=_temp_parent()))
+    def start_private(
+        cls,
+        bin_dir: Path | None = None,
+        attempts: int = 3,
+        *,
+        extra_conf: str = "",
+        extra_hba: str = "",
+    ) -> PgServer:
+        """initdb + start a private server; retries on a port taken meanwhile.
+
+        ``extra_conf`` lines go into postgresql.conf (before port.conf is
+        included) and ``extra_hba`` lines into pg_hba.conf (after ours), e.g.
+        for replication (tests/pg_cluster.py)."""
+        server = cls.new_private(bin_dir)
+        try:
+            server._initdb(extra_conf=extra_conf, extra_hba=extra_hba)
+            server.start_on_free_port(attempts)
+            server._bootstrap()
+        except BaseException:
+            server.cleanup()
+            raise
+        return server
+
+    @classmethod
+    def new_private(cls, bin_dir: Path | None = None, prefix: str = "dbpool-pg-") -> PgServer:
+        """A private server that is not there yet: its (empty) temporary
+        directory with the socket directory, owned by postgres when we are
+        root, and a free port. Removed at exit. The caller fills data_dir
+        (start_private: initdb; tests/pg_cluster.py: pg_basebackup)."""
         server = cls(
             host="127.0.0.1",
             port=_free_port(),
@@ -151,22 +176,12 @@ class PgServer:
             password=PASSWORD,
             database=DATABASE,
             external=False,
-            root=root,
-            bin_dir=bin_dir,
+            root=Path(tempfile.mkdtemp(prefix=prefix, dir=_temp_parent())),
+            bin_dir=bin_dir or find_pg_bin(),
         )
         atexit.register(server.cleanup)
         try:
-            server._initdb()
-            for attempt in range(attempts):
-                try:
-                    server.start()
-                    break
-                except RuntimeError:
-                    if attempt == attempts - 1:
-                        raise
-                    server.port = _free_port()  # someone took ours: try another
-                    server._write_port()
-            server._bootstrap()
+            server._make_dirs()
         except BaseException:
             server.cleanup()
             raise
@@ -239,7 +254,7 @@ class PgServer:
         if self.external:
             raise RuntimeError(f"the server from {ENV_DSN} cannot be stopped or restarted")
 
-    def _initdb(self) -> None:
+    def _make_dirs(self) -> None:
         assert self.root is not None
         self.root.chmod(0o700)
         self.socket_dir.mkdir()
@@ -247,6 +262,8 @@ class PgServer:
             pw = pwd.getpwnam("postgres")
             for p in (self.root, self.socket_dir):
                 os.chown(p, pw.pw_uid, pw.pw_gid)
+
+    def _initdb(self, extra_conf: str = "", extra_hba: str = "") -> None:
         self._run(
             "initdb",
             "-D",
@@ -263,6 +280,7 @@ class PgServer:
             "# written by tests/pg_server.py\n"
             "local all all trust\n"
             "host all all 127.0.0.1/32 scram-sha-256\n"
+            + (extra_hba.rstrip("\n") + "\n" if extra_hba else "")
         )
         with open(self.data_dir / "postgresql.conf", "a") as conf:
             conf.write(
@@ -279,12 +297,26 @@ class PgServer:
                 "log_timezone = 'UTC'\n"
                 "logging_collector = off\n"
                 "log_min_messages = warning\n"
-                "include_if_exists = 'port.conf'\n"
+                + (extra_conf.rstrip("\n") + "\n" if extra_conf else "")
+                + "include_if_exists = 'port.conf'\n"
             )
         self._write_port()
 
     def _write_port(self) -> None:
         (self.data_dir / "port.conf").write_text(f"port = {self.port}\n")
+
+    def start_on_free_port(self, attempts: int = 3) -> None:
+        """start(); if that fails (most likely someone took the port since
+        _free_port() chose it), again on another free port."""
+        for attempt in range(attempts):
+            try:
+                self.start()
+                return
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+                self.port = _free_port()
+                self._write_port()
 
     def _psql(self, sql: str) -> str:
         """Runs SQL as the bootstrap superuser over the Unix socket."""
