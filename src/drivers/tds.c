@@ -573,9 +573,7 @@ void tds_send_batch(tds_conn *c, const char *sql)
         dbsqlexec(c->proc); /* FAIL: the first statement failed; the rest still comes */
 }
 
-/* Runs a batch of our own to its end, keeping @@TRANCOUNT when its last
- * result set is that number. */
-void tds_run_own(tds_conn *c, const char *sql, int reads_trancount)
+void tds_run_own(tds_conn *c, const char *sql, int *last_int)
 {
     tds_send_batch(c, sql);
     DBPROCESS *proc = c->proc;
@@ -592,10 +590,10 @@ void tds_run_own(tds_conn *c, const char *sql, int reads_trancount)
         STATUS row;
         while ((row = dbnextrow(proc)) != NO_MORE_ROWS && row != FAIL) {
             BYTE *data = dbdata(proc, 1);
-            if (reads_trancount && data && dbnumcols(proc) == 1 && dbcoltype(proc, 1) == SYBINT4) {
+            if (last_int && data && dbnumcols(proc) == 1 && dbcoltype(proc, 1) == SYBINT4) {
                 DBINT n;
                 memcpy(&n, data, sizeof n);
-                c->trancount = n;
+                *last_int = n;
             }
         }
     }
@@ -617,7 +615,7 @@ void tds_refresh_trancount(tds_conn *c)
     int interrupted = atomic_exchange(flag, 0);
     c->attention_sent = 0;
     tds_failure saved = c->fail;
-    tds_run_own(c, "SELECT @@TRANCOUNT", 1);
+    tds_run_own(c, "SELECT @@TRANCOUNT", &c->trancount);
     c->fail = saved;
     c->attention_sent = was_attention || c->attention_sent;
     c->cancelled = cancelled;
@@ -868,7 +866,7 @@ static int connect(const void *config, void **out, dbp_error *err)
             rc = dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL, "db-lib refused DBSETTIME");
     }
     if (rc == DBP_OK) {
-        tds_run_own(c, session_setup, 1);
+        tds_run_own(c, session_setup, &c->trancount);
         if (tds_failed(c))
             rc = tds_call_error(c, err);
     }
@@ -885,9 +883,30 @@ static int ping(void *conn, dbp_error *err)
 {
     tds_conn *c = conn;
     call_begin(c, NULL);
-    tds_run_own(c, "SELECT 1", 0);
+    tds_run_own(c, "SELECT 1", NULL);
     int rc = tds_failed(c) ? tds_call_error(c, err) : DBP_OK;
     call_end(c);
+    return rc;
+}
+
+/* A database that is not updateable (an Always On readable secondary, or
+ * one set READ_ONLY) is a replica. SQL Server reports no replay lag here. */
+static int probe_role(void *conn, dbp_role *role, double *lag_s, dbp_error *err)
+{
+    tds_conn *c = conn;
+    int read_only = -1;
+    call_begin(c, NULL);
+    tds_run_own(c,
+                "SELECT CAST(CASE WHEN DATABASEPROPERTYEX(DB_NAME(), 'Updateability') = "
+                "'READ_WRITE' THEN 0 ELSE 1 END AS int)",
+                &read_only);
+    int rc = tds_failed(c) ? tds_call_error(c, err)
+             : read_only < 0
+                 ? dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL, "no answer to the role probe")
+                 : DBP_OK;
+    call_end(c);
+    *role = read_only == 0 ? DBP_ROLE_PRIMARY : DBP_ROLE_REPLICA;
+    *lag_s = -1;
     return rc;
 }
 
@@ -918,7 +937,7 @@ static int execute_many(tds_conn *c, const char *sql, size_t len, const dbp_para
     /* All or nothing: a transaction of our own, or a savepoint in the
      * caller's (SQL Server needs no release). */
     int nested = c->trancount > 0;
-    tds_run_own(c, nested ? "SAVE TRANSACTION dbp_execute_many" : "BEGIN TRANSACTION", 0);
+    tds_run_own(c, nested ? "SAVE TRANSACTION dbp_execute_many" : "BEGIN TRANSACTION", NULL);
     int rc = tds_failed(c) ? tds_call_error(c, err) : DBP_OK;
     if (rc == DBP_OK && !nested)
         c->trancount = 1;
@@ -942,7 +961,7 @@ static int execute_many(tds_conn *c, const char *sql, size_t len, const dbp_para
     dbp_free(null_binary);
     if (rc == DBP_OK) {
         if (!nested) {
-            tds_run_own(c, "COMMIT TRANSACTION; SELECT @@TRANCOUNT", 1);
+            tds_run_own(c, "COMMIT TRANSACTION; SELECT @@TRANCOUNT", &c->trancount);
             if (tds_failed(c))
                 rc = tds_call_error(c, err);
         }
@@ -958,7 +977,7 @@ static int execute_many(tds_conn *c, const char *sql, size_t len, const dbp_para
         tds_run_own(c,
                     nested ? "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION dbp_execute_many"
                            : "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION",
-                    0);
+                    NULL);
         c->fail = saved;
         c->attention_sent = attention;
         c->cancelled = cancelled;
@@ -1233,7 +1252,7 @@ static int begin(void *conn, const char *options, dbp_error *err)
     else
         snprintf(sql, sizeof sql, "BEGIN TRANSACTION; SELECT @@TRANCOUNT");
     call_begin(c, NULL);
-    tds_run_own(c, sql, 1);
+    tds_run_own(c, sql, &c->trancount);
     if (n)
         c->isolation_changed = 1;
     int rc = tds_failed(c) ? tds_call_error(c, err) : DBP_OK;
@@ -1253,7 +1272,7 @@ static int end_transaction(tds_conn *c, const char *verb, dbp_error *err)
     call_begin(c, NULL);
     int before = c->trancount;
     c->trancount = -1; /* unknown until read back */
-    tds_run_own(c, sql, 1);
+    tds_run_own(c, sql, &c->trancount);
     int rc = tds_failed(c) ? tds_call_error(c, err) : DBP_OK;
     if (c->trancount < 0) {
         c->trancount = before;
@@ -1320,5 +1339,6 @@ const dbp_driver dbp_mssql_driver = {
     .begin = begin,
     .commit = commit,
     .rollback = rollback,
+    .probe_role = probe_role,
     .describe = describe,
 };

@@ -253,7 +253,7 @@ static int frame_columns(void *arg, size_t n, const char *const *names, dbp_erro
     if (rc == DBP_OK && (create.failed || select.failed || b->insert.failed))
         rc = dbp_error_nomem(err);
     if (rc == DBP_OK) {
-        tds_run_own(c, create.data, 0);
+        tds_run_own(c, create.data, NULL);
         if (tds_failed(c))
             rc = tds_call_error(c, err);
     }
@@ -694,7 +694,7 @@ int tds_bulk_load(tds_conn *c, const char *table, struct ArrowArrayStream *rows,
         return dbp_error_nomem(err);
     b.quoted = quoted.data;
     int nested = c->trancount > 0;
-    tds_run_own(c, nested ? "SAVE TRANSACTION dbp_write_frame" : "BEGIN TRANSACTION", 0);
+    tds_run_own(c, nested ? "SAVE TRANSACTION dbp_write_frame" : "BEGIN TRANSACTION", NULL);
     int rc = tds_failed(c) ? tds_call_error(c, err) : DBP_OK;
     if (rc == DBP_OK && !nested)
         c->trancount = 1;
@@ -728,7 +728,7 @@ int tds_bulk_load(tds_conn *c, const char *table, struct ArrowArrayStream *rows,
         *loaded = inserted;
     }
     if (rc == DBP_OK && !nested) {
-        tds_run_own(c, "COMMIT TRANSACTION; SELECT @@TRANCOUNT", 1);
+        tds_run_own(c, "COMMIT TRANSACTION; SELECT @@TRANCOUNT", &c->trancount);
         if (tds_failed(c))
             rc = tds_call_error(c, err);
     } else if (rc != DBP_OK && !c->dead) {
@@ -745,7 +745,7 @@ int tds_bulk_load(tds_conn *c, const char *table, struct ArrowArrayStream *rows,
         c->attention_sent = 0;
         tds_run_own(c, nested ? "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION dbp_write_frame"
                               : "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION",
-                    0);
+                    NULL);
         c->fail = saved;
         c->attention_sent = attention;
     }

@@ -55,9 +55,10 @@ int tds_cancel_requested(const tds_conn *c);
 int tds_failed(const tds_conn *c);
 /* The error of a failed call into `err`; returns its category. */
 int tds_call_error(tds_conn *c, dbp_error *err);
-/* Runs a batch of the driver's own to its end; with `reads_trancount`, an
- * int result updates the connection's @@TRANCOUNT. */
-void tds_run_own(tds_conn *c, const char *sql, int reads_trancount);
+/* Runs a batch of the driver's own to its end; when `last_int` is not NULL,
+ * a result set of one int column stores its last value there (the batches
+ * that end in SELECT @@TRANCOUNT pass &c->trancount). */
+void tds_run_own(tds_conn *c, const char *sql, int *last_int);
 /* Reads @@TRANCOUNT again without disturbing the call's error. */
 void tds_refresh_trancount(tds_conn *c);
 /* Sends a SQL batch (NUL-terminated) and waits for its first answer;

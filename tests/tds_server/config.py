@@ -25,6 +25,10 @@ class Faults:
     refuse_logins: bool = False
     #: A statement with a string literal containing this text fails with 1205.
     deadlock_marker: str = "tds:deadlock"
+    #: Every database is read-only, as on an Always On readable secondary:
+    #: DATABASEPROPERTYEX(db, 'Updateability') says READ_ONLY and statements
+    #: that change data or schema fail with 3906.
+    read_only: bool = False
     #: Reject requests whose ALL_HEADERS transaction descriptor is not the
     #: session's current one (error 3989). Mismatches are counted either way.
     strict_transaction_descriptor: bool = False

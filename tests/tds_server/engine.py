@@ -18,7 +18,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Iterator
+from typing import Callable, Iterator
 
 from . import errors, sql, temporal as T, tokens as tk
 from .errors import SqlError
@@ -204,6 +204,12 @@ class EngineSettings:
     version: str = ""
     lock_timeout_s: float = 10.0
     deadlock_marker: str = "tds:deadlock"
+    #: Asked per statement, so a test can flip the server's role while it runs.
+    read_only: Callable[[], bool] = lambda: False
+
+
+#: Statements that fail with 3906 while the server is read-only.
+WRITING_KEYWORDS = {"INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "DROP", "ALTER", "TRUNCATE"}
 
 
 @dataclass
@@ -292,6 +298,7 @@ class Engine:
             spid=self.spid, database=self.database, trancount=self.trancount, rowcount=self.rowcount,
             error=self.last_error, version=self.settings.version, server_name=self.settings.server_name,
             user=self.user, object_exists=self.object_exists, attach=self.attach, textsize=self.textsize,
+            read_only=self.settings.read_only(),
         )
 
     def attach(self, name: str) -> str | None:
@@ -416,6 +423,8 @@ class Engine:
         marker = self.settings.deadlock_marker
         if marker and any(t.kind == "str" and marker in t.value for t in toks):
             raise errors.deadlock(self.spid)
+        if kw in WRITING_KEYWORDS and self.settings.read_only():
+            raise errors.read_only_database(self.database)
         if kw == "SET":
             yield from self.do_set(toks, params)
         elif kw == "DECLARE":

@@ -66,6 +66,11 @@ def truncation(table: str, column: str, value: str | None = None) -> SqlError:
     )
 
 
+def read_only_database(database: str) -> SqlError:
+    return SqlError(3906, f'Failed to update database "{database}" because the database is read-only.',
+                    severity=16, state=1)
+
+
 def deadlock(spid: int) -> SqlError:
     return SqlError(
         1205,

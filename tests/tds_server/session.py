@@ -233,7 +233,8 @@ class Session:
                 login_failed(lg.username, state=1),
             ])
         settings = EngineSettings(server_name=name, version=self.server.version_string,
-                                  lock_timeout_s=cfg.lock_timeout_s)
+                                  lock_timeout_s=cfg.lock_timeout_s,
+                                  read_only=lambda: cfg.faults.read_only)
         self.engine = await self.in_thread(
             lambda: Engine(self.server.databases, self.spid, lg.username, database, settings))
         size = lg.packet_size

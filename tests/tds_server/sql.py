@@ -331,6 +331,7 @@ class Context:
     #: database name -> sqlite schema to qualify with (None: the current database)
     attach: Callable[[str], str | None] = lambda name: None
     textsize: int = 2147483647
+    read_only: bool = False
 
 
 SYSVARS_INT = {"@@SPID", "@@TRANCOUNT", "@@ROWCOUNT", "@@ERROR", "@@MAX_PRECISION", "@@DATEFIRST",
@@ -421,6 +422,15 @@ def translate(tokens: list[Tok], ctx: Context) -> Translation:
                     and toks[i + 2].text == ")":
                 piece = quote_str(ctx.user if u != "USER_NAME" else "dbo")
                 i += 3
+                out.append(piece)
+                null_out.append(piece)
+                continue
+            if u == "DATABASEPROPERTYEX":  # only 'Updateability' is known; NULL otherwise
+                j = _match_paren(toks, i + 1)
+                args = [a for a in toks[i + 2 : j] if a.kind == "str"]
+                known = bool(args) and args[-1].value.lower() == "updateability"
+                piece = quote_str("READ_ONLY" if ctx.read_only else "READ_WRITE") if known else "NULL"
+                i = j + 1
                 out.append(piece)
                 null_out.append(piece)
                 continue
@@ -909,6 +919,7 @@ _FUNC_TYPES = {
     "SCOPE_IDENTITY": SqlType("numeric", precision=38, scale=0),
     "IDENT_CURRENT": SqlType("numeric", precision=38, scale=0),
     "DB_NAME": SqlType("nvarchar", 128),
+    "DATABASEPROPERTYEX": SqlType("nvarchar", 128),
     "SUSER_SNAME": SqlType("nvarchar", 128),
     "USER_NAME": SqlType("nvarchar", 128),
     "COUNT": SqlType("int"),
