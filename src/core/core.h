@@ -205,6 +205,12 @@ dbp_request *dbp_request_new_internal(int op, dbp_manager *mgr);
  * chain, then wakes the waiter or pushes the request onto its completion
  * queue and drops the in-flight reference. Call without mgr->mu held. */
 void dbp_request_finish(dbp_request *req, dbp_conn *to_close);
+/* dbp_request_finish in two halves, for a caller that already holds the
+ * lock: the first counts the outcome in the pool's stats and returns the
+ * pool if that was its last reference; the second (unlocked) closes
+ * `to_close`, destroys `dead` and completes the request. */
+dbp_pool *dbp_request_detach_locked(dbp_request *req);
+void dbp_request_complete(dbp_request *req, dbp_conn *to_close, dbp_pool *dead);
 
 /* completion.c */
 void dbp_completion_queue_push(dbp_completion_queue *cq, dbp_request *req);

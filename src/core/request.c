@@ -114,11 +114,9 @@ void dbp_request_set_readonly(dbp_request *req, int readonly)
 }
 void *dbp_request_user_data(const dbp_request *req) { return req->user_data; }
 
-void dbp_request_finish(dbp_request *req, dbp_conn *to_close)
+dbp_pool *dbp_request_detach_locked(dbp_request *req)
 {
     dbp_pool *dead = NULL;
-    dbp_manager *mgr = req->mgr;
-    pthread_mutex_lock(&mgr->mu);
     dbp_pool *pool = req->pool;
     if (pool) {
         if (!DBP_OP_IS_INTERNAL(req->op)) {
@@ -133,7 +131,20 @@ void dbp_request_finish(dbp_request *req, dbp_conn *to_close)
     }
     req->state = REQ_DONE;
     req->conn = NULL;
+    return dead;
+}
+
+void dbp_request_finish(dbp_request *req, dbp_conn *to_close)
+{
+    dbp_manager *mgr = req->mgr;
+    pthread_mutex_lock(&mgr->mu);
+    dbp_pool *dead = dbp_request_detach_locked(req);
     pthread_mutex_unlock(&mgr->mu);
+    dbp_request_complete(req, to_close, dead);
+}
+
+void dbp_request_complete(dbp_request *req, dbp_conn *to_close, dbp_pool *dead)
+{
     dbp_conns_destroy(to_close);
     dbp_pool_destroy(dead);
 
@@ -193,12 +204,13 @@ void dbp_request_cancel(dbp_request *req)
     if (!mgr || dbp_request_is_done(req))
         return;
     int dequeued = 0;
+    dbp_pool *dead = NULL;
     pthread_mutex_lock(&mgr->mu);
     if (req->state == REQ_WAITING) {
         dbp_request_list_remove(&req->pool->waiting, req);
         req->status = dbp_error_set(&req->error, DBP_E_CANCELLED, 0, NULL,
                                     "cancelled while waiting for a connection");
-        req->state = REQ_FINISHING;
+        dead = dbp_request_detach_locked(req); /* counted as it leaves the queue */
         dequeued = 1;
     } else if (req->state == REQ_RUNNING && req->conn && req->conn->running == req &&
                req->conn->handle) {
@@ -206,7 +218,7 @@ void dbp_request_cancel(dbp_request *req)
     }
     pthread_mutex_unlock(&mgr->mu);
     if (dequeued)
-        dbp_request_finish(req, NULL);
+        dbp_request_complete(req, NULL, dead);
 }
 
 

@@ -279,7 +279,8 @@ static void run_request(dbp_request *req)
 
     dbp_conn *to_close = NULL;
     int release_lease = 0;
-    pthread_mutex_lock(&pool->mgr->mu);
+    dbp_manager *mgr = pool->mgr;
+    pthread_mutex_lock(&mgr->mu);
     conn->running = NULL;
     req->conn = NULL; /* a late cancel must not interrupt the next user */
     if (lease) {
@@ -292,8 +293,11 @@ static void run_request(dbp_request *req)
     } else {
         to_close = dbp_pool_return_conn_locked(pool, conn);
     }
-    pthread_mutex_unlock(&pool->mgr->mu);
-    dbp_request_finish(req, to_close);
+    /* counted with the connection's return, so stats never show a
+     * connection back before the request that used it */
+    dbp_pool *dead = dbp_request_detach_locked(req);
+    pthread_mutex_unlock(&mgr->mu);
+    dbp_request_complete(req, to_close, dead);
     if (release_lease)
         dbp_lease_return(lease);
 }
