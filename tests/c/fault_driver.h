@@ -19,8 +19,23 @@
  * Anything else fails with DBP_E_SERVER, sqlstate 42000.
  *
  * Settings: "connect_error" = a category number makes every connect of that
- * pool fail with it; "label" is accepted and ignored. Other keys are
- * rejected with DBP_E_CONFIG, as a real engine does. */
+ * pool fail with it; "label" is accepted and ignored; "name" makes the
+ * endpoint a named one (below). Other keys are rejected with DBP_E_CONFIG,
+ * as a real engine does.
+ *
+ * Named endpoints, for pools with several endpoints: every endpoint whose
+ * settings say "name" = N shares the state of the server N in a small table
+ * (one entry per name, created on first use, cleared by fault_reset) that a
+ * test steers at any time: its role and replica lag, which probe_role
+ * reports, and whether it is down. A down server refuses connects, probes
+ * and pings with DBP_E_NETWORK, and statements on connections already open
+ * to it fail with DBP_E_NETWORK, a BLOCKed one at once, as if the server
+ * died under them. Each named server counts its connects, disconnects,
+ * open connections (and of those, how many were opened before the test
+ * last changed its role: open_stale), probes, statements and statements
+ * blocked right now; read them with FAULT_EP_GET. describe() labels the
+ * endpoint with its name. Endpoints without a name probe as a primary with
+ * no lag. */
 #ifndef FAULT_DRIVER_H
 #define FAULT_DRIVER_H
 
@@ -37,13 +52,33 @@
 #include "result.h"
 
 #define FAULT_MAX_MARKS 4096
+#define FAULT_MAX_ENDPOINTS 16
+#define FAULT_NAME_SIZE 64
 
 typedef struct fault_config {
     int connect_error;
+    int endpoint;               /* index in fault.endpoints; -1 when unnamed */
+    char name[FAULT_NAME_SIZE]; /* "" when unnamed */
 } fault_config;
+
+/* One named server (see the top of the file); guarded by fault.mu. */
+typedef struct fault_endpoint {
+    char name[FAULT_NAME_SIZE];
+    /* knobs */
+    int role;     /* dbp_role probe_role reports (default DBP_ROLE_PRIMARY) */
+    double lag_s; /* replay lag probe_role reports; < 0 unknown (default 0) */
+    int down;     /* 1: unreachable, and open connections are dead */
+    /* counters */
+    int connects, connect_attempts, disconnects, open, probes, statements;
+    int blocked; /* statements waiting at BLOCK on it right now */
+    int epoch;      /* bumped when a test changes its role */
+    int open_stale; /* connections open now that were opened before that */
+} fault_endpoint;
 
 typedef struct fault_conn {
     int id;
+    int endpoint; /* index in fault.endpoints; -1 when unnamed */
+    int epoch;    /* the endpoint's epoch when connected */
     int in_tx;
     int interrupted; /* set by interrupt(), consumed by a blocking statement */
     int64_t opened_ns;
@@ -73,6 +108,9 @@ static struct fault_engine {
     pthread_t rollback_thread;        /* thread of the last rollback */
     int marks[FAULT_MAX_MARKS];
     int n_marks;
+    int probes; /* probe_role calls, named or not */
+    fault_endpoint endpoints[FAULT_MAX_ENDPOINTS];
+    int n_endpoints;
 } fault = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 static int64_t fault_now_ns(void)
@@ -98,6 +136,9 @@ static void fault_reset(void)
     fault.max_life_ns = 0;
     fault.n_marks = 0;
     fault.rollback_thread = (pthread_t)0;
+    fault.probes = 0;
+    memset(fault.endpoints, 0, sizeof fault.endpoints);
+    fault.n_endpoints = 0;
     pthread_mutex_unlock(&fault.mu);
 }
 
@@ -117,6 +158,77 @@ static void fault_reset(void)
         pthread_mutex_unlock(&fault.mu);                                                  \
     } while (0)
 
+/* The named server `name`, added (up, primary, no lag) if new; NULL when
+ * the table is full. Call with fault.mu held. */
+static fault_endpoint *fault_endpoint_locked(const char *name)
+{
+    for (int i = 0; i < fault.n_endpoints; i++)
+        if (strcmp(fault.endpoints[i].name, name) == 0)
+            return &fault.endpoints[i];
+    if (fault.n_endpoints == FAULT_MAX_ENDPOINTS || strlen(name) >= FAULT_NAME_SIZE)
+        return NULL;
+    fault_endpoint *ep = &fault.endpoints[fault.n_endpoints++];
+    memset(ep, 0, sizeof *ep);
+    snprintf(ep->name, sizeof ep->name, "%s", name);
+    ep->role = DBP_ROLE_PRIMARY;
+    return ep;
+}
+
+/* The server a connection or config belongs to, or NULL (fault.mu held). */
+static fault_endpoint *fault_endpoint_at_locked(int index)
+{
+    return index >= 0 && index < fault.n_endpoints ? &fault.endpoints[index] : NULL;
+}
+
+/* Reads one counter or knob of the named server `ep_name` under the lock
+ * (0 when there is no such server). */
+#define FAULT_EP_GET(ep_name, field)                                                      \
+    ({                                                                                    \
+        pthread_mutex_lock(&fault.mu);                                                    \
+        fault_endpoint *fault_ep_ = NULL;                                                 \
+        for (int fault_i_ = 0; fault_i_ < fault.n_endpoints; fault_i_++)                  \
+            if (strcmp(fault.endpoints[fault_i_].name, (ep_name)) == 0)                   \
+                fault_ep_ = &fault.endpoints[fault_i_];                                   \
+        __typeof__(fault.endpoints[0].field) fault_v_ = fault_ep_ ? fault_ep_->field : 0; \
+        pthread_mutex_unlock(&fault.mu);                                                  \
+        fault_v_;                                                                         \
+    })
+
+/* What the server `name` reports as its role (a dbp_role) from now on. */
+static inline void fault_ep_set_role(const char *name, int role)
+{
+    pthread_mutex_lock(&fault.mu);
+    fault_endpoint *ep = fault_endpoint_locked(name);
+    if (ep && ep->role != role) {
+        ep->role = role;
+        ep->epoch++;
+        ep->open_stale = ep->open; /* every connection open now predates it */
+    }
+    pthread_mutex_unlock(&fault.mu);
+}
+
+/* The replay lag the server `name` reports from now on (< 0: unknown). */
+static inline void fault_ep_set_lag(const char *name, double lag_s)
+{
+    pthread_mutex_lock(&fault.mu);
+    fault_endpoint *ep = fault_endpoint_locked(name);
+    if (ep)
+        ep->lag_s = lag_s;
+    pthread_mutex_unlock(&fault.mu);
+}
+
+/* Takes the server `name` down (1) or back up (0). Going down also fails the
+ * statements blocked on it. */
+static inline void fault_ep_set_down(const char *name, int down)
+{
+    pthread_mutex_lock(&fault.mu);
+    fault_endpoint *ep = fault_endpoint_locked(name);
+    if (ep)
+        ep->down = down;
+    pthread_cond_broadcast(&fault.cv);
+    pthread_mutex_unlock(&fault.mu);
+}
+
 /* Lets every statement now waiting at BLOCK finish successfully. */
 static void fault_open_gate(void)
 {
@@ -128,7 +240,7 @@ static void fault_open_gate(void)
 
 /* After `ok` more successful connects, makes the next `n` fail with
  * `category` (n = -1: all of them). */
-static void fault_fail_connects(int category, int ok, int n)
+static inline void fault_fail_connects(int category, int ok, int n)
 {
     pthread_mutex_lock(&fault.mu);
     fault.connect_error = category;
@@ -144,9 +256,23 @@ static int fault_parse_config(const dbp_setting *settings, size_t n, void **out,
     fault_config *cfg = calloc(1, sizeof *cfg);
     if (!cfg)
         return dbp_error_nomem(err);
+    cfg->endpoint = -1;
     for (size_t i = 0; i < n; i++) {
         if (strcmp(settings[i].key, "connect_error") == 0) {
             cfg->connect_error = atoi(settings[i].value);
+        } else if (strcmp(settings[i].key, "name") == 0) {
+            pthread_mutex_lock(&fault.mu);
+            fault_endpoint *ep = fault_endpoint_locked(settings[i].value);
+            cfg->endpoint = ep ? (int)(ep - fault.endpoints) : -1;
+            pthread_mutex_unlock(&fault.mu);
+            if (!ep) {
+                free(cfg);
+                return dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
+                                     "fault: no room for endpoint '%s' (at most %d, names "
+                                     "shorter than %d)",
+                                     settings[i].value, FAULT_MAX_ENDPOINTS, FAULT_NAME_SIZE);
+            }
+            snprintf(cfg->name, sizeof cfg->name, "%s", settings[i].value);
         } else if (strcmp(settings[i].key, "label") != 0) {
             free(cfg);
             return dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "unknown fault setting '%s'",
@@ -164,6 +290,16 @@ static int fault_connect(const void *config, void **out, dbp_error *err)
     const fault_config *cfg = config;
     pthread_mutex_lock(&fault.mu);
     fault.connect_attempts++;
+    fault_endpoint *ep = fault_endpoint_at_locked(cfg->endpoint);
+    if (ep)
+        ep->connect_attempts++;
+    if (ep && ep->down) {
+        int attempt = fault.connect_attempts;
+        pthread_mutex_unlock(&fault.mu);
+        return dbp_error_set(err, DBP_E_NETWORK, 4242, "08001",
+                             "fault: endpoint '%s' is down: connection refused (attempt %d)",
+                             cfg->name, attempt);
+    }
     int category = cfg->connect_error;
     if (!category && fault.connects_before_failures > 0) {
         fault.connects_before_failures--;
@@ -184,10 +320,16 @@ static int fault_connect(const void *config, void **out, dbp_error *err)
         return dbp_error_nomem(err);
     }
     c->id = ++fault.next_id;
+    c->endpoint = cfg->endpoint;
     c->opened_ns = fault_now_ns();
     fault.connects++;
     if (++fault.open > fault.max_open)
         fault.max_open = fault.open;
+    if (ep) {
+        ep->connects++;
+        ep->open++;
+        c->epoch = ep->epoch;
+    }
     pthread_mutex_unlock(&fault.mu);
     *out = c;
     return DBP_OK;
@@ -200,6 +342,13 @@ static void fault_disconnect(void *conn)
     pthread_mutex_lock(&fault.mu);
     fault.disconnects++;
     fault.open--;
+    fault_endpoint *ep = fault_endpoint_at_locked(c->endpoint);
+    if (ep) {
+        ep->disconnects++;
+        ep->open--;
+        if (c->epoch != ep->epoch)
+            ep->open_stale--;
+    }
     if (life < fault.min_life_ns)
         fault.min_life_ns = life;
     if (life > fault.max_life_ns)
@@ -210,12 +359,15 @@ static void fault_disconnect(void *conn)
 
 static int fault_ping(void *conn, dbp_error *err)
 {
-    (void)conn;
+    fault_conn *c = conn;
     pthread_mutex_lock(&fault.mu);
     fault.pings++;
     int fail = fault.ping_failures_left > 0;
     if (fail)
         fault.ping_failures_left--;
+    fault_endpoint *ep = fault_endpoint_at_locked(c->endpoint);
+    if (ep && ep->down)
+        fail = 1;
     pthread_mutex_unlock(&fault.mu);
     return fail ? dbp_error_set(err, DBP_E_NETWORK, 0, NULL, "fault: ping lost") : DBP_OK;
 }
@@ -254,7 +406,13 @@ static int fault_run(fault_conn *c, const char *sql, size_t len, const dbp_exec_
     fault.statements++;
     c->interrupted = 0; /* an interrupt only stops the statement it hit */
     int rc = DBP_OK;
-    if (cmd[0] == '\0') {
+    fault_endpoint *ep = fault_endpoint_at_locked(c->endpoint);
+    if (ep)
+        ep->statements++;
+    if (ep && ep->down) {
+        rc = dbp_error_set(err, DBP_E_NETWORK, 0, "08006",
+                           "fault: server '%s' closed the connection unexpectedly", ep->name);
+    } else if (cmd[0] == '\0') {
         /* nothing */
     } else if (sscanf(cmd, "MARK %ld", &arg) == 1) {
         if (fault.n_marks < FAULT_MAX_MARKS)
@@ -265,11 +423,19 @@ static int fault_run(fault_conn *c, const char *sql, size_t len, const dbp_exec_
     } else if (strcmp(cmd, "BLOCK") == 0) {
         unsigned gate = fault.gate;
         fault.blocked++;
-        while (fault.gate == gate && !c->interrupted &&
+        if (ep)
+            ep->blocked++;
+        while (fault.gate == gate && !c->interrupted && !(ep && ep->down) &&
                !(ctx && ctx->cancelled && atomic_load(ctx->cancelled)))
             pthread_cond_wait(&fault.cv, &fault.mu);
         fault.blocked--;
-        if (fault.gate == gate)
+        if (ep)
+            ep->blocked--;
+        if (fault.gate == gate && ep && ep->down)
+            rc = dbp_error_set(err, DBP_E_NETWORK, 0, "08006",
+                               "fault: server '%s' closed the connection unexpectedly",
+                               ep->name);
+        else if (fault.gate == gate)
             rc = dbp_error_set(err, DBP_E_CANCELLED, 0, NULL, "fault: statement interrupted");
     } else if (sscanf(cmd, "FAIL %ld", &arg) == 1) {
         rc = dbp_error_set(err, (int)arg, 99, arg == DBP_E_SERVER ? "HY000" : NULL,
@@ -369,6 +535,33 @@ static int fault_rollback(void *conn, dbp_error *err)
     return fault_run(conn, "ROLLBACK", 8, NULL, &v, err);
 }
 
+/* The role and lag the named server reports; unnamed ones are primaries. */
+static int fault_probe_role(void *conn, dbp_role *role, double *lag_s, dbp_error *err)
+{
+    fault_conn *c = conn;
+    pthread_mutex_lock(&fault.mu);
+    fault.probes++;
+    fault_endpoint *ep = fault_endpoint_at_locked(c->endpoint);
+    int rc = DBP_OK;
+    if (ep)
+        ep->probes++;
+    if (ep && ep->down) {
+        rc = dbp_error_set(err, DBP_E_NETWORK, 0, "08006",
+                           "fault: server '%s' closed the connection unexpectedly", ep->name);
+    } else {
+        *role = ep ? (dbp_role)ep->role : DBP_ROLE_PRIMARY;
+        *lag_s = ep ? ep->lag_s : 0;
+    }
+    pthread_mutex_unlock(&fault.mu);
+    return rc;
+}
+
+static void fault_describe(const void *config, char *buf, size_t size)
+{
+    const fault_config *cfg = config;
+    snprintf(buf, size, "%s", cfg->name);
+}
+
 static const dbp_driver fault_driver = {
     .name = "fault",
     .parse_config = fault_parse_config,
@@ -382,6 +575,8 @@ static const dbp_driver fault_driver = {
     .cursor_open = fault_cursor_open,
     .cursor_fetch = fault_cursor_fetch,
     .cursor_close = fault_cursor_close,
+    .probe_role = fault_probe_role,
+    .describe = fault_describe,
     .begin = fault_begin,
     .commit = fault_commit,
     .rollback = fault_rollback,
