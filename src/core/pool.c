@@ -340,7 +340,13 @@ void dbp_pool_dispatch_locked(dbp_pool *pool)
         dbp_endpoint *ep = dbp_route_choose(pool, cands, n);
         if (!ep)
             continue;
-        dbp_conn *conn = dbp_endpoint_take_conn_locked(ep);
+        /* a warm-up is there to open a connection, not to borrow one */
+        int warm_up = (int)req->op == DBP_OP_WARM_UP;
+        dbp_conn *conn = !warm_up ? dbp_endpoint_take_conn_locked(ep)
+                         : dbp_endpoint_size(ep) < pool->opts.max_size ? conn_slot_new(ep)
+                                                                         : NULL;
+        if (!conn && warm_up)
+            continue; /* the endpoint is full: the janitor drops it */
         if (!conn)
             return; /* out of memory: the janitor retries or the wait times out */
         assign(pool, req, conn, now);
@@ -442,7 +448,8 @@ static void expire(dbp_pool *pool, dbp_request *req, int routable)
             "(size %d of max_size %d per endpoint, %d waiting)",
             (long long)pool->opts.acquire_timeout_ms, pool->id, dbp_pool_size(pool),
             pool->opts.max_size, pool->waiting.count);
-        pool->stats.timeouts_total++;
+        if (!DBP_OP_IS_INTERNAL(req->op))
+            pool->stats.timeouts_total++;
     } else {
         char states[512];
         dbp_route_describe(pool, states, sizeof states);
@@ -465,8 +472,11 @@ int64_t dbp_pool_maintain_locked(dbp_pool *pool, int64_t now, request_list *expi
     for (dbp_request *req = pool->waiting.head; req; req = after) {
         after = req->next;
         int routable = dbp_route_candidates(pool, req, cands) > 0;
-        /* a warm-up for an endpoint that went down is dropped */
-        int64_t deadline = req->target && !routable ? now : deadline_of(pool, req, routable);
+        /* a warm-up for an endpoint that went down or has enough
+         * connections by now is dropped */
+        int needless = req->target && (!routable || dbp_endpoint_size(req->target) >=
+                                                        pool->opts.min_size);
+        int64_t deadline = needless ? now : deadline_of(pool, req, routable);
         if (deadline <= now) {
             expire(pool, req, routable);
             dbp_request_list_push(expired, req);
