@@ -126,7 +126,7 @@ void dbp_endpoint_probed_locked(dbp_endpoint *ep, dbp_conn *conn, dbp_role role,
             pool->stats.topology_generation++;
             dbp_endpoint_close_idle_locked(ep, to_close);
         }
-        if (conn)
+        if (conn) /* the probe's own connection has seen the new role: it stays */
             conn->generation = ep->generation;
         dbp_event_push_locked(pool->mgr, DBP_EVENT_ROLE, ep, old, "");
     }

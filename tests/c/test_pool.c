@@ -17,33 +17,11 @@
 #include "check.h"
 #include "db_pool.h"
 #include "fault_driver.h"
-
-/* Upper bound for any wait that should end: a bug fails a check instead of
- * hanging the suite. */
-#define WAIT_MS 10000
+#include "waiting.h"
 
 static const dbp_setting memory_db[] = {{"database", ":memory:"}};
 
 /* ---- helpers ------------------------------------------------------------------ */
-
-static int64_t now_ms(void) { return fault_now_ns() / 1000000; }
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Polls `cond` every millisecond until it holds or `ms` pass; yields whether
- * it held. */
-#define EVENTUALLY(cond, ms)                                                              \
-    ({                                                                                    \
-        int64_t eventually_deadline_ = now_ms() + (ms);                                   \
-        int eventually_ok_;                                                               \
-        while (!(eventually_ok_ = !!(cond)) && now_ms() < eventually_deadline_)           \
-            sleep_ms(1);                                                                  \
-        eventually_ok_;                                                                   \
-    })
 
 /* Options where nothing expires unless a test asks for it and no acquire
  * waits long enough to stall the suite. */
@@ -58,14 +36,6 @@ static dbp_pool_options test_options(int min_size, int max_size)
     o.max_lifetime_ms = 0;
     o.validate_after_ms = -1;
     return o;
-}
-
-static dbp_manager *new_manager(void)
-{
-    dbp_manager *mgr = NULL;
-    dbp_error err;
-    CHECK_EQ_INT(dbp_manager_new(&mgr, &err), DBP_OK);
-    return mgr;
 }
 
 static void create_pool(dbp_manager *mgr, const char *id, const char *engine,

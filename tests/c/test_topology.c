@@ -16,34 +16,13 @@
 #include "check.h"
 #include "db_pool.h"
 #include "fault_driver.h"
+#include "waiting.h"
 
-/* Upper bound for any wait that should end: a bug fails a check instead of
- * hanging the suite. */
-#define WAIT_MS 10000
 /* The circuit breaker retries a down endpoint after at most 5 s (with
  * jitter); then one probe round trip and one janitor pass. */
 #define BACKOFF_WAIT_MS 8000
 
 /* ---- helpers ------------------------------------------------------------------ */
-
-static int64_t now_ms(void) { return fault_now_ns() / 1000000; }
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Polls `cond` every millisecond until it holds or `ms` pass; yields whether
- * it held. */
-#define EVENTUALLY(cond, ms)                                                              \
-    ({                                                                                    \
-        int64_t eventually_deadline_ = now_ms() + (ms);                                   \
-        int eventually_ok_;                                                               \
-        while (!(eventually_ok_ = !!(cond)) && now_ms() < eventually_deadline_)           \
-            sleep_ms(1);                                                                  \
-        eventually_ok_;                                                                   \
-    })
 
 /* Options for topology tests: fast probes, nothing expiring on its own. */
 static dbp_pool_options topo_options(void)
@@ -59,14 +38,6 @@ static dbp_pool_options topo_options(void)
     o.probe_interval_ms = 20;
     o.failover_timeout_ms = 10000;
     return o;
-}
-
-static dbp_manager *new_manager(void)
-{
-    dbp_manager *mgr = NULL;
-    dbp_error err;
-    CHECK_EQ_INT(dbp_manager_new(&mgr, &err), DBP_OK);
-    return mgr;
 }
 
 enum { MAX_EPS = 4 };
