@@ -24,6 +24,17 @@
 
 /* ---- helpers ------------------------------------------------------------------ */
 
+/* Forgets every server, then makes alpha a primary and bravo (and charlie,
+ * with n = 3) replicas. */
+static void reset_servers(int n)
+{
+    fault_reset();
+    fault_ep_set_role("alpha", DBP_ROLE_PRIMARY);
+    fault_ep_set_role("bravo", DBP_ROLE_REPLICA);
+    if (n > 2)
+        fault_ep_set_role("charlie", DBP_ROLE_REPLICA);
+}
+
 /* Options for topology tests: fast probes, nothing expiring on its own. */
 static dbp_pool_options topo_options(void)
 {
@@ -237,10 +248,7 @@ static const char *const abc[] = {"alpha", "bravo", "charlie"};
  * writes go to the primary; reads follow read_from and the balance policy. */
 static void test_roles_and_routing(void)
 {
-    fault_reset();
-    fault_ep_set_role("alpha", DBP_ROLE_PRIMARY);
-    fault_ep_set_role("bravo", DBP_ROLE_REPLICA);
-    fault_ep_set_role("charlie", DBP_ROLE_REPLICA);
+    reset_servers(3);
     fault_ep_set_lag("bravo", 0.25);
     dbp_manager *mgr = new_manager();
     clear_events(mgr);
@@ -313,10 +321,7 @@ static void test_roles_and_routing(void)
  * from skewing the counts. */
 static void test_least_busy_picks_the_idler_replica(void)
 {
-    fault_reset();
-    fault_ep_set_role("alpha", DBP_ROLE_PRIMARY);
-    fault_ep_set_role("bravo", DBP_ROLE_REPLICA);
-    fault_ep_set_role("charlie", DBP_ROLE_REPLICA);
+    reset_servers(3);
     dbp_manager *mgr = new_manager();
     dbp_pool_options o = topo_options();
     o.read_from = DBP_READ_REPLICAS;
@@ -350,10 +355,7 @@ static void test_least_busy_picks_the_idler_replica(void)
  * replica. */
 static void test_readonly_flag_overrides_routing(void)
 {
-    fault_reset();
-    fault_ep_set_role("alpha", DBP_ROLE_PRIMARY);
-    fault_ep_set_role("bravo", DBP_ROLE_REPLICA);
-    fault_ep_set_role("charlie", DBP_ROLE_REPLICA);
+    reset_servers(3);
     dbp_manager *mgr = new_manager();
     dbp_pool_options o = topo_options();
     o.read_from = DBP_READ_REPLICAS;
@@ -401,9 +403,7 @@ static void test_readonly_flag_overrides_routing(void)
  * leisure: 6 probes at 50 ms take about 300 ms. */
 static void test_probes_follow_probe_interval(void)
 {
-    fault_reset();
-    fault_ep_set_role("alpha", DBP_ROLE_PRIMARY);
-    fault_ep_set_role("bravo", DBP_ROLE_REPLICA);
+    reset_servers(2);
     dbp_manager *mgr = new_manager();
     dbp_pool_options o = topo_options();
     o.probe_interval_ms = 50;
@@ -435,10 +435,7 @@ static double lag_of(dbp_manager *mgr, const char *pool, int i)
  * replica behind, reads go to the primary. */
 static void test_lagging_replicas_get_no_reads(void)
 {
-    fault_reset();
-    fault_ep_set_role("alpha", DBP_ROLE_PRIMARY);
-    fault_ep_set_role("bravo", DBP_ROLE_REPLICA);
-    fault_ep_set_role("charlie", DBP_ROLE_REPLICA);
+    reset_servers(3);
     fault_ep_set_lag("bravo", 0.1);
     fault_ep_set_lag("charlie", 0.1);
     dbp_manager *mgr = new_manager();
@@ -502,10 +499,7 @@ static void test_lagging_replicas_get_no_reads(void)
  * claiming to be primary, does not take the writes back. */
 static void test_writes_wait_for_the_promoted_primary(void)
 {
-    fault_reset();
-    fault_ep_set_role("alpha", DBP_ROLE_PRIMARY);
-    fault_ep_set_role("bravo", DBP_ROLE_REPLICA);
-    fault_ep_set_role("charlie", DBP_ROLE_REPLICA);
+    reset_servers(3);
     dbp_manager *mgr = new_manager();
     dbp_pool_options o = topo_options();
     o.read_from = DBP_READ_REPLICAS;
@@ -589,10 +583,7 @@ static void test_writes_wait_for_the_promoted_primary(void)
  * fails with DBP_E_OUTCOME_UNKNOWN and never runs again. */
 static void test_write_broken_mid_statement_is_not_retried(void)
 {
-    fault_reset();
-    fault_ep_set_role("alpha", DBP_ROLE_PRIMARY);
-    fault_ep_set_role("bravo", DBP_ROLE_REPLICA);
-    fault_ep_set_role("charlie", DBP_ROLE_REPLICA);
+    reset_servers(3);
     dbp_manager *mgr = new_manager();
     dbp_pool_options o = topo_options();
     create_topology(mgr, "p", abc, 3, &o);
@@ -638,10 +629,7 @@ static void test_write_broken_mid_statement_is_not_retried(void)
  * mid-statement it runs again on another endpoint and succeeds. */
 static void test_readonly_query_broken_mid_statement_runs_elsewhere(void)
 {
-    fault_reset();
-    fault_ep_set_role("alpha", DBP_ROLE_PRIMARY);
-    fault_ep_set_role("bravo", DBP_ROLE_REPLICA);
-    fault_ep_set_role("charlie", DBP_ROLE_REPLICA);
+    reset_servers(3);
     dbp_manager *mgr = new_manager();
     dbp_pool_options o = topo_options();
     o.read_from = DBP_READ_ANY;
@@ -684,10 +672,7 @@ static void test_readonly_query_broken_mid_statement_runs_elsewhere(void)
  * have written. On the primary it may have, so it fails. */
 static void test_default_query_retry_depends_on_the_endpoint_role(void)
 {
-    fault_reset();
-    fault_ep_set_role("alpha", DBP_ROLE_PRIMARY);
-    fault_ep_set_role("bravo", DBP_ROLE_REPLICA);
-    fault_ep_set_role("charlie", DBP_ROLE_REPLICA);
+    reset_servers(3);
     dbp_manager *mgr = new_manager();
     dbp_pool_options o = topo_options();
     o.read_from = DBP_READ_REPLICAS;
@@ -731,9 +716,7 @@ static void test_default_query_retry_depends_on_the_endpoint_role(void)
  * long so that only this path can notice the change. */
 static void test_write_finding_a_demoted_primary_moves_on(void)
 {
-    fault_reset();
-    fault_ep_set_role("alpha", DBP_ROLE_PRIMARY);
-    fault_ep_set_role("bravo", DBP_ROLE_REPLICA);
+    reset_servers(2);
     dbp_manager *mgr = new_manager();
     dbp_pool_options o = topo_options();
     o.probe_interval_ms = 60000;
@@ -853,10 +836,7 @@ static void test_all_down_fails_after_failover_timeout(void)
  * the circuit breaker readmits it. */
 static void test_down_replica_is_skipped_then_readmitted(void)
 {
-    fault_reset();
-    fault_ep_set_role("alpha", DBP_ROLE_PRIMARY);
-    fault_ep_set_role("bravo", DBP_ROLE_REPLICA);
-    fault_ep_set_role("charlie", DBP_ROLE_REPLICA);
+    reset_servers(3);
     dbp_manager *mgr = new_manager();
     dbp_pool_options o = topo_options();
     o.read_from = DBP_READ_REPLICAS;
@@ -961,10 +941,7 @@ static void test_role_change_retires_connections(void)
 
 static void test_creation_with_unreachable_endpoints(void)
 {
-    fault_reset();
-    fault_ep_set_role("alpha", DBP_ROLE_PRIMARY);
-    fault_ep_set_role("bravo", DBP_ROLE_REPLICA);
-    fault_ep_set_role("charlie", DBP_ROLE_REPLICA);
+    reset_servers(3);
     dbp_manager *mgr = new_manager();
     dbp_pool_options o = topo_options();
     o.probe_interval_ms = 50;
