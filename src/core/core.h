@@ -251,7 +251,6 @@ void dbp_endpoint_close_idle_locked(dbp_endpoint *ep, dbp_conn **to_close);
 /* An idle connection of `ep` moved to busy, else a new unconnected slot
  * when the endpoint has room; NULL when neither (or out of memory). */
 dbp_conn *dbp_endpoint_take_conn_locked(dbp_endpoint *ep);
-int dbp_pool_size(const dbp_pool *pool);
 int dbp_endpoint_size(const dbp_endpoint *ep);
 
 /* endpoint.c: health, circuit breaker and roles (caller holds mgr->mu) */
@@ -268,8 +267,6 @@ void dbp_endpoint_probed_locked(dbp_endpoint *ep, dbp_conn *conn, dbp_role role,
                                 dbp_conn **to_close);
 /* Starts due probes; returns when the next one is due. */
 int64_t dbp_pool_schedule_probes_locked(dbp_pool *pool, int64_t now);
-/* Backoff before retrying after `failures` consecutive failures. */
-int64_t dbp_endpoint_backoff_ns(dbp_pool *pool, int failures);
 
 /* route.c: which endpoint serves a request (caller holds mgr->mu) */
 /* The endpoints whose role and health fit `req`, whether full or not;

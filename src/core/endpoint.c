@@ -28,7 +28,8 @@ int dbp_pool_has_topology(const dbp_pool *pool)
     return pool->n_endpoints > 1;
 }
 
-int64_t dbp_endpoint_backoff_ns(dbp_pool *pool, int failures)
+/* Backoff before retrying after `failures` consecutive failures. */
+static int64_t backoff_ns(dbp_pool *pool, int failures)
 {
     int64_t delay = BACKOFF_BASE_NS;
     for (int i = 1; i < failures && delay < BACKOFF_MAX_NS; i++)
@@ -48,7 +49,7 @@ void dbp_endpoint_failed_locked(dbp_endpoint *ep, const dbp_error *err, dbp_conn
     int64_t now = dbp_now_ns();
     ep->failures++;
     ep->failed_total++;
-    ep->retry_ns = now + dbp_endpoint_backoff_ns(pool, ep->failures);
+    ep->retry_ns = now + backoff_ns(pool, ep->failures);
     snprintf(ep->last_error, sizeof ep->last_error, "%.*s", (int)sizeof ep->last_error - 1,
              err->message);
     if (ep->health != DBP_HEALTH_DOWN) {

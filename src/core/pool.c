@@ -177,7 +177,7 @@ int dbp_endpoint_size(const dbp_endpoint *ep)
     return ep->idle.count + ep->busy.count;
 }
 
-int dbp_pool_size(const dbp_pool *pool)
+static int pool_size(const dbp_pool *pool)
 {
     int size = 0;
     for (int i = 0; i < pool->n_endpoints; i++)
@@ -446,7 +446,7 @@ static void expire(dbp_pool *pool, dbp_request *req, int routable)
             &req->error, DBP_E_TIMEOUT, 0, NULL,
             "timed out after %lld ms waiting for a connection from pool '%s' "
             "(size %d of max_size %d per endpoint, %d waiting)",
-            (long long)pool->opts.acquire_timeout_ms, pool->id, dbp_pool_size(pool),
+            (long long)pool->opts.acquire_timeout_ms, pool->id, pool_size(pool),
             pool->opts.max_size, pool->waiting.count);
         if (!DBP_OP_IS_INTERNAL(req->op))
             pool->stats.timeouts_total++;
