@@ -151,8 +151,9 @@ int dbp_manager_create_pool_endpoints(dbp_manager *mgr, const char *pool_id, con
                                       const dbp_endpoint_config *endpoints, size_t n_endpoints,
                                       const dbp_pool_options *opts, dbp_error *err);
 
-/* Closes a pool: queued requests fail with DBP_E_CLOSED, running ones finish,
- * then every connection is closed. */
+/* Closes a pool: queued requests fail with DBP_E_CLOSED, running ones finish
+ * (a connection attempt still under way is abandoned where the engine
+ * allows), then every connection is closed. */
 int dbp_manager_close_pool(dbp_manager *mgr, const char *pool_id, dbp_error *err);
 
 /* Names of the open pools; *out is a NULL-terminated array the caller frees

@@ -41,7 +41,10 @@ typedef struct dbp_driver {
     int (*parse_config)(const dbp_setting *settings, size_t n, void **config, dbp_error *err);
     void (*free_config)(void *config);
 
-    int (*connect)(const void *config, void **conn, dbp_error *err);
+    /* `cancelled` (NULL on the caller's thread) becomes 1 when nobody waits
+     * for the connection any more: its request was cancelled or the pool is
+     * closing. A driver that can, gives up then with DBP_E_CANCELLED. */
+    int (*connect)(const void *config, const atomic_int *cancelled, void **conn, dbp_error *err);
     /* Must not use the config: it may be freed first when a pool closes. */
     void (*disconnect)(void *conn);
     /* Cheap round trip proving the connection works. */

@@ -151,7 +151,7 @@ static dbp_conn *conn_new_open(dbp_endpoint *ep, dbp_error *err, int *rc)
     conn->pool = ep->pool;
     conn->endpoint = ep;
     conn->driver = ep->pool->driver;
-    *rc = conn->driver->connect(ep->config, &conn->handle, err);
+    *rc = conn->driver->connect(ep->config, NULL, &conn->handle, err);
     if (*rc != DBP_OK) {
         dbp_free(conn);
         return NULL;

@@ -521,6 +521,12 @@ void dbp_pool_close_locked(dbp_pool *pool, request_list *failed, dbp_conn **to_c
         req->state = REQ_FINISHING;
         dbp_request_list_push(failed, req);
     }
-    for (int i = 0; i < pool->n_endpoints; i++)
-        dbp_endpoint_close_idle_locked(pool->endpoints[i], to_close);
+    for (int i = 0; i < pool->n_endpoints; i++) {
+        dbp_endpoint *ep = pool->endpoints[i];
+        dbp_endpoint_close_idle_locked(ep, to_close);
+        /* connection attempts still under way give up (drivers that can) */
+        for (dbp_conn *conn = ep->busy.head; conn; conn = conn->next)
+            if (!conn->handle && conn->running)
+                atomic_store(&conn->running->cancelled, 1);
+    }
 }

@@ -47,7 +47,7 @@ static int open_conn(dbp_pool *pool, dbp_conn *conn, dbp_error *err)
 {
     dbp_manager *mgr = pool->mgr;
     void *handle = NULL;
-    int rc = pool->driver->connect(conn->endpoint->config, &handle, err);
+    int rc = pool->driver->connect(conn->endpoint->config, &conn->running->cancelled, &handle, err);
     pthread_mutex_lock(&mgr->mu);
     if (rc == DBP_OK) {
         dbp_pool_conn_opened_locked(pool, conn, handle, dbp_now_ns());

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -269,7 +270,57 @@ static void disconnect(void *conn)
     dbp_free(c);
 }
 
-static int connect(const void *config, void **out, dbp_error *err)
+/* The connect_timeout libpq resolved (from the settings or a URL), in ms;
+ * PQconnectPoll leaves enforcing it to the caller. */
+static int connect_timeout_ms(PGconn *pg)
+{
+    long seconds = 0;
+    PQconninfoOption *opts = PQconninfo(pg);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, "connect_timeout") == 0 && o->val)
+            seconds = strtol(o->val, NULL, 10);
+    PQconninfoFree(opts);
+    return seconds > 0 ? (int)(seconds < 2 ? 2 : seconds) * 1000 : -1; /* libpq's minimum is 2 s */
+}
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Drives a connection started with PQconnectStartParams to its end, in
+ * short waits so that a cancel (a caller that gave up, a pool closing) stops
+ * it. connect_timeout applies to each host, as in PQconnectdb. Returns
+ * DBP_E_CANCELLED or DBP_E_TIMEOUT; else DBP_OK, and the connection's
+ * status says how it ended. */
+static int connect_wait(PGconn *pg, const atomic_int *cancelled)
+{
+    int timeout_ms = connect_timeout_ms(pg);
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    int sock = -1;
+    int64_t deadline = 0;
+    while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+        if (cancelled && atomic_load(cancelled))
+            return DBP_E_CANCELLED;
+        int64_t now = monotonic_ms();
+        if (PQsocket(pg) != sock) { /* libpq moved on to the next host */
+            sock = PQsocket(pg);
+            deadline = timeout_ms > 0 ? now + timeout_ms : INT64_MAX;
+        }
+        if (now >= deadline)
+            return DBP_E_TIMEOUT;
+        struct pollfd p = {.fd = sock, .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+        int slice = deadline - now < 50 ? (int)(deadline - now) : 50;
+        int ready = poll(&p, 1, slice);
+        if (ready > 0 || (ready < 0 && errno != EINTR))
+            st = PQconnectPoll(pg);
+    }
+    return DBP_OK;
+}
+
+static int connect(const void *config, const atomic_int *cancelled, void **out, dbp_error *err)
 {
     const pg_config *cfg = config;
     pg_conn *c = dbp_calloc(1, sizeof *c);
@@ -277,8 +328,20 @@ static int connect(const void *config, void **out, dbp_error *err)
         return dbp_error_nomem(err);
     c->cfg = cfg;
     c->cancel_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    c->pg = PQconnectdbParams((const char *const *)cfg->keys, (const char *const *)cfg->values,
-                              1);
+    c->pg = PQconnectStartParams((const char *const *)cfg->keys,
+                                 (const char *const *)cfg->values, 1);
+    int waited = c->pg && PQstatus(c->pg) != CONNECTION_BAD ? connect_wait(c->pg, cancelled)
+                                                             : DBP_OK;
+    if (waited != DBP_OK) {
+        int rc = waited == DBP_E_CANCELLED
+                     ? dbp_error_set(err, waited, 0, "57014",
+                                     "cancelled while connecting to PostgreSQL")
+                     : dbp_error_set(err, DBP_E_NETWORK, 0, "08001",
+                                     "cannot connect to PostgreSQL: no answer within "
+                                     "connect_timeout");
+        disconnect(c);
+        return rc;
+    }
     if (c->cancel_fd < 0 || !c->pg || PQstatus(c->pg) != CONNECTION_OK) {
         const char *msg = c->pg ? PQerrorMessage(c->pg) : "out of memory";
         size_t len = strlen(msg);

@@ -283,8 +283,9 @@ static int check_cancelled(void *arg)
     return c->cancelled && atomic_load(c->cancelled);
 }
 
-static int connect(const void *config, void **out, dbp_error *err)
+static int connect(const void *config, const atomic_int *cancelled, void **out, dbp_error *err)
 {
+    (void)cancelled; /* opening a file does not wait on a network */
     const sqlite_config *cfg = config;
     sqlite_conn *c = dbp_calloc(1, sizeof *c);
     if (!c)

@@ -827,8 +827,9 @@ static const char session_setup[] =
     "SET ANSI_WARNINGS ON; SET ANSI_NULL_DFLT_ON ON; SET CONCAT_NULL_YIELDS_NULL ON; "
     "SET QUOTED_IDENTIFIER ON; SELECT @@TRANCOUNT";
 
-static int connect(const void *config, void **out, dbp_error *err)
+static int connect(const void *config, const atomic_int *cancelled, void **out, dbp_error *err)
 {
+    (void)cancelled; /* db-lib's dbopen cannot be interrupted; its login timeout bounds it */
     const tds_config *cfg = config;
     tds_conn *c = dbp_calloc(1, sizeof *c);
     if (!c)

@@ -285,8 +285,10 @@ static int fault_parse_config(const dbp_setting *settings, size_t n, void **out,
 
 static void fault_free_config(void *config) { free(config); }
 
-static int fault_connect(const void *config, void **out, dbp_error *err)
+static int fault_connect(const void *config, const atomic_int *cancelled, void **out,
+                         dbp_error *err)
 {
+    (void)cancelled;
     const fault_config *cfg = config;
     pthread_mutex_lock(&fault.mu);
     fault.connect_attempts++;
