@@ -17,7 +17,7 @@
 #include "check.h"
 #include "db_pool.h"
 #include "fault_driver.h"
-#include "waiting.h"
+#include "pool_harness.h"
 
 static const dbp_setting memory_db[] = {{"database", ":memory:"}};
 
@@ -50,14 +50,6 @@ static void create_pool(dbp_manager *mgr, const char *id, const char *engine,
     CHECK_EQ_INT(rc, DBP_OK);
 }
 
-static dbp_request *new_request(dbp_op op, const char *sql, dbp_params *params)
-{
-    dbp_request *req = NULL;
-    dbp_error err;
-    CHECK_EQ_INT(dbp_request_new(&req, op, sql, sql ? strlen(sql) : 0, params, &err), DBP_OK);
-    return req;
-}
-
 /* Submits a new request; the caller unrefs it. */
 static dbp_request *submit(dbp_manager *mgr, const char *pool, dbp_op op, const char *sql,
                            dbp_completion_queue *cq)
@@ -80,18 +72,6 @@ static dbp_request *submit_on(dbp_lease *lease, dbp_op op, const char *sql)
         fprintf(stderr, "submit_on_lease: %s\n", err.message);
     CHECK_EQ_INT(rc, DBP_OK);
     return req;
-}
-
-/* Waits (bounded) for a request and returns its status, or -1 if it never
- * completed. */
-static int outcome(dbp_request *req, dbp_error *err)
-{
-    int waited = dbp_request_wait(req, WAIT_MS);
-    CHECK_EQ_INT(waited, DBP_OK);
-    if (waited != DBP_OK)
-        return -1;
-    dbp_error local;
-    return dbp_request_status(req, err ? err : &local);
 }
 
 /* Submits, waits and returns the status. */
@@ -119,14 +99,6 @@ static dbp_lease *take_lease(dbp_manager *mgr, const char *pool)
     CHECK(lease != NULL);
     dbp_request_unref(req);
     return lease;
-}
-
-static dbp_pool_stats stats(dbp_manager *mgr, const char *pool)
-{
-    dbp_pool_stats s;
-    memset(&s, 0, sizeof s);
-    CHECK_EQ_INT(dbp_manager_pool_stats(mgr, pool, &s, NULL, 0, NULL), DBP_OK);
-    return s;
 }
 
 /* The first value of the first column of a finished query (an Int64). */

@@ -16,7 +16,7 @@
 #include "check.h"
 #include "db_pool.h"
 #include "fault_driver.h"
-#include "waiting.h"
+#include "pool_harness.h"
 
 /* The circuit breaker retries a down endpoint after at most 5 s (with
  * jitter); then one probe round trip and one janitor pass. */
@@ -76,20 +76,12 @@ static void create_topology(dbp_manager *mgr, const char *id, const char *const 
     CHECK_EQ_INT(rc, DBP_OK);
 }
 
-static dbp_request *new_request(dbp_op op, const char *sql)
-{
-    dbp_request *req = NULL;
-    dbp_error err;
-    CHECK_EQ_INT(dbp_request_new(&req, op, sql, sql ? strlen(sql) : 0, NULL, &err), DBP_OK);
-    return req;
-}
-
 /* Submits a new request (readonly: -1 default, 0 write, 1 read); the caller
  * unrefs it. */
 static dbp_request *submit_ro(dbp_manager *mgr, const char *pool, dbp_op op, const char *sql,
                               int readonly)
 {
-    dbp_request *req = new_request(op, sql);
+    dbp_request *req = new_request(op, sql, NULL);
     if (readonly >= 0)
         dbp_request_set_readonly(req, readonly);
     dbp_error err = {0};
@@ -103,18 +95,6 @@ static dbp_request *submit_ro(dbp_manager *mgr, const char *pool, dbp_op op, con
 static dbp_request *submit(dbp_manager *mgr, const char *pool, dbp_op op, const char *sql)
 {
     return submit_ro(mgr, pool, op, sql, -1);
-}
-
-/* Waits (bounded) for a request and returns its status, or -1 if it never
- * completed. */
-static int outcome(dbp_request *req, dbp_error *err)
-{
-    int waited = dbp_request_wait(req, WAIT_MS);
-    CHECK_EQ_INT(waited, DBP_OK);
-    if (waited != DBP_OK)
-        return -1;
-    dbp_error local;
-    return dbp_request_status(req, err ? err : &local);
 }
 
 static int run_ro(dbp_manager *mgr, const char *pool, dbp_op op, const char *sql, int readonly,
@@ -146,7 +126,7 @@ static void run_n(dbp_manager *mgr, const char *pool, dbp_op op, int readonly, i
 
 static int run_on(dbp_lease *lease, dbp_op op, const char *sql, dbp_error *err)
 {
-    dbp_request *req = new_request(op, sql);
+    dbp_request *req = new_request(op, sql, NULL);
     dbp_error local = {0};
     CHECK_EQ_INT(dbp_submit_on_lease(lease, req, NULL, err ? err : &local), DBP_OK);
     int rc = outcome(req, err ? err : &local);
@@ -162,14 +142,6 @@ static dbp_lease *take_lease(dbp_manager *mgr, const char *pool, int readonly)
     CHECK(lease != NULL);
     dbp_request_unref(req);
     return lease;
-}
-
-static dbp_pool_stats stats(dbp_manager *mgr, const char *pool)
-{
-    dbp_pool_stats s;
-    memset(&s, 0, sizeof s);
-    CHECK_EQ_INT(dbp_manager_pool_stats(mgr, pool, &s, NULL, 0, NULL), DBP_OK);
-    return s;
 }
 
 static dbp_endpoint_stats ep_stats(dbp_manager *mgr, const char *pool, int index)
