@@ -45,6 +45,10 @@ typedef enum dbp_category {
     DBP_E_UNAVAILABLE = 15, /* no endpoint can serve the request (none up in the role it needs) */
     DBP_E_OUTCOME_UNKNOWN = 16, /* the connection broke after a write was sent: it may or
                                    may not have been committed; never retried */
+    DBP_E_QUERY_TIMEOUT = 17, /* the call's own deadline (dbp_request_set_timeout or the pool's
+                                 query_timeout) passed; the statement was cancelled. With
+                                 sqlstate 08007 the server had not confirmed the cancel of a
+                                 write when the caller was answered: it may still take effect */
 } dbp_category;
 
 #define DBP_ERROR_MESSAGE_SIZE 1024
@@ -85,6 +89,14 @@ typedef struct dbp_pool_options {
                                     needs while none is up (default 30000) */
     int64_t probe_interval_ms; /* role and health probe of each endpoint (default 1000) */
     int64_t max_replica_lag_ms; /* skip replicas further behind than this (default 0 = no limit) */
+
+    /* Deadlines (see docs/timeouts.md): */
+    int64_t query_timeout_ms;   /* default deadline of every call, counted from its submission
+                                   (default 0 = none: analytics queries may run long) */
+    int64_t connect_timeout_ms; /* opening one connection (default 10000) */
+    int64_t cancel_grace_ms;    /* a cancelled statement has this long to stop; a connection
+                                   whose server does not confirm the cancel in time is
+                                   discarded (default 2000) */
 } dbp_pool_options;
 
 /* Where read requests go (see dbp_request_set_readonly). Writes, and
@@ -116,11 +128,16 @@ typedef struct dbp_manager dbp_manager;
 /* Creates a manager. The caller frees it with dbp_manager_free. */
 int dbp_manager_new(dbp_manager **out, dbp_error *err);
 
-/* Closes every pool (in-flight requests finish first, queued ones fail with
- * DBP_E_CLOSED), joins the worker threads and frees the manager. In a child
- * process forked after the manager was created it does nothing: the
- * connections are the parent's, and every other call fails with
- * DBP_E_CLOSED there. */
+/* Closes every pool as dbp_manager_close_pool does, all within one
+ * timeout_ms (< 0: the default, 10 s), lets the worker threads go and drops
+ * the caller's reference. Returns DBP_OK when everything stopped in time,
+ * DBP_E_TIMEOUT when some statements were still stuck in their engine: their
+ * callers were answered and their workers abandoned (they end, and free what
+ * they hold, whenever the engine returns). In a child process forked after
+ * the manager was created it does nothing: the connections are the
+ * parent's, and every other call fails with DBP_E_CLOSED there. */
+int dbp_manager_shutdown(dbp_manager *mgr, int64_t timeout_ms);
+/* dbp_manager_shutdown with the default timeout. */
 void dbp_manager_free(dbp_manager *mgr);
 
 /* Keeps the manager's memory (not its pools) valid until the matching
@@ -151,10 +168,16 @@ int dbp_manager_create_pool_endpoints(dbp_manager *mgr, const char *pool_id, con
                                       const dbp_endpoint_config *endpoints, size_t n_endpoints,
                                       const dbp_pool_options *opts, dbp_error *err);
 
-/* Closes a pool: queued requests fail with DBP_E_CLOSED, running ones finish
- * (a connection attempt still under way is abandoned where the engine
- * allows), then every connection is closed. */
-int dbp_manager_close_pool(dbp_manager *mgr, const char *pool_id, dbp_error *err);
+/* Closes a pool: queued requests fail with DBP_E_CLOSED at once, running
+ * statements are cancelled (their callers get DBP_E_CLOSED), idle
+ * connections close, and the call waits up to timeout_ms (< 0: the default,
+ * 10 s) for the running ones to stop. Whatever is still stuck then is
+ * abandoned: its caller is answered and its connection is closed when its
+ * engine call returns. Returns DBP_E_TIMEOUT (the pool is closed all the
+ * same) when something had to be abandoned. Never blocks longer than
+ * timeout_ms plus a few milliseconds. */
+int dbp_manager_close_pool(dbp_manager *mgr, const char *pool_id, int64_t timeout_ms,
+                           dbp_error *err);
 
 /* Names of the open pools; *out is a NULL-terminated array the caller frees
  * with dbp_free_strings. */
@@ -187,6 +210,9 @@ typedef struct dbp_pool_stats {
     uint64_t topology_generation; /* bumped whenever an endpoint's role changes */
     uint64_t failovers_total;     /* times writes moved to a different primary */
     uint64_t retries_total;       /* requests moved to another endpoint before running */
+    uint64_t query_timeouts_total; /* calls whose own deadline passed */
+    uint64_t abandoned_total;     /* callers answered while their statement was still stuck in
+                                     the engine (after a deadline, cancel or close) */
 } dbp_pool_stats;
 
 int dbp_manager_pool_stats(dbp_manager *mgr, const char *pool_id, dbp_pool_stats *out,
@@ -314,6 +340,13 @@ int dbp_request_new(dbp_request **out, dbp_op op, const char *sql, size_t sql_le
                     dbp_params *params, dbp_error *err);
 void dbp_request_unref(dbp_request *req);
 
+/* This call's deadline in milliseconds, counted from its submission and
+ * covering the wait for a connection too; 0 (the default) takes the pool's
+ * query_timeout. When it passes the statement is cancelled on the server and
+ * the request completes with DBP_E_QUERY_TIMEOUT within about half a second,
+ * even if the server never answers. */
+void dbp_request_set_timeout(dbp_request *req, int64_t timeout_ms);
+
 /* Rows per batch for CURSOR_FETCH (default 65536). */
 void dbp_request_set_batch_rows(dbp_request *req, int64_t rows);
 
@@ -359,8 +392,10 @@ int dbp_request_wait(dbp_request *req, int64_t timeout_ms);
 int dbp_request_is_done(const dbp_request *req);
 
 /* Asks a request to stop: a queued request completes with DBP_E_CANCELLED at
- * once; a running one has its statement interrupted by the engine. Safe from
- * any thread, at any time, repeatedly. */
+ * once; a running one has its statement interrupted by the engine and
+ * completes within about half a second even if the engine does not stop (its
+ * connection is then discarded when the engine call returns). Safe from any
+ * thread, at any time, repeatedly. */
 void dbp_request_cancel(dbp_request *req);
 
 /* After completion: the outcome (DBP_OK or a category) and the error. */

@@ -33,6 +33,8 @@ from .errors import (
     PoolTimeout,
     ProgrammingError,
     QueryCancelled,
+    QueryTimeout,
+    TimeoutOutcomeUnknown,
     Warning,
 )
 
@@ -64,5 +66,7 @@ __all__ = [
     "PoolTimeout",
     "ProgrammingError",
     "QueryCancelled",
+    "QueryTimeout",
+    "TimeoutOutcomeUnknown",
     "Warning",
 ]

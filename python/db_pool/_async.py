@@ -18,12 +18,16 @@ from ._common import (
     DEFAULT_BATCH_ROWS,
     CopyMode,
     PoolRegistry,
+    StreamDeadline,
     begin_options,
+    call_timeout,
+    close_timeout,
     copy_mode,
     frame,
     log_notices,
     pool_arguments,
     readonly_flag,
+    warn_abandoned,
 )
 from .errors import PoolClosed
 
@@ -67,15 +71,23 @@ class Transaction:
     """A connection held for a transaction: ``async with pool.transaction(id) as tx``.
 
     Commits when the block ends normally, rolls back when it raises.
+    ``timeout`` (seconds) bounds each statement, BEGIN and COMMIT included,
+    unless a statement gives its own.
     """
 
     def __init__(
-        self, pool: DatabasePool, pool_id: str, begin: str, readonly: int = -1
+        self,
+        pool: DatabasePool,
+        pool_id: str,
+        begin: str,
+        readonly: int = -1,
+        timeout: float | None = None,
     ) -> None:
         self._pool = pool
         self._pool_id = pool_id
         self._begin = begin
         self._readonly = readonly
+        self._timeout = call_timeout(timeout)
         self._lease: _native.Lease | None = None
         self._last: _native.Request | None = None
 
@@ -88,6 +100,7 @@ class Transaction:
         many: bool = False,
         batch_rows: int = 0,
         copy: int = 0,
+        timeout: float | None = None,
     ) -> _native.Request:
         if self._lease is None:
             raise PoolClosed("the transaction is not active")
@@ -103,6 +116,7 @@ class Transaction:
             copy=copy,
             queue=completions.queue,
             future=fut,
+            timeout=self._timeout if timeout is None else call_timeout(timeout),
         )
         self._last = req
         return await _finish(req)
@@ -117,22 +131,34 @@ class Transaction:
                 await asyncio.shield(fut)
 
     async def query(
-        self, sql: str, params: Params = None, *, copy: CopyMode = "auto"
+        self,
+        sql: str,
+        params: Params = None,
+        *,
+        copy: CopyMode = "auto",
+        timeout: float | None = None,
     ) -> pl.DataFrame:
         """Runs a query inside the transaction and returns its rows."""
-        return frame(await self._run(_native.OP_QUERY, sql, params, copy=copy_mode(copy)))
+        req = await self._run(_native.OP_QUERY, sql, params, copy=copy_mode(copy), timeout=timeout)
+        return frame(req)
 
-    async def execute(self, sql: str, params: Params = None) -> int:
+    async def execute(
+        self, sql: str, params: Params = None, *, timeout: float | None = None
+    ) -> int:
         """Runs a statement inside the transaction; returns rows affected."""
-        return (await self._run(_native.OP_EXECUTE, sql, params)).rows_affected()
+        return (await self._run(_native.OP_EXECUTE, sql, params, timeout=timeout)).rows_affected()
 
-    async def execute_many(self, sql: str, rows: Iterable[Params]) -> int:
+    async def execute_many(
+        self, sql: str, rows: Iterable[Params], *, timeout: float | None = None
+    ) -> int:
         """Runs a statement once per parameter row, all or nothing."""
-        req = await self._run(_native.OP_EXECUTE_MANY, sql, rows, many=True)
+        req = await self._run(_native.OP_EXECUTE_MANY, sql, rows, many=True, timeout=timeout)
         return req.rows_affected()
 
     async def __aenter__(self) -> Transaction:
-        req = await self._pool._submit(self._pool_id, _native.OP_LEASE, readonly=self._readonly)
+        req = await self._pool._submit(
+            self._pool_id, _native.OP_LEASE, readonly=self._readonly, timeout=self._timeout
+        )
         self._lease = req.take_lease()
         try:
             await self._run(_native.OP_BEGIN, self._begin)
@@ -194,6 +220,7 @@ class DatabasePool(PoolRegistry):
         copy: int = 0,
         input: object = None,
         readonly: int = -1,
+        timeout: float | None = None,
     ) -> _native.Request:
         completions = self._loop_completions()
         fut = completions.loop.create_future()
@@ -209,6 +236,7 @@ class DatabasePool(PoolRegistry):
             future=fut,
             engine=self._engine(pool_id),
             readonly=readonly,
+            timeout=call_timeout(timeout),
         )
         return await _finish(req)
 
@@ -243,6 +271,11 @@ class DatabasePool(PoolRegistry):
         ``read_from`` ("primary", "replicas", "any"), ``balance``
         ("round_robin", "least_busy"), ``failover_timeout``,
         ``probe_interval`` and ``max_replica_lag`` (seconds).
+
+        Deadlines (seconds; docs/timeouts.md): ``query_timeout`` (every
+        call's default deadline, none unless set), ``connect_timeout`` (10)
+        and ``cancel_grace`` (2: how long a cancelled statement may take to
+        stop before its connection is discarded).
         """
         engine, settings, options = pool_arguments(
             db_type, host, port, database, username, password, url, pool_options, endpoints
@@ -251,21 +284,31 @@ class DatabasePool(PoolRegistry):
         await asyncio.to_thread(manager.create_pool, pool_id, engine, settings, options)
         self._registered(pool_id, engine, len(settings))
 
-    async def close_pool(self, pool_id: str) -> None:
-        """Closes one pool: waiting calls fail with PoolClosed, running ones finish."""
+    async def close_pool(self, pool_id: str, *, timeout: float | None = None) -> None:
+        """Closes one pool: waiting calls fail with PoolClosed, running
+        statements are cancelled (their callers get PoolClosed), and the
+        pool's connections close. Waits up to ``timeout`` seconds (default
+        10) for statements to stop; any still stuck in the engine then is
+        abandoned (logged). The event loop keeps running meanwhile."""
         self._engine(pool_id)
-        self._manager().close_pool(pool_id)
+        limit = close_timeout(timeout)
+        manager = self._manager()
         self._forget(pool_id)
+        if not await asyncio.to_thread(manager.close_pool, pool_id, limit):
+            warn_abandoned(f"pool {pool_id!r}", limit)
 
-    async def close(self) -> None:
-        """Closes every pool and stops the worker threads. Idempotent."""
+    async def close(self, *, timeout: float | None = None) -> None:
+        """Closes every pool as close_pool does, within one ``timeout``
+        (default 10 s), and stops the worker threads. Idempotent."""
+        limit = close_timeout(timeout)
         manager, self._native = self._native, None
         if manager is None:
             return
-        await asyncio.to_thread(manager.close)
+        self._forget()
+        if not await asyncio.to_thread(manager.close, limit):
+            warn_abandoned("the DatabasePool", limit)
         if self._completions is not None:
             self._completions.close()
-        self._forget()
 
     async def __aenter__(self) -> DatabasePool:
         return self
@@ -288,6 +331,7 @@ class DatabasePool(PoolRegistry):
         *,
         copy: CopyMode = "auto",
         readonly: bool | None = None,
+        timeout: float | None = None,
     ) -> pl.DataFrame:
         """Runs a query and returns all its rows as a DataFrame.
 
@@ -301,6 +345,11 @@ class DatabasePool(PoolRegistry):
         ``readonly=False`` sends it to the primary (INSERT ... RETURNING),
         ``readonly=True`` also lets it run again on another endpoint if its
         connection breaks.
+
+        ``timeout`` (seconds) is this call's deadline, the wait for a
+        connection included; when it passes the statement is cancelled on
+        the server and QueryTimeout raised (default: the pool's
+        ``query_timeout``). Every method takes it.
         """
         req = await self._submit(
             pool_id,
@@ -309,23 +358,37 @@ class DatabasePool(PoolRegistry):
             params,
             copy=copy_mode(copy),
             readonly=readonly_flag(readonly),
+            timeout=timeout,
         )
         return frame(req)
 
-    async def execute(self, pool_id: str, sql: str, params: Params = None) -> int:
+    async def execute(
+        self, pool_id: str, sql: str, params: Params = None, *, timeout: float | None = None
+    ) -> int:
         """Runs a statement and returns the number of rows it changed.
 
         Without parameters the SQL may hold several statements (a script).
         """
-        req = await self._submit(pool_id, _native.OP_EXECUTE, sql, params)
+        req = await self._submit(pool_id, _native.OP_EXECUTE, sql, params, timeout=timeout)
         return req.rows_affected()
 
-    async def execute_many(self, pool_id: str, sql: str, rows: Iterable[Params]) -> int:
+    async def execute_many(
+        self,
+        pool_id: str,
+        sql: str,
+        rows: Iterable[Params],
+        *,
+        timeout: float | None = None,
+    ) -> int:
         """Runs one statement per parameter row, all or nothing; returns rows changed."""
-        req = await self._submit(pool_id, _native.OP_EXECUTE_MANY, sql, rows, many=True)
+        req = await self._submit(
+            pool_id, _native.OP_EXECUTE_MANY, sql, rows, many=True, timeout=timeout
+        )
         return req.rows_affected()
 
-    async def write_frame(self, pool_id: str, frame: pl.DataFrame, table: str) -> int:
+    async def write_frame(
+        self, pool_id: str, frame: pl.DataFrame, table: str, *, timeout: float | None = None
+    ) -> int:
         """Appends the rows of ``frame`` to ``table``, all or nothing; returns
         the rows written.
 
@@ -335,7 +398,9 @@ class DatabasePool(PoolRegistry):
         PostgreSQL: COPY ... FROM STDIN; MSSQL: bulk copy into a staging
         table, then one INSERT ... SELECT).
         """
-        req = await self._submit(pool_id, _native.OP_WRITE_FRAME, table, input=frame)
+        req = await self._submit(
+            pool_id, _native.OP_WRITE_FRAME, table, input=frame, timeout=timeout
+        )
         return req.rows_affected()
 
     def transaction(
@@ -345,16 +410,19 @@ class DatabasePool(PoolRegistry):
         *,
         isolation: str | None = None,
         readonly: bool = False,
+        timeout: float | None = None,
     ) -> Transaction:
         """A transaction on one connection, as an async context manager.
 
         ``begin`` is the engine's transaction mode (SQLite: "", "DEFERRED",
         "IMMEDIATE", "EXCLUSIVE"). PostgreSQL takes ``isolation`` ("read
         committed", "repeatable read", "serializable") and ``readonly``;
-        MSSQL takes ``isolation`` (also "snapshot").
+        MSSQL takes ``isolation`` (also "snapshot"). ``timeout`` bounds
+        each statement (BEGIN, COMMIT and ROLLBACK included) that does not
+        give its own.
         """
         options = begin_options(self._engine(pool_id), begin, isolation, readonly)
-        return Transaction(self, pool_id, options, readonly_flag(readonly or None))
+        return Transaction(self, pool_id, options, readonly_flag(readonly or None), timeout)
 
     async def stream(
         self,
@@ -365,25 +433,36 @@ class DatabasePool(PoolRegistry):
         batch_rows: int = DEFAULT_BATCH_ROWS,
         copy: CopyMode = "auto",
         readonly: bool = True,
+        timeout: float | None = None,
     ) -> AsyncIterator[pl.DataFrame]:
         """Yields the rows of a query as DataFrames of at most ``batch_rows`` rows.
 
         Only one batch is held in memory at a time; the connection stays
         checked out until the iteration ends or the iterator is closed.
         A stream is a read (it follows ``read_from``) unless ``readonly=False``.
+        ``timeout`` bounds the whole stream (each batch gets what is left;
+        time the caller spends between batches counts too); the pool's
+        ``query_timeout`` bounds each batch.
         """
         if batch_rows < 1:
             raise ValueError("batch_rows must be at least 1")
         copy_mode(copy)  # a bad value fails before a connection is taken
+        deadline = StreamDeadline(timeout)
         tx = Transaction(self, pool_id, "")
-        req = await self._submit(pool_id, _native.OP_LEASE, readonly=int(readonly))
+        req = await self._submit(
+            pool_id, _native.OP_LEASE, readonly=int(readonly), timeout=deadline.left()
+        )
         tx._lease = req.take_lease()
         cursor_open = False
         try:
-            await tx._run(_native.OP_CURSOR_OPEN, sql, params, copy=copy_mode(copy))
+            await tx._run(
+                _native.OP_CURSOR_OPEN, sql, params, copy=copy_mode(copy), timeout=deadline.left()
+            )
             cursor_open = True
             while True:
-                req = await tx._run(_native.OP_CURSOR_FETCH, batch_rows=batch_rows)
+                req = await tx._run(
+                    _native.OP_CURSOR_FETCH, batch_rows=batch_rows, timeout=deadline.left()
+                )
                 df = frame(req)
                 if df.height:
                     yield df

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
+import numbers
 import threading
+import time
 import weakref
 from typing import Any, Literal, Mapping, Sequence
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
@@ -13,7 +16,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 import polars as pl
 
 from . import _native
-from .errors import ConfigurationError, PoolClosed, PoolNotFound
+from .errors import ConfigurationError, PoolClosed, PoolNotFound, QueryTimeout
 
 #: Pool options (times in seconds); every other keyword is an engine setting.
 POOL_OPTIONS = frozenset(
@@ -31,8 +34,33 @@ POOL_OPTIONS = frozenset(
         "failover_timeout",
         "probe_interval",
         "max_replica_lag",
+        "query_timeout",
+        "connect_timeout",
+        "cancel_grace",
     }
 )
+
+#: Pool options that are times in seconds, and what each accepts: "zero"
+#: (0 or more; 0 often means "no limit"), "positive" (more than 0), or
+#: "any" (validate_after: negative means never).
+_TIME_OPTIONS = {
+    "acquire_timeout": "zero",
+    "idle_timeout": "zero",
+    "max_lifetime": "zero",
+    "validate_after": "any",
+    "failover_timeout": "zero",
+    "probe_interval": "positive",
+    "max_replica_lag": "zero",
+    "query_timeout": "zero",
+    "connect_timeout": "positive",
+    "cancel_grace": "positive",
+}
+
+#: connect_timeout when not given (the C library's default too).
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+#: The longest time any option or timeout= takes: ten years.
+MAX_SECONDS = 315_360_000
 
 #: read_from= values: where reads go in a pool with several endpoints.
 _READ_FROM = {"primary": 0, "replicas": 1, "any": 2}
@@ -69,6 +97,65 @@ _NOTICE_LEVELS = {
     "NOTICE": logging.INFO,
     "WARNING": logging.WARNING,
 }
+
+
+def seconds(name: str, value: object, accepts: str = "positive") -> float:
+    """Checks a time in seconds (see _TIME_OPTIONS for ``accepts``): a real
+    number, not a bool or a string, finite and at most MAX_SECONDS. Raises
+    ConfigurationError (a ValueError) naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigurationError(f"{name} must be a number of seconds, not {value!r}")
+    v = float(value)
+    if not math.isfinite(v) or v > MAX_SECONDS:
+        raise ConfigurationError(
+            f"{name} must be a finite number of seconds up to {MAX_SECONDS}, not {value!r}"
+        )
+    if accepts == "zero" and v < 0:
+        raise ConfigurationError(f"{name} must be 0 or more seconds, not {value!r}")
+    if accepts == "positive" and v <= 0:
+        raise ConfigurationError(f"{name} must be more than 0 seconds, not {value!r}")
+    return v
+
+
+def call_timeout(timeout: float | None) -> float | None:
+    """A call's ``timeout=``: None (the pool's query_timeout) or seconds > 0."""
+    return None if timeout is None else seconds("timeout", timeout)
+
+
+#: How long close() and close_pool() wait for running statements by default.
+DEFAULT_CLOSE_TIMEOUT = 10.0
+
+
+def close_timeout(timeout: float | None) -> float:
+    """close()'s ``timeout=``: seconds, 0 or more (0: abandon at once)."""
+    return DEFAULT_CLOSE_TIMEOUT if timeout is None else seconds("timeout", timeout, "zero")
+
+
+def warn_abandoned(what: str, timeout: float) -> None:
+    logger.warning(
+        "%s is closed, but statements still stuck in their engine after %g s were abandoned: "
+        "their callers got PoolClosed and their connections close when the engine returns",
+        what,
+        timeout,
+    )
+
+
+class StreamDeadline:
+    """The deadline of a whole stream: each of its requests gets what is left."""
+
+    def __init__(self, timeout: float | None) -> None:
+        self._timeout = call_timeout(timeout)
+        self._end = None if self._timeout is None else time.monotonic() + self._timeout
+
+    def left(self) -> float | None:
+        if self._end is None:
+            return None
+        left = self._end - time.monotonic()
+        if left <= 0:
+            exc = QueryTimeout(f"the stream did not finish within timeout={self._timeout:g} s")
+            exc.sqlstate, exc.category = "57014", "query-timeout"
+            raise exc
+        return left
 
 
 def copy_mode(copy: CopyMode) -> int:
@@ -233,6 +320,30 @@ def pool_arguments(
     """Returns (engine, one settings dict per endpoint, options) for
     Manager.create_pool. Keyword settings apply to every endpoint and win
     over what an endpoint's URL says."""
+    engine, settings, options = _pool_arguments(
+        db_type, host, port, database, username, password, url, pool_options, endpoints
+    )
+    if engine == "mssql":
+        # db-lib's login cannot be interrupted: its own timeout follows
+        # connect_timeout unless the endpoint sets one
+        connect_timeout = options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
+        for ep in settings:
+            if "login_timeout" not in ep and "connect_timeout" not in ep:
+                ep["login_timeout"] = str(max(1, math.ceil(connect_timeout)))
+    return engine, settings, options
+
+
+def _pool_arguments(
+    db_type: str | None,
+    host: str | None,
+    port: int | str | None,
+    database: str | None,
+    username: str | None,
+    password: str | None,
+    url: str | None,
+    pool_options: Mapping[str, Any],
+    endpoints: Sequence[str | Mapping[str, Any]] | None = None,
+) -> tuple[str, list[dict[str, str]], dict[str, Any]]:
     if isinstance(endpoints, (str, bytes)):
         raise ConfigurationError("endpoints is a list of URLs or dicts, not one string")
     if url is not None:
@@ -260,7 +371,9 @@ def pool_arguments(
             common[key] = _setting_text(value)
     options: dict[str, Any] = {}
     for key, value in pool_options.items():
-        if key in POOL_OPTIONS:
+        if key in _TIME_OPTIONS:
+            options[key] = seconds(key, value, _TIME_OPTIONS[key])
+        elif key in POOL_OPTIONS:
             options[key] = value
         else:
             common[key] = _setting_text(value)

@@ -18,12 +18,16 @@ from ._common import (
     DEFAULT_BATCH_ROWS,
     CopyMode,
     PoolRegistry,
+    StreamDeadline,
     begin_options,
+    call_timeout,
+    close_timeout,
     copy_mode,
     frame,
     log_notices,
     pool_arguments,
     readonly_flag,
+    warn_abandoned,
 )
 from .errors import PoolClosed
 
@@ -39,15 +43,23 @@ class SyncTransaction:
     """A connection held for a transaction: ``with pool.transaction(id) as tx``.
 
     Commits when the block ends normally, rolls back when it raises.
+    ``timeout`` (seconds) bounds each statement, BEGIN and COMMIT included,
+    unless a statement gives its own.
     """
 
     def __init__(
-        self, pool: SyncDatabasePool, pool_id: str, begin: str, readonly: int = -1
+        self,
+        pool: SyncDatabasePool,
+        pool_id: str,
+        begin: str,
+        readonly: int = -1,
+        timeout: float | None = None,
     ) -> None:
         self._pool = pool
         self._pool_id = pool_id
         self._begin = begin
         self._readonly = readonly
+        self._timeout = call_timeout(timeout)
         self._lease: _native.Lease | None = None
 
     def _run(
@@ -59,26 +71,52 @@ class SyncTransaction:
         many: bool = False,
         batch_rows: int = 0,
         copy: int = 0,
+        timeout: float | None = None,
     ) -> _native.Request:
         if self._lease is None:
             raise PoolClosed("the transaction is not active")
-        req = self._lease.submit(op, sql, params, many=many, batch_rows=batch_rows, copy=copy)
+        req = self._lease.submit(
+            op,
+            sql,
+            params,
+            many=many,
+            batch_rows=batch_rows,
+            copy=copy,
+            timeout=self._timeout if timeout is None else call_timeout(timeout),
+        )
         return _finish(req)
 
-    def query(self, sql: str, params: Params = None, *, copy: CopyMode = "auto") -> pl.DataFrame:
+    def query(
+        self,
+        sql: str,
+        params: Params = None,
+        *,
+        copy: CopyMode = "auto",
+        timeout: float | None = None,
+    ) -> pl.DataFrame:
         """Runs a query inside the transaction and returns its rows."""
-        return frame(self._run(_native.OP_QUERY, sql, params, copy=copy_mode(copy)))
+        return frame(
+            self._run(_native.OP_QUERY, sql, params, copy=copy_mode(copy), timeout=timeout)
+        )
 
-    def execute(self, sql: str, params: Params = None) -> int:
+    def execute(self, sql: str, params: Params = None, *, timeout: float | None = None) -> int:
         """Runs a statement inside the transaction; returns rows affected."""
-        return self._run(_native.OP_EXECUTE, sql, params).rows_affected()
+        return self._run(_native.OP_EXECUTE, sql, params, timeout=timeout).rows_affected()
 
-    def execute_many(self, sql: str, rows: Iterable[Params]) -> int:
+    def execute_many(
+        self, sql: str, rows: Iterable[Params], *, timeout: float | None = None
+    ) -> int:
         """Runs a statement once per parameter row, all or nothing."""
-        return self._run(_native.OP_EXECUTE_MANY, sql, rows, many=True).rows_affected()
+        req = self._run(_native.OP_EXECUTE_MANY, sql, rows, many=True, timeout=timeout)
+        return req.rows_affected()
 
-    def _acquire(self) -> None:
-        req = self._pool._submit(self._pool_id, _native.OP_LEASE, readonly=self._readonly)
+    def _acquire(self, timeout: float | None = None) -> None:
+        req = self._pool._submit(
+            self._pool_id,
+            _native.OP_LEASE,
+            readonly=self._readonly,
+            timeout=self._timeout if timeout is None else timeout,
+        )
         self._lease = req.take_lease()
 
     def __enter__(self) -> SyncTransaction:
@@ -126,6 +164,7 @@ class SyncDatabasePool(PoolRegistry):
         copy: int = 0,
         input: object = None,
         readonly: int = -1,
+        timeout: float | None = None,
     ) -> _native.Request:
         req = self._manager().submit(
             pool_id,
@@ -137,6 +176,7 @@ class SyncDatabasePool(PoolRegistry):
             input=input,
             engine=self._engine(pool_id),
             readonly=readonly,
+            timeout=call_timeout(timeout),
         )
         return _finish(req)
 
@@ -160,18 +200,24 @@ class SyncDatabasePool(PoolRegistry):
         self._manager().create_pool(pool_id, engine, settings, options)
         self._registered(pool_id, engine, len(settings))
 
-    def close_pool(self, pool_id: str) -> None:
-        """Closes one pool: waiting calls fail with PoolClosed, running ones finish."""
+    def close_pool(self, pool_id: str, *, timeout: float | None = None) -> None:
+        """Closes one pool within ``timeout`` seconds; see DatabasePool.close_pool."""
         self._engine(pool_id)
-        self._manager().close_pool(pool_id)
+        limit = close_timeout(timeout)
+        manager = self._manager()
         self._forget(pool_id)
+        if not manager.close_pool(pool_id, limit):
+            warn_abandoned(f"pool {pool_id!r}", limit)
 
-    def close(self) -> None:
-        """Closes every pool and stops the worker threads. Idempotent."""
+    def close(self, *, timeout: float | None = None) -> None:
+        """Closes every pool within ``timeout`` seconds (default 10) and stops
+        the worker threads; see DatabasePool.close. Idempotent."""
+        limit = close_timeout(timeout)
         manager, self._native = self._native, None
         if manager is not None:
-            manager.close()
             self._forget()
+            if not manager.close(limit):
+                warn_abandoned(f"the {type(self).__name__}", limit)
 
     def __enter__(self) -> SyncDatabasePool:
         return self
@@ -192,6 +238,7 @@ class SyncDatabasePool(PoolRegistry):
         *,
         copy: CopyMode = "auto",
         readonly: bool | None = None,
+        timeout: float | None = None,
     ) -> pl.DataFrame:
         """Runs a query and returns all its rows as a DataFrame; see DatabasePool.query."""
         req = self._submit(
@@ -201,22 +248,37 @@ class SyncDatabasePool(PoolRegistry):
             params,
             copy=copy_mode(copy),
             readonly=readonly_flag(readonly),
+            timeout=timeout,
         )
         return frame(req)
 
-    def execute(self, pool_id: str, sql: str, params: Params = None) -> int:
+    def execute(
+        self, pool_id: str, sql: str, params: Params = None, *, timeout: float | None = None
+    ) -> int:
         """Runs a statement (or, without parameters, a script); returns rows changed."""
-        return self._submit(pool_id, _native.OP_EXECUTE, sql, params).rows_affected()
-
-    def execute_many(self, pool_id: str, sql: str, rows: Iterable[Params]) -> int:
-        """Runs one statement per parameter row, all or nothing; returns rows changed."""
-        req = self._submit(pool_id, _native.OP_EXECUTE_MANY, sql, rows, many=True)
+        req = self._submit(pool_id, _native.OP_EXECUTE, sql, params, timeout=timeout)
         return req.rows_affected()
 
-    def write_frame(self, pool_id: str, frame: pl.DataFrame, table: str) -> int:
+    def execute_many(
+        self,
+        pool_id: str,
+        sql: str,
+        rows: Iterable[Params],
+        *,
+        timeout: float | None = None,
+    ) -> int:
+        """Runs one statement per parameter row, all or nothing; returns rows changed."""
+        req = self._submit(
+            pool_id, _native.OP_EXECUTE_MANY, sql, rows, many=True, timeout=timeout
+        )
+        return req.rows_affected()
+
+    def write_frame(
+        self, pool_id: str, frame: pl.DataFrame, table: str, *, timeout: float | None = None
+    ) -> int:
         """Appends the rows of ``frame`` to ``table``, all or nothing; see
         DatabasePool.write_frame."""
-        req = self._submit(pool_id, _native.OP_WRITE_FRAME, table, input=frame)
+        req = self._submit(pool_id, _native.OP_WRITE_FRAME, table, input=frame, timeout=timeout)
         return req.rows_affected()
 
     def transaction(
@@ -226,11 +288,14 @@ class SyncDatabasePool(PoolRegistry):
         *,
         isolation: str | None = None,
         readonly: bool = False,
+        timeout: float | None = None,
     ) -> SyncTransaction:
         """A transaction on one connection, as a context manager; see
         DatabasePool.transaction."""
         options = begin_options(self._engine(pool_id), begin, isolation, readonly)
-        return SyncTransaction(self, pool_id, options, readonly_flag(readonly or None))
+        return SyncTransaction(
+            self, pool_id, options, readonly_flag(readonly or None), timeout
+        )
 
     def stream(
         self,
@@ -241,20 +306,24 @@ class SyncDatabasePool(PoolRegistry):
         batch_rows: int = DEFAULT_BATCH_ROWS,
         copy: CopyMode = "auto",
         readonly: bool = True,
+        timeout: float | None = None,
     ) -> Iterator[pl.DataFrame]:
         """Yields the rows of a query as DataFrames of at most ``batch_rows`` rows;
         see DatabasePool.stream."""
         if batch_rows < 1:
             raise ValueError("batch_rows must be at least 1")
         mode = copy_mode(copy)
+        deadline = StreamDeadline(timeout)
         tx = SyncTransaction(self, pool_id, "", int(readonly))
-        tx._acquire()
+        tx._acquire(deadline.left())
         cursor_open = False
         try:
-            tx._run(_native.OP_CURSOR_OPEN, sql, params, copy=mode)
+            tx._run(_native.OP_CURSOR_OPEN, sql, params, copy=mode, timeout=deadline.left())
             cursor_open = True
             while True:
-                req = tx._run(_native.OP_CURSOR_FETCH, batch_rows=batch_rows)
+                req = tx._run(
+                    _native.OP_CURSOR_FETCH, batch_rows=batch_rows, timeout=deadline.left()
+                )
                 df = frame(req)
                 if df.height:
                     yield df

@@ -31,8 +31,10 @@ __all__ = [
     "PoolNotFound",
     "PoolExists",
     "QueryCancelled",
+    "QueryTimeout",
     "NoEndpointAvailable",
     "OutcomeUnknown",
+    "TimeoutOutcomeUnknown",
     "ConfigurationError",
 ]
 
@@ -88,7 +90,7 @@ class PoolError(InterfaceError):
     """A problem with the pools themselves rather than a statement."""
 
 
-class PoolTimeout(OperationalError):
+class PoolTimeout(OperationalError, TimeoutError):
     """No connection became free within ``acquire_timeout``."""
 
 
@@ -115,6 +117,13 @@ class QueryCancelled(OperationalError):
     """The statement was cancelled before it finished."""
 
 
+class QueryTimeout(OperationalError, TimeoutError):
+    """The call's deadline (``timeout=`` or the pool's ``query_timeout``)
+    passed: the statement was cancelled on the server, or, if it was still
+    waiting for a connection, never sent (SQLSTATE 57014). A server-side
+    ``statement_timeout`` raises it too."""
+
+
 class NoEndpointAvailable(OperationalError):
     """No endpoint of the pool in the role the call needs (the primary for
     writes) came up within ``failover_timeout``; the message lists each
@@ -125,6 +134,13 @@ class OutcomeUnknown(OperationalError):
     """The connection broke after a write was sent: it may or may not have
     been committed. It is never retried automatically; check before
     repeating it (SQLSTATE 08007)."""
+
+
+class TimeoutOutcomeUnknown(QueryTimeout, OutcomeUnknown):
+    """A write passed its deadline and the server had not confirmed the
+    cancel when the caller had to be answered: it may or may not take
+    effect (SQLSTATE 08007). Caught by ``except QueryTimeout`` and by
+    ``except OutcomeUnknown`` alike."""
 
 
 class ConfigurationError(InterfaceError, ValueError):

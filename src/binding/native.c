@@ -7,6 +7,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <datetime.h>
+#include <math.h>
 #include <structmember.h>
 
 #include "arrow_abi.h"
@@ -57,6 +58,7 @@ static const char *const category_class[] = {
     [DBP_E_CONFIG] = "ConfigurationError",
     [DBP_E_UNAVAILABLE] = "NoEndpointAvailable",
     [DBP_E_OUTCOME_UNKNOWN] = "OutcomeUnknown",
+    [DBP_E_QUERY_TIMEOUT] = "QueryTimeout", /* TimeoutOutcomeUnknown with 08007 */
 };
 
 static const struct {
@@ -69,6 +71,8 @@ static const struct {
 
 static const char *error_class_name(const dbp_error *err)
 {
+    if (err->category == DBP_E_QUERY_TIMEOUT && strcmp(err->sqlstate, "08007") == 0)
+        return "TimeoutOutcomeUnknown";
     if (err->category == DBP_E_SERVER || err->category == DBP_E_DATA ||
         err->category == DBP_E_MISUSE)
         for (size_t i = 0; i < sizeof sqlstate_class / sizeof *sqlstate_class; i++)
@@ -489,11 +493,33 @@ static int take_input(dbp_request *req, PyObject *input)
     return stream ? 0 : -1;
 }
 
+/* A time in seconds as whole milliseconds (a fraction of one rounds up, so
+ * a tiny positive time never becomes 0, which means "none"); -1 with
+ * ValueError naming `what` unless it is a finite number in [lo_s, ten years]. */
+static int64_t seconds_to_ms(PyObject *v, const char *what, double lo_s)
+{
+    double seconds = PyFloat_AsDouble(v);
+    if (seconds == -1 && PyErr_Occurred())
+        return -1;
+    if (!isfinite(seconds) || seconds < lo_s || seconds > 315360000.0) {
+        PyErr_Format(PyExc_ValueError, "%s must be a number of seconds from %g to 315360000, not %R",
+                     what, lo_s, v);
+        return -1;
+    }
+    return (int64_t)ceil(seconds * 1000);
+}
+
 static RequestObject *request_create(module_state *st, PyObject *manager, dbp_op op,
                                      PyObject *sql, PyObject *params, int many,
                                      Py_ssize_t batch_rows, int copy_mode, PyObject *input,
-                                     PyObject *future, PyObject *engine)
+                                     PyObject *future, PyObject *engine, PyObject *timeout)
 {
+    int64_t timeout_ms = 0;
+    if (timeout != Py_None && (timeout_ms = seconds_to_ms(timeout, "timeout", 0)) <= 0) {
+        if (timeout_ms == 0)
+            PyErr_SetString(PyExc_ValueError, "timeout must be more than 0 seconds");
+        return NULL;
+    }
     const char *text = NULL;
     Py_ssize_t len = 0;
     if (sql != Py_None) {
@@ -529,6 +555,7 @@ static RequestObject *request_create(module_state *st, PyObject *manager, dbp_op
         Py_DECREF(self);
         return NULL;
     }
+    dbp_request_set_timeout(self->req, timeout_ms);
     dbp_request_set_user_data(self->req, self);
     return self;
 }
@@ -549,13 +576,20 @@ static PyObject *request_submitted(module_state *st, RequestObject *self, int rc
     return (PyObject *)self;
 }
 
-/* wait(timeout=None): blocks with the GIL released. Ctrl-C cancels the
- * request, waits for it to stop, and raises KeyboardInterrupt. */
+/* How long Ctrl-C waits for the cancelled request: the core answers a
+ * cancelled request within its cancel grace (at most half a second). */
+#define INTERRUPT_WAIT_MS 2000
+
+/* wait(timeout=None): blocks with the GIL released, waking every 200 ms for
+ * signals. Ctrl-C cancels the request, waits (bounded) for it to stop, and
+ * raises KeyboardInterrupt. */
 static PyObject *request_wait(RequestObject *self, PyObject *args)
 {
     double timeout = -1;
     if (!PyArg_ParseTuple(args, "|d", &timeout))
         return NULL;
+    if (isnan(timeout) || timeout > 315360000.0)
+        timeout = -1; /* no bound of the caller's: the request's own deadlines apply */
     int64_t deadline_ms = timeout < 0 ? -1 : (int64_t)(timeout * 1000);
     for (;;) {
         int64_t slice = deadline_ms < 0 || deadline_ms > 200 ? 200 : deadline_ms;
@@ -570,7 +604,7 @@ static PyObject *request_wait(RequestObject *self, PyObject *args)
         if (PyErr_CheckSignals() < 0) {
             dbp_request_cancel(self->req);
             Py_BEGIN_ALLOW_THREADS
-            dbp_request_wait(self->req, -1);
+            dbp_request_wait(self->req, INTERRUPT_WAIT_MS);
             Py_END_ALLOW_THREADS
             return NULL;
         }
@@ -885,15 +919,15 @@ static PyObject *lease_in_transaction(LeaseObject *self, void *closure)
 static PyObject *lease_submit(LeaseObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"op",   "sql",   "params", "many",   "batch_rows",
-                             "copy", "input", "queue",  "future", NULL};
+                             "copy", "input", "queue",  "future", "timeout", NULL};
     module_state *st = state_of_type(Py_TYPE(self));
     int op, many = 0, copy_mode = DBP_COPY_AUTO;
     PyObject *sql = Py_None, *params = Py_None, *queue_obj = Py_None, *future = Py_None,
-             *input = Py_None;
+             *input = Py_None, *timeout = Py_None;
     Py_ssize_t batch_rows = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|OO$pniOOO", kwlist, &op, &sql, &params,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|OO$pniOOOO", kwlist, &op, &sql, &params,
                                      &many, &batch_rows, &copy_mode, &input, &queue_obj,
-                                     &future))
+                                     &future, &timeout))
         return NULL;
     QueueObject *queue;
     if (queue_arg(st, queue_obj, &queue) < 0)
@@ -901,7 +935,8 @@ static PyObject *lease_submit(LeaseObject *self, PyObject *args, PyObject *kwarg
     if (!self->lease)
         return raise_simple(st, DBP_E_CLOSED, "the connection was released already");
     RequestObject *req = request_create(st, self->manager, (dbp_op)op, sql, params, many,
-                                        batch_rows, copy_mode, input, future, self->engine);
+                                        batch_rows, copy_mode, input, future, self->engine,
+                                        timeout);
     if (!req)
         return NULL;
     dbp_error err;
@@ -956,22 +991,26 @@ static PyObject *manager_new(PyTypeObject *type, PyObject *args, PyObject *kwarg
     return (PyObject *)self;
 }
 
-static void manager_free_now(ManagerObject *self)
+/* Shuts the manager down within timeout_ms (< 0: the default); 0 when
+ * something stuck had to be abandoned. */
+static int manager_free_now(ManagerObject *self, int64_t timeout_ms)
 {
     dbp_manager *mgr = self->mgr;
     self->mgr = NULL;
     self->closed = 1;
     if (!mgr)
-        return;
+        return 1;
+    int rc;
     Py_BEGIN_ALLOW_THREADS
-    dbp_manager_free(mgr);
+    rc = dbp_manager_shutdown(mgr, timeout_ms);
     Py_END_ALLOW_THREADS
+    return rc == DBP_OK;
 }
 
 static void manager_dealloc(ManagerObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
-    manager_free_now(self);
+    manager_free_now(self, -1);
     tp->tp_free(self);
     Py_DECREF(tp);
 }
@@ -985,15 +1024,24 @@ static int manager_check(ManagerObject *self, module_state *st)
     return 0;
 }
 
+/* A time option in seconds; validate_after alone may be negative (never). */
 static int option_ms(PyObject *opts, const char *key, int64_t *out)
 {
     PyObject *v = PyDict_GetItemString(opts, key);
     if (!v)
         return 0;
+    int negative_ok = strcmp(key, "validate_after") == 0;
     double seconds = PyFloat_AsDouble(v);
     if (seconds == -1 && PyErr_Occurred())
         return -1;
-    *out = (int64_t)(seconds * 1000);
+    if (negative_ok && seconds < 0) {
+        *out = -1;
+        return 0;
+    }
+    int64_t ms = seconds_to_ms(v, key, 0);
+    if (ms < 0)
+        return -1;
+    *out = ms;
     return 0;
 }
 
@@ -1104,6 +1152,9 @@ static PyObject *manager_create_pool(ManagerObject *self, PyObject *args)
         option_ms(opts, "failover_timeout", &o.failover_timeout_ms) < 0 ||
         option_ms(opts, "probe_interval", &o.probe_interval_ms) < 0 ||
         option_ms(opts, "max_replica_lag", &o.max_replica_lag_ms) < 0 ||
+        option_ms(opts, "query_timeout", &o.query_timeout_ms) < 0 ||
+        option_ms(opts, "connect_timeout", &o.connect_timeout_ms) < 0 ||
+        option_ms(opts, "cancel_grace", &o.cancel_grace_ms) < 0 ||
         (jitter && (o.lifetime_jitter = PyFloat_AsDouble(jitter)) == -1 && PyErr_Occurred()))
         return NULL;
 
@@ -1126,20 +1177,35 @@ static PyObject *manager_create_pool(ManagerObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* A close timeout: None is the library's default. */
+static int close_timeout(PyObject *timeout, int64_t *ms)
+{
+    *ms = -1;
+    if (timeout == Py_None)
+        return 0;
+    *ms = seconds_to_ms(timeout, "timeout", 0);
+    return *ms < 0 ? -1 : 0;
+}
+
+/* close_pool(pool_id, timeout=None) -> bool: False when statements still
+ * stuck in the engine after the timeout were abandoned. */
 static PyObject *manager_close_pool(ManagerObject *self, PyObject *args)
 {
     module_state *st = state_of_type(Py_TYPE(self));
     const char *pool_id;
-    if (!PyArg_ParseTuple(args, "s", &pool_id) || manager_check(self, st) < 0)
+    PyObject *timeout = Py_None;
+    int64_t timeout_ms;
+    if (!PyArg_ParseTuple(args, "s|O", &pool_id, &timeout) || manager_check(self, st) < 0 ||
+        close_timeout(timeout, &timeout_ms) < 0)
         return NULL;
     dbp_error err;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = dbp_manager_close_pool(self->mgr, pool_id, &err);
+    rc = dbp_manager_close_pool(self->mgr, pool_id, timeout_ms, &err);
     Py_END_ALLOW_THREADS
-    if (rc != DBP_OK)
+    if (rc != DBP_OK && rc != DBP_E_TIMEOUT)
         return raise_error(st, &err, NULL);
-    Py_RETURN_NONE;
+    return PyBool_FromLong(rc == DBP_OK);
 }
 
 static PyObject *manager_list_pools(ManagerObject *self, PyObject *unused)
@@ -1214,7 +1280,7 @@ static PyObject *manager_stats(ManagerObject *self, PyObject *args)
     if (!endpoints)
         return NULL;
     return Py_BuildValue(
-        "{ss,si,si,si,si,si,si,si,sK,sK,sK,sK,sK,sK,sK,sK,sK,sK,sd,sK,sK,sK,sN}", "engine",
+        "{ss,si,si,si,si,si,si,si,sK,sK,sK,sK,sK,sK,sK,sK,sK,sK,sd,sK,sK,sK,sK,sK,sN}", "engine",
         engine, "size", s.size, "idle", s.idle, "in_use", s.in_use, "opening", s.opening,
         "waiting", s.waiting, "min_size", s.min_size, "max_size", s.max_size, "acquired",
         s.acquired_total, "timeouts", s.timeouts_total, "rejected", s.rejected_total, "created",
@@ -1222,7 +1288,8 @@ static PyObject *manager_stats(ManagerObject *self, PyObject *args)
         "validation_failures", s.validations_failed_total, "requests", s.requests_total,
         "errors", s.errors_total, "cancelled", s.cancelled_total, "acquire_wait_ms_total",
         s.acquire_wait_ms_total, "topology_generation", s.topology_generation, "failovers",
-        s.failovers_total, "retries", s.retries_total, "endpoints", endpoints);
+        s.failovers_total, "retries", s.retries_total, "query_timeouts", s.query_timeouts_total,
+        "abandoned", s.abandoned_total, "endpoints", endpoints);
 }
 
 static const char *const event_kind_names[] = {
@@ -1269,24 +1336,24 @@ static PyObject *manager_wait_events(ManagerObject *self, PyObject *args)
  *        queue=None, future=None, engine=None) -> Request */
 static PyObject *manager_submit(ManagerObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"pool_id", "op",    "sql",   "params", "many",   "batch_rows",
-                             "copy",    "input", "queue", "future", "engine", "readonly",
-                             NULL};
+    static char *kwlist[] = {"pool_id", "op",       "sql",     "params", "many",
+                             "batch_rows", "copy",  "input",   "queue",  "future",
+                             "engine",  "readonly", "timeout", NULL};
     module_state *st = state_of_type(Py_TYPE(self));
     const char *pool_id;
     int op, many = 0, copy_mode = DBP_COPY_AUTO, readonly = -1;
     PyObject *sql = Py_None, *params = Py_None, *queue_obj = Py_None, *future = Py_None,
-             *engine = Py_None, *input = Py_None;
+             *engine = Py_None, *input = Py_None, *timeout = Py_None;
     Py_ssize_t batch_rows = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "si|OO$pniOOOOi", kwlist, &pool_id, &op,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "si|OO$pniOOOOiO", kwlist, &pool_id, &op,
                                      &sql, &params, &many, &batch_rows, &copy_mode, &input,
-                                     &queue_obj, &future, &engine, &readonly))
+                                     &queue_obj, &future, &engine, &readonly, &timeout))
         return NULL;
     QueueObject *queue;
     if (queue_arg(st, queue_obj, &queue) < 0 || manager_check(self, st) < 0)
         return NULL;
     RequestObject *req = request_create(st, (PyObject *)self, (dbp_op)op, sql, params, many,
-                                        batch_rows, copy_mode, input, future, engine);
+                                        batch_rows, copy_mode, input, future, engine, timeout);
     if (!req)
         return NULL;
     dbp_request_set_readonly(req->req, readonly);
@@ -1295,11 +1362,14 @@ static PyObject *manager_submit(ManagerObject *self, PyObject *args, PyObject *k
     return request_submitted(st, req, rc, &err, queue);
 }
 
-static PyObject *manager_close(ManagerObject *self, PyObject *unused)
+/* close(timeout=None) -> bool: False when something had to be abandoned. */
+static PyObject *manager_close(ManagerObject *self, PyObject *args)
 {
-    (void)unused;
-    manager_free_now(self);
-    Py_RETURN_NONE;
+    PyObject *timeout = Py_None;
+    int64_t timeout_ms;
+    if (!PyArg_ParseTuple(args, "|O", &timeout) || close_timeout(timeout, &timeout_ms) < 0)
+        return NULL;
+    return PyBool_FromLong(manager_free_now(self, timeout_ms));
 }
 
 static PyObject *manager_closed(ManagerObject *self, void *closure)
@@ -1318,8 +1388,9 @@ static PyMethodDef manager_methods[] = {
      "wait_events(timeout): endpoint events, or None once closed."},
     {"submit", (PyCFunction)(void (*)(void))manager_submit, METH_VARARGS | METH_KEYWORDS,
      "Submit a request to a pool."},
-    {"close", (PyCFunction)manager_close, METH_NOARGS,
-     "Close every pool, finish running work, stop the threads."},
+    {"close", (PyCFunction)manager_close, METH_VARARGS,
+     "close(timeout=None) -> bool: close every pool (running statements are cancelled), "
+     "stop the threads; False when something stuck had to be abandoned."},
     {NULL},
 };
 

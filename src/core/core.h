@@ -24,8 +24,10 @@ typedef struct dbp_pool dbp_pool;
 typedef struct dbp_endpoint dbp_endpoint;
 typedef struct dbp_conn dbp_conn;
 
-/* Monotonic clock in nanoseconds. */
-int64_t dbp_now_ns(void);
+#define MS_TO_NS(ms) ((int64_t)(ms) * 1000000)
+/* Time options are validated to at most this many ms (ten years), so that
+ * now + MS_TO_NS(option) never overflows. */
+#define DBP_MAX_TIME_MS ((int64_t)315360000000)
 
 /* A connection's state is the list it is on: idle or busy (opening, leased
  * or running a request). */
@@ -62,7 +64,12 @@ struct dbp_lease {
     dbp_conn *conn;
     int busy;       /* a request runs on it */
     int release_pending; /* released while busy: release when it finishes */
+    int lost;       /* a request on it was answered before its engine call returned: the
+                       session's state is unknown, so the connection is discarded */
 };
+
+/* Why a request was asked to stop (dbp_request.stop_reason). */
+typedef enum stop_reason { STOP_NONE, STOP_CANCEL, STOP_DEADLINE, STOP_CLOSE } stop_reason;
 
 /* FINISHING: the outcome is set and the request is on its way to
  * completion outside the lock; cancel leaves it alone. */
@@ -98,10 +105,20 @@ struct dbp_request {
     dbp_endpoint *target;  /* internal requests: the endpoint they are for */
     int attempts;          /* times moved to another endpoint */
     int64_t enqueued_ns;
-    int64_t deadline_ns;
+    int64_t deadline_ns;      /* acquire_timeout: give up waiting for a connection */
+    int64_t timeout_ms;       /* dbp_request_set_timeout; 0: the pool's query_timeout */
+    int64_t call_deadline_ns; /* the call's own deadline; INT64_MAX: none */
     dbp_request *prev, *next; /* on a pool's wait queue or the worker queue */
     dbp_manager *mgr;         /* set at submit; outlives the request's work */
-    atomic_int cancelled;
+    atomic_int cancelled;     /* the driver's "stop now" flag */
+
+    /* stopping, guarded by mgr->mu (deadline.c) */
+    stop_reason stop;         /* why `cancelled` was set */
+    int64_t answer_by_ns;     /* a stopped request's caller is answered by then, even if
+                                 its engine call has not returned; INT64_MAX: not stopped */
+    int answered;             /* the caller has early_status; the worker still runs */
+    int early_status;
+    dbp_error early_error;
 
     /* outcome, written by the worker before completion */
     int status;
@@ -168,17 +185,19 @@ struct dbp_manager {
     dbp_pool **pools;
     size_t n_pools, pools_capacity;
 
-    /* workers run requests that have a connection assigned */
+    /* workers (detached threads, each holding a manager reference) run
+     * requests that have a connection assigned */
     request_list work;
     pthread_cond_t work_cv;
-    pthread_t *workers;
-    int n_workers, idle_workers, workers_capacity;
-    int running_jobs;
+    int n_workers, idle_workers;
+    /* broadcast whenever a request ends or a worker exits: close waits on it */
+    pthread_cond_t ended_cv;
 
-    /* the janitor expires waiters and keeps pools within their limits */
+    /* the janitor expires waiters, watches deadlines of running requests
+     * and keeps pools within their limits */
     pthread_t janitor;
-    int janitor_started;
     pthread_cond_t janitor_cv;
+    int64_t janitor_next_ns; /* when it wakes next */
 
     /* endpoint events, a ring of the latest EVENT_RING */
     dbp_event *events;
@@ -211,6 +230,11 @@ void dbp_request_finish(dbp_request *req, dbp_conn *to_close);
  * `to_close`, destroys `dead` and completes the request. */
 dbp_pool *dbp_request_detach_locked(dbp_request *req);
 void dbp_request_complete(dbp_request *req, dbp_conn *to_close, dbp_pool *dead);
+/* Counts a finished request with this outcome in the pool's stats. */
+void dbp_request_count_locked(dbp_pool *pool, const dbp_request *req, int status);
+/* Wakes the caller of a request answered early (its early_status is set);
+ * the worker still holds its in-flight reference. */
+void dbp_request_answer_locked(dbp_request *req);
 
 /* completion.c */
 void dbp_completion_queue_push(dbp_completion_queue *cq, dbp_request *req);
@@ -301,6 +325,8 @@ int dbp_failover_after_broken_conn(dbp_pool *pool, dbp_request *req);
  * (with an explaining message) when it may have written, else
  * DBP_E_NETWORK. Any pool. */
 int dbp_failover_classify_lost(dbp_request *req);
+/* 1 when the request may have changed data if it ran (any pool). */
+int dbp_request_may_have_written(const dbp_request *req);
 
 /* events.c */
 void dbp_event_push_locked(dbp_manager *mgr, dbp_event_kind kind, const dbp_endpoint *ep,
@@ -309,11 +335,34 @@ void dbp_event_push_locked(dbp_manager *mgr, dbp_event_kind kind, const dbp_endp
 void dbp_conns_destroy(dbp_conn *chain);
 
 /* worker.c */
+/* Leaves a connection that goes back to the pool as a new one would be:
+ * closes its cursor and rolls back, within connect_timeout; marks it broken
+ * when that fails. Call without the lock, on a connection nobody else uses. */
+void dbp_conn_reset(dbp_conn *conn);
 /* Queues a request whose connection is assigned; starts a worker if all
  * are busy. */
 void dbp_worker_enqueue_locked(dbp_manager *mgr, dbp_request *req);
 /* Starts workers while queued requests outnumber idle workers. */
 void dbp_worker_spawn_locked(dbp_manager *mgr);
+
+/* deadline.c: stopping running requests and answering their callers on
+ * time (caller holds mgr->mu) */
+/* The call deadline of a request submitted now. */
+void dbp_deadline_start_locked(dbp_pool *pool, dbp_request *req, int64_t now);
+/* Asks a queued or running request to stop: its driver call is interrupted
+ * and its caller will be answered within the grace even if that call never
+ * returns. Does nothing to a request already stopping. */
+void dbp_request_stop_locked(dbp_request *req, stop_reason why, int64_t now);
+/* Stops running requests past their deadline and answers the callers of
+ * those stopped too long ago; returns when it wants to look again. With
+ * `force`, answers every running request of the pool now. */
+int64_t dbp_pool_watch_running_locked(dbp_pool *pool, int64_t now, int force);
+/* The final status of a request whose driver call returned `rc` after it
+ * was stopped: a cancel becomes a timeout or a closed pool as the reason
+ * says. */
+int dbp_request_stopped_status(dbp_request *req, int rc);
+/* Whether any request of the pool is assigned to or running on a worker. */
+int dbp_pool_has_running_locked(const dbp_pool *pool);
 
 /* lease.c */
 /* Puts a request on the lease's connection (caller holds mgr->mu). */
@@ -324,6 +373,14 @@ void dbp_lease_return(dbp_lease *lease);
 
 /* manager.c */
 void dbp_janitor_wake_locked(dbp_manager *mgr);
+/* The index of the pool named `id` in mgr->pools, SIZE_MAX if none. */
+size_t dbp_manager_find_pool_locked(const dbp_manager *mgr, const char *id);
+/* Completes each request of the list (their outcome is set). No lock held. */
+void dbp_requests_finish(request_list *reqs);
+/* DBP_E_CLOSED for a manager used in a forked child. */
+int dbp_manager_forked_error(dbp_error *err);
+/* Wakes the janitor if it would sleep past `when`. */
+void dbp_janitor_wake_by_locked(dbp_manager *mgr, int64_t when);
 /* 1 in a child process forked after the manager was created. */
 int dbp_manager_forked(const dbp_manager *mgr);
 /* dbp_manager_unref (db_pool.h): the last reference frees the manager.

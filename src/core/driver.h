@@ -5,20 +5,52 @@
  * `interrupt` may be called from another thread while a call runs, and it
  * must return quickly. Every fallible call returns DBP_OK or a category and
  * fills `err`; a failing call that leaves the connection unusable returns
- * DBP_E_NETWORK (or sets *broken via `is_broken`). */
+ * DBP_E_NETWORK or makes `is_usable` answer 0 afterwards.
+ *
+ * Deadlines (the rules every engine follows; docs/timeouts.md):
+ * - No wait without a bound: every socket wait is bounded, in slices that
+ *   look at ctx->cancelled and ctx->deadline_ns.
+ * - Once ctx->cancelled is set (the caller cancelled, the call's deadline
+ *   passed, the pool closes) or ctx->deadline_ns passes, the driver asks the
+ *   server to stop the statement and gives it ctx->cancel_grace_ns to
+ *   confirm. Confirmed: the call returns DBP_E_CANCELLED (or
+ *   DBP_E_QUERY_TIMEOUT) and the connection stays usable. Not confirmed: the
+ *   driver stops waiting, returns the same and `is_usable` answers 0 from
+ *   then on, so the pool discards the connection.
+ * - The core answers the caller on time whatever the driver does; a driver
+ *   whose client library cannot bound a wait only delays when its
+ *   connection is closed. */
 #ifndef DBP_DRIVER_H
 #define DBP_DRIVER_H
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "db_pool.h"
 #include "params.h"
 #include "result.h"
 
-/* Per-call context handed to statement calls. */
+/* The monotonic clock deadlines are measured on, in nanoseconds. */
+int64_t dbp_now_ns(void);
+
+/* The version of this interface; a driver built for another is refused. */
+#define DBP_DRIVER_ABI_VERSION 2
+
+/* What a driver can do, in dbp_driver.caps. */
+enum {
+    DBP_CAP_CANCEL = 1,    /* stops a running statement on the server (interrupt) */
+    DBP_CAP_DEADLINES = 2, /* bounds its own waits by the rules above (connect included) */
+    DBP_CAP_ROLES = 4,     /* probe_role: pools of several endpoints */
+    DBP_CAP_BULK_LOAD = 8, /* bulk_load */
+};
+
+/* Per-call context handed to every call that may wait on the engine. */
 typedef struct dbp_exec_ctx {
-    const atomic_int *cancelled; /* becomes 1 when the caller cancels */
+    const atomic_int *cancelled; /* becomes 1 when the call must stop (cancel, deadline,
+                                    close); never NULL */
+    int64_t deadline_ns;         /* dbp_now_ns() time the call gives up; INT64_MAX = none */
+    int64_t cancel_grace_ns;     /* how long a cancel may take to be confirmed */
     dbp_copy_mode copy_mode;     /* QUERY / CURSOR_OPEN: bulk read path */
     int read_all;                /* CURSOR_OPEN for a QUERY: every row is wanted at once */
     /* Passes an engine message (a NOTICE) to the caller. */
@@ -35,20 +67,23 @@ typedef struct dbp_fetch_limits {
 } dbp_fetch_limits;
 
 typedef struct dbp_driver {
+    int abi_version; /* DBP_DRIVER_ABI_VERSION */
+    unsigned caps;   /* DBP_CAP_* */
     const char *name;
 
     /* Validates settings once per pool; *config is freed with free_config. */
     int (*parse_config)(const dbp_setting *settings, size_t n, void **config, dbp_error *err);
     void (*free_config)(void *config);
 
-    /* `cancelled` (NULL on the caller's thread) becomes 1 when nobody waits
-     * for the connection any more: its request was cancelled or the pool is
-     * closing. A driver that can, gives up then with DBP_E_CANCELLED. */
-    int (*connect)(const void *config, const atomic_int *cancelled, void **conn, dbp_error *err);
+    /* Opens a connection by ctx->deadline_ns (the pool's connect_timeout, or
+     * earlier when the call's own deadline is); gives up with
+     * DBP_E_CANCELLED once ctx->cancelled is set (nobody waits for it any
+     * more: its request was cancelled or the pool is closing). */
+    int (*connect)(const void *config, const dbp_exec_ctx *ctx, void **conn, dbp_error *err);
     /* Must not use the config: it may be freed first when a pool closes. */
     void (*disconnect)(void *conn);
     /* Cheap round trip proving the connection works. */
-    int (*ping)(void *conn, dbp_error *err);
+    int (*ping)(void *conn, const dbp_exec_ctx *ctx, dbp_error *err);
     /* No round trip: 0 when the connection is already known dead (the server
      * closed it while it sat idle). Checked before every use; may be NULL. */
     int (*is_usable)(void *conn);
@@ -69,8 +104,9 @@ typedef struct dbp_driver {
      * Column types stay the same from one fetch to the next. */
     int (*cursor_fetch)(void *conn, const dbp_fetch_limits *limits, const dbp_exec_ctx *ctx,
                         dbp_result **out, int *done, dbp_error *err);
-    /* Closes the open cursor, if any. */
-    void (*cursor_close)(void *conn);
+    /* Closes the open cursor, if any (stopping its statement on the server
+     * when it has not ended). */
+    void (*cursor_close)(void *conn, const dbp_exec_ctx *ctx);
 
     /* Loads every row of `rows` (struct batches; field names are columns)
      * into `table`, all or nothing, and releases nothing: the caller owns
@@ -82,20 +118,22 @@ typedef struct dbp_driver {
      * one cheap round trip; *lag_s is a replica's replay lag in seconds, or
      * < 0 when unknown. NULL when the engine has no roles (such pools must
      * have one endpoint). */
-    int (*probe_role)(void *conn, dbp_role *role, double *lag_s, dbp_error *err);
+    int (*probe_role)(void *conn, const dbp_exec_ctx *ctx, dbp_role *role, double *lag_s,
+                      dbp_error *err);
     /* Names the endpoint for stats and logs: host, port, database; never
      * a password. May be NULL. */
     void (*describe)(const void *config, char *buf, size_t size);
 
     /* `options` is engine text such as "IMMEDIATE" (may be empty). */
-    int (*begin)(void *conn, const char *options, dbp_error *err);
-    int (*commit)(void *conn, dbp_error *err);
-    int (*rollback)(void *conn, dbp_error *err);
+    int (*begin)(void *conn, const char *options, const dbp_exec_ctx *ctx, dbp_error *err);
+    int (*commit)(void *conn, const dbp_exec_ctx *ctx, dbp_error *err);
+    int (*rollback)(void *conn, const dbp_exec_ctx *ctx, dbp_error *err);
 } dbp_driver;
 
 /* Adds a driver found by its name, for engines outside this library (the C
  * tests use one that injects faults). Call before any pool uses it; not
- * thread-safe. At most 8. */
+ * thread-safe. At most 8. Refuses (DBP_E_MISUSE) a driver built for another
+ * DBP_DRIVER_ABI_VERSION. */
 int dbp_driver_register(const dbp_driver *driver);
 
 /* The driver for `engine`: compiled in or registered; NULL if none. */

@@ -17,7 +17,6 @@
 
 #include "core.h"
 
-#define MS_TO_NS(ms) ((int64_t)(ms) * 1000000)
 #define BACKOFF_BASE_NS MS_TO_NS(100)
 #define BACKOFF_MAX_NS MS_TO_NS(5000)
 /* While requests wait for a role no endpoint has, probe this often. */

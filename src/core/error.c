@@ -22,6 +22,7 @@ static const char *const category_names[] = {
     [DBP_E_CONFIG] = "config",
     [DBP_E_UNAVAILABLE] = "unavailable",
     [DBP_E_OUTCOME_UNKNOWN] = "outcome-unknown",
+    [DBP_E_QUERY_TIMEOUT] = "query-timeout",
 };
 
 const char *dbp_category_name(int category)

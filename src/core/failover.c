@@ -24,7 +24,7 @@ static int may_retry_read(const dbp_request *req, const dbp_endpoint *ep)
            (req->readonly == 1 || ep->role == DBP_ROLE_REPLICA);
 }
 
-static int may_have_written(const dbp_request *req)
+int dbp_request_may_have_written(const dbp_request *req)
 {
     if (req->on_lease) /* a transaction that breaks before COMMIT is rolled back */
         return req->op == DBP_OP_COMMIT;
@@ -102,7 +102,7 @@ int dbp_failover_after_broken_conn(dbp_pool *pool, dbp_request *req)
 
 int dbp_failover_classify_lost(dbp_request *req)
 {
-    if (!may_have_written(req))
+    if (!dbp_request_may_have_written(req))
         return DBP_E_NETWORK;
     char cause[DBP_ERROR_MESSAGE_SIZE];
     snprintf(cause, sizeof cause, "%s", req->error.message);

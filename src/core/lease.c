@@ -21,22 +21,39 @@ int dbp_submit_on_lease(dbp_lease *lease, dbp_request *req, dbp_completion_queue
         return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "cannot lease from a lease");
     dbp_manager *mgr = lease->pool->mgr;
     pthread_mutex_lock(&mgr->mu);
-    int rc = DBP_OK;
+    int rc = DBP_OK, done_now = 0;
     if (req->state != REQ_NEW)
         rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "the request was submitted already");
+    else if (lease->lost && req->op == DBP_OP_ROLLBACK)
+        done_now = 1; /* the discarded connection takes the transaction with it */
+    else if (lease->lost)
+        rc = dbp_error_set(err, DBP_E_NETWORK, 0, "08003",
+                           "this connection was given up: an earlier statement on it did not "
+                           "stop in time after a timeout or cancel, so the transaction is "
+                           "rolled back");
     else if (lease->busy || lease->release_pending)
         rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
                            "the connection is busy with another request; await it first");
     else if (mgr->closing || dbp_manager_forked(mgr))
         rc = dbp_error_set(err, DBP_E_CLOSED, 0, NULL,
                            "the pool manager is closed (or belongs to the parent process)");
+    else if (lease->pool->closed)
+        rc = dbp_error_set(err, DBP_E_CLOSED, 0, NULL, "pool '%s' is closed", lease->pool->id);
     if (rc == DBP_OK) {
         dbp_request_ref(req); /* the in-flight reference */
         req->mgr = mgr;
         req->cq = cq;
+    }
+    if (rc == DBP_OK && done_now) {
+        req->state = REQ_DONE;
+    } else if (rc == DBP_OK) {
+        req->pool = lease->pool; /* for the deadline's query_timeout */
+        dbp_deadline_start_locked(lease->pool, req, dbp_now_ns());
         dbp_lease_enqueue_locked(lease, req);
     }
     pthread_mutex_unlock(&mgr->mu);
+    if (rc == DBP_OK && done_now)
+        dbp_request_complete(req, NULL, NULL);
     return rc;
 }
 
@@ -50,16 +67,9 @@ void dbp_lease_return(dbp_lease *lease)
 {
     dbp_pool *pool = lease->pool;
     dbp_conn *conn = lease->conn;
-    const dbp_driver *drv = pool->driver;
-    if (conn->handle && !conn->broken) {
-        if (conn->has_cursor) {
-            drv->cursor_close(conn->handle);
-            conn->has_cursor = 0;
-        }
-        dbp_error ignored;
-        if (drv->in_transaction(conn->handle) && drv->rollback(conn->handle, &ignored) != DBP_OK)
-            conn->broken = 1;
-    }
+    if (lease->lost)
+        conn->broken = 1;
+    dbp_conn_reset(conn);
     pthread_mutex_lock(&pool->mgr->mu);
     dbp_conn *to_close = dbp_pool_return_conn_locked(pool, conn);
     dbp_pool *dead = dbp_pool_unref_locked(pool);
@@ -74,7 +84,7 @@ void dbp_lease_return(dbp_lease *lease)
 static int needs_reset(const dbp_lease *lease)
 {
     const dbp_conn *conn = lease->conn;
-    if (!conn->handle || conn->broken)
+    if (!conn->handle || conn->broken || lease->lost)
         return 0;
     return conn->has_cursor || conn->pool->driver->in_transaction(conn->handle);
 }

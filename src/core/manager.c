@@ -31,6 +31,9 @@ void dbp_pool_options_init(dbp_pool_options *opts)
     opts->failover_timeout_ms = 30000;
     opts->probe_interval_ms = 1000;
     opts->max_replica_lag_ms = 0;
+    opts->query_timeout_ms = 0;
+    opts->connect_timeout_ms = 10000;
+    opts->cancel_grace_ms = 2000;
 }
 
 static void *janitor_main(void *arg);
@@ -49,8 +52,11 @@ int dbp_manager_new(dbp_manager **out, dbp_error *err)
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&mgr->janitor_cv, &attr);
     pthread_cond_init(&mgr->events_cv, &attr);
+    pthread_cond_init(&mgr->ended_cv, &attr);
     pthread_condattr_destroy(&attr);
+    mgr->janitor_next_ns = INT64_MAX;
     if (pthread_create(&mgr->janitor, NULL, janitor_main, mgr) != 0) {
+        pthread_cond_destroy(&mgr->ended_cv);
         pthread_cond_destroy(&mgr->events_cv);
         pthread_cond_destroy(&mgr->janitor_cv);
         pthread_cond_destroy(&mgr->work_cv);
@@ -64,16 +70,22 @@ int dbp_manager_new(dbp_manager **out, dbp_error *err)
 
 void dbp_janitor_wake_locked(dbp_manager *mgr) { pthread_cond_signal(&mgr->janitor_cv); }
 
+void dbp_janitor_wake_by_locked(dbp_manager *mgr, int64_t when)
+{
+    if (when < mgr->janitor_next_ns)
+        pthread_cond_signal(&mgr->janitor_cv);
+}
+
 int dbp_manager_forked(const dbp_manager *mgr) { return getpid() != mgr->pid; }
 
-static int forked_error(dbp_error *err)
+int dbp_manager_forked_error(dbp_error *err)
 {
     return dbp_error_set(err, DBP_E_CLOSED, 0, NULL,
                          "this pool manager belongs to the parent process (the process has "
                          "forked since): create a new one in the child");
 }
 
-static size_t find_pool_index(const dbp_manager *mgr, const char *id)
+size_t dbp_manager_find_pool_locked(const dbp_manager *mgr, const char *id)
 {
     for (size_t i = 0; i < mgr->n_pools; i++)
         if (strcmp(mgr->pools[i]->id, id) == 0)
@@ -81,7 +93,7 @@ static size_t find_pool_index(const dbp_manager *mgr, const char *id)
     return SIZE_MAX;
 }
 
-static void finish_all(request_list *reqs)
+void dbp_requests_finish(request_list *reqs)
 {
     dbp_request *req;
     while ((req = dbp_request_list_pop(reqs)))
@@ -99,19 +111,22 @@ static void *janitor_main(void *arg)
         dbp_conn *to_close = NULL;
         for (size_t i = 0; i < mgr->n_pools; i++) {
             int64_t t = dbp_pool_maintain_locked(mgr->pools[i], now, &expired, &to_close);
-            if (t < next)
-                next = t;
+            int64_t r = dbp_pool_watch_running_locked(mgr->pools[i], now, 0);
+            next = t < next ? t : next;
+            next = r < next ? r : next;
         }
         dbp_worker_spawn_locked(mgr);
         if (expired.head || to_close) {
             pthread_mutex_unlock(&mgr->mu);
-            finish_all(&expired);
+            dbp_requests_finish(&expired);
             dbp_conns_destroy(to_close);
             pthread_mutex_lock(&mgr->mu);
             continue;
         }
         struct timespec deadline = {.tv_sec = next / 1000000000, .tv_nsec = next % 1000000000};
+        mgr->janitor_next_ns = next;
         pthread_cond_timedwait(&mgr->janitor_cv, &mgr->mu, &deadline);
+        mgr->janitor_next_ns = INT64_MIN; /* awake: a new deadline needs no signal */
     }
     pthread_mutex_unlock(&mgr->mu);
     return NULL;
@@ -126,8 +141,17 @@ static int validate_options(const dbp_pool_options *o, dbp_error *err)
         bad = "min_size must be between 0 and max_size";
     else if (o->max_waiting < 0)
         bad = "max_waiting must be 0 (unbounded) or positive";
-    else if (o->acquire_timeout_ms < 0 || o->idle_timeout_ms < 0 || o->max_lifetime_ms < 0)
+    else if (o->acquire_timeout_ms < 0 || o->idle_timeout_ms < 0 || o->max_lifetime_ms < 0 ||
+             o->query_timeout_ms < 0)
         bad = "timeouts must not be negative";
+    else if (o->connect_timeout_ms < 1 || o->cancel_grace_ms < 1)
+        bad = "connect_timeout and cancel_grace must be positive";
+    else if (o->acquire_timeout_ms > DBP_MAX_TIME_MS || o->idle_timeout_ms > DBP_MAX_TIME_MS ||
+             o->max_lifetime_ms > DBP_MAX_TIME_MS || o->validate_after_ms > DBP_MAX_TIME_MS ||
+             o->failover_timeout_ms > DBP_MAX_TIME_MS || o->probe_interval_ms > DBP_MAX_TIME_MS ||
+             o->max_replica_lag_ms > DBP_MAX_TIME_MS || o->query_timeout_ms > DBP_MAX_TIME_MS ||
+             o->connect_timeout_ms > DBP_MAX_TIME_MS || o->cancel_grace_ms > DBP_MAX_TIME_MS)
+        bad = "times must be at most ten years";
     else if (!(o->lifetime_jitter >= 0 && o->lifetime_jitter < 1))
         bad = "lifetime_jitter must be in [0, 1)";
     else if (o->read_from < DBP_READ_PRIMARY || o->read_from > DBP_READ_ANY)
@@ -141,6 +165,15 @@ static int validate_options(const dbp_pool_options *o, dbp_error *err)
     return bad ? dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "%s", bad) : DBP_OK;
 }
 
+/* The context of create_pool's own connects and probes, on the caller's
+ * thread: connect_timeout bounds them. */
+static void creation_ctx(const dbp_pool *pool, const atomic_int *never, dbp_exec_ctx *ctx)
+{
+    *ctx = (dbp_exec_ctx){.cancelled = never,
+                          .deadline_ns = dbp_now_ns() + MS_TO_NS(pool->opts.connect_timeout_ms),
+                          .cancel_grace_ns = MS_TO_NS(pool->opts.cancel_grace_ms)};
+}
+
 static dbp_conn *conn_new_open(dbp_endpoint *ep, dbp_error *err, int *rc)
 {
     dbp_conn *conn = dbp_calloc(1, sizeof *conn);
@@ -151,7 +184,10 @@ static dbp_conn *conn_new_open(dbp_endpoint *ep, dbp_error *err, int *rc)
     conn->pool = ep->pool;
     conn->endpoint = ep;
     conn->driver = ep->pool->driver;
-    *rc = conn->driver->connect(ep->config, NULL, &conn->handle, err);
+    atomic_int never = 0;
+    dbp_exec_ctx ctx;
+    creation_ctx(ep->pool, &never, &ctx);
+    *rc = conn->driver->connect(ep->config, &ctx, &conn->handle, err);
     if (*rc != DBP_OK) {
         dbp_free(conn);
         return NULL;
@@ -198,7 +234,10 @@ static int open_topology(dbp_pool *pool, dbp_conn **opened, dbp_error *err)
         lags[i] = -1;
         conns[i] = conn_new_open(pool->endpoints[i], &errs[i], &rc);
         if (conns[i]) {
-            rc = pool->driver->probe_role(conns[i]->handle, &roles[i], &lags[i], &errs[i]);
+            atomic_int never = 0;
+            dbp_exec_ctx ctx;
+            creation_ctx(pool, &never, &ctx);
+            rc = pool->driver->probe_role(conns[i]->handle, &ctx, &roles[i], &lags[i], &errs[i]);
             if (rc != DBP_OK) {
                 dbp_conns_destroy(conns[i]);
                 conns[i] = NULL;
@@ -296,7 +335,7 @@ int dbp_manager_create_pool_endpoints(dbp_manager *mgr, const char *pool_id, con
         opts = &defaults;
     }
     if (dbp_manager_forked(mgr))
-        return forked_error(err);
+        return dbp_manager_forked_error(err);
     if (!pool_id || !*pool_id)
         return dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "pool_id must be a non-empty string");
     if (n_endpoints < 1 || n_endpoints > 64)
@@ -315,7 +354,7 @@ int dbp_manager_create_pool_endpoints(dbp_manager *mgr, const char *pool_id, con
         return rc;
 
     pthread_mutex_lock(&mgr->mu);
-    rc = mgr->closing ? DBP_E_CLOSED : find_pool_index(mgr, pool_id) != SIZE_MAX ? DBP_E_EXISTS : 0;
+    rc = mgr->closing ? DBP_E_CLOSED : dbp_manager_find_pool_locked(mgr, pool_id) != SIZE_MAX ? DBP_E_EXISTS : 0;
     pthread_mutex_unlock(&mgr->mu);
     if (rc == DBP_E_CLOSED)
         return dbp_error_set(err, rc, 0, NULL, "the pool manager is closed");
@@ -343,7 +382,7 @@ static int register_pool(dbp_manager *mgr, dbp_pool *pool, dbp_conn *opened, dbp
     const char *pool_id = pool->id;
     int rc = DBP_OK;
     pthread_mutex_lock(&mgr->mu);
-    if (mgr->closing || find_pool_index(mgr, pool_id) != SIZE_MAX) {
+    if (mgr->closing || dbp_manager_find_pool_locked(mgr, pool_id) != SIZE_MAX) {
         rc = mgr->closing ? dbp_error_set(err, DBP_E_CLOSED, 0, NULL, "the pool manager is closed")
                           : dbp_error_set(err, DBP_E_EXISTS, 0, NULL,
                                           "a pool named '%s' exists already", pool_id);
@@ -379,75 +418,6 @@ static int register_pool(dbp_manager *mgr, dbp_pool *pool, dbp_conn *opened, dbp
     return rc;
 }
 
-/* Unregisters pool `i` and closes it; the caller finishes `failed`, closes
- * `to_close` and destroys the returned pool after unlocking. */
-static dbp_pool *remove_pool_locked(dbp_manager *mgr, size_t i, request_list *failed,
-                                    dbp_conn **to_close)
-{
-    dbp_pool *pool = mgr->pools[i];
-    mgr->pools[i] = mgr->pools[--mgr->n_pools];
-    dbp_pool_close_locked(pool, failed, to_close);
-    return dbp_pool_unref_locked(pool);
-}
-
-int dbp_manager_close_pool(dbp_manager *mgr, const char *pool_id, dbp_error *err)
-{
-    request_list failed = {0};
-    dbp_conn *to_close = NULL;
-    pthread_mutex_lock(&mgr->mu);
-    size_t i = find_pool_index(mgr, pool_id);
-    dbp_pool *dead = NULL;
-    if (i != SIZE_MAX)
-        dead = remove_pool_locked(mgr, i, &failed, &to_close);
-    pthread_mutex_unlock(&mgr->mu);
-    if (i == SIZE_MAX)
-        return dbp_error_set(err, DBP_E_NOT_FOUND, 0, NULL, "no pool named '%s'", pool_id);
-    finish_all(&failed);
-    dbp_conns_destroy(to_close);
-    dbp_pool_destroy(dead);
-    return DBP_OK;
-}
-
-void dbp_manager_free(dbp_manager *mgr)
-{
-    /* In a forked child the workers do not exist and the connections are
-     * the parent's: closing them would end the parent's sessions. The
-     * child leaves everything alone. */
-    if (!mgr || dbp_manager_forked(mgr))
-        return;
-    request_list failed = {0};
-    dbp_conn *to_close = NULL;
-    dbp_pool *dead = NULL;
-    /* Everything closes in one locked step, so no work can be queued after
-     * the workers decide to exit. */
-    pthread_mutex_lock(&mgr->mu);
-    mgr->closing = 1;
-    while (mgr->n_pools) {
-        dbp_pool *pool = remove_pool_locked(mgr, mgr->n_pools - 1, &failed, &to_close);
-        if (pool) {
-            pool->next_dead = dead;
-            dead = pool;
-        }
-    }
-    pthread_cond_broadcast(&mgr->work_cv);
-    pthread_cond_signal(&mgr->janitor_cv);
-    pthread_cond_broadcast(&mgr->events_cv);
-    pthread_mutex_unlock(&mgr->mu);
-
-    finish_all(&failed);
-    dbp_conns_destroy(to_close);
-    pthread_join(mgr->janitor, NULL);
-    /* Workers finish what is queued or running, then exit. */
-    for (int i = 0; i < mgr->n_workers; i++)
-        pthread_join(mgr->workers[i], NULL);
-    while (dead) {
-        dbp_pool *next = dead->next_dead;
-        dbp_pool_destroy(dead);
-        dead = next;
-    }
-    dbp_manager_unref(mgr);
-}
-
 void dbp_manager_ref(dbp_manager *mgr)
 {
     pthread_mutex_lock(&mgr->mu);
@@ -462,9 +432,9 @@ void dbp_manager_unref(dbp_manager *mgr)
     pthread_mutex_unlock(&mgr->mu);
     if (!last)
         return;
-    dbp_free(mgr->workers);
     dbp_free(mgr->pools);
     dbp_free(mgr->events);
+    pthread_cond_destroy(&mgr->ended_cv);
     pthread_cond_destroy(&mgr->events_cv);
     pthread_cond_destroy(&mgr->janitor_cv);
     pthread_cond_destroy(&mgr->work_cv);
@@ -485,10 +455,10 @@ int dbp_submit(dbp_manager *mgr, const char *pool_id, dbp_request *req,
     if (req->state != REQ_NEW) {
         rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "the request was submitted already");
     } else if (dbp_manager_forked(mgr)) {
-        rc = forked_error(err);
+        rc = dbp_manager_forked_error(err);
     } else if (mgr->closing) {
         rc = dbp_error_set(err, DBP_E_CLOSED, 0, NULL, "the pool manager is closed");
-    } else if ((i = find_pool_index(mgr, pool_id)) == SIZE_MAX) {
+    } else if ((i = dbp_manager_find_pool_locked(mgr, pool_id)) == SIZE_MAX) {
         rc = dbp_error_set(err, DBP_E_NOT_FOUND, 0, NULL, "no pool named '%s'", pool_id);
     } else {
         req->mgr = mgr;
@@ -535,7 +505,7 @@ int dbp_manager_pool_stats(dbp_manager *mgr, const char *pool_id, dbp_pool_stats
                            char *engine_out, size_t engine_out_size, dbp_error *err)
 {
     pthread_mutex_lock(&mgr->mu);
-    size_t i = find_pool_index(mgr, pool_id);
+    size_t i = dbp_manager_find_pool_locked(mgr, pool_id);
     if (i != SIZE_MAX) {
         const dbp_pool *pool = mgr->pools[i];
         *out = pool->stats;
@@ -565,7 +535,7 @@ int dbp_manager_endpoint_stats(dbp_manager *mgr, const char *pool_id, int index,
 {
     int rc = DBP_OK;
     pthread_mutex_lock(&mgr->mu);
-    size_t i = find_pool_index(mgr, pool_id);
+    size_t i = dbp_manager_find_pool_locked(mgr, pool_id);
     if (i == SIZE_MAX) {
         rc = dbp_error_set(err, DBP_E_NOT_FOUND, 0, NULL, "no pool named '%s'", pool_id);
     } else if (index < 0 || index >= mgr->pools[i]->n_endpoints) {

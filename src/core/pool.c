@@ -12,7 +12,6 @@
 #include "core.h"
 #include "error.h"
 
-#define MS_TO_NS(ms) ((int64_t)(ms) * 1000000)
 
 /* ---- intrusive lists ---------------------------------------------------- */
 
@@ -252,6 +251,7 @@ int dbp_pool_submit_locked(dbp_pool *pool, dbp_request *req, dbp_error *err)
     req->deadline_ns = pool->opts.acquire_timeout_ms > 0
                            ? now + MS_TO_NS(pool->opts.acquire_timeout_ms)
                            : INT64_MAX;
+    dbp_deadline_start_locked(pool, req, now);
     int was_empty = pool->waiting.count == 0;
     dbp_request_list_push(&pool->waiting, req);
     dbp_pool_dispatch_locked(pool);
@@ -430,18 +430,33 @@ static void keep_min_size(dbp_pool *pool)
 }
 
 /* A request waits acquire_timeout for a connection; while no endpoint in
- * the role it needs is up, it waits failover_timeout instead (db_pool.h). */
-static int64_t deadline_of(const dbp_pool *pool, const dbp_request *req, int routable)
+ * the role it needs is up, it waits failover_timeout instead (db_pool.h).
+ * Its own deadline, when earlier, ends the wait too. */
+static int64_t wait_deadline(const dbp_pool *pool, const dbp_request *req, int routable)
 {
     if (routable || pool->opts.failover_timeout_ms <= 0)
         return req->deadline_ns;
     return req->enqueued_ns + MS_TO_NS(pool->opts.failover_timeout_ms);
 }
 
-static void expire(dbp_pool *pool, dbp_request *req, int routable)
+static int64_t deadline_of(const dbp_pool *pool, const dbp_request *req, int routable)
+{
+    int64_t wait = wait_deadline(pool, req, routable);
+    return req->call_deadline_ns < wait ? req->call_deadline_ns : wait;
+}
+
+static void expire(dbp_pool *pool, dbp_request *req, int routable, int64_t now)
 {
     dbp_request_list_remove(&pool->waiting, req);
-    if (routable) {
+    if (now >= req->call_deadline_ns && req->call_deadline_ns < wait_deadline(pool, req, routable)) {
+        long long ms = req->timeout_ms > 0 ? req->timeout_ms : pool->opts.query_timeout_ms;
+        req->status = dbp_error_set(
+            &req->error, DBP_E_QUERY_TIMEOUT, 0, "57014",
+            "the call's %s of %lld ms passed while it waited for a connection from pool '%s' "
+            "(size %d of max_size %d per endpoint, %d waiting); nothing was sent",
+            req->timeout_ms > 0 ? "timeout" : "query_timeout", ms, pool->id, pool_size(pool),
+            pool->opts.max_size, pool->waiting.count);
+    } else if (routable) {
         req->status = dbp_error_set(
             &req->error, DBP_E_TIMEOUT, 0, NULL,
             "timed out after %lld ms waiting for a connection from pool '%s' "
@@ -478,7 +493,7 @@ int64_t dbp_pool_maintain_locked(dbp_pool *pool, int64_t now, request_list *expi
                                                         pool->opts.min_size);
         int64_t deadline = needless ? now : deadline_of(pool, req, routable);
         if (deadline <= now) {
-            expire(pool, req, routable);
+            expire(pool, req, routable, now);
             dbp_request_list_push(expired, req);
         } else if (deadline < next) {
             next = deadline;
@@ -521,12 +536,13 @@ void dbp_pool_close_locked(dbp_pool *pool, request_list *failed, dbp_conn **to_c
         req->state = REQ_FINISHING;
         dbp_request_list_push(failed, req);
     }
+    int64_t now = dbp_now_ns();
     for (int i = 0; i < pool->n_endpoints; i++) {
         dbp_endpoint *ep = pool->endpoints[i];
         dbp_endpoint_close_idle_locked(ep, to_close);
-        /* connection attempts still under way give up (drivers that can) */
+        /* statements and connection attempts under way are stopped */
         for (dbp_conn *conn = ep->busy.head; conn; conn = conn->next)
-            if (!conn->handle && conn->running)
-                atomic_store(&conn->running->cancelled, 1);
+            if (conn->running)
+                dbp_request_stop_locked(conn->running, STOP_CLOSE, now);
     }
 }

@@ -34,6 +34,7 @@ int dbp_request_new(dbp_request **out, dbp_op op, const char *sql, size_t sql_le
     req->params = params;
     req->batch_rows = 65536;
     req->readonly = -1;
+    req->call_deadline_ns = req->answer_by_ns = INT64_MAX;
     pthread_mutex_init(&req->done_mu, NULL);
     pthread_cond_init(&req->done_cv, NULL);
     *out = req;
@@ -49,6 +50,7 @@ dbp_request *dbp_request_new_internal(int op, dbp_manager *mgr)
     atomic_init(&req->cancelled, 0);
     req->op = op;
     req->mgr = mgr;
+    req->call_deadline_ns = req->answer_by_ns = INT64_MAX;
     pthread_mutex_init(&req->done_mu, NULL);
     pthread_cond_init(&req->done_cv, NULL);
     return req;
@@ -73,6 +75,11 @@ void dbp_request_unref(dbp_request *req)
     dbp_free(req);
 }
 
+void dbp_request_set_timeout(dbp_request *req, int64_t timeout_ms)
+{
+    req->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+}
+
 void dbp_request_set_batch_rows(dbp_request *req, int64_t rows)
 {
     req->batch_rows = rows > 0 ? rows : 1;
@@ -90,7 +97,7 @@ void dbp_request_set_copy_mode(dbp_request *req, dbp_copy_mode mode) { req->copy
 
 const char *dbp_request_notices(const dbp_request *req)
 {
-    return req->notices ? req->notices : "";
+    return req->notices && !req->answered ? req->notices : "";
 }
 
 void dbp_request_add_notice(void *arg, const char *severity, const char *text)
@@ -114,18 +121,26 @@ void dbp_request_set_readonly(dbp_request *req, int readonly)
 }
 void *dbp_request_user_data(const dbp_request *req) { return req->user_data; }
 
+void dbp_request_count_locked(dbp_pool *pool, const dbp_request *req, int status)
+{
+    if (DBP_OP_IS_INTERNAL(req->op))
+        return;
+    pool->stats.requests_total++;
+    if (status == DBP_E_CANCELLED)
+        pool->stats.cancelled_total++;
+    else if (status != DBP_OK)
+        pool->stats.errors_total++;
+    if (status == DBP_E_QUERY_TIMEOUT)
+        pool->stats.query_timeouts_total++;
+}
+
 dbp_pool *dbp_request_detach_locked(dbp_request *req)
 {
     dbp_pool *dead = NULL;
     dbp_pool *pool = req->pool;
     if (pool) {
-        if (!DBP_OP_IS_INTERNAL(req->op)) {
-            pool->stats.requests_total++;
-            if (req->status == DBP_E_CANCELLED)
-                pool->stats.cancelled_total++;
-            else if (req->status != DBP_OK)
-                pool->stats.errors_total++;
-        }
+        if (!req->answered) /* else counted when its caller was answered */
+            dbp_request_count_locked(pool, req, req->status);
         req->pool = NULL;
         dead = dbp_pool_unref_locked(pool);
     }
@@ -143,19 +158,36 @@ void dbp_request_finish(dbp_request *req, dbp_conn *to_close)
     dbp_request_complete(req, to_close, dead);
 }
 
-void dbp_request_complete(dbp_request *req, dbp_conn *to_close, dbp_pool *dead)
+/* Marks the request done for its caller and hands the caller's copy of the
+ * outcome over: on the completion queue (which takes `ref`, a reference of
+ * its own) or to a thread in dbp_request_wait. */
+static void signal_done(dbp_request *req, int ref)
 {
-    dbp_conns_destroy(to_close);
-    dbp_pool_destroy(dead);
-
     dbp_completion_queue *cq = req->cq;
     pthread_mutex_lock(&req->done_mu);
     req->done = 1;
     pthread_cond_broadcast(&req->done_cv);
     pthread_mutex_unlock(&req->done_mu);
-    if (cq)
-        dbp_completion_queue_push(cq, req); /* the in-flight reference moves */
-    else
+    if (cq) {
+        if (ref)
+            dbp_request_ref(req);
+        dbp_completion_queue_push(cq, req);
+    }
+}
+
+void dbp_request_answer_locked(dbp_request *req) { signal_done(req, 1); }
+
+void dbp_request_complete(dbp_request *req, dbp_conn *to_close, dbp_pool *dead)
+{
+    dbp_conns_destroy(to_close);
+    dbp_pool_destroy(dead);
+    if (req->answered) { /* its caller was answered already */
+        dbp_request_unref(req);
+        return;
+    }
+    dbp_completion_queue *cq = req->cq; /* read first: the queue may free req */
+    signal_done(req, 0); /* the in-flight reference moves to the queue, if any */
+    if (!cq)
         dbp_request_unref(req);
 }
 
@@ -197,12 +229,13 @@ int dbp_request_is_done(const dbp_request *req)
 
 void dbp_request_cancel(dbp_request *req)
 {
-    atomic_store(&req->cancelled, 1);
     dbp_manager *mgr = req->mgr;
     /* A finished request no longer references its manager, which may be
      * gone; an unfinished one holds a pool reference, keeping it alive. */
-    if (!mgr || dbp_request_is_done(req))
+    if (!mgr || dbp_request_is_done(req)) {
+        atomic_store(&req->cancelled, 1); /* not submitted yet, or finished: harmless */
         return;
+    }
     int dequeued = 0;
     dbp_pool *dead = NULL;
     pthread_mutex_lock(&mgr->mu);
@@ -212,9 +245,8 @@ void dbp_request_cancel(dbp_request *req)
                                     "cancelled while waiting for a connection");
         dead = dbp_request_detach_locked(req); /* counted as it leaves the queue */
         dequeued = 1;
-    } else if (req->state == REQ_RUNNING && req->conn && req->conn->running == req &&
-               req->conn->handle) {
-        req->conn->pool->driver->interrupt(req->conn->handle);
+    } else if (req->state == REQ_QUEUED || req->state == REQ_RUNNING) {
+        dbp_request_stop_locked(req, STOP_CANCEL, dbp_now_ns());
     }
     pthread_mutex_unlock(&mgr->mu);
     if (dequeued)
@@ -222,21 +254,27 @@ void dbp_request_cancel(dbp_request *req)
 }
 
 
+/* Once a request is done its caller reads the outcome. A request answered
+ * early has its worker still writing the other fields, so its caller reads
+ * only early_status and early_error. */
 int dbp_request_status(const dbp_request *req, dbp_error *err)
 {
     if (!dbp_request_is_done(req))
         return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "the request has not completed");
     if (err)
-        *err = req->error;
-    return req->status;
+        *err = req->answered ? req->early_error : req->error;
+    return req->answered ? req->early_status : req->status;
 }
 
-int64_t dbp_request_rows_affected(const dbp_request *req) { return req->rows_affected; }
-int dbp_request_cursor_done(const dbp_request *req) { return req->cursor_done; }
+int64_t dbp_request_rows_affected(const dbp_request *req)
+{
+    return req->answered ? 0 : req->rows_affected;
+}
+int dbp_request_cursor_done(const dbp_request *req) { return req->answered || req->cursor_done; }
 
 int dbp_request_take_result(dbp_request *req, struct ArrowArrayStream *out)
 {
-    if (!dbp_request_is_done(req) || !req->result)
+    if (!dbp_request_is_done(req) || req->answered || !req->result)
         return DBP_E_MISUSE;
     dbp_result *res = req->result;
     req->result = NULL;
@@ -245,7 +283,7 @@ int dbp_request_take_result(dbp_request *req, struct ArrowArrayStream *out)
 
 dbp_lease *dbp_request_take_lease(dbp_request *req)
 {
-    if (!dbp_request_is_done(req))
+    if (!dbp_request_is_done(req) || req->answered)
         return NULL;
     dbp_lease *lease = req->lease_out;
     req->lease_out = NULL;

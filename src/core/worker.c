@@ -8,7 +8,6 @@
 #include "core.h"
 #include "error.h"
 
-#define MS_TO_NS(ms) ((int64_t)(ms) * 1000000)
 /* A result batch is cut at this many bytes even below batch_rows. */
 #define BATCH_BYTES ((size_t)64 << 20)
 #define QUERY_BATCH_ROWS ((int64_t)1 << 20)
@@ -16,6 +15,7 @@
 void dbp_worker_enqueue_locked(dbp_manager *mgr, dbp_request *req)
 {
     req->state = REQ_QUEUED;
+    req->conn->running = req; /* from now on a stop or a deadline can reach it */
     dbp_request_list_push(&mgr->work, req);
     if (mgr->idle_workers > 0)
         pthread_cond_signal(&mgr->work_cv);
@@ -27,27 +27,40 @@ static void *worker_main(void *arg);
 void dbp_worker_spawn_locked(dbp_manager *mgr)
 {
     while (mgr->work.count > mgr->idle_workers && !mgr->closing) {
-        if (mgr->n_workers == mgr->workers_capacity) {
-            int cap = mgr->workers_capacity ? mgr->workers_capacity * 2 : 8;
-            pthread_t *grown = dbp_realloc(mgr->workers, (size_t)cap * sizeof *grown);
-            if (!grown)
-                return; /* the janitor tries again */
-            mgr->workers = grown;
-            mgr->workers_capacity = cap;
-        }
-        if (pthread_create(&mgr->workers[mgr->n_workers], NULL, worker_main, mgr) != 0)
-            return;
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, worker_main, mgr) != 0)
+            return; /* the janitor tries again */
+        /* Detached: a worker stuck in an engine call must not hold up the
+         * manager's shutdown. Its manager reference keeps the lock alive. */
+        pthread_detach(thread);
+        mgr->refs++;
         mgr->n_workers++;
         mgr->idle_workers++; /* it counts as idle until it takes a request */
     }
 }
 
-/* Opens the connection of a fresh slot, or replaces a retired or dead one. */
+/* A context for the library's own round trips (pings, probes, rollbacks on
+ * release): bounded by connect_timeout, never cancelled by a caller. */
+static void housekeeping_ctx(const dbp_pool *pool, const atomic_int *never, dbp_exec_ctx *ctx)
+{
+    *ctx = (dbp_exec_ctx){.cancelled = never,
+                          .deadline_ns = dbp_now_ns() + MS_TO_NS(pool->opts.connect_timeout_ms),
+                          .cancel_grace_ns = MS_TO_NS(pool->opts.cancel_grace_ms)};
+}
+
+/* Opens the connection of a fresh slot, or replaces a retired or dead one,
+ * within connect_timeout (or the call's own deadline, when sooner). */
 static int open_conn(dbp_pool *pool, dbp_conn *conn, dbp_error *err)
 {
     dbp_manager *mgr = pool->mgr;
+    dbp_request *req = conn->running;
+    int64_t deadline = dbp_now_ns() + MS_TO_NS(pool->opts.connect_timeout_ms);
+    dbp_exec_ctx ctx = {.cancelled = &req->cancelled,
+                        .deadline_ns = req->call_deadline_ns < deadline ? req->call_deadline_ns
+                                                                        : deadline,
+                        .cancel_grace_ns = MS_TO_NS(pool->opts.cancel_grace_ms)};
     void *handle = NULL;
-    int rc = pool->driver->connect(conn->endpoint->config, &conn->running->cancelled, &handle, err);
+    int rc = pool->driver->connect(conn->endpoint->config, &ctx, &handle, err);
     pthread_mutex_lock(&mgr->mu);
     if (rc == DBP_OK) {
         dbp_pool_conn_opened_locked(pool, conn, handle, dbp_now_ns());
@@ -89,7 +102,10 @@ static int prepare_conn(dbp_pool *pool, dbp_conn *conn, int ping_if_idle, int *o
                 now - conn->last_used_ns >= MS_TO_NS(validate_after);
     if (!usable || stale) {
         dbp_error ping_err;
-        if (!usable || pool->driver->ping(conn->handle, &ping_err) != DBP_OK) {
+        atomic_int never = 0;
+        dbp_exec_ctx ctx;
+        housekeeping_ctx(pool, &never, &ctx);
+        if (!usable || pool->driver->ping(conn->handle, &ctx, &ping_err) != DBP_OK) {
             pthread_mutex_lock(&pool->mgr->mu);
             pool->stats.validations_failed_total++;
             pthread_mutex_unlock(&pool->mgr->mu);
@@ -114,12 +130,16 @@ static int prepare_and_probe(dbp_pool *pool, dbp_request *req, dbp_probe_result 
     int rc = prepare_conn(pool, conn, !is_probe, &opened, &req->error);
     if (rc != DBP_OK || !dbp_pool_has_topology(pool) || !(opened || is_probe))
         return rc;
-    rc = pool->driver->probe_role(conn->handle, &probe->role, &probe->lag_s, &req->error);
+    dbp_exec_ctx ctx;
+    housekeeping_ctx(pool, &req->cancelled, &ctx);
+    rc = pool->driver->probe_role(conn->handle, &ctx, &probe->role, &probe->lag_s, &req->error);
     if (rc != DBP_OK && !opened) {
         close_handle(pool, conn);
         rc = open_conn(pool, conn, &req->error);
+        housekeeping_ctx(pool, &req->cancelled, &ctx);
         if (rc == DBP_OK)
-            rc = pool->driver->probe_role(conn->handle, &probe->role, &probe->lag_s, &req->error);
+            rc = pool->driver->probe_role(conn->handle, &ctx, &probe->role, &probe->lag_s,
+                                          &req->error);
     }
     probe->ok = rc == DBP_OK;
     return rc;
@@ -138,7 +158,7 @@ static int run_query(const dbp_driver *drv, dbp_request *req, const dbp_exec_ctx
                             .batch_bytes = BATCH_BYTES};
     int done = 0;
     rc = drv->cursor_fetch(h, &all, ctx, &req->result, &done, &req->error);
-    drv->cursor_close(h);
+    drv->cursor_close(h, ctx);
     return rc;
 }
 
@@ -163,31 +183,36 @@ static int run_cursor_op(const dbp_driver *drv, dbp_request *req, const dbp_exec
         int rc = drv->cursor_fetch(conn->handle, &limits, ctx, &req->result, &req->cursor_done,
                                    &req->error);
         if (rc != DBP_OK || req->cursor_done) {
-            drv->cursor_close(conn->handle);
+            drv->cursor_close(conn->handle, ctx);
             conn->has_cursor = 0;
         }
         return rc;
     }
     default: /* DBP_OP_CURSOR_CLOSE */
         if (conn->has_cursor)
-            drv->cursor_close(conn->handle);
+            drv->cursor_close(conn->handle, ctx);
         conn->has_cursor = 0;
         return DBP_OK;
     }
 }
 
-/* Leaves a connection that goes back to the pool as a new one would be. */
-static void reset_conn(const dbp_driver *drv, dbp_conn *conn)
+void dbp_conn_reset(dbp_conn *conn)
 {
+    const dbp_driver *drv = conn->driver;
+    if (!conn->handle || conn->broken)
+        return;
+    atomic_int never = 0;
+    dbp_exec_ctx ctx;
+    housekeeping_ctx(conn->pool, &never, &ctx);
     if (conn->has_cursor) {
-        drv->cursor_close(conn->handle);
+        drv->cursor_close(conn->handle, &ctx);
         conn->has_cursor = 0;
     }
-    if (drv->in_transaction(conn->handle)) {
-        dbp_error ignored;
-        if (drv->rollback(conn->handle, &ignored) != DBP_OK)
-            conn->broken = 1;
-    }
+    dbp_error ignored;
+    if (drv->in_transaction(conn->handle) && drv->rollback(conn->handle, &ctx, &ignored) != DBP_OK)
+        conn->broken = 1;
+    if (drv->is_usable && !drv->is_usable(conn->handle))
+        conn->broken = 1;
 }
 
 static int run_op(dbp_pool *pool, dbp_request *req)
@@ -195,6 +220,8 @@ static int run_op(dbp_pool *pool, dbp_request *req)
     const dbp_driver *drv = pool->driver;
     void *h = req->conn->handle;
     dbp_exec_ctx ctx = {.cancelled = &req->cancelled,
+                        .deadline_ns = req->call_deadline_ns,
+                        .cancel_grace_ns = MS_TO_NS(pool->opts.cancel_grace_ms),
                         .copy_mode = req->copy_mode,
                         .notice = dbp_request_add_notice,
                         .notice_arg = req};
@@ -205,7 +232,7 @@ static int run_op(dbp_pool *pool, dbp_request *req)
     case DBP_OP_PROBE:
         return DBP_OK;
     case DBP_OP_RESET_LEASE:
-        reset_conn(drv, req->conn);
+        dbp_conn_reset(req->conn);
         return DBP_OK;
     case DBP_OP_QUERY:
         return run_query(drv, req, &ctx);
@@ -226,11 +253,11 @@ static int run_op(dbp_pool *pool, dbp_request *req)
             return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "write_frame needs rows");
         return drv->bulk_load(h, sql, &req->input, &ctx, &req->rows_affected, err);
     case DBP_OP_BEGIN:
-        return drv->begin(h, sql, err);
+        return drv->begin(h, sql, &ctx, err);
     case DBP_OP_COMMIT:
-        return drv->commit(h, err);
+        return drv->commit(h, &ctx, err);
     case DBP_OP_ROLLBACK:
-        return drv->rollback(h, err);
+        return drv->rollback(h, &ctx, err);
     default:
         return run_cursor_op(drv, req, &ctx);
     }
@@ -257,29 +284,37 @@ static void run_request(dbp_request *req)
             return; /* back in the wait queue */
     }
     if (rc == DBP_OK && atomic_load(&req->cancelled))
-        rc = dbp_error_set(&req->error, DBP_E_CANCELLED, 0, NULL, "cancelled");
+        rc = dbp_error_set(&req->error, DBP_E_CANCELLED, 0, NULL, "cancelled before it started");
     if (rc == DBP_OK) {
         rc = run_op(pool, req);
+        /* a driver that could not stop the statement cleanly says so here */
+        if (rc != DBP_OK && conn->handle && pool->driver->is_usable &&
+            !pool->driver->is_usable(conn->handle))
+            conn->broken = 1;
         if (rc == DBP_E_NETWORK && topology && dbp_failover_after_broken_conn(pool, req))
             return; /* a read, back in the wait queue */
         if (rc == DBP_E_NETWORK)
             rc = dbp_failover_classify_lost(req);
     }
+    dbp_manager *mgr = pool->mgr;
+    pthread_mutex_lock(&mgr->mu);
+    rc = dbp_request_stopped_status(req, rc); /* a cancel for a deadline or a close says so */
+    int answered = req->answered;
+    pthread_mutex_unlock(&mgr->mu);
     req->status = rc;
-    if (rc != DBP_OK && req->lease_out) {
+    if (rc == DBP_E_NETWORK || rc == DBP_E_OUTCOME_UNKNOWN)
+        conn->broken = 1;
+    /* a lease nobody will take (its caller was answered) goes back at once */
+    int keeps_conn = lease || (req->op == DBP_OP_LEASE && rc == DBP_OK && !answered);
+    if ((rc != DBP_OK || answered) && req->lease_out) {
         dbp_free(req->lease_out);
         req->lease_out = NULL;
     }
-    if (rc == DBP_E_NETWORK || rc == DBP_E_OUTCOME_UNKNOWN)
-        conn->broken = 1;
-
-    int keeps_conn = lease || (req->op == DBP_OP_LEASE && rc == DBP_OK);
-    if (!keeps_conn && conn->handle && !conn->broken)
-        reset_conn(pool->driver, conn);
+    if (!keeps_conn)
+        dbp_conn_reset(conn);
 
     dbp_conn *to_close = NULL;
     int release_lease = 0;
-    dbp_manager *mgr = pool->mgr;
     pthread_mutex_lock(&mgr->mu);
     conn->running = NULL;
     req->conn = NULL; /* a late cancel must not interrupt the next user */
@@ -296,6 +331,7 @@ static void run_request(dbp_request *req)
     /* counted with the connection's return, so stats never show a
      * connection back before the request that used it */
     dbp_pool *dead = dbp_request_detach_locked(req);
+    pthread_cond_broadcast(&mgr->ended_cv);
     pthread_mutex_unlock(&mgr->mu);
     dbp_request_complete(req, to_close, dead);
     if (release_lease)
@@ -308,18 +344,21 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&mgr->mu);
     for (;;) {
         while (!mgr->work.head && !mgr->closing)
-            pthread_cond_wait(&mgr->work_cv, &mgr->mu);
+            pthread_cond_wait(&mgr->work_cv, &mgr->mu); /* woken by work or shutdown */
         dbp_request *req = dbp_request_list_pop(&mgr->work);
         if (!req)
             break; /* closing and nothing left to run */
         mgr->idle_workers--;
         req->state = REQ_RUNNING;
-        req->conn->running = req;
         pthread_mutex_unlock(&mgr->mu);
         run_request(req);
         pthread_mutex_lock(&mgr->mu);
         mgr->idle_workers++;
     }
+    mgr->idle_workers--;
+    mgr->n_workers--;
+    pthread_cond_broadcast(&mgr->ended_cv);
     pthread_mutex_unlock(&mgr->mu);
+    dbp_manager_unref(mgr);
     return NULL;
 }

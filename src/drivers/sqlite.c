@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -214,6 +215,7 @@ typedef struct sqlite_conn {
     sqlite3 *db;
     const sqlite_config *cfg;
     const atomic_int *cancelled; /* the running call's cancel flag, or NULL */
+    int64_t busy_since_ms;       /* when the current wait for a lock began */
     cached_stmt *cache;
     int n_cached;
     uint64_t tick;
@@ -283,9 +285,27 @@ static int check_cancelled(void *arg)
     return c->cancelled && atomic_load(c->cancelled);
 }
 
-static int connect(const void *config, const atomic_int *cancelled, void **out, dbp_error *err)
+/* Waits for another connection's lock like sqlite3_busy_timeout, in short
+ * sleeps, but gives up as soon as the call is cancelled (a deadline, a
+ * cancel, a closing pool): SQLite's own handler would sleep through it. */
+static int wait_for_lock(void *arg, int attempt)
 {
-    (void)cancelled; /* opening a file does not wait on a network */
+    sqlite_conn *c = arg;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    if (attempt == 0)
+        c->busy_since_ms = now_ms;
+    if (check_cancelled(c) || now_ms - c->busy_since_ms >= c->cfg->busy_timeout_ms)
+        return 0; /* SQLITE_BUSY to the statement */
+    struct timespec pause = {.tv_nsec = (attempt < 10 ? 1 + attempt : 10) * 1000000L};
+    nanosleep(&pause, NULL);
+    return 1;
+}
+
+static int connect(const void *config, const dbp_exec_ctx *ctx, void **out, dbp_error *err)
+{
+    (void)ctx; /* opening a file does not wait on a network */
     const sqlite_config *cfg = config;
     sqlite_conn *c = dbp_calloc(1, sizeof *c);
     if (!c)
@@ -299,7 +319,7 @@ static int connect(const void *config, const atomic_int *cancelled, void **out, 
         return rc;
     }
     sqlite3_extended_result_codes(c->db, 1);
-    sqlite3_busy_timeout(c->db, cfg->busy_timeout_ms);
+    sqlite3_busy_handler(c->db, wait_for_lock, c);
     sqlite3_progress_handler(c->db, 4000, check_cancelled, c);
     rc = exec_simple(c, cfg->foreign_keys ? "PRAGMA foreign_keys=ON" : "PRAGMA foreign_keys=OFF",
                      err);
@@ -323,12 +343,12 @@ static int connect(const void *config, const atomic_int *cancelled, void **out, 
     return DBP_OK;
 }
 
-static void cursor_close(void *conn);
+static void cursor_reset(sqlite_conn *c);
 
 static void disconnect(void *conn)
 {
     sqlite_conn *c = conn;
-    cursor_close(c);
+    cursor_reset(c);
     for (int i = 0; i < c->n_cached; i++) {
         sqlite3_finalize(c->cache[i].stmt);
         dbp_free(c->cache[i].sql);
@@ -338,7 +358,11 @@ static void disconnect(void *conn)
     dbp_free(c);
 }
 
-static int ping(void *conn, dbp_error *err) { return exec_simple(conn, "SELECT 1", err); }
+static int ping(void *conn, const dbp_exec_ctx *ctx, dbp_error *err)
+{
+    (void)ctx; /* a local file: nothing to wait for */
+    return exec_simple(conn, "SELECT 1", err);
+}
 
 static void interrupt(void *conn) { sqlite3_interrupt(((sqlite_conn *)conn)->db); }
 
@@ -847,9 +871,8 @@ static int append_value(cursor *cur, int col, dbp_column *out, dbp_error *err)
 
 /* ---- cursors ----------------------------------------------------------------- */
 
-static void cursor_close(void *conn)
+static void cursor_reset(sqlite_conn *c)
 {
-    sqlite_conn *c = conn;
     cursor *cur = &c->cur;
     if (cur->stmt)
         release_stmt(cur->stmt, cur->cached);
@@ -859,12 +882,18 @@ static void cursor_close(void *conn)
     memset(cur, 0, sizeof *cur);
 }
 
+static void cursor_close(void *conn, const dbp_exec_ctx *ctx)
+{
+    (void)ctx; /* finalizing a statement never waits */
+    cursor_reset(conn);
+}
+
 static int cursor_open(void *conn, const char *sql, size_t len, const dbp_params *params,
                        const dbp_exec_ctx *ctx, dbp_error *err)
 {
     (void)ctx;
     sqlite_conn *c = conn;
-    cursor_close(c);
+    cursor_reset(c);
     cursor *cur = &c->cur;
     int rc = prepare(c, sql, len, &cur->stmt, &cur->cached, err);
     if (rc != DBP_OK) {
@@ -876,7 +905,7 @@ static int cursor_open(void *conn, const char *sql, size_t len, const dbp_params
         rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
                            "the statement returns no columns; use execute() for it");
     if (rc != DBP_OK)
-        cursor_close(c);
+        cursor_reset(c);
     return rc;
 }
 
@@ -1089,14 +1118,25 @@ static int bulk_load(void *conn, const char *table, struct ArrowArrayStream *row
 
 /* ---- transactions ------------------------------------------------------------ */
 
-static int begin(void *conn, const char *options, dbp_error *err)
+/* A transaction statement that a cancel can stop while it waits for a
+ * lock. */
+static int exec_watched(sqlite_conn *c, const char *sql, const dbp_exec_ctx *ctx,
+                        dbp_error *err)
+{
+    c->cancelled = ctx->cancelled;
+    int rc = exec_simple(c, sql, err);
+    c->cancelled = NULL;
+    return rc;
+}
+
+static int begin(void *conn, const char *options, const dbp_exec_ctx *ctx, dbp_error *err)
 {
     static const char *const kinds[] = {"", "DEFERRED", "IMMEDIATE", "EXCLUSIVE"};
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
         if (strcasecmp(options, kinds[i]) == 0) {
             char sql[32];
             snprintf(sql, sizeof sql, "BEGIN %s", kinds[i]);
-            return exec_simple(conn, sql, err);
+            return exec_watched(conn, sql, ctx, err);
         }
     }
     return dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
@@ -1104,8 +1144,15 @@ static int begin(void *conn, const char *options, dbp_error *err)
                          options);
 }
 
-static int commit(void *conn, dbp_error *err) { return exec_simple(conn, "COMMIT", err); }
-static int rollback(void *conn, dbp_error *err) { return exec_simple(conn, "ROLLBACK", err); }
+static int commit(void *conn, const dbp_exec_ctx *ctx, dbp_error *err)
+{
+    return exec_watched(conn, "COMMIT", ctx, err);
+}
+
+static int rollback(void *conn, const dbp_exec_ctx *ctx, dbp_error *err)
+{
+    return exec_watched(conn, "ROLLBACK", ctx, err);
+}
 
 /* The database as the user named it (a path or :memory:). */
 static void describe(const void *config, char *buf, size_t size)
@@ -1114,6 +1161,8 @@ static void describe(const void *config, char *buf, size_t size)
 }
 
 const dbp_driver dbp_sqlite_driver = {
+    .abi_version = DBP_DRIVER_ABI_VERSION,
+    .caps = DBP_CAP_CANCEL | DBP_CAP_DEADLINES | DBP_CAP_BULK_LOAD,
     .name = "sqlite",
     .parse_config = parse_config,
     .free_config = free_config,

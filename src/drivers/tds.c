@@ -58,9 +58,6 @@
 /* Seconds db-lib waits between calls of the error handler while the server
  * is silent; also the cancel latency. */
 #define POLL_SECONDS "1"
-/* Polls to wait for the server to acknowledge an attention before the
- * connection is given up. */
-#define ATTENTION_WAIT_POLLS 30
 
 /* ---- configuration --------------------------------------------------------- */
 
@@ -273,9 +270,25 @@ static tds_conn *conn_of(DBPROCESS *proc)
     return c ? c : current;
 }
 
+/* The call's deadline passed (the driver's own check; the pool also
+ * cancels then). Bookkeeping with c->cancelled cleared is not bounded by it. */
+static int past_deadline(const tds_conn *c)
+{
+    return c->cancelled && c->ctx && dbp_now_ns() >= c->ctx->deadline_ns;
+}
+
 int tds_cancel_requested(const tds_conn *c)
 {
-    return atomic_load(&c->interrupted) || (c->cancelled && atomic_load(c->cancelled));
+    return atomic_load(&c->interrupted) || (c->cancelled && atomic_load(c->cancelled)) ||
+           past_deadline(c);
+}
+
+/* db-lib polls once a second: the attention's acknowledgement gets the
+ * call's cancel grace, in whole polls. */
+static int attention_polls_allowed(const tds_conn *c)
+{
+    int64_t grace = c->ctx ? c->ctx->cancel_grace_ns : (int64_t)2000000000;
+    return (int)((grace + 999999999) / 1000000000);
 }
 
 static int on_message(DBPROCESS *proc, DBINT number, int state, int severity, char *text,
@@ -334,7 +347,7 @@ static int on_error(DBPROCESS *proc, int severity, int dberr, int oserr, char *d
         if (!c || c->connecting)
             return INT_CANCEL; /* the login timeout */
         if (c->attention_sent) {
-            if (++c->attention_polls > ATTENTION_WAIT_POLLS) {
+            if (++c->attention_polls > attention_polls_allowed(c)) {
                 c->dead = 1;
                 return INT_CANCEL; /* no acknowledgement: drop the connection */
             }
@@ -467,6 +480,9 @@ int tds_call_error(tds_conn *c, dbp_error *err)
                              "the connection to SQL Server was lost: %s",
                              f->client_text[0] ? f->client_text : "the server closed it");
     }
+    if ((c->attention_sent || tds_cancel_requested(c)) && past_deadline(c))
+        return dbp_error_set(err, DBP_E_QUERY_TIMEOUT, 0, "HYT00",
+                             "the statement passed its deadline and was cancelled");
     if (c->attention_sent || (tds_cancel_requested(c) && !f->server))
         return dbp_error_set(err, DBP_E_CANCELLED, 0, "HY008", "statement cancelled");
     if (f->server)
@@ -827,14 +843,15 @@ static const char session_setup[] =
     "SET ANSI_WARNINGS ON; SET ANSI_NULL_DFLT_ON ON; SET CONCAT_NULL_YIELDS_NULL ON; "
     "SET QUOTED_IDENTIFIER ON; SELECT @@TRANCOUNT";
 
-static int connect(const void *config, const atomic_int *cancelled, void **out, dbp_error *err)
+/* db-lib's dbopen cannot be interrupted: login_timeout bounds it, and the
+ * pool answers a caller whose connect_timeout passes first (docs/mssql.md). */
+static int connect(const void *config, const dbp_exec_ctx *ctx, void **out, dbp_error *err)
 {
-    (void)cancelled; /* db-lib's dbopen cannot be interrupted; its login timeout bounds it */
     const tds_config *cfg = config;
     tds_conn *c = dbp_calloc(1, sizeof *c);
     if (!c)
         return dbp_error_nomem(err);
-    call_begin(c, NULL);
+    call_begin(c, ctx);
     c->connecting = 1;
     LOGINREC *login = dblogin();
     int ok = login && DBSETLUSER(login, cfg->user) == SUCCEED &&
@@ -880,10 +897,10 @@ static int connect(const void *config, const atomic_int *cancelled, void **out, 
     return DBP_OK;
 }
 
-static int ping(void *conn, dbp_error *err)
+static int ping(void *conn, const dbp_exec_ctx *ctx, dbp_error *err)
 {
     tds_conn *c = conn;
-    call_begin(c, NULL);
+    call_begin(c, ctx);
     tds_run_own(c, "SELECT 1", NULL);
     int rc = tds_failed(c) ? tds_call_error(c, err) : DBP_OK;
     call_end(c);
@@ -892,11 +909,12 @@ static int ping(void *conn, dbp_error *err)
 
 /* A database that is not updateable (an Always On readable secondary, or
  * one set READ_ONLY) is a replica. SQL Server reports no replay lag here. */
-static int probe_role(void *conn, dbp_role *role, double *lag_s, dbp_error *err)
+static int probe_role(void *conn, const dbp_exec_ctx *ctx, dbp_role *role, double *lag_s,
+                      dbp_error *err)
 {
     tds_conn *c = conn;
     int read_only = -1;
-    call_begin(c, NULL);
+    call_begin(c, ctx);
     tds_run_own(c,
                 "SELECT CAST(CASE WHEN DATABASEPROPERTYEX(DB_NAME(), 'Updateability') = "
                 "'READ_WRITE' THEN 0 ELSE 1 END AS int)",
@@ -1025,18 +1043,21 @@ static int execute(void *conn, const char *sql, size_t len, const dbp_params *pa
 
 /* ---- cursors ------------------------------------------------------------------------------ */
 
-static void cursor_close(void *conn)
+/* Stops a result set that has not ended (an attention) under `ctx`, or
+ * just forgets it when ctx is NULL (the connection is going away). */
+static void close_cursor(tds_conn *c, const dbp_exec_ctx *ctx)
 {
-    tds_conn *c = conn;
     tds_cursor *cur = &c->cur;
-    if (cur->active && !cur->finished && !c->dead) {
-        call_begin(c, NULL);
+    if (ctx && cur->active && !cur->finished && !c->dead) {
+        call_begin(c, ctx);
         tds_cancel_results(c);
         after_statement(c, cur->touches);
         call_end(c);
     }
     cursor_reset(cur);
 }
+
+static void cursor_close(void *conn, const dbp_exec_ctx *ctx) { close_cursor(conn, ctx); }
 
 /* Plans the columns of the current result set. */
 static int plan_columns(tds_conn *c, dbp_error *err)
@@ -1069,7 +1090,7 @@ static int cursor_open(void *conn, const char *sql, size_t len, const dbp_params
                        const dbp_exec_ctx *ctx, dbp_error *err)
 {
     tds_conn *c = conn;
-    cursor_close(c);
+    close_cursor(c, ctx);
     call_begin(c, ctx);
     tds_cursor *cur = &c->cur;
     cur->touches = touches_transactions(c, sql, len);
@@ -1233,7 +1254,7 @@ static int cursor_fetch(void *conn, const dbp_fetch_limits *limits, const dbp_ex
 
 /* ---- transactions --------------------------------------------------------------------------- */
 
-static int begin(void *conn, const char *options, dbp_error *err)
+static int begin(void *conn, const char *options, const dbp_exec_ctx *ctx, dbp_error *err)
 {
     tds_conn *c = conn;
     /* "ISOLATION LEVEL SNAPSHOT" and the like: keywords only. */
@@ -1252,7 +1273,7 @@ static int begin(void *conn, const char *options, dbp_error *err)
                  options);
     else
         snprintf(sql, sizeof sql, "BEGIN TRANSACTION; SELECT @@TRANCOUNT");
-    call_begin(c, NULL);
+    call_begin(c, ctx);
     tds_run_own(c, sql, &c->trancount);
     if (n)
         c->isolation_changed = 1;
@@ -1265,12 +1286,13 @@ static int begin(void *conn, const char *options, dbp_error *err)
 
 /* COMMIT or ROLLBACK, then the isolation level back to the default, and the
  * count read back in the same batch. */
-static int end_transaction(tds_conn *c, const char *verb, dbp_error *err)
+static int end_transaction(tds_conn *c, const char *verb, const dbp_exec_ctx *ctx,
+                           dbp_error *err)
 {
     char sql[200];
     snprintf(sql, sizeof sql, "%s; %sSELECT @@TRANCOUNT", verb,
              c->isolation_changed ? "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; " : "");
-    call_begin(c, NULL);
+    call_begin(c, ctx);
     int before = c->trancount;
     c->trancount = -1; /* unknown until read back */
     tds_run_own(c, sql, &c->trancount);
@@ -1288,7 +1310,7 @@ static int end_transaction(tds_conn *c, const char *verb, dbp_error *err)
 /* With @@TRANCOUNT already 0 there is nothing to commit: the SQL run in the
  * transaction ended it, or the server rolled it back after an error. That
  * must not look like a successful commit. */
-static int commit(void *conn, dbp_error *err)
+static int commit(void *conn, const dbp_exec_ctx *ctx, dbp_error *err)
 {
     tds_conn *c = conn;
     if (c->trancount == 0 && !c->dead)
@@ -1296,12 +1318,12 @@ static int commit(void *conn, dbp_error *err)
                              "no transaction is open to commit: the statements run in it "
                              "already committed or rolled it back, or the server rolled it "
                              "back after an error");
-    return end_transaction(c, "COMMIT TRANSACTION", err);
+    return end_transaction(c, "COMMIT TRANSACTION", ctx, err);
 }
 
-static int rollback(void *conn, dbp_error *err)
+static int rollback(void *conn, const dbp_exec_ctx *ctx, dbp_error *err)
 {
-    return end_transaction(conn, "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION", err);
+    return end_transaction(conn, "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION", ctx, err);
 }
 
 /* ---- bulk load ------------------------------------------------------------------------------ */
@@ -1324,6 +1346,8 @@ static void describe(const void *config, char *buf, size_t size)
 }
 
 const dbp_driver dbp_mssql_driver = {
+    .abi_version = DBP_DRIVER_ABI_VERSION,
+    .caps = DBP_CAP_CANCEL | DBP_CAP_DEADLINES | DBP_CAP_ROLES | DBP_CAP_BULK_LOAD,
     .name = "mssql",
     .parse_config = parse_config,
     .free_config = free_config,

@@ -14,6 +14,8 @@
  *   ROWS n        as a query or cursor: n rows, v = 0 .. n-1
  *   BLOCK         wait until fault_open_gate(), an interrupt or the request's
  *                 cancel flag; interrupted -> DBP_E_CANCELLED
+ *   HANG          wait until fault_open_gate() only, deaf to interrupts and
+ *                 cancels: a client library that cannot be stopped
  *   FAIL c        fail with category c (a dbp_category number)
  *   BEGIN / COMMIT / ROLLBACK   track a transaction flag
  * Anything else fails with DBP_E_SERVER, sqlstate 42000.
@@ -285,10 +287,10 @@ static int fault_parse_config(const dbp_setting *settings, size_t n, void **out,
 
 static void fault_free_config(void *config) { free(config); }
 
-static int fault_connect(const void *config, const atomic_int *cancelled, void **out,
+static int fault_connect(const void *config, const dbp_exec_ctx *ctx, void **out,
                          dbp_error *err)
 {
-    (void)cancelled;
+    (void)ctx;
     const fault_config *cfg = config;
     pthread_mutex_lock(&fault.mu);
     fault.connect_attempts++;
@@ -359,8 +361,9 @@ static void fault_disconnect(void *conn)
     free(c);
 }
 
-static int fault_ping(void *conn, dbp_error *err)
+static int fault_ping(void *conn, const dbp_exec_ctx *ctx, dbp_error *err)
 {
+    (void)ctx;
     fault_conn *c = conn;
     pthread_mutex_lock(&fault.mu);
     fault.pings++;
@@ -439,6 +442,12 @@ static int fault_run(fault_conn *c, const char *sql, size_t len, const dbp_exec_
                                ep->name);
         else if (fault.gate == gate)
             rc = dbp_error_set(err, DBP_E_CANCELLED, 0, NULL, "fault: statement interrupted");
+    } else if (strcmp(cmd, "HANG") == 0) {
+        unsigned gate = fault.gate;
+        fault.blocked++;
+        while (fault.gate == gate)
+            pthread_cond_wait(&fault.cv, &fault.mu);
+        fault.blocked--;
     } else if (sscanf(cmd, "FAIL %ld", &arg) == 1) {
         rc = dbp_error_set(err, (int)arg, 99, arg == DBP_E_SERVER ? "HY000" : NULL,
                            "fault: injected %s error", dbp_category_name((int)arg));
@@ -516,30 +525,36 @@ static int fault_cursor_fetch(void *conn, const dbp_fetch_limits *limits, const 
     return DBP_OK;
 }
 
-static void fault_cursor_close(void *conn) { ((fault_conn *)conn)->cursor_open = 0; }
+static void fault_cursor_close(void *conn, const dbp_exec_ctx *ctx)
+{
+    (void)ctx;
+    ((fault_conn *)conn)->cursor_open = 0;
+}
 
-static int fault_begin(void *conn, const char *options, dbp_error *err)
+static int fault_begin(void *conn, const char *options, const dbp_exec_ctx *ctx, dbp_error *err)
 {
     (void)options;
     int64_t v;
-    return fault_run(conn, "BEGIN", 5, NULL, &v, err);
+    return fault_run(conn, "BEGIN", 5, ctx, &v, err);
 }
 
-static int fault_commit(void *conn, dbp_error *err)
+static int fault_commit(void *conn, const dbp_exec_ctx *ctx, dbp_error *err)
 {
     int64_t v;
-    return fault_run(conn, "COMMIT", 6, NULL, &v, err);
+    return fault_run(conn, "COMMIT", 6, ctx, &v, err);
 }
 
-static int fault_rollback(void *conn, dbp_error *err)
+static int fault_rollback(void *conn, const dbp_exec_ctx *ctx, dbp_error *err)
 {
     int64_t v;
-    return fault_run(conn, "ROLLBACK", 8, NULL, &v, err);
+    return fault_run(conn, "ROLLBACK", 8, ctx, &v, err);
 }
 
 /* The role and lag the named server reports; unnamed ones are primaries. */
-static int fault_probe_role(void *conn, dbp_role *role, double *lag_s, dbp_error *err)
+static int fault_probe_role(void *conn, const dbp_exec_ctx *ctx, dbp_role *role, double *lag_s,
+                            dbp_error *err)
 {
+    (void)ctx;
     fault_conn *c = conn;
     pthread_mutex_lock(&fault.mu);
     fault.probes++;
@@ -565,6 +580,8 @@ static void fault_describe(const void *config, char *buf, size_t size)
 }
 
 static const dbp_driver fault_driver = {
+    .abi_version = DBP_DRIVER_ABI_VERSION,
+    .caps = DBP_CAP_CANCEL | DBP_CAP_ROLES,
     .name = "fault",
     .parse_config = fault_parse_config,
     .free_config = fault_free_config,

@@ -701,7 +701,9 @@ static void test_untaken_lease_is_released_with_its_request(void)
 
 /* ---- closing and the registry ---------------------------------------------------------- */
 
-static void test_close_pool_fails_waiters_and_lets_running_finish(void)
+/* Closing a pool fails its waiters and stops its running statements; both
+ * get DBP_E_CLOSED, and the pool's connections close. */
+static void test_close_pool_fails_waiters_and_stops_running(void)
 {
     fault_reset();
     dbp_manager *mgr = new_manager();
@@ -716,16 +718,16 @@ static void test_close_pool_fails_waiters_and_lets_running_finish(void)
     CHECK_EQ_INT(stats(mgr, "p").waiting, 3);
 
     dbp_error err = {0};
-    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "p", &err), DBP_OK);
+    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "p", -1, &err), DBP_OK);
     for (int i = 0; i < 3; i++) {
         CHECK_EQ_INT(dbp_request_is_done(waiters[i]), 1);
         CHECK_EQ_INT(dbp_request_status(waiters[i], &err), DBP_E_CLOSED);
         CHECK(strstr(err.message, "closed") != NULL);
         dbp_request_unref(waiters[i]);
     }
-    CHECK_EQ_INT(dbp_request_is_done(running), 0);
-    fault_open_gate();
-    CHECK_EQ_INT(outcome(running, NULL), DBP_OK);
+    CHECK_EQ_INT(outcome(running, &err), DBP_E_CLOSED);
+    CHECK(strstr(err.message, "closed while the statement ran") != NULL);
+    CHECK_EQ_INT(FAULT_GET(interrupts), 1);
     dbp_request_unref(running);
 
     /* The pool is gone from the registry; its connections close as they come
@@ -740,18 +742,9 @@ static void test_close_pool_fails_waiters_and_lets_running_finish(void)
     dbp_manager_free(mgr);
 }
 
-static void *open_gate_once_done(void *p)
-{
-    dbp_request *waiting = p;
-    while (!dbp_request_is_done(waiting))
-        sleep_ms(1);
-    fault_open_gate();
-    return NULL;
-}
-
-/* Freeing the manager fails what still waits, lets what runs finish and
- * closes everything. */
-static void test_manager_free_fails_waiters_and_lets_running_finish(void)
+/* Freeing the manager fails what still waits, stops what runs and closes
+ * everything. */
+static void test_manager_free_fails_waiters_and_stops_running(void)
 {
     fault_reset();
     dbp_manager *mgr = new_manager();
@@ -762,14 +755,9 @@ static void test_manager_free_fails_waiters_and_lets_running_finish(void)
     dbp_request *running = submit(mgr, "p", DBP_OP_EXECUTE, "BLOCK", cq);
     CHECK(EVENTUALLY(FAULT_GET(blocked) == 1, WAIT_MS));
     dbp_request *waiting = submit(mgr, "p", DBP_OP_EXECUTE, "MARK 1", cq);
-    /* dbp_manager_free waits for the running statement, so a helper lets it
-     * finish once the waiter has been failed. */
-    pthread_t helper;
-    CHECK_EQ_INT(pthread_create(&helper, NULL, open_gate_once_done, waiting), 0);
-    dbp_manager_free(mgr);
-    pthread_join(helper, NULL);
+    CHECK_EQ_INT(dbp_manager_shutdown(mgr, 5000), DBP_OK);
     CHECK_EQ_INT(dbp_request_status(waiting, NULL), DBP_E_CLOSED);
-    CHECK_EQ_INT(dbp_request_status(running, NULL), DBP_OK);
+    CHECK_EQ_INT(dbp_request_status(running, NULL), DBP_E_CLOSED);
     dbp_request *got[4];
     CHECK_EQ_INT(dbp_completion_queue_drain(cq, got, 4), 2);
     for (int i = 0; i < 2; i++)
@@ -799,7 +787,7 @@ static void test_registry_errors(void)
     dbp_request_unref(req);
     dbp_pool_stats s;
     CHECK_EQ_INT(dbp_manager_pool_stats(mgr, "nope", &s, NULL, 0, &err), DBP_E_NOT_FOUND);
-    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "nope", &err), DBP_E_NOT_FOUND);
+    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "nope", -1, &err), DBP_E_NOT_FOUND);
 
     dbp_pool_options bad = test_options(0, 0);
     CHECK_EQ_INT(dbp_manager_create_pool(mgr, "q", "fault", NULL, 0, &bad, &err), DBP_E_CONFIG);
@@ -848,8 +836,8 @@ static void test_registry_errors(void)
     CHECK(strcmp(dbp_category_name(DBP_E_POOL_FULL), "pool-full") == 0);
     CHECK(strcmp(dbp_category_name(99), "unknown") == 0);
 
-    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "q", &err), DBP_OK);
-    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "q", &err), DBP_E_NOT_FOUND);
+    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "q", -1, &err), DBP_OK);
+    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "q", -1, &err), DBP_E_NOT_FOUND);
     dbp_manager_free(mgr);
 }
 
@@ -1321,7 +1309,7 @@ static void test_cancel_racing_close_pool_completes_each_request_once(void)
         pthread_t thread;
         pthread_create(&thread, NULL, cancel_all, &arg);
         atomic_store(&arg.go, 1);
-        CHECK_EQ_INT(dbp_manager_close_pool(mgr, "p", NULL), DBP_OK);
+        CHECK_EQ_INT(dbp_manager_close_pool(mgr, "p", -1, NULL), DBP_OK);
         pthread_join(thread, NULL);
 
         int got_total = 0;
@@ -1376,8 +1364,8 @@ int main(void)
     RUN(test_lease_release_while_running_is_deferred);
     RUN(test_lease_release_rolls_back_open_transaction);
     RUN(test_untaken_lease_is_released_with_its_request);
-    RUN(test_close_pool_fails_waiters_and_lets_running_finish);
-    RUN(test_manager_free_fails_waiters_and_lets_running_finish);
+    RUN(test_close_pool_fails_waiters_and_stops_running);
+    RUN(test_manager_free_fails_waiters_and_stops_running);
     RUN(test_registry_errors);
     RUN(test_request_wait_times_out_and_outcome_needs_completion);
     RUN(test_completion_queue_fd_and_drain);

@@ -760,7 +760,7 @@ static void test_memory_database_is_one_per_pool(void)
                          NULL),
                  DBP_E_SERVER);
     CHECK(strstr(err.message, "no such table") != NULL);
-    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "other", NULL), DBP_OK);
+    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "other", -1, NULL), DBP_OK);
 }
 
 static void test_read_only_missing_file_is_a_network_error(void)
@@ -785,7 +785,7 @@ static void test_read_only_missing_file_is_a_network_error(void)
     dbp_pool_stats s;
     CHECK_EQ_INT(dbp_manager_pool_stats(mgr, "ro", &s, NULL, 0, NULL), DBP_OK);
     CHECK_EQ_INT(s.size, 0);
-    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "ro", NULL), DBP_OK);
+    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "ro", -1, NULL), DBP_OK);
 }
 
 static void test_read_only_file_refuses_writes(void)
@@ -815,8 +815,8 @@ static void test_read_only_file_refuses_writes(void)
                          NULL),
                  DBP_E_SERVER);
     CHECK(strcmp(err.sqlstate, "25006") == 0);
-    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "file-ro", NULL), DBP_OK);
-    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "file", NULL), DBP_OK);
+    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "file-ro", -1, NULL), DBP_OK);
+    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "file", -1, NULL), DBP_OK);
     char extra[160];
     static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
     for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
@@ -1011,7 +1011,7 @@ static void test_cancel_as_statement_starts_is_not_lost(void)
         dbp_request_unref(req);
     }
     CHECK_EQ_INT(lost, 0);
-    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "endless", NULL), DBP_OK);
+    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "endless", -1, NULL), DBP_OK);
 }
 
 /* sqlite.c cursor_open plans the result types from sqlite3_column_decltype
@@ -1051,7 +1051,7 @@ static void test_cached_statement_follows_schema_change(void)
         table_free(&t);
     }
     dbp_request_unref(req);
-    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "cache", NULL), DBP_OK);
+    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "cache", -1, NULL), DBP_OK);
 }
 
 int main(void)

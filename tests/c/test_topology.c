@@ -264,7 +264,7 @@ static void test_roles_and_routing(void)
     CHECK_EQ_INT(STMTS("charlie"), c + 5);
     CHECK_EQ_INT(stats(mgr, "rep").requests_total, 16);
     CHECK_EQ_INT(stats(mgr, "rep").retries_total, 0);
-    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "rep", NULL), DBP_OK);
+    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "rep", -1, NULL), DBP_OK);
 
     /* read_from=ANY: all three alike. */
     o.read_from = DBP_READ_ANY;
@@ -274,7 +274,7 @@ static void test_roles_and_routing(void)
     CHECK_EQ_INT(STMTS("alpha"), a + 3);
     CHECK_EQ_INT(STMTS("bravo"), b + 3);
     CHECK_EQ_INT(STMTS("charlie"), c + 3);
-    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "any", NULL), DBP_OK);
+    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "any", -1, NULL), DBP_OK);
 
     /* read_from=PRIMARY (the default): reads go to the primary too. */
     o.read_from = DBP_READ_PRIMARY;
@@ -283,7 +283,7 @@ static void test_roles_and_routing(void)
     run_n(mgr, "pri", DBP_OP_QUERY, -1, 4);
     CHECK_EQ_INT(STMTS("alpha"), a + 4);
     CHECK_EQ_INT(STMTS("bravo") + STMTS("charlie"), b + c);
-    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "pri", NULL), DBP_OK);
+    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "pri", -1, NULL), DBP_OK);
     dbp_manager_free(mgr);
     CHECK_EQ_INT(FAULT_GET(open), 0);
 }
@@ -663,7 +663,7 @@ static void test_default_query_retry_depends_on_the_endpoint_role(void)
     dbp_request_unref(q);
     CHECK_EQ_INT(STMTS(other), other0 + 1);
     CHECK_EQ_INT(STMTS("alpha"), a0);
-    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "rep", NULL), DBP_OK);
+    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "rep", -1, NULL), DBP_OK);
 
     /* On the primary (read_from=PRIMARY) a default QUERY is not retried. */
     fault_ep_set_down(first, 0);
@@ -937,7 +937,7 @@ static void test_creation_with_unreachable_endpoints(void)
                          EP_ROLE(mgr, "p", 2) == DBP_ROLE_REPLICA,
                      BACKOFF_WAIT_MS));
     CHECK(EVENTUALLY(saw_event(mgr, DBP_EVENT_ROLE, "charlie", DBP_ROLE_REPLICA), WAIT_MS));
-    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "p", NULL), DBP_OK);
+    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "p", -1, NULL), DBP_OK);
 
     /* The primary unreachable: created; writes wait for it. */
     fault_ep_set_down("alpha", 1);
@@ -950,7 +950,7 @@ static void test_creation_with_unreachable_endpoints(void)
     CHECK_EQ_INT(outcome(w, NULL), DBP_OK);
     dbp_request_unref(w);
     CHECK_EQ_INT(EP_IS_PRIMARY(mgr, "q", 0), 1);
-    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "q", NULL), DBP_OK);
+    CHECK_EQ_INT(dbp_manager_close_pool(mgr, "q", -1, NULL), DBP_OK);
 
     /* None reachable: the creation fails, naming the cause; nothing stays. */
     for (int i = 0; i < 3; i++)

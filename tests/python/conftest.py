@@ -46,6 +46,8 @@ STATS_KEYS = {
     "topology_generation",
     "failovers",
     "retries",
+    "query_timeouts",
+    "abandoned",
 }
 
 

@@ -49,10 +49,11 @@ def test_url_with_escaped_password_and_query_settings(server: Target) -> None:
         "mssql://sa:p%40ss%3Aw@db.example:1444/my%20db?encryption=require&app_name=x", {"max_size": 3})
     assert engine == "mssql"
     assert settings == [{"user": "sa", "password": "p@ss:w", "host": "db.example", "port": "1444",
-                         "database": "my db", "encryption": "require", "app_name": "x"}]
+                         "database": "my db", "encryption": "require", "app_name": "x",
+                         "login_timeout": "10"}]  # follows connect_timeout (10 s)
     assert options == {"max_size": 3}
     engine, settings, _ = pool_arguments(None, None, None, None, None, None, "sqlserver://[::1]/master", {})
-    assert settings == [{"host": "::1", "database": "master"}]
+    assert settings == [{"host": "::1", "database": "master", "login_timeout": "10"}]
     with pytest.raises(ConfigurationError):
         pool_arguments(None, None, None, None, None, None, "mssql://h:port/db", {})
 

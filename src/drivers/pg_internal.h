@@ -1,0 +1,149 @@
+/* pg_internal.h - what the files of the PostgreSQL driver share.
+ *
+ *   pg.c         settings, connecting, probing, transactions, the vtable
+ *   pg_wait.c    every wait on the server: deadlines, cancel, errors
+ *   pg_stmt.c    parameters, the prepared-statement cache, execute
+ *   pg_cursor.c  query results: COPY (FORMAT binary) and row by row
+ *   pg_bulk.c    write_frame: COPY FROM STDIN
+ *   pg_types.c, pg_copy.c   decoding the binary wire format (no libpq) */
+#ifndef DBP_PG_INTERNAL_H
+#define DBP_PG_INTERNAL_H
+
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "driver.h"
+#include "pg_types.h"
+
+typedef struct pg_config {
+    char **keys; /* libpq keywords, NULL-terminated */
+    char **values;
+    int cache_size;
+} pg_config;
+
+typedef struct pg_statement {
+    char *sql;
+    size_t sql_len;
+    char name[24]; /* "" for the unnamed statement */
+    int n_params;
+    Oid *param_types;
+    int n_fields;
+    char **field_names;
+    pg_column_plan *plans;
+    uint64_t last_used;
+} pg_statement;
+
+typedef enum cursor_kind { CURSOR_NONE, CURSOR_COPY, CURSOR_ROWS } cursor_kind;
+
+typedef struct pg_cursor {
+    cursor_kind kind;
+    pg_statement *stmt; /* its columns; owned here when uncached */
+    int owns_stmt;
+    PGresult *rows;     /* CURSOR_ROWS: current result (single-row or whole) */
+    int row;            /* next row of `rows` */
+    int single_row;     /* rows arrive one PGresult per row */
+    char *copy_buf;     /* CURSOR_COPY: bytes not parsed yet */
+    size_t copy_len, copy_cap;
+    int header_done;
+    int finished;
+    int64_t rows_read;
+} pg_cursor;
+
+typedef struct pg_cancel_job pg_cancel_job; /* pg_wait.c */
+
+typedef struct pg_conn {
+    PGconn *pg;              /* in libpq's non-blocking mode */
+    int cancel_fd;           /* eventfd written by interrupt() */
+    const pg_config *cfg;
+    pg_statement **cache;
+    int n_cached;
+    uint64_t tick, next_name;
+    pg_cursor cur;
+    const dbp_exec_ctx *ctx; /* of the running call: cancel flag, deadline, notices */
+    int64_t cancel_sent_ns;  /* when this call asked the server to cancel; 0: not yet */
+    int timed_out;           /* that cancel was for the call's deadline */
+    pg_cancel_job *cancel_job; /* that cancel, while the server may not have seen it */
+    int dead;                /* the server did not confirm a cancel in time, or the
+                                link failed: the connection is never used again */
+} pg_conn;
+
+/* ---- pg_wait.c ---- */
+
+/* Every driver call starts and ends with these; `ctx` bounds every wait
+ * of the call (never NULL). */
+void pg_call_begin(pg_conn *c, const dbp_exec_ctx *ctx);
+void pg_call_end(pg_conn *c);
+/* Fills `err` from a failed result (or the connection's message); returns
+ * the category. A broken connection is DBP_E_NETWORK. */
+int pg_error(pg_conn *c, const PGresult *res, dbp_error *err);
+void pg_on_notice(void *arg, const PGresult *res);
+/* Waits until the socket can be read (its bytes are taken in) or, with
+ * for_write, written, within the call's bounds: once the call is cancelled
+ * or its deadline passes the server is asked to cancel, and if it does not
+ * answer within the grace the connection is given up (DBP_E_CANCELLED or
+ * DBP_E_QUERY_TIMEOUT, c->dead set). */
+int pg_wait(pg_conn *c, int for_write, dbp_error *err);
+/* Asks the server to cancel the running statement (once per call) without
+ * waiting; the next waits give it the call's cancel grace. */
+void pg_cancel(pg_conn *c);
+/* Sends everything libpq has buffered. */
+int pg_flush(pg_conn *c, dbp_error *err);
+/* The next result of the current query (NULL at its end). */
+int pg_next_result(pg_conn *c, PGresult **out, dbp_error *err);
+/* Reads every remaining result of the current query, keeping the first
+ * error; adds rows changed to *affected (may be NULL). */
+int pg_drain(pg_conn *c, int64_t *affected, dbp_error *err);
+/* Runs one simple-protocol command to its end. */
+int pg_exec(pg_conn *c, const char *sql, dbp_error *err);
+/* Runs one simple-protocol query; *out is its first result (caller clears
+ * it), the rest is drained. */
+int pg_query(pg_conn *c, const char *sql, PGresult **out, dbp_error *err);
+/* Reads and drops the rest of a COPY TO STDOUT, if one is in progress. */
+int pg_skip_copy_out(pg_conn *c, dbp_error *err);
+/* COPY FROM STDIN data and its end, waiting while libpq's buffer is full;
+ * `failure` (NULL on success) makes the server abort the COPY. */
+int pg_put_copy(pg_conn *c, const char *data, size_t len, dbp_error *err);
+int pg_end_copy(pg_conn *c, const char *failure, dbp_error *err);
+
+/* ---- pg_stmt.c ---- */
+
+void pg_statement_free(pg_statement *st);
+/* The prepared statement for `sql`, from the cache or newly prepared (named
+ * and cached, or unnamed when the cache is off; *owned says the caller must
+ * free it). */
+int pg_statement_for(pg_conn *c, const char *sql, size_t len, pg_statement **out, int *owned,
+                     dbp_error *err);
+/* Prepares and describes `sql` as the unnamed statement, never cached. */
+int pg_statement_fresh(pg_conn *c, const char *sql, size_t len, pg_statement **out,
+                       dbp_error *err);
+/* Sends the statement with parameter row `row` bound; binary results. */
+int pg_send_bound(pg_conn *c, const pg_statement *st, const dbp_params *params, size_t row,
+                  dbp_error *err);
+/* After a failure that says the server no longer knows a cached statement
+ * (or DDL changed its result), forgets the cache; 1 when the caller should
+ * try once more. */
+int pg_forget_if_stale(pg_conn *c, const dbp_error *err);
+/* Drops every cached statement without telling the server. */
+void pg_forget_statements(pg_conn *c);
+/* The text PostgreSQL parses exactly for a value without bytes of its own
+ * (bool, numbers, dates, times); `t` holds 48 bytes. Returns its length. */
+int pg_scalar_text(const dbp_cell *v, char *t);
+int pg_execute(void *conn, const char *sql, size_t len, const dbp_params *params,
+               const dbp_exec_ctx *ctx, int64_t *affected, dbp_error *err);
+
+/* ---- pg_cursor.c ---- */
+
+int pg_cursor_open(void *conn, const char *sql, size_t len, const dbp_params *params,
+                   const dbp_exec_ctx *ctx, dbp_error *err);
+int pg_cursor_fetch(void *conn, const dbp_fetch_limits *limits, const dbp_exec_ctx *ctx,
+                    dbp_result **out, int *done, dbp_error *err);
+void pg_cursor_close(void *conn, const dbp_exec_ctx *ctx);
+/* Frees the cursor's memory without talking to the server. */
+void pg_cursor_free(pg_cursor *cur);
+
+/* ---- pg_bulk.c ---- */
+
+int pg_bulk_load(void *conn, const char *table, struct ArrowArrayStream *rows,
+                 const dbp_exec_ctx *ctx, int64_t *loaded, dbp_error *err);
+
+#endif
