@@ -24,8 +24,8 @@ int dbp_submit_on_lease(dbp_lease *lease, dbp_request *req, dbp_completion_queue
     int rc = DBP_OK, done_now = 0;
     if (req->state != REQ_NEW)
         rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "the request was submitted already");
-    else if (lease->lost && req->op == DBP_OP_ROLLBACK)
-        done_now = 1; /* the discarded connection takes the transaction with it */
+    else if (lease->lost && (req->op == DBP_OP_ROLLBACK || req->op == DBP_OP_CURSOR_CLOSE))
+        done_now = 1; /* the discarded connection takes the transaction and cursor along */
     else if (lease->lost)
         rc = dbp_error_set(err, DBP_E_NETWORK, 0, "08003",
                            "this connection was given up: an earlier statement on it did not "

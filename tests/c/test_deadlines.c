@@ -173,8 +173,8 @@ static void test_timeout_while_waiting_for_a_connection(void)
 
 /* A statement in a transaction that had to be abandoned takes the
  * transaction with it: later statements on the lease fail at once, ROLLBACK
- * succeeds (the discarded connection rolls back), and the connection is
- * closed when released. */
+ * and closing the cursor succeed (the discarded connection takes both
+ * along), and the connection is closed when released. */
 static void test_abandoned_statement_loses_its_transaction(void)
 {
     dbp_pool_options o = options(1);
@@ -194,6 +194,10 @@ static void test_abandoned_statement_loses_its_transaction(void)
     CHECK_EQ_INT(dbp_submit_on_lease(lease, next, NULL, &err), DBP_E_NETWORK);
     CHECK(strstr(err.message, "given up") != NULL);
     dbp_request_unref(next);
+    dbp_request *close = new_request(DBP_OP_CURSOR_CLOSE, NULL, NULL);
+    CHECK_EQ_INT(dbp_submit_on_lease(lease, close, NULL, &err), DBP_OK);
+    CHECK_EQ_INT(outcome(close, NULL), DBP_OK);
+    dbp_request_unref(close);
     dbp_request *rollback = new_request(DBP_OP_ROLLBACK, NULL, NULL);
     CHECK_EQ_INT(dbp_submit_on_lease(lease, rollback, NULL, &err), DBP_OK);
     CHECK_EQ_INT(outcome(rollback, NULL), DBP_OK);

@@ -1,0 +1,127 @@
+"""Network faults between FreeTDS and the TDS test server, through the
+fault proxy (tests/faults/proxy.py): each test asserts the exception class,
+how long the failure took to surface (the call's deadline plus one second),
+that no connection leaked, and that the pool works once the fault is gone.
+Time-to-error figures print with ``pytest -s`` (lines "fault:")."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, AsyncIterator, Awaitable, Iterator
+
+import pytest
+
+from db_pool import DatabasePool, OperationalError, OutcomeUnknown, PoolClosed, QueryTimeout
+
+from .conftest import POOL_ID, Target, assert_healthy, wait_idle
+
+from tests.faults.proxy import FaultProxy  # noqa: E402  (the repository root is on sys.path)
+
+SLACK = 1.0
+
+
+@pytest.fixture
+def proxy(server: Target) -> Iterator[FaultProxy]:
+    if server.tds is None:
+        pytest.skip("the fault proxy tests run against the TDS test server")
+    with FaultProxy(server.host, server.port) as p:
+        yield p
+
+
+@pytest.fixture
+async def pool(server: Target, proxy: FaultProxy) -> AsyncIterator[DatabasePool]:
+    p = DatabasePool()
+    kwargs = server.kwargs(max_size=2, cancel_grace=1)
+    kwargs.update(host="127.0.0.1", port=proxy.port)
+    await p.create_pool(POOL_ID, **kwargs)
+    try:
+        yield p
+    finally:
+        proxy.pass_through()
+        await p.close(timeout=5)
+
+
+def report(name: str, seconds: float) -> None:
+    print(f"fault: mssql {name}: {seconds:.2f} s")
+
+
+async def fails_within(bound: float, expected: type[BaseException], call: Awaitable[Any]) -> tuple[BaseException, float]:
+    start = time.monotonic()
+    with pytest.raises(expected) as info:
+        await asyncio.wait_for(call, bound + 10)
+    took = time.monotonic() - start
+    assert took <= bound, f"{expected.__name__} after {took:.2f} s, bound {bound} s"
+    return info.value, took
+
+
+async def recovered(pool: DatabasePool, proxy: FaultProxy) -> None:
+    proxy.pass_through()
+    await wait_idle(pool, timeout=10)
+    await assert_healthy(pool)
+
+
+async def test_statement_timeout_sends_an_attention(pool: DatabasePool) -> None:
+    """No fault: a slow batch past its timeout is stopped by an attention the
+    server confirms, so the connection is kept."""
+    _, took = await fails_within(
+        1 + SLACK, QueryTimeout, pool.query(POOL_ID, "WAITFOR DELAY '00:00:10'; SELECT 1 AS a",
+                                            timeout=1))
+    report("slow batch (timeout=1), attention confirmed", took)
+    stats = await wait_idle(pool)
+    assert stats["query_timeouts"] == 1, stats
+    await assert_healthy(pool)
+
+
+async def test_blackhole_mid_query(pool: DatabasePool, proxy: FaultProxy) -> None:
+    await pool.query(POOL_ID, "SELECT 1 AS a")
+    task = asyncio.ensure_future(
+        pool.query(POOL_ID, "WAITFOR DELAY '00:00:00.300'; SELECT 1 AS a", timeout=1))
+    await asyncio.sleep(0.1)
+    proxy.blackhole()
+    exc, took = await fails_within(1 + SLACK, QueryTimeout, task)
+    assert not isinstance(exc, OutcomeUnknown)
+    report("blackhole mid-query (timeout=1)", took)
+    await recovered(pool, proxy)
+
+
+async def test_blackhole_mid_execute_is_outcome_unknown(pool: DatabasePool, proxy: FaultProxy) -> None:
+    task = asyncio.ensure_future(
+        pool.execute(POOL_ID, "WAITFOR DELAY '00:00:00.300'", timeout=1))
+    await asyncio.sleep(0.1)
+    proxy.blackhole()
+    exc, took = await fails_within(1 + SLACK, QueryTimeout, task)
+    assert isinstance(exc, OutcomeUnknown)
+    report("blackhole mid-execute (timeout=1)", took)
+    await recovered(pool, proxy)
+
+
+async def test_reset_mid_query(pool: DatabasePool, proxy: FaultProxy) -> None:
+    task = asyncio.ensure_future(pool.query(POOL_ID, "WAITFOR DELAY '00:00:02'; SELECT 1 AS a"))
+    await asyncio.sleep(0.2)
+    proxy.reset()
+    exc, took = await fails_within(SLACK + 1, OperationalError, task)
+    assert exc.category == "network", exc
+    report("connection reset mid-query (no timeout)", took)
+    await recovered(pool, proxy)
+
+
+async def test_close_with_stuck_connections_is_bounded(server: Target, proxy: FaultProxy) -> None:
+    pool = DatabasePool()
+    kwargs = server.kwargs(min_size=2, max_size=2)
+    kwargs.update(host="127.0.0.1", port=proxy.port)
+    await pool.create_pool(POOL_ID, **kwargs)
+    tasks = [asyncio.ensure_future(pool.query(POOL_ID, "WAITFOR DELAY '00:00:30'; SELECT 1 AS a"))
+             for _ in range(2)]
+    while pool.stats(POOL_ID)["in_use"] < 2:
+        await asyncio.sleep(0.01)
+    proxy.blackhole()
+    start = time.monotonic()
+    await pool.close(timeout=1)
+    took = time.monotonic() - start
+    assert took < 1.5, took
+    for task in tasks:
+        with pytest.raises(PoolClosed):
+            await task
+    report("close(timeout=1) with 2 stuck connections", took)
+    proxy.pass_through()
