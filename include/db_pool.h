@@ -241,6 +241,7 @@ typedef struct dbp_endpoint_stats {
     int failures;        /* consecutive failed connects or probes */
     int64_t retry_in_ms; /* while down: time until the next attempt */
     char last_error[256];
+    double health_since; /* unix time of the last change of health; 0 if never */
     int size, idle, in_use, opening;
     uint64_t acquired_total;
     uint64_t failed_total; /* failed connection attempts and probes */

@@ -1244,12 +1244,13 @@ static PyObject *endpoint_dict(const dbp_endpoint_stats *e)
     PyObject *lag = e->lag_seconds >= 0 ? PyFloat_FromDouble(e->lag_seconds) : Py_NewRef(Py_None);
     if (!lag)
         return NULL;
-    PyObject *d = Py_BuildValue("{ss,ss,ss,sO,sO,si,sd,ss,si,si,si,si,sK,sK}", "endpoint",
+    PyObject *d = Py_BuildValue("{ss,ss,ss,sO,sO,si,sd,ss,sd,si,si,si,si,sK,sK}", "endpoint",
                                 e->label, "role", role_name(e->role), "health",
                                 health_name(e->health), "is_primary",
                                 e->is_primary ? Py_True : Py_False, "lag", lag, "failures",
                                 e->failures, "retry_in", (double)e->retry_in_ms / 1000.0,
-                                "last_error", e->last_error, "size", e->size, "idle", e->idle,
+                                "last_error", e->last_error, "health_since", e->health_since,
+                                "size", e->size, "idle", e->idle,
                                 "in_use", e->in_use, "opening", e->opening, "acquired",
                                 e->acquired_total, "failed", e->failed_total);
     Py_DECREF(lag);

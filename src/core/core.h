@@ -43,6 +43,9 @@ struct dbp_conn {
     int64_t created_ns;    /* when connected */
     int64_t retire_ns;     /* max_lifetime with jitter; INT64_MAX = never */
     int64_t last_used_ns;  /* when it last went idle */
+    int64_t validated_ns;  /* when a ping last proved it alive */
+    int must_validate;     /* taken from idle after its endpoint broke: ping first */
+    int reused;            /* the running request got it from idle, not newly opened */
     int broken;            /* close instead of reusing */
     int has_cursor;        /* a cursor is open on it */
     dbp_request *running;  /* the request running on it, for cancel */
@@ -104,6 +107,7 @@ struct dbp_request {
     int readonly;          /* dbp_request_set_readonly: -1, 0 or 1 */
     dbp_endpoint *target;  /* internal requests: the endpoint they are for */
     int attempts;          /* times moved to another endpoint */
+    int replied;           /* the driver's dbp_exec_ctx.replied for the running call */
     int64_t enqueued_ns;
     int64_t deadline_ns;      /* acquire_timeout: give up waiting for a connection */
     int64_t timeout_ms;       /* dbp_request_set_timeout; 0: the pool's query_timeout */
@@ -150,6 +154,9 @@ struct dbp_endpoint {
     uint64_t generation;    /* bumped when the role changes; older connections retire */
     double lag_s;           /* replica replay lag from the last probe; < 0 unknown */
     int failures;           /* consecutive failed connects or probes */
+    int64_t health_since_ns; /* when health last changed */
+    int64_t break_ns;       /* when a connection to it last broke or failed: idle
+                               connections older than that are validated before use */
     int64_t retry_ns;       /* circuit breaker: while down, no attempt before this */
     int64_t probed_ns;      /* when the last probe answered */
     int64_t next_probe_ns;
@@ -285,6 +292,11 @@ int dbp_pool_has_topology(const dbp_pool *pool);
 void dbp_endpoint_failed_locked(dbp_endpoint *ep, const dbp_error *err, dbp_conn **to_close);
 /* A connection to `ep` broke while in use: suspect, probe soon. */
 void dbp_endpoint_suspect_locked(dbp_endpoint *ep, const dbp_error *err);
+/* dbp_endpoint_suspect_locked, and every idle connection opened before now
+ * is validated before its next use (any pool). */
+void dbp_endpoint_broke_locked(dbp_endpoint *ep, const dbp_error *err);
+/* A connection to `ep` opened: a single-endpoint pool's endpoint is up. */
+void dbp_endpoint_connected_locked(dbp_endpoint *ep);
 /* A probe over `conn` answered: up, with this role and lag. A role change
  * retires the endpoint's other connections (idle ones to *to_close). */
 void dbp_endpoint_probed_locked(dbp_endpoint *ep, dbp_conn *conn, dbp_role role, double lag_s,
@@ -317,9 +329,10 @@ typedef struct dbp_probe_result {
  * when requeued: the caller must not touch the request again. */
 int dbp_failover_after_connect(dbp_pool *pool, dbp_request *req, int rc,
                                const dbp_probe_result *probe);
-/* After the connection broke during the statement: the endpoint becomes
- * suspect, and a read that cannot have written goes back to the wait
- * queue. Returns 1 when requeued. */
+/* After the connection broke during the statement (any pool): the endpoint
+ * becomes suspect, its older idle connections are validated before use, and
+ * a read that cannot have written goes back to the wait queue. Returns 1
+ * when requeued. */
 int dbp_failover_after_broken_conn(dbp_pool *pool, dbp_request *req);
 /* The category for a request whose connection broke: DBP_E_OUTCOME_UNKNOWN
  * (with an explaining message) when it may have written, else

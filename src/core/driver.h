@@ -51,6 +51,10 @@ typedef struct dbp_exec_ctx {
                                     close); never NULL */
     int64_t deadline_ns;         /* dbp_now_ns() time the call gives up; INT64_MAX = none */
     int64_t cancel_grace_ns;     /* how long a cancel may take to be confirmed */
+    int *replied;                /* may be NULL; a driver that can tell sets *replied to 0
+                                    when a statement goes out and to 1 once any of the
+                                    server's answer to it arrived (the pool retries a read
+                                    that failed before any answer) */
     dbp_copy_mode copy_mode;     /* QUERY / CURSOR_OPEN: bulk read path */
     int read_all;                /* CURSOR_OPEN for a QUERY: every row is wanted at once */
     /* Passes an engine message (a NOTICE) to the caller. */

@@ -1,5 +1,7 @@
 /* endpoint.c - the health, circuit breaker and role of each endpoint of a
- * pool with several endpoints, and the probes that keep them current.
+ * pool with several endpoints, and the probes that keep them current. A
+ * single-endpoint pool tracks health too (for stats: down while connecting
+ * fails, up again on the next connection), but never routes by it.
  *
  * Health: up -> suspect when a connection to it breaks in use (a probe
  * follows at once); -> down when connecting or probing fails. A down
@@ -27,6 +29,29 @@ int dbp_pool_has_topology(const dbp_pool *pool)
     return pool->n_endpoints > 1;
 }
 
+static void set_health(dbp_endpoint *ep, dbp_health health, dbp_event_kind event)
+{
+    ep->health = health;
+    ep->health_since_ns = dbp_now_ns();
+    dbp_event_push_locked(ep->pool->mgr, event, ep, ep->role,
+                          health == DBP_HEALTH_UP ? "" : ep->last_error);
+}
+
+void dbp_endpoint_connected_locked(dbp_endpoint *ep)
+{
+    if (dbp_pool_has_topology(ep->pool) || ep->health == DBP_HEALTH_UP)
+        return; /* pools of several endpoints learn it from the probe */
+    ep->failures = 0;
+    ep->last_error[0] = '\0';
+    set_health(ep, DBP_HEALTH_UP, DBP_EVENT_UP);
+}
+
+void dbp_endpoint_broke_locked(dbp_endpoint *ep, const dbp_error *err)
+{
+    ep->break_ns = dbp_now_ns();
+    dbp_endpoint_suspect_locked(ep, err);
+}
+
 /* Backoff before retrying after `failures` consecutive failures. */
 static int64_t backoff_ns(dbp_pool *pool, int failures)
 {
@@ -51,10 +76,9 @@ void dbp_endpoint_failed_locked(dbp_endpoint *ep, const dbp_error *err, dbp_conn
     ep->retry_ns = now + backoff_ns(pool, ep->failures);
     snprintf(ep->last_error, sizeof ep->last_error, "%.*s", (int)sizeof ep->last_error - 1,
              err->message);
-    if (ep->health != DBP_HEALTH_DOWN) {
-        ep->health = DBP_HEALTH_DOWN;
-        dbp_event_push_locked(pool->mgr, DBP_EVENT_DOWN, ep, ep->role, ep->last_error);
-    }
+    ep->break_ns = now;
+    if (ep->health != DBP_HEALTH_DOWN)
+        set_health(ep, DBP_HEALTH_DOWN, DBP_EVENT_DOWN);
     dbp_endpoint_close_idle_locked(ep, to_close); /* their server is gone too */
     dbp_janitor_wake_locked(pool->mgr);
 }
@@ -65,9 +89,8 @@ void dbp_endpoint_suspect_locked(dbp_endpoint *ep, const dbp_error *err)
              err->message);
     if (ep->health != DBP_HEALTH_UP)
         return;
-    ep->health = DBP_HEALTH_SUSPECT;
     ep->next_probe_ns = dbp_now_ns();
-    dbp_event_push_locked(ep->pool->mgr, DBP_EVENT_SUSPECT, ep, ep->role, ep->last_error);
+    set_health(ep, DBP_HEALTH_SUSPECT, DBP_EVENT_SUSPECT);
     dbp_janitor_wake_locked(ep->pool->mgr);
 }
 
@@ -113,9 +136,8 @@ void dbp_endpoint_probed_locked(dbp_endpoint *ep, dbp_conn *conn, dbp_role role,
     ep->next_probe_ns = now + MS_TO_NS(pool->opts.probe_interval_ms);
     ep->failures = 0;
     if (ep->health != DBP_HEALTH_UP) {
-        ep->health = DBP_HEALTH_UP;
         ep->last_error[0] = '\0';
-        dbp_event_push_locked(pool->mgr, DBP_EVENT_UP, ep, ep->role, "");
+        set_health(ep, DBP_HEALTH_UP, DBP_EVENT_UP);
     }
     if (role != ep->role) {
         dbp_role old = ep->role;

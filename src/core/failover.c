@@ -1,10 +1,10 @@
-/* failover.c - what happens to a request when its endpoint fails, in a
- * pool with several endpoints. The rule: a request runs again elsewhere only
- * when that cannot repeat a write. It was never sent (connecting failed, or
- * the endpoint turned out to have the wrong role), or it is a query that
- * cannot have written (marked read-only, or run on a replica). A write
- * whose connection broke after it was sent fails with
- * DBP_E_OUTCOME_UNKNOWN and is never retried. */
+/* failover.c - what happens to a request when its endpoint fails. The
+ * rule: a request runs again only when that cannot repeat a write. It was
+ * never sent (connecting failed, or the endpoint turned out to have the
+ * wrong role), or it is a query that cannot have written (marked read-only,
+ * run on a replica, or failed on a stale idle connection before the server
+ * answered anything). A write whose connection broke after it was sent
+ * fails with DBP_E_OUTCOME_UNKNOWN and is never retried. */
 #include <stdio.h>
 
 #include "core.h"
@@ -18,10 +18,17 @@ static int is_reachability_error(int rc)
     return rc == DBP_E_NETWORK || rc == DBP_E_TIMEOUT;
 }
 
+/* A read runs again elsewhere when that cannot repeat a write: marked
+ * read-only or run on a replica (pools of several endpoints). Any pool runs
+ * a read once more when its connection came from idle and broke before the
+ * server answered anything: the server had closed it (a restart). */
 static int may_retry_read(const dbp_request *req, const dbp_endpoint *ep)
 {
-    return req->op == DBP_OP_QUERY && !req->on_lease && req->attempts < MAX_READ_RETRIES &&
-           (req->readonly == 1 || ep->role == DBP_ROLE_REPLICA);
+    if (req->op != DBP_OP_QUERY || req->on_lease || req->attempts >= MAX_READ_RETRIES)
+        return 0;
+    if (dbp_pool_has_topology(ep->pool) && (req->readonly == 1 || ep->role == DBP_ROLE_REPLICA))
+        return 1;
+    return req->readonly != 0 && req->attempts == 0 && req->replied == 0 && req->conn->reused;
 }
 
 int dbp_request_may_have_written(const dbp_request *req)
@@ -90,7 +97,7 @@ int dbp_failover_after_broken_conn(dbp_pool *pool, dbp_request *req)
     dbp_conn *to_close = NULL;
     int requeued = 0;
     pthread_mutex_lock(&pool->mgr->mu);
-    dbp_endpoint_suspect_locked(ep, &req->error);
+    dbp_endpoint_broke_locked(ep, &req->error);
     if (may_retry_read(req, ep)) {
         conn->broken = 1;
         requeued = requeue_locked(pool, req, &to_close);

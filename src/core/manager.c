@@ -554,6 +554,12 @@ int dbp_manager_endpoint_stats(dbp_manager *mgr, const char *pool_id, int index,
         int64_t wait = ep->retry_ns - dbp_now_ns();
         out->retry_in_ms = ep->health == DBP_HEALTH_DOWN && wait > 0 ? wait / 1000000 : 0;
         snprintf(out->last_error, sizeof out->last_error, "%s", ep->last_error);
+        if (ep->health_since_ns) {
+            struct timespec real;
+            clock_gettime(CLOCK_REALTIME, &real);
+            out->health_since = (double)real.tv_sec + (double)real.tv_nsec / 1e9 -
+                                (double)(dbp_now_ns() - ep->health_since_ns) / 1e9;
+        }
         out->idle = ep->idle.count;
         out->opening = ep->opening;
         out->in_use = ep->busy.count - ep->opening;

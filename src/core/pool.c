@@ -222,6 +222,8 @@ void dbp_pool_conn_opened_locked(dbp_pool *pool, dbp_conn *conn, void *handle, i
     conn->created_ns = now;
     conn->retire_ns = retire_time(pool, now);
     conn->last_used_ns = now;
+    conn->validated_ns = now;
+    conn->reused = 0;
     conn->generation = ep->generation;
     if (conn->state == CONN_OPENING) {
         conn->state = CONN_BUSY;
@@ -294,6 +296,9 @@ dbp_conn *dbp_endpoint_take_conn_locked(dbp_endpoint *ep)
     dbp_conn_list_remove(&ep->idle, conn);
     dbp_conn_list_push_front(&ep->busy, conn);
     conn->state = CONN_BUSY;
+    conn->reused = 1;
+    /* its endpoint broke since it was last known alive: it may be stale */
+    conn->must_validate = conn->validated_ns < ep->break_ns;
     return conn;
 }
 

@@ -3,6 +3,7 @@
  * connection if needed, runs the operation through the driver, resets the
  * connection and hands it back. The GIL is never involved here. */
 #include <stdint.h>
+#include <stdio.h>
 
 #include "alloc.h"
 #include "core.h"
@@ -61,14 +62,20 @@ static int open_conn(dbp_pool *pool, dbp_conn *conn, dbp_error *err)
                         .cancel_grace_ns = MS_TO_NS(pool->opts.cancel_grace_ms)};
     void *handle = NULL;
     int rc = pool->driver->connect(conn->endpoint->config, &ctx, &handle, err);
+    dbp_conn *to_close = NULL;
     pthread_mutex_lock(&mgr->mu);
     if (rc == DBP_OK) {
         dbp_pool_conn_opened_locked(pool, conn, handle, dbp_now_ns());
+        dbp_endpoint_connected_locked(conn->endpoint);
     } else {
         pool->stats.failed_total++;
         conn->broken = 1;
+        /* pools of several endpoints record it after the connect (failover.c) */
+        if (!dbp_pool_has_topology(pool) && rc != DBP_E_CANCELLED && rc != DBP_E_NOMEM)
+            dbp_endpoint_failed_locked(conn->endpoint, err, &to_close);
     }
     pthread_mutex_unlock(&mgr->mu);
+    dbp_conns_destroy(to_close);
     return rc;
 }
 
@@ -98,20 +105,26 @@ static int prepare_conn(dbp_pool *pool, dbp_conn *conn, int ping_if_idle, int *o
     }
     int64_t validate_after = pool->opts.validate_after_ms;
     int usable = !pool->driver->is_usable || pool->driver->is_usable(conn->handle);
-    int stale = ping_if_idle && validate_after >= 0 &&
-                now - conn->last_used_ns >= MS_TO_NS(validate_after);
+    int stale = ping_if_idle && ((validate_after >= 0 &&
+                                  now - conn->last_used_ns >= MS_TO_NS(validate_after)) ||
+                                 conn->must_validate);
     if (!usable || stale) {
-        dbp_error ping_err;
+        dbp_error ping_err = {0};
         atomic_int never = 0;
         dbp_exec_ctx ctx;
         housekeeping_ctx(pool, &never, &ctx);
         if (!usable || pool->driver->ping(conn->handle, &ctx, &ping_err) != DBP_OK) {
             pthread_mutex_lock(&pool->mgr->mu);
             pool->stats.validations_failed_total++;
+            if (!ping_err.message[0])
+                snprintf(ping_err.message, sizeof ping_err.message,
+                         "an idle connection was found closed by the server");
+            dbp_endpoint_broke_locked(conn->endpoint, &ping_err); /* check its siblings */
             pthread_mutex_unlock(&pool->mgr->mu);
             close_handle(pool, conn);
             return open_conn(pool, conn, err);
         }
+        conn->validated_ns = dbp_now_ns();
     }
     *opened = 0;
     return DBP_OK;
@@ -219,7 +232,9 @@ static int run_op(dbp_pool *pool, dbp_request *req)
 {
     const dbp_driver *drv = pool->driver;
     void *h = req->conn->handle;
+    req->replied = -1; /* the driver says whether the server answered at all */
     dbp_exec_ctx ctx = {.cancelled = &req->cancelled,
+                        .replied = &req->replied,
                         .deadline_ns = req->call_deadline_ns,
                         .cancel_grace_ns = MS_TO_NS(pool->opts.cancel_grace_ms),
                         .copy_mode = req->copy_mode,
@@ -291,7 +306,7 @@ static void run_request(dbp_request *req)
         if (rc != DBP_OK && conn->handle && pool->driver->is_usable &&
             !pool->driver->is_usable(conn->handle))
             conn->broken = 1;
-        if (rc == DBP_E_NETWORK && topology && dbp_failover_after_broken_conn(pool, req))
+        if (rc == DBP_E_NETWORK && dbp_failover_after_broken_conn(pool, req))
             return; /* a read, back in the wait queue */
         if (rc == DBP_E_NETWORK)
             rc = dbp_failover_classify_lost(req);

@@ -252,18 +252,28 @@ static int connect(const void *config, const dbp_exec_ctx *ctx, void **out, dbp_
     return DBP_OK;
 }
 
-/* A server that restarted or ended the session has sent its goodbye (or
- * closed the socket) to this idle connection: reading it shows that now,
- * instead of failing the caller's statement. */
+/* A server that restarted or ended the session has sent its goodbye (a
+ * FATAL message, then end of file) to this idle connection: reading it
+ * shows that now, without a round trip, instead of failing the caller's
+ * statement. An idle connection is owed nothing, so whatever arrived is
+ * taken in and parsed, and the socket read again for the end of file that
+ * follows a goodbye. */
 static int is_usable(void *conn)
 {
     pg_conn *c = conn;
-    struct pollfd p = {.fd = PQsocket(c->pg), .events = POLLIN};
-    if (c->dead || PQstatus(c->pg) != CONNECTION_OK || p.fd < 0)
+    if (c->dead || PQstatus(c->pg) != CONNECTION_OK || PQsocket(c->pg) < 0)
         return 0;
-    if (poll(&p, 1, 0) > 0 && !PQconsumeInput(c->pg))
-        return 0;
-    return PQstatus(c->pg) == CONNECTION_OK;
+    for (int i = 0; i < 3; i++) {
+        struct pollfd p = {.fd = PQsocket(c->pg), .events = POLLIN};
+        if (poll(&p, 1, 0) <= 0)
+            break;
+        if (!PQconsumeInput(c->pg))
+            return 0;
+        PQisBusy(c->pg); /* parses it: a FATAL marks the connection dead */
+        if (c->dead || PQstatus(c->pg) != CONNECTION_OK)
+            return 0;
+    }
+    return !c->dead && PQstatus(c->pg) == CONNECTION_OK;
 }
 
 static void interrupt(void *conn)

@@ -86,6 +86,8 @@ void pg_call_begin(pg_conn *c, const dbp_exec_ctx *ctx)
     c->ctx = ctx;
     c->cancel_sent_ns = 0;
     c->timed_out = 0;
+    if (ctx->replied)
+        *ctx->replied = 0;
 }
 
 void pg_call_end(pg_conn *c)
@@ -129,9 +131,13 @@ int pg_error(pg_conn *c, const PGresult *res, dbp_error *err)
 void pg_on_notice(void *arg, const PGresult *res)
 {
     pg_conn *c = arg;
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    /* libpq passes an error that arrives on an idle connection as a notice;
+     * a FATAL one (the server shutting down or restarting) ends it */
+    if (severity && (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0))
+        c->dead = 1;
     if (!c->ctx || !c->ctx->notice)
         return;
-    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
     const char *text = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
     c->ctx->notice(c->ctx->notice_arg, severity ? severity : "NOTICE", text ? text : "");
 }
@@ -284,6 +290,8 @@ int pg_next_result(pg_conn *c, PGresult **out, dbp_error *err)
         rc = pg_wait(c, 0, err);
     if (rc == DBP_OK)
         *out = PQgetResult(c->pg);
+    if (*out && c->ctx->replied)
+        *c->ctx->replied = 1;
     return rc;
 }
 

@@ -36,6 +36,7 @@
  * rolls back what is open when a connection comes back; db-lib has no
  * sp_reset_connection for the rest of the session state. */
 #include <ctype.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -931,6 +932,17 @@ static int probe_role(void *conn, const dbp_exec_ctx *ctx, dbp_role *role, doubl
 
 static void interrupt(void *conn) { atomic_store(&((tds_conn *)conn)->interrupted, 1); }
 
+/* Without a round trip: an idle connection is owed nothing, so a readable
+ * socket means the server closed it (or sent its goodbye). */
+static int is_usable(void *conn)
+{
+    tds_conn *c = conn;
+    if (c->dead || !c->proc || DBDEAD(c->proc))
+        return 0;
+    struct pollfd p = {.fd = DBIORDESC(c->proc), .events = POLLIN};
+    return p.fd >= 0 && poll(&p, 1, 0) == 0;
+}
+
 static int in_transaction(void *conn) { return ((tds_conn *)conn)->trancount > 0; }
 
 /* ---- execute ---------------------------------------------------------------------------- */
@@ -1355,6 +1367,7 @@ const dbp_driver dbp_mssql_driver = {
     .disconnect = disconnect,
     .ping = ping,
     .interrupt = interrupt,
+    .is_usable = is_usable,
     .in_transaction = in_transaction,
     .execute = execute,
     .cursor_open = cursor_open,
