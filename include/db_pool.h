@@ -97,7 +97,22 @@ typedef struct dbp_pool_options {
     int64_t cancel_grace_ms;    /* a cancelled statement has this long to stop; a connection
                                    whose server does not confirm the cancel in time is
                                    discarded (default 2000) */
+
+    /* Session state (see docs/timeouts.md): */
+    const char *init_sql;       /* run on every new connection, and again after a reset;
+                                   NULL for none (copied) */
+    int reset_on_release;       /* dbp_reset_mode (default DBP_RESET_AUTO) */
 } dbp_pool_options;
+
+/* What happens to a connection's session state (SET, temporary tables,
+ * LISTEN, advisory locks, ...) when it goes back to the pool, so that one
+ * caller's settings never reach the next caller. Engines without a reset
+ * (SQLite) keep their state whatever this says. */
+typedef enum dbp_reset_mode {
+    DBP_RESET_AUTO = 0,   /* reset after statements that may have changed session state */
+    DBP_RESET_ALWAYS = 1, /* reset on every release (one round trip) */
+    DBP_RESET_NEVER = 2,  /* keep the session as the caller left it */
+} dbp_reset_mode;
 
 /* Where read requests go (see dbp_request_set_readonly). Writes, and
  * transactions that are not read-only, always go to the primary. */

@@ -37,6 +37,8 @@ POOL_OPTIONS = frozenset(
         "query_timeout",
         "connect_timeout",
         "cancel_grace",
+        "init_sql",
+        "reset_on_release",
     }
 )
 
@@ -66,6 +68,8 @@ MAX_SECONDS = 315_360_000
 _READ_FROM = {"primary": 0, "replicas": 1, "any": 2}
 #: balance= values: how reads spread over the endpoints that fit.
 _BALANCE = {"round_robin": 0, "least_busy": 1}
+#: reset_on_release= values: when a released connection's session is reset.
+_RESET = {"auto": 0, "always": 1, "never": 2}
 
 #: Names users may give for each engine, mapped to the native engine name.
 ENGINE_ALIASES = {
@@ -394,8 +398,14 @@ def _pool_arguments(
 
 
 def _translate_choices(options: dict[str, Any]) -> None:
-    """read_from= and balance= from their names to the native numbers."""
-    for key, choices in (("read_from", _READ_FROM), ("balance", _BALANCE)):
+    """read_from=, balance= and reset_on_release= from their names to the
+    native numbers; init_sql checked."""
+    init_sql = options.get("init_sql")
+    if init_sql is not None and (not isinstance(init_sql, str) or not init_sql.strip()
+                                 or "\0" in init_sql):
+        raise ConfigurationError("init_sql must be a non-empty string of SQL without NUL bytes")
+    for key, choices in (("read_from", _READ_FROM), ("balance", _BALANCE),
+                         ("reset_on_release", _RESET)):
         if key in options:
             value = options[key]
             if value not in choices:

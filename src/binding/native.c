@@ -1063,6 +1063,28 @@ static int option_int(module_state *st, PyObject *opts, const char *key, int *ou
     return 0;
 }
 
+/* A text option, borrowed from the dict (which outlives the call); NUL
+ * bytes are refused. */
+static int option_text(PyObject *opts, const char *key, const char **out)
+{
+    PyObject *v = PyDict_GetItemString(opts, key);
+    if (!v)
+        return 0;
+    Py_ssize_t len;
+    const char *text = PyUnicode_Check(v) ? PyUnicode_AsUTF8AndSize(v, &len) : NULL;
+    if (!text) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_TypeError, "%s must be a str", key);
+        return -1;
+    }
+    if ((size_t)len != strlen(text)) {
+        PyErr_Format(PyExc_ValueError, "%s contains a NUL byte", key);
+        return -1;
+    }
+    *out = text;
+    return 0;
+}
+
 /* Borrows the UTF-8 of a dict[str, str] into a new array of settings
  * (PyMem_Free it); NULL with an exception on error. */
 static dbp_setting *settings_of(PyObject *settings, Py_ssize_t *n)
@@ -1155,6 +1177,8 @@ static PyObject *manager_create_pool(ManagerObject *self, PyObject *args)
         option_ms(opts, "query_timeout", &o.query_timeout_ms) < 0 ||
         option_ms(opts, "connect_timeout", &o.connect_timeout_ms) < 0 ||
         option_ms(opts, "cancel_grace", &o.cancel_grace_ms) < 0 ||
+        option_int(st, opts, "reset_on_release", &o.reset_on_release) < 0 ||
+        option_text(opts, "init_sql", &o.init_sql) < 0 ||
         (jitter && (o.lifetime_jitter = PyFloat_AsDouble(jitter)) == -1 && PyErr_Occurred()))
         return NULL;
 

@@ -348,6 +348,8 @@ void dbp_event_push_locked(dbp_manager *mgr, dbp_event_kind kind, const dbp_endp
 void dbp_conns_destroy(dbp_conn *chain);
 
 /* worker.c */
+/* Runs the pool's init_sql, if any, on a connection just opened or reset. */
+int dbp_conn_init(const dbp_pool *pool, void *handle, const dbp_exec_ctx *ctx, dbp_error *err);
 /* Leaves a connection that goes back to the pool as a new one would be:
  * closes its cursor and rolls back, within connect_timeout; marks it broken
  * when that fails. Call without the lock, on a connection nobody else uses. */

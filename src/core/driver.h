@@ -43,6 +43,7 @@ enum {
     DBP_CAP_DEADLINES = 2, /* bounds its own waits by the rules above (connect included) */
     DBP_CAP_ROLES = 4,     /* probe_role: pools of several endpoints */
     DBP_CAP_BULK_LOAD = 8, /* bulk_load */
+    DBP_CAP_RESET = 16,    /* reset */
 };
 
 /* Per-call context handed to every call that may wait on the engine. */
@@ -127,6 +128,15 @@ typedef struct dbp_driver {
     /* Names the endpoint for stats and logs: host, port, database; never
      * a password. May be NULL. */
     void (*describe)(const void *config, char *buf, size_t size);
+
+    /* Clears the session state callers may have set (settings, temporary
+     * tables, ...), keeping the driver's own caches valid; with `always` 0
+     * only when a statement since the last reset may have changed it.
+     * *did_reset says whether anything was sent (the pool then runs
+     * init_sql again). A failure leaves the connection to be discarded.
+     * NULL when the engine has no reset. */
+    int (*reset)(void *conn, int always, const dbp_exec_ctx *ctx, int *did_reset,
+                 dbp_error *err);
 
     /* `options` is engine text such as "IMMEDIATE" (may be empty). */
     int (*begin)(void *conn, const char *options, const dbp_exec_ctx *ctx, dbp_error *err);

@@ -34,6 +34,8 @@ void dbp_pool_options_init(dbp_pool_options *opts)
     opts->query_timeout_ms = 0;
     opts->connect_timeout_ms = 10000;
     opts->cancel_grace_ms = 2000;
+    opts->init_sql = NULL;
+    opts->reset_on_release = DBP_RESET_AUTO;
 }
 
 static void *janitor_main(void *arg);
@@ -162,6 +164,10 @@ static int validate_options(const dbp_pool_options *o, dbp_error *err)
         bad = "failover_timeout and max_replica_lag must not be negative";
     else if (o->probe_interval_ms < 10)
         bad = "probe_interval must be at least 10 ms";
+    else if (o->reset_on_release < DBP_RESET_AUTO || o->reset_on_release > DBP_RESET_NEVER)
+        bad = "reset_on_release must be auto, always or never";
+    else if (o->init_sql && !*o->init_sql)
+        bad = "init_sql is empty";
     return bad ? dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "%s", bad) : DBP_OK;
 }
 
@@ -188,7 +194,11 @@ static dbp_conn *conn_new_open(dbp_endpoint *ep, dbp_error *err, int *rc)
     dbp_exec_ctx ctx;
     creation_ctx(ep->pool, &never, &ctx);
     *rc = conn->driver->connect(ep->config, &ctx, &conn->handle, err);
+    if (*rc == DBP_OK)
+        *rc = dbp_conn_init(ep->pool, conn->handle, &ctx, err);
     if (*rc != DBP_OK) {
+        if (conn->handle)
+            conn->driver->disconnect(conn->handle);
         dbp_free(conn);
         return NULL;
     }

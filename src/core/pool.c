@@ -125,6 +125,11 @@ int dbp_pool_new(dbp_manager *mgr, const char *id, const dbp_driver *driver, voi
     pool->refs = 1;
     pool->driver = driver;
     pool->opts = *opts;
+    pool->opts.init_sql = NULL; /* the pool's own copy, below */
+    if (opts->init_sql && !(pool->opts.init_sql = dbp_strdup(opts->init_sql))) {
+        dbp_pool_destroy(pool);
+        return dbp_error_nomem(err);
+    }
     pool->rng = (unsigned)(uintptr_t)pool ^ (unsigned)dbp_now_ns();
     if (n_endpoints == 1)
         pool->primary = pool->endpoints[0];
@@ -147,6 +152,7 @@ void dbp_pool_destroy_unregistered(dbp_pool *pool)
         dbp_free(pool->endpoints[i]);
     }
     dbp_free(pool->endpoints);
+    dbp_free((char *)pool->opts.init_sql);
     dbp_free(pool->id);
     dbp_free(pool);
 }

@@ -4,6 +4,7 @@
  * connection and hands it back. The GIL is never involved here. */
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "alloc.h"
 #include "core.h"
@@ -62,6 +63,10 @@ static int open_conn(dbp_pool *pool, dbp_conn *conn, dbp_error *err)
                         .cancel_grace_ns = MS_TO_NS(pool->opts.cancel_grace_ms)};
     void *handle = NULL;
     int rc = pool->driver->connect(conn->endpoint->config, &ctx, &handle, err);
+    if (rc == DBP_OK && (rc = dbp_conn_init(pool, handle, &ctx, err)) != DBP_OK) {
+        pool->driver->disconnect(handle);
+        handle = NULL;
+    }
     dbp_conn *to_close = NULL;
     pthread_mutex_lock(&mgr->mu);
     if (rc == DBP_OK) {
@@ -209,9 +214,25 @@ static int run_cursor_op(const dbp_driver *drv, dbp_request *req, const dbp_exec
     }
 }
 
+int dbp_conn_init(const dbp_pool *pool, void *handle, const dbp_exec_ctx *ctx, dbp_error *err)
+{
+    const char *sql = pool->opts.init_sql;
+    if (!sql)
+        return DBP_OK;
+    int64_t affected = 0;
+    int rc = pool->driver->execute(handle, sql, strlen(sql), NULL, ctx, &affected, err);
+    if (rc != DBP_OK && err) {
+        char cause[DBP_ERROR_MESSAGE_SIZE];
+        snprintf(cause, sizeof cause, "%s", err->message);
+        snprintf(err->message, sizeof err->message, "init_sql failed: %.1000s", cause);
+    }
+    return rc;
+}
+
 void dbp_conn_reset(dbp_conn *conn)
 {
     const dbp_driver *drv = conn->driver;
+    const dbp_pool_options *opts = &conn->pool->opts;
     if (!conn->handle || conn->broken)
         return;
     atomic_int never = 0;
@@ -223,6 +244,12 @@ void dbp_conn_reset(dbp_conn *conn)
     }
     dbp_error ignored;
     if (drv->in_transaction(conn->handle) && drv->rollback(conn->handle, &ctx, &ignored) != DBP_OK)
+        conn->broken = 1;
+    int did_reset = 0;
+    if (!conn->broken && drv->reset && opts->reset_on_release != DBP_RESET_NEVER &&
+        (drv->reset(conn->handle, opts->reset_on_release == DBP_RESET_ALWAYS, &ctx, &did_reset,
+                    &ignored) != DBP_OK ||
+         (did_reset && dbp_conn_init(conn->pool, conn->handle, &ctx, &ignored) != DBP_OK)))
         conn->broken = 1;
     if (drv->is_usable && !drv->is_usable(conn->handle))
         conn->broken = 1;

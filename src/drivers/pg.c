@@ -407,7 +407,8 @@ static int rollback(void *conn, const dbp_exec_ctx *ctx, dbp_error *err)
 
 const dbp_driver dbp_pg_driver = {
     .abi_version = DBP_DRIVER_ABI_VERSION,
-    .caps = DBP_CAP_CANCEL | DBP_CAP_DEADLINES | DBP_CAP_ROLES | DBP_CAP_BULK_LOAD,
+    .caps = DBP_CAP_CANCEL | DBP_CAP_DEADLINES | DBP_CAP_ROLES | DBP_CAP_BULK_LOAD |
+            DBP_CAP_RESET,
     .name = "postgresql",
     .parse_config = parse_config,
     .free_config = free_config,
@@ -422,6 +423,7 @@ const dbp_driver dbp_pg_driver = {
     .cursor_fetch = pg_cursor_fetch,
     .cursor_close = pg_cursor_close,
     .bulk_load = pg_bulk_load,
+    .reset = pg_reset,
     .begin = begin,
     .commit = commit,
     .rollback = rollback,

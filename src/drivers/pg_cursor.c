@@ -120,6 +120,8 @@ int pg_cursor_open(void *conn, const char *sql, size_t len, const dbp_params *pa
             cur->finished = 0;
         }
     }
+    if (cur->stmt)
+        c->session_changes |= cur->stmt->session_changes;
     if (rc == DBP_OK && cur->stmt->n_fields == 0)
         rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
                            "the statement returns no columns; use execute() for it");

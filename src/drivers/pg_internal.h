@@ -5,6 +5,7 @@
  *   pg_stmt.c    parameters, the prepared-statement cache, execute
  *   pg_cursor.c  query results: COPY (FORMAT binary) and row by row
  *   pg_bulk.c    write_frame: COPY FROM STDIN
+ *   pg_session.c session state callers leave behind, and the reset
  *   pg_types.c, pg_copy.c   decoding the binary wire format (no libpq) */
 #ifndef DBP_PG_INTERNAL_H
 #define DBP_PG_INTERNAL_H
@@ -31,7 +32,19 @@ typedef struct pg_statement {
     char **field_names;
     pg_column_plan *plans;
     uint64_t last_used;
+    unsigned session_changes; /* PG_SESSION_*: what running it may change */
 } pg_statement;
+
+/* Session state a statement may leave behind (pg_session.c). */
+enum {
+    PG_SESSION_SETTINGS = 1,  /* SET, set_config */
+    PG_SESSION_TEMP = 2,      /* temporary tables and the like */
+    PG_SESSION_LISTEN = 4,
+    PG_SESSION_ADVISORY = 8,  /* session-level advisory locks */
+    PG_SESSION_CURSORS = 16,  /* DECLARE ... WITH HOLD */
+    PG_SESSION_PREPARED = 32, /* SQL-level PREPARE */
+    PG_SESSION_ALL = 63,
+};
 
 typedef enum cursor_kind { CURSOR_NONE, CURSOR_COPY, CURSOR_ROWS } cursor_kind;
 
@@ -65,6 +78,8 @@ typedef struct pg_conn {
     pg_cancel_job *cancel_job; /* that cancel, while the server may not have seen it */
     int dead;                /* the server did not confirm a cancel in time, or the
                                 link failed: the connection is never used again */
+    unsigned session_changes; /* PG_SESSION_*: what statements since the last reset
+                                 may have changed */
 } pg_conn;
 
 /* ---- pg_wait.c ---- */
@@ -140,6 +155,14 @@ int pg_cursor_fetch(void *conn, const dbp_fetch_limits *limits, const dbp_exec_c
 void pg_cursor_close(void *conn, const dbp_exec_ctx *ctx);
 /* Frees the cursor's memory without talking to the server. */
 void pg_cursor_free(pg_cursor *cur);
+
+/* ---- pg_session.c ---- */
+
+/* PG_SESSION_* flags for what `sql` may change in the session, judged from
+ * its words. */
+unsigned pg_session_changes(const char *sql, size_t len);
+/* driver.h's reset. */
+int pg_reset(void *conn, int always, const dbp_exec_ctx *ctx, int *did_reset, dbp_error *err);
 
 /* ---- pg_bulk.c ---- */
 
