@@ -303,6 +303,16 @@ static int wait_for_lock(void *arg, int attempt)
     return 1;
 }
 
+/* A statement that failed after its call was told to stop (a lock wait cut
+ * short reports "database is locked") was cancelled. */
+static int stopped(sqlite_conn *c, int rc, dbp_error *err)
+{
+    if (rc == DBP_OK || rc == DBP_E_CANCELLED || !check_cancelled(c))
+        return rc;
+    return dbp_error_set(err, DBP_E_CANCELLED, err ? err->native_code : 0, NULL,
+                         "statement cancelled");
+}
+
 static int connect(const void *config, const dbp_exec_ctx *ctx, void **out, dbp_error *err)
 {
     (void)ctx; /* opening a file does not wait on a network */
@@ -587,7 +597,7 @@ static int execute(void *conn, const char *sql, size_t len, const dbp_params *pa
 {
     sqlite_conn *c = conn;
     c->cancelled = ctx->cancelled;
-    int rc = execute_watched(c, sql, len, params, ctx, affected, err);
+    int rc = stopped(c, execute_watched(c, sql, len, params, ctx, affected, err), err);
     c->cancelled = NULL;
     return rc;
 }
@@ -982,6 +992,7 @@ static int cursor_fetch(void *conn, const dbp_fetch_limits *limits, const dbp_ex
     int rc = c->cur.plans ? DBP_OK : plan_columns(c, err);
     if (rc == DBP_OK)
         rc = fetch_watched(c, limits, ctx, out, done, err);
+    rc = stopped(c, rc, err);
     c->cancelled = NULL;
     return rc;
 }
@@ -1101,7 +1112,7 @@ static int bulk_load(void *conn, const char *table, struct ArrowArrayStream *row
     c->cancelled = ctx->cancelled;
     bulk_insert b = {.c = c, .table = table};
     dbp_frame_sink sink = {.columns = bulk_columns, .row = bulk_row, .arg = &b};
-    rc = dbp_arrow_walk(rows, &sink, ctx->cancelled, loaded, err);
+    rc = stopped(c, dbp_arrow_walk(rows, &sink, ctx->cancelled, loaded, err), err);
     if (rc != DBP_OK && err)
         snprintf(err->message + strlen(err->message), sizeof err->message - strlen(err->message),
                  " (frame row %lld; no row was written)", (long long)*loaded);
@@ -1124,7 +1135,7 @@ static int exec_watched(sqlite_conn *c, const char *sql, const dbp_exec_ctx *ctx
                         dbp_error *err)
 {
     c->cancelled = ctx->cancelled;
-    int rc = exec_simple(c, sql, err);
+    int rc = stopped(c, exec_simple(c, sql, err), err);
     c->cancelled = NULL;
     return rc;
 }

@@ -36,6 +36,8 @@
  * rolls back what is open when a connection comes back; db-lib has no
  * sp_reset_connection for the rest of the session state. */
 #include <ctype.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -43,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sybfront.h>
 #include <sybdb.h>
 
@@ -844,9 +847,28 @@ static const char session_setup[] =
     "SET ANSI_WARNINGS ON; SET ANSI_NULL_DFLT_ON ON; SET CONCAT_NULL_YIELDS_NULL ON; "
     "SET QUOTED_IDENTIFIER ON; SELECT @@TRANCOUNT";
 
+/* The same dead-peer detection as the PostgreSQL driver's defaults: TCP
+ * keepalives after 10 s idle (3 probes 5 s apart) and TCP_USER_TIMEOUT of
+ * 30 s for data the server never acknowledges. db-lib has no setting for
+ * them, so they go on its socket directly; failing that only loses them. */
+static void set_keepalives(DBPROCESS *proc)
+{
+    int fd = DBIORDESC(proc);
+    int on = 1, idle = 10, interval = 5, count = 3;
+    unsigned user_timeout = 30000;
+    if (fd < 0)
+        return;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
+}
+
 /* db-lib's dbopen cannot be interrupted: login_timeout bounds it, and the
  * pool answers a caller whose connect_timeout passes first (docs/mssql.md). */
-static int connect(const void *config, const dbp_exec_ctx *ctx, void **out, dbp_error *err)
+static int open_connection(const void *config, const dbp_exec_ctx *ctx, void **out,
+                           dbp_error *err)
 {
     const tds_config *cfg = config;
     tds_conn *c = dbp_calloc(1, sizeof *c);
@@ -881,6 +903,7 @@ static int connect(const void *config, const dbp_exec_ctx *ctx, void **out, dbp_
     if (rc == DBP_OK) {
         dbsetuserdata(c->proc, (BYTE *)c);
         c->connecting = 0;
+        set_keepalives(c->proc);
         if (dbsetopt(c->proc, DBSETTIME, POLL_SECONDS, 0) == FAIL)
             rc = dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL, "db-lib refused DBSETTIME");
     }
@@ -1363,7 +1386,7 @@ const dbp_driver dbp_mssql_driver = {
     .name = "mssql",
     .parse_config = parse_config,
     .free_config = free_config,
-    .connect = connect,
+    .connect = open_connection,
     .disconnect = disconnect,
     .ping = ping,
     .interrupt = interrupt,

@@ -1,6 +1,6 @@
 """SyncDatabasePool behind DatabasePool's awaitable signatures, so one test
 body checks both APIs. Keyword options (copy=, isolation=, readonly=,
-batch_rows=) pass through unchanged. The calls block the event loop while
+batch_rows=, timeout=) pass through unchanged. The calls block the event loop while
 they run, which is fine in tests."""
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ class SyncTxAsAsync:
     async def query(self, sql: str, params: Any = None, **options: Any) -> pl.DataFrame:
         return self._tx.query(sql, params, **options)
 
-    async def execute(self, sql: str, params: Any = None) -> int:
-        return self._tx.execute(sql, params)
+    async def execute(self, sql: str, params: Any = None, **options: Any) -> int:
+        return self._tx.execute(sql, params, **options)
 
-    async def execute_many(self, sql: str, rows: Iterable[Any]) -> int:
-        return self._tx.execute_many(sql, rows)
+    async def execute_many(self, sql: str, rows: Iterable[Any], **options: Any) -> int:
+        return self._tx.execute_many(sql, rows, **options)
 
 
 class SyncAsAsync:
@@ -53,11 +53,11 @@ class SyncAsAsync:
     async def create_pool(self, pool_id: str, *args: Any, **kwargs: Any) -> None:
         self.pool.create_pool(pool_id, *args, **kwargs)
 
-    async def close_pool(self, pool_id: str) -> None:
-        self.pool.close_pool(pool_id)
+    async def close_pool(self, pool_id: str, **options: Any) -> None:
+        self.pool.close_pool(pool_id, **options)
 
-    async def close(self) -> None:
-        self.pool.close()
+    async def close(self, **options: Any) -> None:
+        self.pool.close(**options)
 
     def list_pools(self) -> list[str]:
         return self.pool.list_pools()
@@ -68,14 +68,16 @@ class SyncAsAsync:
     async def query(self, pool_id: str, sql: str, params: Any = None, **options: Any) -> pl.DataFrame:
         return self.pool.query(pool_id, sql, params, **options)
 
-    async def execute(self, pool_id: str, sql: str, params: Any = None) -> int:
-        return self.pool.execute(pool_id, sql, params)
+    async def execute(self, pool_id: str, sql: str, params: Any = None, **options: Any) -> int:
+        return self.pool.execute(pool_id, sql, params, **options)
 
-    async def execute_many(self, pool_id: str, sql: str, rows: Iterable[Any]) -> int:
-        return self.pool.execute_many(pool_id, sql, rows)
+    async def execute_many(self, pool_id: str, sql: str, rows: Iterable[Any],
+                           **options: Any) -> int:
+        return self.pool.execute_many(pool_id, sql, rows, **options)
 
-    async def write_frame(self, pool_id: str, frame: pl.DataFrame, table: str) -> int:
-        return self.pool.write_frame(pool_id, frame, table)
+    async def write_frame(self, pool_id: str, frame: pl.DataFrame, table: str,
+                          **options: Any) -> int:
+        return self.pool.write_frame(pool_id, frame, table, **options)
 
     def transaction(self, pool_id: str, begin: str = "", **options: Any) -> SyncTxAsAsync:
         return SyncTxAsAsync(self.pool.transaction(pool_id, begin, **options))
