@@ -324,30 +324,6 @@ def pool_arguments(
     """Returns (engine, one settings dict per endpoint, options) for
     Manager.create_pool. Keyword settings apply to every endpoint and win
     over what an endpoint's URL says."""
-    engine, settings, options = _pool_arguments(
-        db_type, host, port, database, username, password, url, pool_options, endpoints
-    )
-    if engine == "mssql":
-        # db-lib's login cannot be interrupted: its own timeout follows
-        # connect_timeout unless the endpoint sets one
-        connect_timeout = options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
-        for ep in settings:
-            if "login_timeout" not in ep and "connect_timeout" not in ep:
-                ep["login_timeout"] = str(max(1, math.ceil(connect_timeout)))
-    return engine, settings, options
-
-
-def _pool_arguments(
-    db_type: str | None,
-    host: str | None,
-    port: int | str | None,
-    database: str | None,
-    username: str | None,
-    password: str | None,
-    url: str | None,
-    pool_options: Mapping[str, Any],
-    endpoints: Sequence[str | Mapping[str, Any]] | None = None,
-) -> tuple[str, list[dict[str, str]], dict[str, Any]]:
     if isinstance(endpoints, (str, bytes)):
         raise ConfigurationError("endpoints is a list of URLs or dicts, not one string")
     if url is not None:
@@ -382,19 +358,39 @@ def _pool_arguments(
         else:
             common[key] = _setting_text(value)
     _translate_choices(options)
+    settings = _endpoints(engine, base, common, url, host, endpoints)
+    if engine == "mssql":
+        # db-lib's login cannot be interrupted: its own timeout follows
+        # connect_timeout unless the endpoint sets one
+        connect_timeout = options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
+        for ep in settings:
+            if "login_timeout" not in ep and "connect_timeout" not in ep:
+                ep["login_timeout"] = str(max(1, math.ceil(connect_timeout)))
+    return engine, settings, options
 
+
+def _endpoints(
+    engine: str,
+    base: dict[str, str],
+    common: dict[str, str],
+    url: str | None,
+    host: str | None,
+    endpoints: Sequence[str | Mapping[str, Any]] | None,
+) -> list[dict[str, str]]:
+    """One settings dict per endpoint: the endpoints given, the hosts of a
+    multi-host URL or host list, or the one endpoint."""
     if endpoints:
         if url is not None or host is not None:
             raise ConfigurationError("give either endpoints= or url=/host=, not both")
-        return engine, [{**_endpoint_settings(e, engine), **common} for e in endpoints], options
+        return [{**_endpoint_settings(e, engine), **common} for e in endpoints]
     if url is not None and engine == "postgresql" and host is None:
         urls = split_hosts(url)
         if len(urls) > 1:
-            return engine, [{**_parse_url(u)[1], **common} for u in urls], options
+            return [{**_parse_url(u)[1], **common} for u in urls]
     settings = {**base, **common}
     if engine == "postgresql" and "," in settings.get("host", ""):
-        return engine, _split_keyword_hosts(settings), options
-    return engine, [settings], options
+        return _split_keyword_hosts(settings)
+    return [settings]
 
 
 def _translate_choices(options: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "db_pool.h"
 #include "error.h"
@@ -316,4 +317,13 @@ int dbp_parse_setting_int(const char *engine, const char *key, const char *value
                              key, lo, hi, value);
     *out = v;
     return DBP_OK;
+}
+
+int dbp_text_mentions(const char *text, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; i + n <= len; i++)
+        if (strncasecmp(text + i, needle, n) == 0)
+            return 1;
+    return 0;
 }

@@ -39,6 +39,10 @@ int dbp_format_timestamp(int64_t us, char *buf, size_t size);
  * the same double (at most 17 significant digits). */
 int dbp_format_double(double d, char *buf, size_t size);
 
+/* 1 when `needle` occurs in the `len` bytes of `text`, ignoring ASCII case
+ * (drivers looking for keywords in SQL). */
+int dbp_text_mentions(const char *text, size_t len, const char *needle);
+
 /* 1 when the bytes are well-formed UTF-8. */
 int dbp_utf8_valid(const unsigned char *s, size_t n);
 

@@ -15,6 +15,7 @@
 #include "error.h"
 #include "pg_internal.h"
 #include "textbuf.h"
+#include "textparse.h"
 
 static int is_ident(char ch) { return isalnum((unsigned char)ch) || ch == '_'; }
 
@@ -29,25 +30,16 @@ static int has_word(const char *sql, size_t len, const char *word)
     return 0;
 }
 
-static int has_text(const char *sql, size_t len, const char *text)
-{
-    size_t n = strlen(text);
-    for (size_t i = 0; i + n <= len; i++)
-        if (strncasecmp(sql + i, text, n) == 0)
-            return 1;
-    return 0;
-}
-
 unsigned pg_session_changes(const char *sql, size_t len)
 {
     unsigned changes = 0;
-    if (has_word(sql, len, "set") || has_text(sql, len, "set_config"))
+    if (has_word(sql, len, "set") || dbp_text_mentions(sql, len, "set_config"))
         changes |= PG_SESSION_SETTINGS;
     if (has_word(sql, len, "temp") || has_word(sql, len, "temporary"))
         changes |= PG_SESSION_TEMP;
     if (has_word(sql, len, "listen"))
         changes |= PG_SESSION_LISTEN;
-    if (has_text(sql, len, "advisory"))
+    if (dbp_text_mentions(sql, len, "advisory"))
         changes |= PG_SESSION_ADVISORY;
     if (has_word(sql, len, "declare"))
         changes |= PG_SESSION_CURSORS;

@@ -390,10 +390,7 @@ static int execute_rows(pg_conn *c, const pg_statement *st, const dbp_params *pa
 /* Whether a script may have dropped the server's prepared statements. */
 static int may_drop_statements(const char *sql, size_t len)
 {
-    for (size_t i = 0; i + 7 <= len; i++)
-        if (strncasecmp(sql + i, "discard", 7) == 0 || strncasecmp(sql + i, "dealloca", 8) == 0)
-            return 1;
-    return 0;
+    return dbp_text_mentions(sql, len, "discard") || dbp_text_mentions(sql, len, "dealloca");
 }
 
 int pg_execute(void *conn, const char *sql, size_t len, const dbp_params *params,

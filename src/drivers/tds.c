@@ -643,25 +643,16 @@ void tds_refresh_trancount(tds_conn *c)
         atomic_store(flag, 1);
 }
 
-/* Whether `sql` holds `word`, case-insensitively. */
-static int mentions(const char *sql, size_t len, const char *word)
-{
-    size_t n = strlen(word);
-    for (size_t i = 0; i + n <= len; i++)
-        if (strncasecmp(sql + i, word, n) == 0)
-            return 1;
-    return 0;
-}
 
 /* Whether `sql` may change the transaction count by itself (BEGIN TRAN,
  * COMMIT, ROLLBACK, SET IMPLICIT_TRANSACTIONS, XACT_ABORT, ...). Once a
  * session turns on implicit transactions every statement may open one. */
 static int touches_transactions(tds_conn *c, const char *sql, size_t len)
 {
-    if (mentions(sql, len, "IMPLICIT_TRANSACTIONS") || mentions(sql, len, "ANSI_DEFAULTS"))
+    if (dbp_text_mentions(sql, len, "IMPLICIT_TRANSACTIONS") || dbp_text_mentions(sql, len, "ANSI_DEFAULTS"))
         c->implicit_mode = 1;
-    return c->implicit_mode || mentions(sql, len, "TRAN") || mentions(sql, len, "COMMIT") ||
-           mentions(sql, len, "ROLLBACK") || mentions(sql, len, "XACT");
+    return c->implicit_mode || dbp_text_mentions(sql, len, "TRAN") || dbp_text_mentions(sql, len, "COMMIT") ||
+           dbp_text_mentions(sql, len, "ROLLBACK") || dbp_text_mentions(sql, len, "XACT");
 }
 
 /* After a user statement: re-read the transaction count when it may have

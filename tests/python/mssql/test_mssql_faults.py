@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, AsyncIterator, Awaitable, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import pytest
 
@@ -16,9 +16,9 @@ from db_pool import DatabasePool, OperationalError, OutcomeUnknown, PoolClosed, 
 
 from .conftest import POOL_ID, Target, assert_healthy, wait_idle
 
+from tests.faults.bounds import SLACK, fails_within, report  # noqa: E402
 from tests.faults.proxy import FaultProxy  # noqa: E402  (the repository root is on sys.path)
 
-SLACK = 1.0
 
 
 @pytest.fixture
@@ -42,17 +42,8 @@ async def pool(server: Target, proxy: FaultProxy) -> AsyncIterator[DatabasePool]
         await p.close(timeout=5)
 
 
-def report(name: str, seconds: float) -> None:
-    print(f"fault: mssql {name}: {seconds:.2f} s")
 
 
-async def fails_within(bound: float, expected: type[BaseException], call: Awaitable[Any]) -> tuple[BaseException, float]:
-    start = time.monotonic()
-    with pytest.raises(expected) as info:
-        await asyncio.wait_for(call, bound + 10)
-    took = time.monotonic() - start
-    assert took <= bound, f"{expected.__name__} after {took:.2f} s, bound {bound} s"
-    return info.value, took
 
 
 async def recovered(pool: DatabasePool, proxy: FaultProxy) -> None:
@@ -67,7 +58,7 @@ async def test_statement_timeout_sends_an_attention(pool: DatabasePool) -> None:
     _, took = await fails_within(
         1 + SLACK, QueryTimeout, pool.query(POOL_ID, "WAITFOR DELAY '00:00:10'; SELECT 1 AS a",
                                             timeout=1))
-    report("slow batch (timeout=1), attention confirmed", took)
+    report("mssql: slow batch (timeout=1), attention confirmed", took)
     stats = await wait_idle(pool)
     assert stats["query_timeouts"] == 1, stats
     await assert_healthy(pool)
@@ -81,7 +72,7 @@ async def test_blackhole_mid_query(pool: DatabasePool, proxy: FaultProxy) -> Non
     proxy.blackhole()
     exc, took = await fails_within(1 + SLACK, QueryTimeout, task)
     assert not isinstance(exc, OutcomeUnknown)
-    report("blackhole mid-query (timeout=1)", took)
+    report("mssql: blackhole mid-query (timeout=1)", took)
     await recovered(pool, proxy)
 
 
@@ -92,7 +83,7 @@ async def test_blackhole_mid_execute_is_outcome_unknown(pool: DatabasePool, prox
     proxy.blackhole()
     exc, took = await fails_within(1 + SLACK, QueryTimeout, task)
     assert isinstance(exc, OutcomeUnknown)
-    report("blackhole mid-execute (timeout=1)", took)
+    report("mssql: blackhole mid-execute (timeout=1)", took)
     await recovered(pool, proxy)
 
 
@@ -102,7 +93,7 @@ async def test_reset_mid_query(pool: DatabasePool, proxy: FaultProxy) -> None:
     proxy.reset()
     exc, took = await fails_within(SLACK + 1, OperationalError, task)
     assert exc.category == "network", exc
-    report("connection reset mid-query (no timeout)", took)
+    report("mssql: connection reset mid-query (no timeout)", took)
     await recovered(pool, proxy)
 
 
@@ -123,5 +114,5 @@ async def test_close_with_stuck_connections_is_bounded(server: Target, proxy: Fa
     for task in tasks:
         with pytest.raises(PoolClosed):
             await task
-    report("close(timeout=1) with 2 stuck connections", took)
+    report("mssql: close(timeout=1) with 2 stuck connections", took)
     proxy.pass_through()

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import polars as pl
 import pytest
@@ -34,10 +34,9 @@ from db_pool import (
 
 from .conftest import POOL_ID, assert_healthy, pool_kwargs, wait_idle
 
+from faults.bounds import SLACK, fails_within, report  # noqa: E402
 from faults.proxy import FaultProxy  # noqa: E402  (tests/ is on sys.path: see conftest)
 
-#: The slack the issue allows past a deadline.
-SLACK = 1.0
 
 
 @pytest.fixture
@@ -60,18 +59,8 @@ async def pool(pg_server: Any, schema: str, proxy: FaultProxy) -> AsyncIterator[
         await p.close(timeout=5)
 
 
-def report(name: str, seconds: float) -> None:
-    print(f"fault: {name}: {seconds:.2f} s")
 
 
-async def fails_within(bound: float, expected: type[BaseException], call: Awaitable[Any]) -> tuple[BaseException, float]:
-    """Awaits `call`, which must raise `expected` within `bound` seconds."""
-    start = time.monotonic()
-    with pytest.raises(expected) as info:
-        await asyncio.wait_for(call, bound + 10)  # the test itself never hangs
-    took = time.monotonic() - start
-    assert took <= bound, f"{expected.__name__} after {took:.2f} s, bound {bound} s"
-    return info.value, took
 
 
 async def recovered(pool: DatabasePool, proxy: FaultProxy) -> None:
