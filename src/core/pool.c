@@ -417,12 +417,14 @@ dbp_conn *dbp_pool_return_conn_locked(dbp_pool *pool, dbp_conn *conn)
 /* ---- maintenance -------------------------------------------------------- */
 
 /* Queues warm-up requests until each endpoint that is up has min_size
- * connections open or opening. */
-static void keep_min_size(dbp_pool *pool)
+ * connections open or opening. A single endpoint that is down is tried
+ * again after its backoff: that is what brings it back up (pools of
+ * several endpoints probe instead). */
+static void keep_min_size(dbp_pool *pool, int64_t now)
 {
     for (int i = 0; i < pool->n_endpoints && !pool->closed && pool->waiting.count == 0; i++) {
         dbp_endpoint *ep = pool->endpoints[i];
-        if (ep->health == DBP_HEALTH_DOWN)
+        if (ep->health == DBP_HEALTH_DOWN && (dbp_pool_has_topology(pool) || now < ep->retry_ns))
             continue;
         while (dbp_endpoint_size(ep) < pool->opts.min_size && pool->waiting.count == 0) {
             dbp_request *warm = dbp_request_new_internal(DBP_OP_WARM_UP, pool->mgr);
@@ -531,7 +533,7 @@ int64_t dbp_pool_maintain_locked(dbp_pool *pool, int64_t now, request_list *expi
         }
     }
     dbp_pool_dispatch_locked(pool); /* retries after an allocation failure */
-    keep_min_size(pool);
+    keep_min_size(pool, now);
     int64_t probe = dbp_pool_schedule_probes_locked(pool, now);
     return probe < next ? probe : next;
 }

@@ -32,9 +32,10 @@ static int replica_fits(const dbp_pool *pool, const dbp_endpoint *ep)
 int dbp_route_candidates(const dbp_pool *pool, const dbp_request *req, dbp_endpoint **out)
 {
     if (req->target) {
-        /* probes go even to a down endpoint: that is how it comes back */
+        /* probes go even to a down endpoint, and so do a single endpoint's
+         * warm-ups: that is how it comes back */
         *out = req->target;
-        return req->op == DBP_OP_PROBE || is_up(req->target);
+        return req->op == DBP_OP_PROBE || is_up(req->target) || !dbp_pool_has_topology(pool);
     }
     if (!dbp_pool_has_topology(pool)) {
         *out = pool->endpoints[0];

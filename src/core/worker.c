@@ -238,20 +238,25 @@ void dbp_conn_reset(dbp_conn *conn)
     atomic_int never = 0;
     dbp_exec_ctx ctx;
     housekeeping_ctx(conn->pool, &never, &ctx);
+    int talked = conn->has_cursor; /* sent anything to the engine */
     if (conn->has_cursor) {
         drv->cursor_close(conn->handle, &ctx);
         conn->has_cursor = 0;
     }
     dbp_error ignored;
-    if (drv->in_transaction(conn->handle) && drv->rollback(conn->handle, &ctx, &ignored) != DBP_OK)
-        conn->broken = 1;
+    if (drv->in_transaction(conn->handle)) {
+        talked = 1;
+        if (drv->rollback(conn->handle, &ctx, &ignored) != DBP_OK)
+            conn->broken = 1;
+    }
     int did_reset = 0;
     if (!conn->broken && drv->reset && opts->reset_on_release != DBP_RESET_NEVER &&
         (drv->reset(conn->handle, opts->reset_on_release == DBP_RESET_ALWAYS, &ctx, &did_reset,
                     &ignored) != DBP_OK ||
          (did_reset && dbp_conn_init(conn->pool, conn->handle, &ctx, &ignored) != DBP_OK)))
         conn->broken = 1;
-    if (drv->is_usable && !drv->is_usable(conn->handle))
+    /* a driver that could not stop a cursor or reset cleanly says so here */
+    if ((talked || did_reset) && drv->is_usable && !drv->is_usable(conn->handle))
         conn->broken = 1;
 }
 

@@ -360,3 +360,36 @@ async def test_close_with_stuck_connections_is_bounded(pg_server: Any, schema: s
     assert lag < 0.1, lag
     report(f"close(timeout=1) with 10 stuck connections (loop lag {lag * 1000:.0f} ms)", took)
     proxy.pass_through()
+
+
+async def test_down_endpoint_shows_in_stats_and_comes_back_alone(pg_server: Any, schema: str,
+                                                                 proxy: FaultProxy) -> None:
+    """While the server refuses connections stats() says so, with the error
+    and since when; once it accepts again the pool reopens min_size
+    connections by itself and says it is up, with no query needed."""
+    pool = DatabasePool()
+    kwargs = pool_kwargs(pg_server, schema, min_size=2, max_size=2)
+    kwargs.update(host="127.0.0.1", port=proxy.port)
+    await pool.create_pool(POOL_ID, **kwargs)
+    try:
+        proxy.refuse()
+        proxy.reset()
+        before = time.time()
+        with pytest.raises(OperationalError) as info:
+            await pool.query(POOL_ID, "SELECT 1 AS one")
+        assert info.value.category == "network"
+        (ep,) = pool.stats(POOL_ID)["endpoints"]
+        assert ep["health"] == "down" and "refused" in ep["last_error"], ep
+        assert before - 1 <= ep["health_since"] <= time.time()
+        proxy.pass_through()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            stats = pool.stats(POOL_ID)
+            if stats["endpoints"][0]["health"] == "up" and stats["idle"] == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert stats["endpoints"][0]["health"] == "up" and stats["idle"] == 2, stats
+        await assert_healthy(pool)
+    finally:
+        proxy.pass_through()
+        await pool.close(timeout=5)
