@@ -12,7 +12,14 @@ from typing import Any, AsyncIterator, Iterator
 
 import pytest
 
-from db_pool import DatabasePool, OperationalError, OutcomeUnknown, PoolClosed, QueryTimeout
+from db_pool import (
+    DatabasePool,
+    OperationalError,
+    OutcomeUnknown,
+    PoolClosed,
+    QueryTimeout,
+    TimeoutOutcomeUnknown,
+)
 
 from .conftest import POOL_ID, Target, assert_healthy, wait_idle
 
@@ -116,3 +123,64 @@ async def test_close_with_stuck_connections_is_bounded(server: Target, proxy: Fa
             await task
     report("mssql: close(timeout=1) with 2 stuck connections", took)
     proxy.pass_through()
+
+
+async def test_blackhole_mid_commit(pool: DatabasePool, proxy: FaultProxy, table: str) -> None:
+    await pool.execute(POOL_ID, f"CREATE TABLE {table} (a int)")
+
+    async def transaction() -> None:
+        async with pool.transaction(POOL_ID, timeout=1) as tx:
+            await tx.execute(f"INSERT INTO {table} VALUES (1)")
+            proxy.blackhole()
+
+    _, took = await fails_within(1 + SLACK, TimeoutOutcomeUnknown, transaction())
+    report("mssql: blackhole mid-COMMIT (timeout=1)", took)
+    await recovered(pool, proxy)
+
+
+async def test_blackhole_during_connect(server: Target, proxy: FaultProxy) -> None:
+    """db-lib's login cannot be interrupted; its timeout follows connect_timeout."""
+    pool = DatabasePool()
+    kwargs = server.kwargs(min_size=0, connect_timeout=1)
+    kwargs.update(host="127.0.0.1", port=proxy.port)
+    await pool.create_pool(POOL_ID, **kwargs)
+    try:
+        proxy.blackhole()
+        exc, took = await fails_within(1 + SLACK, OperationalError, pool.query(POOL_ID, "SELECT 1 AS a"))
+        report("mssql: blackhole during connect (connect_timeout=1)", took)
+        await recovered(pool, proxy)
+    finally:
+        await pool.close(timeout=5)
+
+
+async def test_drop_after_bytes(pool: DatabasePool, proxy: FaultProxy, server: Target) -> None:
+    from .conftest import series  # noqa: PLC0415
+
+    await pool.query(POOL_ID, "SELECT 1 AS a")
+    proxy.drop_after(3000)
+    exc, took = await fails_within(SLACK, OperationalError,
+                                   pool.query(POOL_ID, series(server, 5000, ", REPLICATE('z', 100) AS pad")))
+    assert exc.category == "network", exc
+    report("mssql: connection dropped after 3000 bytes of a result (no timeout)", took)
+    await recovered(pool, proxy)
+
+
+async def test_restart_while_idle_costs_no_errors(server: Target, proxy: FaultProxy) -> None:
+    """Every idle connection dies at once (reset by the proxy, as a server
+    restart does): the next queries see no error, because a dead idle
+    connection is found without a round trip and replaced."""
+    pool = DatabasePool()
+    kwargs = server.kwargs(min_size=3, max_size=3)
+    kwargs.update(host="127.0.0.1", port=proxy.port)
+    await pool.create_pool(POOL_ID, **kwargs)
+    try:
+        await asyncio.gather(*(pool.query(POOL_ID, "WAITFOR DELAY '00:00:00.050'; SELECT 1 AS a")
+                               for _ in range(3)))
+        proxy.reset()
+        await asyncio.sleep(0.05)
+        for _ in range(20):
+            assert (await pool.query(POOL_ID, "SELECT 1 AS a")).item() == 1
+        assert pool.stats(POOL_ID)["validation_failures"] >= 1
+        await assert_healthy(pool)
+    finally:
+        await pool.close(timeout=5)
