@@ -56,6 +56,8 @@ typedef struct dbp_exec_ctx {
                                     when a statement goes out and to 1 once any of the
                                     server's answer to it arrived (the pool retries a read
                                     that failed before any answer) */
+    int session_setup;           /* the statement is init_sql: the session state it leaves
+                                    is the baseline, not a change for `reset` to undo */
     dbp_copy_mode copy_mode;     /* QUERY / CURSOR_OPEN: bulk read path */
     int read_all;                /* CURSOR_OPEN for a QUERY: every row is wanted at once */
     /* Passes an engine message (a NOTICE) to the caller. */

@@ -220,7 +220,9 @@ int dbp_conn_init(const dbp_pool *pool, void *handle, const dbp_exec_ctx *ctx, d
     if (!sql)
         return DBP_OK;
     int64_t affected = 0;
-    int rc = pool->driver->execute(handle, sql, strlen(sql), NULL, ctx, &affected, err);
+    dbp_exec_ctx setup = *ctx;
+    setup.session_setup = 1;
+    int rc = pool->driver->execute(handle, sql, strlen(sql), NULL, &setup, &affected, err);
     if (rc != DBP_OK && err) {
         char cause[DBP_ERROR_MESSAGE_SIZE];
         snprintf(cause, sizeof cause, "%s", err->message);

@@ -401,7 +401,8 @@ int pg_execute(void *conn, const char *sql, size_t len, const dbp_params *params
     *affected = 0;
     int rc;
     if (!params) { /* the simple protocol runs scripts of several statements */
-        c->session_changes |= pg_session_changes(sql, len);
+        if (!ctx->session_setup)
+            c->session_changes |= pg_session_changes(sql, len);
         char *text = dbp_strndup(sql, len);
         rc = !text                   ? dbp_error_nomem(err)
              : PQsendQuery(c->pg, text) ? pg_drain(c, affected, err)
@@ -415,7 +416,8 @@ int pg_execute(void *conn, const char *sql, size_t len, const dbp_params *params
             int owned;
             rc = pg_statement_for(c, sql, len, &st, &owned, err);
             if (rc == DBP_OK) {
-                c->session_changes |= st->session_changes;
+                if (!ctx->session_setup)
+                    c->session_changes |= st->session_changes;
                 rc = execute_rows(c, st, params, dbp_params_rows(params), affected, err);
                 if (owned)
                     pg_statement_free(st);

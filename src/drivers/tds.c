@@ -1046,6 +1046,8 @@ static int execute(void *conn, const char *sql, size_t len, const dbp_params *pa
     call_begin(c, ctx);
     *affected = 0;
     int touches = touches_transactions(c, sql, len);
+    if (!ctx->session_setup)
+        c->session_changed |= tds_session_changes(sql, len);
     size_t rows = params ? dbp_params_rows(params) : 0;
     int rc;
     if (rows > 1) {
@@ -1120,6 +1122,7 @@ static int cursor_open(void *conn, const char *sql, size_t len, const dbp_params
     call_begin(c, ctx);
     tds_cursor *cur = &c->cur;
     cur->touches = touches_transactions(c, sql, len);
+    c->session_changed |= tds_session_changes(sql, len);
     if (params && dbp_params_rows(params) > 1) {
         call_end(c);
         return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "a query takes one row of parameters");
@@ -1373,7 +1376,8 @@ static void describe(const void *config, char *buf, size_t size)
 
 const dbp_driver dbp_mssql_driver = {
     .abi_version = DBP_DRIVER_ABI_VERSION,
-    .caps = DBP_CAP_CANCEL | DBP_CAP_DEADLINES | DBP_CAP_ROLES | DBP_CAP_BULK_LOAD,
+    .caps = DBP_CAP_CANCEL | DBP_CAP_DEADLINES | DBP_CAP_ROLES | DBP_CAP_BULK_LOAD |
+            DBP_CAP_RESET,
     .name = "mssql",
     .parse_config = parse_config,
     .free_config = free_config,
@@ -1382,6 +1386,7 @@ const dbp_driver dbp_mssql_driver = {
     .ping = ping,
     .interrupt = interrupt,
     .is_usable = is_usable,
+    .reset = tds_reset,
     .in_transaction = in_transaction,
     .execute = execute,
     .cursor_open = cursor_open,

@@ -46,6 +46,7 @@ typedef struct tds_conn {
     int trancount;       /* @@TRANCOUNT as last read */
     int implicit_mode;   /* the session mentioned IMPLICIT_TRANSACTIONS */
     int isolation_changed;
+    int session_changed; /* a statement may have changed session state (tds_session.c) */
     tds_cursor cur;
 } tds_conn;
 
@@ -69,5 +70,10 @@ void tds_send_batch(tds_conn *c, const char *sql);
 void tds_drain(tds_conn *c, int64_t *affected);
 /* Stops the current command: an attention, its acknowledgement read. */
 void tds_cancel_results(tds_conn *c);
+
+/* tds_session.c: 1 when `sql` may change session state; driver.h's reset
+ * (which replaces such a connection rather than resetting it). */
+int tds_session_changes(const char *sql, size_t len);
+int tds_reset(void *conn, int always, const dbp_exec_ctx *ctx, int *did_reset, dbp_error *err);
 
 #endif

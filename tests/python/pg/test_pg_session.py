@@ -91,3 +91,18 @@ async def test_reset_never_keeps_the_session(api: Any, pg_server: Any, schema: s
     assert await setting(api, "statement_timeout") == "4321ms"
     with pytest.raises(ConfigurationError, match="reset_on_release"):
         await api.create_pool("bad", **pool_kwargs(pg_server, schema), reset_on_release="sometimes")
+
+
+async def test_init_sql_is_the_baseline_not_a_change(apg: DatabasePool, pg_server: Any,
+                                                     schema: str, admin: Any) -> None:
+    """A SET in init_sql is not undone on release: no reset round trip
+    follows plain statements (the backend's count of RESET ALL stays 0)."""
+    await apg.create_pool("b", **pool_kwargs(pg_server, schema), max_size=1,
+                          init_sql="SET application_name = 'baseline'")
+    pid = (await apg.query("b", "SELECT pg_backend_pid() AS p")).item()
+    for _ in range(3):
+        assert (await apg.query("b", "SELECT 1 AS one")).item() == 1
+    row = admin.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+    # the last thing the backend ran is the caller's query, not a reset
+    # followed by init_sql again
+    assert row is not None and "SELECT 1 AS one" in row[0], row
