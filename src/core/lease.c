@@ -79,14 +79,17 @@ void dbp_lease_return(dbp_lease *lease)
     dbp_free(lease);
 }
 
-/* Whether returning the connection needs the engine (a rollback, closing a
- * cursor), which may block. */
+/* Whether returning the connection may need the engine (a rollback,
+ * closing a cursor, resetting the session), which waits on the network:
+ * then a worker returns it, never the caller's thread (an event loop). */
 static int needs_reset(const dbp_lease *lease)
 {
     const dbp_conn *conn = lease->conn;
+    const dbp_pool *pool = conn->pool;
     if (!conn->handle || conn->broken || lease->lost)
         return 0;
-    return conn->has_cursor || conn->pool->driver->in_transaction(conn->handle);
+    return conn->has_cursor || pool->driver->in_transaction(conn->handle) ||
+           (pool->driver->reset && pool->opts.reset_on_release != DBP_RESET_NEVER);
 }
 
 void dbp_lease_release(dbp_lease *lease)
@@ -96,7 +99,9 @@ void dbp_lease_release(dbp_lease *lease)
     dbp_manager *mgr = lease->pool->mgr;
     pthread_mutex_lock(&mgr->mu);
     int on_worker = lease->busy; /* the running request's worker returns it */
-    if (!on_worker && !mgr->closing && needs_reset(lease)) {
+    if (!on_worker && (mgr->closing || lease->pool->closed)) {
+        lease->conn->broken = 1; /* closed, not reset: the server rolls back */
+    } else if (!on_worker && needs_reset(lease)) {
         dbp_request *reset = dbp_request_new_internal(DBP_OP_RESET_LEASE, mgr);
         if (reset) { /* else: reset here, on the caller's thread */
             dbp_lease_enqueue_locked(lease, reset);
