@@ -96,14 +96,14 @@ bench-quick: bench-deps
 # values and COPY framing (clang from Debian). FUZZ_SECONDS per harness.
 FUZZ_SECONDS ?= 300
 FUZZ_SOURCES := src/core/column.c src/core/result.c src/core/alloc.c src/core/error.c \
-                src/core/textparse.c src/drivers/pg_types.c src/drivers/pg_copy.c
+                src/core/textparse.c src/drivers/pg/pg_types.c src/drivers/pg/pg_copy.c
 fuzz:
 	@command -v clang >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	    $$SUDO apt-get install -y -q clang; }
 	for h in pg_types pg_copy; do \
 	    mkdir -p build/fuzz-corpus-$$h && \
 	    clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	        -fno-sanitize-recover=all -Iinclude -Isrc/core -Isrc/drivers $(FUZZ_SOURCES) \
+	        -fno-sanitize-recover=all -Iinclude -Isrc/core -Isrc/drivers/pg $(FUZZ_SOURCES) \
 	        tests/fuzz/fuzz_$$h.c -o build/fuzz_$$h && \
 	    build/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz-corpus-$$h \
 	        || exit 1; \

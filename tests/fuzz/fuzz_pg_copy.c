@@ -5,7 +5,7 @@
  * tuple is incomplete, or an error. Results other than OK, "need more",
  * PROTOCOL or DATA, or a sanitizer report are findings. Build like
  * fuzz_pg_types.c (see `make fuzz`), adding src/core/result.c and
- * src/drivers/pg_copy.c. */
+ * src/drivers/pg/pg_copy.c. */
 #include <stdint.h>
 #include <stdlib.h>
 

@@ -9,9 +9,9 @@
  *
  * Build and run (from the repository root):
  *   clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
- *       -fno-sanitize-recover=all -Iinclude -Isrc/core -Isrc/drivers \
+ *       -fno-sanitize-recover=all -Iinclude -Isrc/core -Isrc/drivers/pg \
  *       src/core/column.c src/core/alloc.c src/core/error.c src/core/textparse.c \
- *       src/drivers/pg_types.c tests/fuzz/fuzz_pg_types.c -o build/fuzz_pg_types
+ *       src/drivers/pg/pg_types.c tests/fuzz/fuzz_pg_types.c -o build/fuzz_pg_types
  *   mkdir -p build/fuzz-corpus
  *   build/fuzz_pg_types -max_total_time=300 -max_len=4096 build/fuzz-corpus
  */

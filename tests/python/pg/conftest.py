@@ -45,7 +45,7 @@ from sync_as_async import SyncAsAsync
 HAVE_PG_ENGINE = "postgresql" in db_pool.engines()
 SKIP_REASON = (
     "this db_pool build has no 'postgresql' engine (engines: "
-    f"{db_pool.engines()}); it needs libpq-dev at build time and src/drivers/pg_types.c"
+    f"{db_pool.engines()}); it needs libpq-dev at build time and src/drivers/pg/pg_types.c"
 )
 
 POOL_ID = "pg"
