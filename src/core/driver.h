@@ -139,6 +139,9 @@ typedef struct dbp_driver {
      * NULL when the engine has no reset. */
     int (*reset)(void *conn, int always, const dbp_exec_ctx *ctx, int *did_reset,
                  dbp_error *err);
+    /* No round trip: 1 when `reset` without `always` would have something
+     * to do. With `reset`. */
+    int (*session_changed)(void *conn);
 
     /* `options` is engine text such as "IMMEDIATE" (may be empty). */
     int (*begin)(void *conn, const char *options, const dbp_exec_ctx *ctx, dbp_error *err);

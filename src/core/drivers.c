@@ -53,7 +53,8 @@ static size_t n_extra;
 
 int dbp_driver_register(const dbp_driver *driver)
 {
-    if (n_extra == sizeof extra / sizeof *extra || driver->abi_version != DBP_DRIVER_ABI_VERSION)
+    if (n_extra == sizeof extra / sizeof *extra || driver->abi_version != DBP_DRIVER_ABI_VERSION ||
+        (driver->reset && !driver->session_changed))
         return DBP_E_MISUSE;
     extra[n_extra++] = driver;
     return DBP_OK;

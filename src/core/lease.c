@@ -79,17 +79,19 @@ void dbp_lease_return(dbp_lease *lease)
     dbp_free(lease);
 }
 
-/* Whether returning the connection may need the engine (a rollback,
- * closing a cursor, resetting the session), which waits on the network:
- * then a worker returns it, never the caller's thread (an event loop). */
+/* Whether returning the connection needs the engine (a rollback, closing
+ * a cursor, resetting the session), which waits on the network: then a
+ * worker returns it, never the caller's thread (an event loop). */
 static int needs_reset(const dbp_lease *lease)
 {
     const dbp_conn *conn = lease->conn;
-    const dbp_pool *pool = conn->pool;
+    const dbp_driver *drv = conn->driver;
+    int mode = conn->pool->opts.reset_on_release;
     if (!conn->handle || conn->broken || lease->lost)
         return 0;
-    return conn->has_cursor || pool->driver->in_transaction(conn->handle) ||
-           (pool->driver->reset && pool->opts.reset_on_release != DBP_RESET_NEVER);
+    return conn->has_cursor || drv->in_transaction(conn->handle) ||
+           (drv->reset && (mode == DBP_RESET_ALWAYS ||
+                           (mode == DBP_RESET_AUTO && drv->session_changed(conn->handle))));
 }
 
 void dbp_lease_release(dbp_lease *lease)

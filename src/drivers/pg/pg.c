@@ -424,6 +424,7 @@ const dbp_driver dbp_pg_driver = {
     .cursor_close = pg_cursor_close,
     .bulk_load = pg_bulk_load,
     .reset = pg_reset,
+    .session_changed = pg_session_changed,
     .begin = begin,
     .commit = commit,
     .rollback = rollback,

@@ -161,8 +161,9 @@ void pg_cursor_free(pg_cursor *cur);
 /* PG_SESSION_* flags for what `sql` may change in the session, judged from
  * its words. */
 unsigned pg_session_changes(const char *sql, size_t len);
-/* driver.h's reset. */
+/* driver.h's reset and session_changed. */
 int pg_reset(void *conn, int always, const dbp_exec_ctx *ctx, int *did_reset, dbp_error *err);
+int pg_session_changed(void *conn);
 
 /* ---- pg_bulk.c ---- */
 

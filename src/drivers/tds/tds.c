@@ -1387,6 +1387,7 @@ const dbp_driver dbp_mssql_driver = {
     .interrupt = interrupt,
     .is_usable = is_usable,
     .reset = tds_reset,
+    .session_changed = tds_session_changed,
     .in_transaction = in_transaction,
     .execute = execute,
     .cursor_open = cursor_open,

@@ -75,5 +75,6 @@ void tds_cancel_results(tds_conn *c);
  * (which replaces such a connection rather than resetting it). */
 int tds_session_changes(const char *sql, size_t len);
 int tds_reset(void *conn, int always, const dbp_exec_ctx *ctx, int *did_reset, dbp_error *err);
+int tds_session_changed(void *conn);
 
 #endif

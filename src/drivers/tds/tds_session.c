@@ -72,6 +72,8 @@ int tds_session_changes(const char *sql, size_t len)
            dbp_text_mentions(sql, len, "sp_set_session_context");
 }
 
+int tds_session_changed(void *conn) { return ((tds_conn *)conn)->session_changed; }
+
 int tds_reset(void *conn, int always, const dbp_exec_ctx *ctx, int *did_reset, dbp_error *err)
 {
     (void)ctx;

@@ -106,3 +106,13 @@ async def test_init_sql_is_the_baseline_not_a_change(apg: DatabasePool, pg_serve
     # the last thing the backend ran is the caller's query, not a reset
     # followed by init_sql again
     assert row is not None and "SELECT 1 AS one" in row[0], row
+
+
+async def test_set_local_needs_no_reset(apg: DatabasePool, pg_server: Any, schema: str) -> None:
+    """SET LOCAL ends with its transaction: the connection comes back at once
+    (no reset through a worker), and the setting is gone."""
+    await apg.create_pool("l", **pool_kwargs(pg_server, schema), max_size=1)
+    async with apg.transaction("l") as tx:
+        await tx.execute("SET LOCAL work_mem = '5MB'")
+    assert apg.stats("l")["in_use"] == 0
+    assert (await apg.query("l", "SELECT current_setting('work_mem') AS v")).item() != "5MB"
