@@ -73,6 +73,14 @@ typedef struct dbp_fetch_limits {
     size_t batch_bytes;
 } dbp_fetch_limits;
 
+/* 1 when the result's open batch is due to be cut (dbp_result_finish_batch)
+ * under `limits`; every driver's fetch loop asks after each row. */
+static inline int dbp_fetch_batch_full(const dbp_result *res, const dbp_fetch_limits *limits)
+{
+    return dbp_result_pending_rows(res) >= limits->batch_rows ||
+           dbp_result_pending_memory(res) >= limits->batch_bytes;
+}
+
 typedef struct dbp_driver {
     int abi_version; /* DBP_DRIVER_ABI_VERSION */
     unsigned caps;   /* DBP_CAP_* */

@@ -182,8 +182,7 @@ static int fetch_copy(pg_conn *c, const dbp_fetch_limits *limits, const dbp_exec
             if (!trailer) {
                 rows++;
                 cur->rows_read++;
-                if ((dbp_result_pending_rows(res) >= limits->batch_rows ||
-                     dbp_result_pending_memory(res) >= limits->batch_bytes)) {
+                if (dbp_fetch_batch_full(res, limits)) {
                     int rc = dbp_result_finish_batch(res, err);
                     if (rc != DBP_OK)
                         return rc;
@@ -289,8 +288,7 @@ static int fetch_rows(pg_conn *c, const dbp_fetch_limits *limits, const dbp_exec
         cur->row++;
         cur->rows_read++;
         rows++;
-        if (dbp_result_pending_rows(res) >= limits->batch_rows ||
-            dbp_result_pending_memory(res) >= limits->batch_bytes) {
+        if (dbp_fetch_batch_full(res, limits)) {
             int rc = dbp_result_finish_batch(res, err);
             if (rc != DBP_OK)
                 return rc;

@@ -1040,8 +1040,7 @@ static int fetch_watched(sqlite_conn *c, const dbp_fetch_limits *limits,
         cur->row_pending = 0;
         cur->rows_read++;
         rows++;
-        if ((dbp_result_pending_rows(res) >= limits->batch_rows ||
-             dbp_result_pending_memory(res) >= limits->batch_bytes) &&
+        if (dbp_fetch_batch_full(res, limits) &&
             (limits->max_rows >= 0 || !has_untyped_column(cur, res)))
             rc = dbp_result_finish_batch(res, err);
     }

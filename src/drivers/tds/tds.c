@@ -1239,8 +1239,7 @@ static int fetch_rows(tds_conn *c, const dbp_fetch_limits *limits, dbp_result *r
         }
         rows++;
         cur->rows_read++;
-        if (dbp_result_pending_rows(res) >= limits->batch_rows ||
-            dbp_result_pending_memory(res) >= limits->batch_bytes) {
+        if (dbp_fetch_batch_full(res, limits)) {
             int rc = dbp_result_finish_batch(res, err);
             if (rc != DBP_OK) {
                 tds_cancel_results(c);
