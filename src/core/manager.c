@@ -364,7 +364,9 @@ int dbp_manager_create_pool_endpoints(dbp_manager *mgr, const char *pool_id, con
         return rc;
 
     pthread_mutex_lock(&mgr->mu);
-    rc = mgr->closing ? DBP_E_CLOSED : dbp_manager_find_pool_locked(mgr, pool_id) != SIZE_MAX ? DBP_E_EXISTS : 0;
+    rc = mgr->closing                                                ? DBP_E_CLOSED
+         : dbp_manager_find_pool_locked(mgr, pool_id) != SIZE_MAX ? DBP_E_EXISTS
+                                                                  : 0;
     pthread_mutex_unlock(&mgr->mu);
     if (rc == DBP_E_CLOSED)
         return dbp_error_set(err, rc, 0, NULL, "the pool manager is closed");

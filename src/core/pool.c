@@ -461,7 +461,8 @@ static int64_t deadline_of(const dbp_pool *pool, const dbp_request *req, int rou
 static void expire(dbp_pool *pool, dbp_request *req, int routable, int64_t now)
 {
     dbp_request_list_remove(&pool->waiting, req);
-    if (now >= req->call_deadline_ns && req->call_deadline_ns < wait_deadline(pool, req, routable)) {
+    int own_deadline = req->call_deadline_ns < wait_deadline(pool, req, routable);
+    if (now >= req->call_deadline_ns && own_deadline) {
         long long ms = req->timeout_ms > 0 ? req->timeout_ms : pool->opts.query_timeout_ms;
         req->status = dbp_error_set(
             &req->error, DBP_E_QUERY_TIMEOUT, 0, "57014",

@@ -494,7 +494,8 @@ static int execute_rows(pg_conn *c, const pg_statement *st, const dbp_params *pa
         PQclear(res);
     }
     PQexitPipelineMode(c->pg);
-    if (!savepoint && PQtransactionStatus(c->pg) != PQTRANS_IDLE) { /* an error left BEGIN's block open */
+    /* an error left BEGIN's block open */
+    if (!savepoint && PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
         dbp_error ignored;
         pg_exec(c, "ROLLBACK", &ignored);
     }

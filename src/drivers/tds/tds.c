@@ -221,14 +221,9 @@ static int section_body(const parsed_settings *ps, char *body, size_t size, dbp_
     return rc;
 }
 
-static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static int init_failed;
-static void init_dblib(void);
-
 static int parse_config(const dbp_setting *settings, size_t n, void **out, dbp_error *err)
 {
-    pthread_once(&init_once, init_dblib);
-    if (init_failed)
+    if (tds_dblib_init() != 0)
         return dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "FreeTDS db-lib failed to initialise");
     tds_config *cfg = dbp_calloc(1, sizeof *cfg);
     if (!cfg)
@@ -260,407 +255,6 @@ static int parse_config(const dbp_setting *settings, size_t n, void **out, dbp_e
         snprintf(cfg->where, sizeof cfg->where, "%s:%ld", ps.host, ps.port);
     *out = cfg;
     return DBP_OK;
-}
-
-/* ---- messages and errors ----------------------------------------------------- */
-
-/* The connection a handler call belongs to when its DBPROCESS has none
- * (yet): the one the calling thread is working on. */
-static _Thread_local tds_conn *current;
-
-static tds_conn *conn_of(DBPROCESS *proc)
-{
-    tds_conn *c = proc ? (tds_conn *)dbgetuserdata(proc) : NULL;
-    return c ? c : current;
-}
-
-/* The call's deadline passed (the driver's own check; the pool also
- * cancels then). Bookkeeping with c->cancelled cleared is not bounded by it. */
-static int past_deadline(const tds_conn *c)
-{
-    return c->cancelled && c->ctx && dbp_now_ns() >= c->ctx->deadline_ns;
-}
-
-int tds_cancel_requested(const tds_conn *c)
-{
-    return atomic_load(&c->interrupted) || (c->cancelled && atomic_load(c->cancelled)) ||
-           past_deadline(c);
-}
-
-/* db-lib polls once a second: the attention's acknowledgement gets the
- * call's cancel grace, in whole polls. */
-static int attention_polls_allowed(const tds_conn *c)
-{
-    int64_t grace = c->ctx ? c->ctx->cancel_grace_ns : (int64_t)2000000000;
-    return (int)((grace + 999999999) / 1000000000);
-}
-
-static int on_message(DBPROCESS *proc, DBINT number, int state, int severity, char *text,
-                      char *server, char *procname, int line)
-{
-    (void)server;
-    tds_conn *c = conn_of(proc);
-    if (!c)
-        return 0;
-    if (severity > 10) {
-        tds_failure *f = &c->fail;
-        if (!f->server) {
-            f->server = 1;
-            f->number = number;
-            f->state = state;
-            f->severity = severity;
-            f->line = line;
-            snprintf(f->message, sizeof f->message, "%s", text ? text : "");
-            snprintf(f->procname, sizeof f->procname, "%s", procname ? procname : "");
-        }
-        if (severity >= 20) /* fatal: the server ends the session */
-            c->dead = 1;
-    } else if (c->ctx && c->ctx->notice && text) {
-        c->ctx->notice(c->ctx->notice_arg, "INFO", text);
-    }
-    return 0;
-}
-
-/* db-lib's own errors that mean the connection is gone. */
-static int is_link_error(int dberr)
-{
-    switch (dberr) {
-    case SYBESYNC:
-    case SYBEFCON:
-    case SYBEREAD:
-    case SYBEWRIT:
-    case SYBESOCK:
-    case SYBECONN:
-    case SYBESEOF:
-    case SYBEBTOK:
-    case SYBEOOB:
-    case SYBEDDNE:
-    case SYBEUTDS:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-static int on_error(DBPROCESS *proc, int severity, int dberr, int oserr, char *dberrstr,
-                    char *oserrstr)
-{
-    (void)severity;
-    tds_conn *c = conn_of(proc);
-    if (dberr == SYBETIME) {
-        if (!c || c->connecting)
-            return INT_CANCEL; /* the login timeout */
-        if (c->attention_sent) {
-            if (++c->attention_polls > attention_polls_allowed(c)) {
-                c->dead = 1;
-                return INT_CANCEL; /* no acknowledgement: drop the connection */
-            }
-            return INT_CONTINUE;
-        }
-        if (tds_cancel_requested(c)) {
-            c->attention_sent = 1;
-            return INT_TIMEOUT; /* db-lib sends the attention and keeps reading */
-        }
-        return INT_CONTINUE;
-    }
-    if (!c || dberr == SYBESMSG) /* SYBESMSG: the server's message came already */
-        return INT_CANCEL;
-    tds_failure *f = &c->fail;
-    if (dberr == SYBEICONVI || dberr == SYBEICONVIU || dberr == SYBEICONVO)
-        f->conversion = 1;
-    if (is_link_error(dberr))
-        c->dead = 1;
-    if (!f->client) {
-        f->client = dberr;
-        f->oserr = oserr;
-        if (oserr > 0 && oserrstr && *oserrstr)
-            snprintf(f->client_text, sizeof f->client_text, "%s (%s)", dberrstr ? dberrstr : "",
-                     oserrstr);
-        else
-            snprintf(f->client_text, sizeof f->client_text, "%s", dberrstr ? dberrstr : "");
-    }
-    return INT_CANCEL;
-}
-
-static void init_dblib(void)
-{
-    if (dbinit() == FAIL) {
-        init_failed = 1;
-        return;
-    }
-    dberrhandle(on_error);
-    dbmsghandle(on_message);
-}
-
-/* SQL Server error numbers whose class the severity does not tell. */
-static const struct {
-    int number;
-    int category;
-    const char *state;
-} known_errors[] = {
-    {18456, DBP_E_AUTH, "28000"},   /* login failed */
-    {18452, DBP_E_AUTH, "28000"},   /* untrusted domain */
-    {18470, DBP_E_AUTH, "28000"},   /* login disabled */
-    {18486, DBP_E_AUTH, "28000"},   /* locked out */
-    {18487, DBP_E_AUTH, "28000"},   /* password expired */
-    {18488, DBP_E_AUTH, "28000"},   /* password must change */
-    {4060, DBP_E_AUTH, "08004"},    /* cannot open the login's database */
-    {4064, DBP_E_AUTH, "08004"},    /* cannot open the default database */
-    {1205, DBP_E_SERVER, "40001"},  /* deadlock victim: retry */
-    {3960, DBP_E_SERVER, "40001"},  /* snapshot update conflict: retry */
-    {1222, DBP_E_SERVER, "HYT00"},  /* lock timeout */
-    {2627, DBP_E_SERVER, "23000"},  /* unique/primary key */
-    {2601, DBP_E_SERVER, "23000"},  /* unique index */
-    {547, DBP_E_SERVER, "23000"},   /* foreign key / check */
-    {515, DBP_E_SERVER, "23000"},   /* NULL into NOT NULL */
-    {2628, DBP_E_DATA, "22001"},    /* string or binary truncated */
-    {8152, DBP_E_DATA, "22001"},
-    {8115, DBP_E_DATA, "22003"},    /* arithmetic overflow */
-    {220, DBP_E_DATA, "22003"},
-    {232, DBP_E_DATA, "22003"},
-    {8134, DBP_E_DATA, "22012"},    /* divide by zero */
-    {241, DBP_E_DATA, "22007"},     /* bad date/time text */
-    {242, DBP_E_DATA, "22008"},     /* date/time out of range */
-    {245, DBP_E_DATA, "22018"},     /* conversion failed */
-    {8114, DBP_E_DATA, "22018"},
-    {8169, DBP_E_DATA, "22018"},
-    {207, DBP_E_SERVER, "42S22"},   /* invalid column */
-    {208, DBP_E_SERVER, "42S02"},   /* invalid object */
-    {2714, DBP_E_SERVER, "42S01"},  /* object exists */
-    {266, DBP_E_SERVER, "25000"},   /* transaction count mismatch */
-    {3902, DBP_E_SERVER, "25000"},  /* COMMIT without BEGIN */
-    {3903, DBP_E_SERVER, "25000"},  /* ROLLBACK without BEGIN */
-    {3930, DBP_E_SERVER, "25000"},  /* uncommittable transaction */
-    {3617, DBP_E_CANCELLED, "HY008"}, /* cancelled by an attention */
-};
-
-/* Fills `err` from the server's error: native code = its number, message
- * = its text, detail = severity (class), state, procedure and line. */
-static int server_error(const tds_failure *f, int login, dbp_error *err)
-{
-    int category = DBP_E_SERVER;
-    const char *state = f->severity >= 17 ? "HY000" : "42000";
-    int known = 0;
-    for (size_t i = 0; i < sizeof known_errors / sizeof *known_errors; i++)
-        if (known_errors[i].number == f->number) {
-            category = known_errors[i].category;
-            state = known_errors[i].state;
-            known = 1;
-            break;
-        }
-    if (login && category != DBP_E_AUTH)
-        category = DBP_E_AUTH, state = "28000";
-    else if (!known && f->severity >= 20)
-        category = DBP_E_NETWORK, state = "08S01";
-    dbp_error_set(err, category, f->number, state, "%s", f->message);
-    if (err) {
-        if (f->procname[0])
-            snprintf(err->detail, sizeof err->detail,
-                     "SQL Server error %d, severity %d, state %d, procedure %s, line %d",
-                     f->number, f->severity, f->state, f->procname, f->line);
-        else
-            snprintf(err->detail, sizeof err->detail,
-                     "SQL Server error %d, severity %d, state %d, line %d", f->number,
-                     f->severity, f->state, f->line);
-    }
-    return category;
-}
-
-/* The error of a failed call, in order of weight: a lost connection, a
- * cancel, the server's error, db-lib's. */
-int tds_call_error(tds_conn *c, dbp_error *err)
-{
-    tds_failure *f = &c->fail;
-    if (c->proc && DBDEAD(c->proc))
-        c->dead = 1;
-    if (c->dead) {
-        if (f->server && f->severity >= 20) {
-            server_error(f, 0, err);
-            if (err)
-                err->category = DBP_E_NETWORK;
-            return DBP_E_NETWORK;
-        }
-        return dbp_error_set(err, DBP_E_NETWORK, f->client, "08S01",
-                             "the connection to SQL Server was lost: %s",
-                             f->client_text[0] ? f->client_text : "the server closed it");
-    }
-    if ((c->attention_sent || tds_cancel_requested(c)) && past_deadline(c))
-        return dbp_error_set(err, DBP_E_QUERY_TIMEOUT, 0, "HYT00",
-                             "the statement passed its deadline and was cancelled");
-    if (c->attention_sent || (tds_cancel_requested(c) && !f->server))
-        return dbp_error_set(err, DBP_E_CANCELLED, 0, "HY008", "statement cancelled");
-    if (f->server)
-        return server_error(f, 0, err);
-    if (f->conversion)
-        return dbp_error_set(err, DBP_E_DATA, f->client, "22021",
-                             "FreeTDS could not convert some characters between UTF-8 and the "
-                             "server's character set: %s", f->client_text);
-    if (f->client == SYBEMEM)
-        return dbp_error_nomem(err);
-    if (f->client)
-        return dbp_error_set(err, DBP_E_PROTOCOL, f->client, NULL, "FreeTDS db-lib: %s",
-                             f->client_text);
-    return dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL,
-                         "FreeTDS db-lib reported a failure without a message");
-}
-
-int tds_failed(const tds_conn *c)
-{
-    return c->fail.server || c->fail.client || c->fail.conversion || c->dead ||
-           c->attention_sent;
-}
-
-/* Starts a driver call: a clean error slot, the caller's cancel flag. */
-static void call_begin(tds_conn *c, const dbp_exec_ctx *ctx)
-{
-    memset(&c->fail, 0, sizeof c->fail);
-    c->attention_sent = 0;
-    c->attention_polls = 0;
-    atomic_store(&c->interrupted, 0);
-    c->ctx = ctx;
-    c->cancelled = ctx ? ctx->cancelled : NULL;
-    current = c;
-}
-
-static void call_end(tds_conn *c)
-{
-    /* After an attention, make sure its acknowledgement was read: dbcancel
-     * returns at once when nothing is pending. */
-    if (c->attention_sent && c->proc && !c->dead && !DBDEAD(c->proc))
-        dbcancel(c->proc);
-    c->ctx = NULL;
-    c->cancelled = NULL;
-    current = NULL;
-}
-
-/* ---- running commands -------------------------------------------------------------- */
-
-/* Stops what the server is sending: an attention, then everything up to
- * its acknowledgement is read and dropped. */
-void tds_cancel_results(tds_conn *c)
-{
-    if (c->dead || DBDEAD(c->proc))
-        return;
-    c->attention_sent = 1; /* the poll handler must not send another */
-    dbcancel(c->proc);
-}
-
-/* Reads every remaining result of the current command, adding the rows
- * statements changed to *affected (may be NULL); rows are dropped. A
- * cancel stops it with an attention. */
-void tds_drain(tds_conn *c, int64_t *affected)
-{
-    DBPROCESS *proc = c->proc;
-    int fails = 0;
-    for (;;) {
-        if (c->dead || c->attention_sent)
-            return; /* an attention ended the command */
-        RETCODE r = dbresults(proc);
-        if (r == NO_MORE_RESULTS)
-            return;
-        if (r == FAIL) {
-            if (DBDEAD(proc) || ++fails > 1000) {
-                tds_cancel_results(c);
-                return;
-            }
-            continue;
-        }
-        if (dbnumcols(proc) > 0) {
-            STATUS row;
-            long n = 0;
-            while ((row = dbnextrow(proc)) != NO_MORE_ROWS) {
-                if (row == FAIL)
-                    break;
-                if ((++n & 255) == 0 && tds_cancel_requested(c)) {
-                    tds_cancel_results(c);
-                    return;
-                }
-            }
-        } else if (affected && DBCOUNT(proc) > 0) {
-            *affected += DBCOUNT(proc);
-        }
-    }
-}
-
-/* Sends a SQL batch (NUL-terminated) and waits for its first answer. */
-void tds_send_batch(tds_conn *c, const char *sql)
-{
-    if (tds_cancel_requested(c)) {
-        c->attention_sent = 1; /* reported as a cancel; nothing went out */
-        return;
-    }
-    if (dbcmd(c->proc, sql) == SUCCEED)
-        dbsqlexec(c->proc); /* FAIL: the first statement failed; the rest still comes */
-}
-
-void tds_run_own(tds_conn *c, const char *sql, int *last_int)
-{
-    tds_send_batch(c, sql);
-    DBPROCESS *proc = c->proc;
-    int fails = 0;
-    while (!c->dead && !c->attention_sent) {
-        RETCODE r = dbresults(proc);
-        if (r == NO_MORE_RESULTS)
-            break;
-        if (r == FAIL) {
-            if (DBDEAD(proc) || ++fails > 1000)
-                break;
-            continue;
-        }
-        STATUS row;
-        while ((row = dbnextrow(proc)) != NO_MORE_ROWS && row != FAIL) {
-            BYTE *data = dbdata(proc, 1);
-            if (last_int && data && dbnumcols(proc) == 1 && dbcoltype(proc, 1) == SYBINT4) {
-                DBINT n;
-                memcpy(&n, data, sizeof n);
-                *last_int = n;
-            }
-        }
-    }
-    if (c->proc && DBDEAD(c->proc))
-        c->dead = 1;
-}
-
-/* Reads @@TRANCOUNT again, keeping the call's first error. */
-void tds_refresh_trancount(tds_conn *c)
-{
-    if (c->dead)
-        return;
-    int was_attention = c->attention_sent;
-    if (was_attention && !DBDEAD(c->proc))
-        dbcancel(c->proc); /* the attention's acknowledgement first */
-    atomic_int *flag = &c->interrupted;
-    const atomic_int *cancelled = c->cancelled;
-    c->cancelled = NULL; /* a cancel must not stop this bookkeeping */
-    int interrupted = atomic_exchange(flag, 0);
-    c->attention_sent = 0;
-    tds_failure saved = c->fail;
-    tds_run_own(c, "SELECT @@TRANCOUNT", &c->trancount);
-    c->fail = saved;
-    c->attention_sent = was_attention || c->attention_sent;
-    c->cancelled = cancelled;
-    if (interrupted)
-        atomic_store(flag, 1);
-}
-
-
-/* Whether `sql` may change the transaction count by itself (BEGIN TRAN,
- * COMMIT, ROLLBACK, SET IMPLICIT_TRANSACTIONS, XACT_ABORT, ...). Once a
- * session turns on implicit transactions every statement may open one. */
-static int touches_transactions(tds_conn *c, const char *sql, size_t len)
-{
-    if (dbp_text_mentions(sql, len, "IMPLICIT_TRANSACTIONS") || dbp_text_mentions(sql, len, "ANSI_DEFAULTS"))
-        c->implicit_mode = 1;
-    return c->implicit_mode || dbp_text_mentions(sql, len, "TRAN") || dbp_text_mentions(sql, len, "COMMIT") ||
-           dbp_text_mentions(sql, len, "ROLLBACK") || dbp_text_mentions(sql, len, "XACT");
-}
-
-/* After a user statement: re-read the transaction count when it may have
- * changed. */
-static void after_statement(tds_conn *c, int touches)
-{
-    if (touches || (c->trancount > 0 && tds_failed(c)))
-        tds_refresh_trancount(c);
 }
 
 /* ---- parameters -------------------------------------------------------------------- */
@@ -758,7 +352,7 @@ static int send_rpc(tds_conn *c, const char *sql, size_t len, const dbp_params *
 }
 
 /* Sends the statement: a batch without parameters, sp_executesql with. */
-static int send_statement(tds_conn *c, const char *sql, size_t len, const dbp_params *params,
+int tds_send_statement(tds_conn *c, const char *sql, size_t len, const dbp_params *params,
                           size_t row, const unsigned char *null_binary, dbp_error *err)
 {
     if (len == 0)
@@ -775,27 +369,17 @@ static int send_statement(tds_conn *c, const char *sql, size_t len, const dbp_pa
 
 /* ---- connections -------------------------------------------------------------------- */
 
-static void cursor_reset(tds_cursor *cur)
-{
-    for (int i = 0; cur->names && i < cur->n_cols; i++)
-        dbp_free(cur->names[i]);
-    dbp_free(cur->names);
-    dbp_free(cur->plans);
-    memset(cur, 0, sizeof *cur);
-}
-
 static void disconnect(void *conn)
 {
     tds_conn *c = conn;
     if (!c)
         return;
-    cursor_reset(&c->cur);
+    tds_cursor_reset(&c->cur);
     if (c->proc) {
         dbsetuserdata(c->proc, NULL);
-        tds_conn *saved = current;
-        current = c; /* messages while closing still find a home */
+        tds_conn *saved = tds_set_current(c); /* messages while closing find a home */
         dbclose(c->proc);
-        current = saved;
+        tds_set_current(saved);
     }
     dbp_free(c);
 }
@@ -805,7 +389,7 @@ static int login_error(tds_conn *c, const tds_config *cfg, dbp_error *err)
     tds_failure *f = &c->fail;
     if (f->server) {
         dbp_error server;
-        int rc = server_error(f, 1, &server);
+        int rc = tds_server_error(f, 1, &server);
         dbp_error_set(err, rc, server.native_code, server.sqlstate,
                       "cannot log in to SQL Server %s as '%s': %s", cfg->where, cfg->user,
                       server.message);
@@ -865,7 +449,7 @@ static int open_connection(const void *config, const dbp_exec_ctx *ctx, void **o
     tds_conn *c = dbp_calloc(1, sizeof *c);
     if (!c)
         return dbp_error_nomem(err);
-    call_begin(c, ctx);
+    tds_call_begin(c, ctx);
     c->connecting = 1;
     LOGINREC *login = dblogin();
     int ok = login && DBSETLUSER(login, cfg->user) == SUCCEED &&
@@ -903,7 +487,7 @@ static int open_connection(const void *config, const dbp_exec_ctx *ctx, void **o
         if (tds_failed(c))
             rc = tds_call_error(c, err);
     }
-    call_end(c);
+    tds_call_end(c);
     if (rc != DBP_OK) {
         disconnect(c);
         return rc;
@@ -915,10 +499,10 @@ static int open_connection(const void *config, const dbp_exec_ctx *ctx, void **o
 static int ping(void *conn, const dbp_exec_ctx *ctx, dbp_error *err)
 {
     tds_conn *c = conn;
-    call_begin(c, ctx);
+    tds_call_begin(c, ctx);
     tds_run_own(c, "SELECT 1", NULL);
     int rc = tds_failed(c) ? tds_call_error(c, err) : DBP_OK;
-    call_end(c);
+    tds_call_end(c);
     return rc;
 }
 
@@ -929,7 +513,7 @@ static int probe_role(void *conn, const dbp_exec_ctx *ctx, dbp_role *role, doubl
 {
     tds_conn *c = conn;
     int read_only = -1;
-    call_begin(c, ctx);
+    tds_call_begin(c, ctx);
     tds_run_own(c,
                 "SELECT CAST(CASE WHEN DATABASEPROPERTYEX(DB_NAME(), 'Updateability') = "
                 "'READ_WRITE' THEN 0 ELSE 1 END AS int)",
@@ -938,7 +522,7 @@ static int probe_role(void *conn, const dbp_exec_ctx *ctx, dbp_role *role, doubl
              : read_only < 0
                  ? dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL, "no answer to the role probe")
                  : DBP_OK;
-    call_end(c);
+    tds_call_end(c);
     *role = read_only == 0 ? DBP_ROLE_PRIMARY : DBP_ROLE_REPLICA;
     *lag_s = -1;
     return rc;
@@ -994,7 +578,7 @@ static int execute_many(tds_conn *c, const char *sql, size_t len, const dbp_para
             break;
         }
         int64_t n = 0;
-        rc = send_statement(c, sql, len, params, row, null_binary, err);
+        rc = tds_send_statement(c, sql, len, params, row, null_binary, err);
         if (rc == DBP_OK) {
             tds_drain(c, &n);
             if (tds_failed(c))
@@ -1043,9 +627,9 @@ static int execute(void *conn, const char *sql, size_t len, const dbp_params *pa
                    const dbp_exec_ctx *ctx, int64_t *affected, dbp_error *err)
 {
     tds_conn *c = conn;
-    call_begin(c, ctx);
+    tds_call_begin(c, ctx);
     *affected = 0;
-    int touches = touches_transactions(c, sql, len);
+    int touches = tds_touches_transactions(c, sql, len);
     if (!ctx->session_setup)
         c->session_changed |= tds_session_changes(sql, len);
     size_t rows = params ? dbp_params_rows(params) : 0;
@@ -1055,229 +639,18 @@ static int execute(void *conn, const char *sql, size_t len, const dbp_params *pa
         if (rc == DBP_OK && touches)
             tds_refresh_trancount(c);
     } else {
-        rc = send_statement(c, sql, len, params, 0, NULL, err);
+        rc = tds_send_statement(c, sql, len, params, 0, NULL, err);
         if (rc == DBP_OK) {
             tds_drain(c, affected);
             if (tds_failed(c))
                 rc = tds_call_error(c, err);
         }
-        after_statement(c, touches);
+        tds_after_statement(c, touches);
         if (rc != DBP_OK)
             *affected = 0;
     }
-    call_end(c);
+    tds_call_end(c);
     return rc;
-}
-
-/* ---- cursors ------------------------------------------------------------------------------ */
-
-/* Stops a result set that has not ended (an attention) under `ctx`, or
- * just forgets it when ctx is NULL (the connection is going away). */
-static void close_cursor(tds_conn *c, const dbp_exec_ctx *ctx)
-{
-    tds_cursor *cur = &c->cur;
-    if (ctx && cur->active && !cur->finished && !c->dead) {
-        call_begin(c, ctx);
-        tds_cancel_results(c);
-        after_statement(c, cur->touches);
-        call_end(c);
-    }
-    cursor_reset(cur);
-}
-
-static void cursor_close(void *conn, const dbp_exec_ctx *ctx) { close_cursor(conn, ctx); }
-
-/* Plans the columns of the current result set. */
-static int plan_columns(tds_conn *c, dbp_error *err)
-{
-    tds_cursor *cur = &c->cur;
-    int n = dbnumcols(c->proc);
-    cur->plans = dbp_calloc((size_t)n, sizeof *cur->plans);
-    cur->names = dbp_calloc((size_t)n, sizeof *cur->names);
-    if (!cur->plans || !cur->names)
-        return dbp_error_nomem(err);
-    cur->n_cols = n;
-    for (int i = 0; i < n; i++) {
-        const char *name = dbcolname(c->proc, i + 1);
-        char generated[32];
-        if (!name || !*name) { /* SELECT 1: SQL Server leaves it unnamed */
-            snprintf(generated, sizeof generated, "column%d", i + 1);
-            name = generated;
-        }
-        if (!(cur->names[i] = dbp_strdup(name)))
-            return dbp_error_nomem(err);
-        int rc = tds_plan_column(dbcoltype(c->proc, i + 1), dbcoltypeinfo(c->proc, i + 1),
-                                 cur->names[i], &cur->plans[i], err);
-        if (rc != DBP_OK)
-            return rc;
-    }
-    return DBP_OK;
-}
-
-static int cursor_open(void *conn, const char *sql, size_t len, const dbp_params *params,
-                       const dbp_exec_ctx *ctx, dbp_error *err)
-{
-    tds_conn *c = conn;
-    close_cursor(c, ctx);
-    call_begin(c, ctx);
-    tds_cursor *cur = &c->cur;
-    cur->touches = touches_transactions(c, sql, len);
-    c->session_changed |= tds_session_changes(sql, len);
-    if (params && dbp_params_rows(params) > 1) {
-        call_end(c);
-        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "a query takes one row of parameters");
-    }
-    int rc = send_statement(c, sql, len, params, 0, NULL, err);
-    /* Skip to the first result set with columns (row counts come first
-     * for statements before it). */
-    int found = 0, fails = 0;
-    while (rc == DBP_OK && !found && !c->dead && !c->attention_sent) {
-        RETCODE r = dbresults(c->proc);
-        if (r == NO_MORE_RESULTS)
-            break;
-        if (r == FAIL) {
-            if (DBDEAD(c->proc) || ++fails > 1000)
-                break;
-            continue;
-        }
-        found = dbnumcols(c->proc) > 0;
-    }
-    if (rc == DBP_OK && tds_failed(c)) { /* a statement before the rows failed */
-        if (found)
-            tds_cancel_results(c);
-        rc = tds_call_error(c, err);
-    } else if (rc == DBP_OK && !found) {
-        rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
-                           "the statement returns no columns; use execute() for it");
-    }
-    if (rc == DBP_OK) {
-        rc = plan_columns(c, err);
-        if (rc != DBP_OK)
-            tds_cancel_results(c);
-    }
-    if (rc == DBP_OK) {
-        cur->active = 1;
-    } else {
-        after_statement(c, cur->touches);
-        cursor_reset(cur);
-    }
-    call_end(c);
-    return rc;
-}
-
-static int new_result(tds_cursor *cur, dbp_result **out, dbp_error *err)
-{
-    int rc = dbp_result_new(out, (size_t)cur->n_cols, (const char *const *)cur->names, err);
-    for (int i = 0; rc == DBP_OK && i < cur->n_cols; i++)
-        rc = dbp_column_set_type(dbp_result_column(*out, (size_t)i), cur->plans[i].type);
-    if (rc != DBP_OK) {
-        dbp_result_free(*out);
-        *out = NULL;
-        return rc == DBP_E_NOMEM ? dbp_error_nomem(err) : rc;
-    }
-    return DBP_OK;
-}
-
-/* The end of the rows: the rest of the command is read (its errors
- * count), then the transaction count if needed. */
-static int finish_cursor(tds_conn *c, dbp_error *err)
-{
-    tds_cursor *cur = &c->cur;
-    tds_drain(c, NULL);
-    cur->finished = 1;
-    int rc = tds_failed(c) ? tds_call_error(c, err) : DBP_OK;
-    after_statement(c, cur->touches);
-    return rc;
-}
-
-static int fetch_rows(tds_conn *c, const dbp_fetch_limits *limits, dbp_result *res, int *done,
-                      dbp_error *err)
-{
-    tds_cursor *cur = &c->cur;
-    DBPROCESS *proc = c->proc;
-    int64_t rows = 0;
-    while (limits->max_rows < 0 || rows < limits->max_rows) {
-        if ((rows & 255) == 255 && tds_cancel_requested(c)) {
-            tds_cancel_results(c);
-            cur->finished = 1;
-            after_statement(c, cur->touches);
-            return tds_call_error(c, err);
-        }
-        STATUS r = dbnextrow(proc);
-        if (r == NO_MORE_ROWS) {
-            *done = 1;
-            return finish_cursor(c, err);
-        }
-        if (r == FAIL) {
-            cur->finished = 1;
-            if (!c->dead && !DBDEAD(proc))
-                tds_cancel_results(c);
-            after_statement(c, cur->touches);
-            return tds_call_error(c, err);
-        }
-        if (r != REG_ROW)
-            continue; /* COMPUTE rows: not part of the result */
-        for (int i = 0; i < cur->n_cols; i++) {
-            int rc = tds_decode_value(proc, &cur->plans[i], dbdata(proc, i + 1),
-                                      dbdatlen(proc, i + 1), dbp_result_column(res, (size_t)i),
-                                      cur->names[i], err);
-            if (rc != DBP_OK) {
-                if (rc == DBP_E_NOMEM)
-                    dbp_error_nomem(err);
-                tds_cancel_results(c);
-                cur->finished = 1;
-                c->attention_sent = 0; /* our own stop, not the caller's cancel */
-                after_statement(c, cur->touches);
-                return rc;
-            }
-        }
-        if (c->fail.conversion) {
-            tds_cancel_results(c);
-            cur->finished = 1;
-            c->attention_sent = 0;
-            return tds_call_error(c, err);
-        }
-        rows++;
-        cur->rows_read++;
-        if (dbp_fetch_batch_full(res, limits)) {
-            int rc = dbp_result_finish_batch(res, err);
-            if (rc != DBP_OK) {
-                tds_cancel_results(c);
-                cur->finished = 1;
-                c->attention_sent = 0;
-                return rc;
-            }
-        }
-    }
-    return DBP_OK;
-}
-
-static int cursor_fetch(void *conn, const dbp_fetch_limits *limits, const dbp_exec_ctx *ctx,
-                        dbp_result **out, int *done, dbp_error *err)
-{
-    tds_conn *c = conn;
-    tds_cursor *cur = &c->cur;
-    *done = 0;
-    if (!cur->active)
-        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "no cursor is open");
-    dbp_result *res;
-    int rc = new_result(cur, &res, err);
-    if (rc != DBP_OK)
-        return rc;
-    if (cur->finished) {
-        *done = 1;
-        *out = res;
-        return DBP_OK;
-    }
-    call_begin(c, ctx);
-    rc = fetch_rows(c, limits, res, done, err);
-    call_end(c);
-    if (rc != DBP_OK) {
-        dbp_result_free(res);
-        return rc;
-    }
-    *out = res;
-    return DBP_OK;
 }
 
 /* ---- transactions --------------------------------------------------------------------------- */
@@ -1301,14 +674,14 @@ static int begin(void *conn, const char *options, const dbp_exec_ctx *ctx, dbp_e
                  options);
     else
         snprintf(sql, sizeof sql, "BEGIN TRANSACTION; SELECT @@TRANCOUNT");
-    call_begin(c, ctx);
+    tds_call_begin(c, ctx);
     tds_run_own(c, sql, &c->trancount);
     if (n)
         c->isolation_changed = 1;
     int rc = tds_failed(c) ? tds_call_error(c, err) : DBP_OK;
     if (rc != DBP_OK)
         tds_refresh_trancount(c);
-    call_end(c);
+    tds_call_end(c);
     return rc;
 }
 
@@ -1320,7 +693,7 @@ static int end_transaction(tds_conn *c, const char *verb, const dbp_exec_ctx *ct
     char sql[200];
     snprintf(sql, sizeof sql, "%s; %sSELECT @@TRANCOUNT", verb,
              c->isolation_changed ? "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; " : "");
-    call_begin(c, ctx);
+    tds_call_begin(c, ctx);
     int before = c->trancount;
     c->trancount = -1; /* unknown until read back */
     tds_run_own(c, sql, &c->trancount);
@@ -1331,7 +704,7 @@ static int end_transaction(tds_conn *c, const char *verb, const dbp_exec_ctx *ct
     }
     if (c->trancount == 0)
         c->isolation_changed = 0;
-    call_end(c);
+    tds_call_end(c);
     return rc;
 }
 
@@ -1360,9 +733,9 @@ static int bulk_load(void *conn, const char *table, struct ArrowArrayStream *row
                      const dbp_exec_ctx *ctx, int64_t *loaded, dbp_error *err)
 {
     tds_conn *c = conn;
-    call_begin(c, ctx);
+    tds_call_begin(c, ctx);
     int rc = tds_bulk_load(c, table, rows, ctx, loaded, err);
-    call_end(c);
+    tds_call_end(c);
     return rc;
 }
 
@@ -1389,9 +762,9 @@ const dbp_driver dbp_mssql_driver = {
     .session_changed = tds_session_changed,
     .in_transaction = in_transaction,
     .execute = execute,
-    .cursor_open = cursor_open,
-    .cursor_fetch = cursor_fetch,
-    .cursor_close = cursor_close,
+    .cursor_open = tds_cursor_open,
+    .cursor_fetch = tds_cursor_fetch,
+    .cursor_close = tds_cursor_close,
     .bulk_load = bulk_load,
     .begin = begin,
     .commit = commit,

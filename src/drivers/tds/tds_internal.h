@@ -1,5 +1,11 @@
-/* tds_internal.h - the mssql connection, shared by tds.c (the driver) and
- * tds_bulk.c (write_frame through bcp). */
+/* tds_internal.h - what the files of the MSSQL driver share:
+ *
+ *   tds.c          settings, connecting, execute, transactions, the vtable
+ *   tds_call.c     one driver call: db-lib's handlers, errors, own batches
+ *   tds_cursor.c   result sets for query() and stream()
+ *   tds_bulk.c     write_frame through bcp
+ *   tds_session.c  session state and the reset on release
+ *   tds_conf.c, tds_types.c   the private freetds.conf, type mapping */
 #ifndef DBP_TDS_INTERNAL_H
 #define DBP_TDS_INTERNAL_H
 
@@ -50,6 +56,23 @@ typedef struct tds_conn {
     tds_cursor cur;
 } tds_conn;
 
+/* ---- tds_call.c: one driver call ---- */
+
+/* dbinit() and the handlers, once per process; -1 when db-lib failed. */
+int tds_dblib_init(void);
+/* Every driver call starts and ends with these: a clean error slot, the
+ * call's context (cancel flag, deadline, notices). */
+void tds_call_begin(tds_conn *c, const dbp_exec_ctx *ctx);
+void tds_call_end(tds_conn *c);
+/* The connection db-lib's handlers file into on this thread when a
+ * DBPROCESS has none (the login, closing); returns the previous one. */
+tds_conn *tds_set_current(tds_conn *c);
+/* `err` from the server's error in `f`; returns the category. */
+int tds_server_error(const tds_failure *f, int login, dbp_error *err);
+/* Whether `sql` may change @@TRANCOUNT by itself; after it ran, the count
+ * is read again when it did or a failure inside a transaction may have. */
+int tds_touches_transactions(tds_conn *c, const char *sql, size_t len);
+void tds_after_statement(tds_conn *c, int touches);
 /* 1 while the caller wants the running call stopped. */
 int tds_cancel_requested(const tds_conn *c);
 /* 1 when the call so far has an error to report. */
@@ -70,6 +93,22 @@ void tds_send_batch(tds_conn *c, const char *sql);
 void tds_drain(tds_conn *c, int64_t *affected);
 /* Stops the current command: an attention, its acknowledgement read. */
 void tds_cancel_results(tds_conn *c);
+
+/* ---- tds.c ---- */
+
+/* Sends `sql` as a batch, or with parameter row `row` as an RPC to
+ * sp_executesql; waits for its first answer. */
+int tds_send_statement(tds_conn *c, const char *sql, size_t len, const dbp_params *params,
+                       size_t row, const unsigned char *null_binary, dbp_error *err);
+
+/* ---- tds_cursor.c: result sets ---- */
+
+void tds_cursor_reset(tds_cursor *cur);
+int tds_cursor_open(void *conn, const char *sql, size_t len, const dbp_params *params,
+                    const dbp_exec_ctx *ctx, dbp_error *err);
+int tds_cursor_fetch(void *conn, const dbp_fetch_limits *limits, const dbp_exec_ctx *ctx,
+                     dbp_result **out, int *done, dbp_error *err);
+void tds_cursor_close(void *conn, const dbp_exec_ctx *ctx);
 
 /* tds_session.c: 1 when `sql` may change session state; driver.h's reset
  * (which replaces such a connection rather than resetting it). */

@@ -34,8 +34,8 @@ static int is_ident(char ch) { return isalnum((unsigned char)ch) || ch == '_' ||
 static int word_at(const char *sql, size_t len, size_t i, const char *word)
 {
     size_t n = strlen(word);
-    return i + n <= len && strncasecmp(sql + i, word, n) == 0 && (i == 0 || !is_ident(sql[i - 1])) &&
-           (i + n == len || !is_ident(sql[i + n]));
+    return i + n <= len && strncasecmp(sql + i, word, n) == 0 &&
+           (i == 0 || !is_ident(sql[i - 1])) && (i + n == len || !is_ident(sql[i + n]));
 }
 
 /* SET followed by a session option at i. */
