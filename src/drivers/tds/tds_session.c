@@ -56,10 +56,14 @@ static int sets_option(const char *sql, size_t len, size_t i)
 
 int tds_session_changes(const char *sql, size_t len)
 {
+    int in_string = 0; /* inside '...' ('' inside toggles twice) */
     for (size_t i = 0; i < len; i++) {
         char ch = sql[i];
-        /* a temporary table or procedure: #name (not ## inside a literal we
-         * cannot tell apart; erring towards a replaced connection) */
+        if (ch == '\'')
+            in_string = !in_string;
+        if (in_string)
+            continue;
+        /* a temporary table or procedure: #name or ##name */
         if (ch == '#' && i + 1 < len && (isalpha((unsigned char)sql[i + 1]) || sql[i + 1] == '#' ||
                                          sql[i + 1] == '_'))
             return 1;

@@ -75,3 +75,16 @@ async def test_init_sql_is_the_baseline_not_a_change(server: Target) -> None:
         assert pool.stats(POOL_ID)["created"] == 1
     finally:
         await pool.close()
+
+
+@pytest.mark.parametrize("sql", ["SELECT 'Item #5' AS a", "DECLARE @n int; SET @n = 1; SELECT @n AS a",
+                                 "SELECT 'SET NOCOUNT ON' AS a"])
+async def test_plain_statements_keep_the_connection(server: Target, sql: str) -> None:
+    pool = DatabasePool()
+    await pool.create_pool(POOL_ID, **server.kwargs(max_size=1))
+    try:
+        first = await spid(pool)
+        await pool.query(POOL_ID, sql)
+        assert await spid(pool) == first
+    finally:
+        await pool.close()

@@ -116,3 +116,23 @@ async def test_set_local_needs_no_reset(apg: DatabasePool, pg_server: Any, schem
         await tx.execute("SET LOCAL work_mem = '5MB'")
     assert apg.stats("l")["in_use"] == 0
     assert (await apg.query("l", "SELECT current_setting('work_mem') AS v")).item() != "5MB"
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE s SET temp = temp + 1",                    # SET and temp as plain words
+    "SELECT temp FROM s WHERE temp > 0",
+    "INSERT INTO s (temp) VALUES (1) ON CONFLICT DO NOTHING",
+])
+async def test_plain_statements_need_no_reset(apg: DatabasePool, pg_server: Any, schema: str,
+                                              admin: Any, sql: str) -> None:
+    """No reset round trip after statements that only look like session
+    changes: the backend's last statement is the caller's own, and the
+    connection is back in the pool at once."""
+    admin.execute("CREATE TABLE s (temp int)")
+    await apg.create_pool("n", **pool_kwargs(pg_server, schema), max_size=1)
+    pid = (await apg.query("n", "SELECT pg_backend_pid() AS p")).item()
+    async with apg.transaction("n") as tx:
+        await tx.execute(sql)
+    assert apg.stats("n")["in_use"] == 0
+    last = admin.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+    assert last is not None and "RESET" not in last[0], last
