@@ -24,12 +24,13 @@ from ._common import (
     close_timeout,
     copy_mode,
     frame,
+    frame_input,
     log_notices,
     pool_arguments,
     readonly_flag,
     warn_abandoned,
 )
-from .errors import PoolClosed
+from .errors import InterfaceError, PoolClosed
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 
@@ -90,6 +91,7 @@ class Transaction:
         self._timeout = call_timeout(timeout)
         self._lease: _native.Lease | None = None
         self._last: _native.Request | None = None
+        self._in_use = False  # a task awaits a statement on it
 
     async def _run(
         self,
@@ -104,22 +106,31 @@ class Transaction:
     ) -> _native.Request:
         if self._lease is None:
             raise PoolClosed("the transaction is not active")
-        await self._settle()
-        completions = self._pool._loop_completions()
-        fut = completions.loop.create_future()
-        req = self._lease.submit(
-            op,
-            sql,
-            params,
-            many=many,
-            batch_rows=batch_rows,
-            copy=copy,
-            queue=completions.queue,
-            future=fut,
-            timeout=self._timeout if timeout is None else call_timeout(timeout),
-        )
-        self._last = req
-        return await _finish(req)
+        if self._in_use:  # a second task would take over the first one's future
+            raise InterfaceError(
+                "the transaction is in use by another task: one statement at a time, "
+                "await the running one first"
+            )
+        self._in_use = True
+        try:
+            await self._settle()
+            completions = self._pool._loop_completions()
+            fut = completions.loop.create_future()
+            req = self._lease.submit(
+                op,
+                sql,
+                params,
+                many=many,
+                batch_rows=batch_rows,
+                copy=copy,
+                queue=completions.queue,
+                future=fut,
+                timeout=self._timeout if timeout is None else call_timeout(timeout),
+            )
+            self._last = req
+            return await _finish(req)
+        finally:
+            self._in_use = False
 
     async def _settle(self) -> None:
         """Waits until a cancelled earlier request has left the connection."""
@@ -399,7 +410,7 @@ class DatabasePool(PoolRegistry):
         table, then one INSERT ... SELECT).
         """
         req = await self._submit(
-            pool_id, _native.OP_WRITE_FRAME, table, input=frame, timeout=timeout
+            pool_id, _native.OP_WRITE_FRAME, table, input=frame_input(frame), timeout=timeout
         )
         return req.rows_affected()
 

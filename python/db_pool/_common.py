@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 import polars as pl
 
 from . import _native
-from .errors import ConfigurationError, PoolClosed, PoolNotFound, QueryTimeout
+from .errors import ConfigurationError, PoolClosed, PoolNotFound, ProgrammingError, QueryTimeout
 
 #: Pool options (times in seconds); every other keyword is an engine setting.
 POOL_OPTIONS = frozenset(
@@ -211,6 +211,24 @@ def _setting_text(value: Any) -> str:
     return str(value)
 
 
+def _check_no_nul(settings: list[dict[str, str]]) -> None:
+    """C strings end at a NUL byte: a setting holding one is refused, never
+    cut short (the value is not shown: it may be a password)."""
+    for ep in settings:
+        for key, value in ep.items():
+            if "\0" in key or "\0" in value:
+                raise ConfigurationError(f"setting {key!r} contains a NUL byte")
+
+
+def frame_input(frame: Any) -> Any:
+    """write_frame's rows: column names with a NUL byte are refused before
+    Polars is asked to export them (it would abort the process)."""
+    for name in getattr(frame, "columns", ()):
+        if "\0" in name:
+            raise ProgrammingError(f"write_frame: column name {name!r} contains a NUL byte")
+    return frame
+
+
 def _engine(db_type: str) -> str:
     engine = ENGINE_ALIASES.get(db_type.lower())
     if engine is None:
@@ -359,6 +377,7 @@ def pool_arguments(
             common[key] = _setting_text(value)
     _translate_choices(options)
     settings = _endpoints(engine, base, common, url, host, endpoints)
+    _check_no_nul(settings)
     if engine == "mssql":
         # db-lib's login cannot be interrupted: its own timeout follows
         # connect_timeout unless the endpoint sets one

@@ -24,6 +24,7 @@ from ._common import (
     close_timeout,
     copy_mode,
     frame,
+    frame_input,
     log_notices,
     pool_arguments,
     readonly_flag,
@@ -278,7 +279,9 @@ class SyncDatabasePool(PoolRegistry):
     ) -> int:
         """Appends the rows of ``frame`` to ``table``, all or nothing; see
         DatabasePool.write_frame."""
-        req = self._submit(pool_id, _native.OP_WRITE_FRAME, table, input=frame, timeout=timeout)
+        req = self._submit(
+            pool_id, _native.OP_WRITE_FRAME, table, input=frame_input(frame), timeout=timeout
+        )
         return req.rows_affected()
 
     def transaction(

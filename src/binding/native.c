@@ -83,6 +83,13 @@ static const char *error_class_name(const dbp_error *err)
     return category_class[err->category];
 }
 
+/* An engine's text as str: bytes that are not UTF-8 become U+FFFD rather
+ * than a UnicodeDecodeError hiding the error. */
+static PyObject *lenient_text(const char *text)
+{
+    return PyUnicode_DecodeUTF8(text, (Py_ssize_t)strlen(text), "replace");
+}
+
 /* Raises the Python exception for `err`; returns NULL for convenience. */
 static PyObject *raise_error(module_state *st, const dbp_error *err, PyObject *engine)
 {
@@ -92,7 +99,9 @@ static PyObject *raise_error(module_state *st, const dbp_error *err, PyObject *e
     PyObject *cls = PyObject_GetAttrString(st->errors, name);
     if (!cls)
         return NULL;
-    PyObject *exc = PyObject_CallFunction(cls, "s", err->message);
+    PyObject *message = lenient_text(err->message);
+    PyObject *exc = message ? PyObject_CallOneArg(cls, message) : NULL;
+    Py_XDECREF(message);
     Py_DECREF(cls);
     if (!exc)
         return NULL;
@@ -100,8 +109,8 @@ static PyObject *raise_error(module_state *st, const dbp_error *err, PyObject *e
     PyObject *sqlstate = err->sqlstate[0] ? PyUnicode_FromString(err->sqlstate)
                                           : Py_NewRef(Py_None);
     PyObject *category = PyUnicode_FromString(dbp_category_name(err->category));
-    PyObject *detail = err->detail[0] ? PyUnicode_FromString(err->detail) : Py_NewRef(Py_None);
-    PyObject *hint = err->hint[0] ? PyUnicode_FromString(err->hint) : Py_NewRef(Py_None);
+    PyObject *detail = err->detail[0] ? lenient_text(err->detail) : Py_NewRef(Py_None);
+    PyObject *hint = err->hint[0] ? lenient_text(err->hint) : Py_NewRef(Py_None);
     if (code && sqlstate && category && detail && hint &&
         PyObject_SetAttrString(exc, "code", code) == 0 &&
         PyObject_SetAttrString(exc, "sqlstate", sqlstate) == 0 &&
@@ -502,8 +511,8 @@ static int64_t seconds_to_ms(PyObject *v, const char *what, double lo_s)
     if (seconds == -1 && PyErr_Occurred())
         return -1;
     if (!isfinite(seconds) || seconds < lo_s || seconds > 315360000.0) {
-        PyErr_Format(PyExc_ValueError, "%s must be a number of seconds from %g to 315360000, not %R",
-                     what, lo_s, v);
+        PyErr_Format(PyExc_ValueError,
+                     "%s must be a number of seconds from %g to 315360000, not %R", what, lo_s, v);
         return -1;
     }
     return (int64_t)ceil(seconds * 1000);
@@ -1100,12 +1109,20 @@ static dbp_setting *settings_of(PyObject *settings, Py_ssize_t *n)
         return (dbp_setting *)PyErr_NoMemory();
     PyObject *key, *value;
     while (PyDict_Next(settings, &pos, &key, &value)) {
-        items[i].key = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
-        items[i].value = PyUnicode_Check(value) ? PyUnicode_AsUTF8(value) : NULL;
+        Py_ssize_t key_len = 0, value_len = 0;
+        items[i].key = PyUnicode_Check(key) ? PyUnicode_AsUTF8AndSize(key, &key_len) : NULL;
+        items[i].value = PyUnicode_Check(value) ? PyUnicode_AsUTF8AndSize(value, &value_len) : NULL;
         if (!items[i].key || !items[i].value) {
             PyMem_Free(items);
             if (!PyErr_Occurred())
                 PyErr_SetString(PyExc_TypeError, "settings must map str to str");
+            return NULL;
+        }
+        /* C strings end at a NUL byte: refused, never cut short silently */
+        if (strlen(items[i].key) != (size_t)key_len ||
+            strlen(items[i].value) != (size_t)value_len) {
+            PyErr_Format(PyExc_ValueError, "setting %R contains a NUL byte", key);
+            PyMem_Free(items);
             return NULL;
         }
         i++;

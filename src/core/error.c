@@ -44,9 +44,25 @@ int dbp_error_set(dbp_error *err, int category, int native_code, const char *sql
     snprintf(err->sqlstate, sizeof err->sqlstate, "%s", sqlstate ? sqlstate : "");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    int n = vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof err->message)
+        dbp_utf8_trim(err->message);
     return category;
+}
+
+void dbp_utf8_trim(char *text)
+{
+    size_t len = strlen(text);
+    size_t start = len; /* where the last, maybe partial, sequence begins */
+    while (start > 0 && ((unsigned char)text[start - 1] & 0xC0) == 0x80 && len - start < 3)
+        start--;
+    if (start == 0 || ((unsigned char)text[start - 1] & 0x80) == 0)
+        return; /* ends in ASCII (or is all continuation bytes: left as is) */
+    unsigned char lead = (unsigned char)text[start - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (len - (start - 1) < need)
+        text[start - 1] = '\0';
 }
 
 int dbp_error_nomem(dbp_error *err)

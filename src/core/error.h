@@ -14,5 +14,8 @@ int dbp_error_nomem(dbp_error *err);
 
 /* Resets `err` to "no error". */
 void dbp_error_clear(dbp_error *err);
+/* Drops a UTF-8 sequence left incomplete at the end of `text` (text cut to
+ * fit a buffer), so that it still decodes. */
+void dbp_utf8_trim(char *text);
 
 #endif

@@ -18,6 +18,13 @@ int dbp_request_new(dbp_request **out, dbp_op op, const char *sql, size_t sql_le
         dbp_params_free(params);
         return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "unknown operation %d", (int)op);
     }
+    if (sql && memchr(sql, '\0', sql_len)) {
+        dbp_params_free(params);
+        return dbp_error_set(err, DBP_E_MISUSE, 0, "42601",
+                             "the SQL text (or table name) contains a NUL byte at offset %zu; no "
+                             "engine can run it",
+                             (size_t)((const char *)memchr(sql, '\0', sql_len) - sql));
+    }
     dbp_request *req = dbp_calloc(1, sizeof *req);
     char *copy = sql ? dbp_strndup(sql, sql_len) : NULL;
     if (!req || (sql && !copy)) {

@@ -5,6 +5,7 @@
 
 #include "check.h"
 #include "db_pool.h"
+#include "error.h"
 #include "textparse.h"
 
 #define US INT64_C(1000000)
@@ -519,8 +520,42 @@ static void test_text_outside_the_documented_grammar_is_rejected(void)
     check_bad_ts("2000-01-01T00:00+05:");            /* a colon with no minutes */
 }
 
+/* An error text cut to fit its buffer never ends inside a UTF-8 sequence,
+ * and a NUL byte in SQL is refused before anything runs. */
+static void test_error_text_cut_on_a_character_boundary(void)
+{
+    char long_text[3000];
+    for (size_t odd = 0; odd < 4; odd++) {
+        memset(long_text, 'x', odd);
+        size_t n = odd;
+        while (n + 2 < sizeof long_text - 1) { /* "é" over and over */
+            long_text[n++] = (char)0xC3;
+            long_text[n++] = (char)0xA9;
+        }
+        long_text[n] = '\0';
+        dbp_error err;
+        dbp_error_set(&err, DBP_E_SERVER, 0, NULL, "%s", long_text);
+        size_t len = strlen(err.message);
+        CHECK(len < sizeof err.message);
+        CHECK(dbp_utf8_valid((const unsigned char *)err.message, len));
+    }
+    char four[] = "ab\xF0\x9F\x98"; /* a 4-byte sequence missing its last byte */
+    dbp_utf8_trim(four);
+    CHECK(strcmp(four, "ab") == 0);
+    char whole[] = "ab\xC3\xA9";
+    dbp_utf8_trim(whole);
+    CHECK(strcmp(whole, "ab\xC3\xA9") == 0);
+
+    dbp_request *req = NULL;
+    dbp_error err;
+    CHECK_EQ_INT(dbp_request_new(&req, DBP_OP_EXECUTE, "SELECT 1\0; DROP", 16, NULL, &err),
+                 DBP_E_MISUSE);
+    CHECK(req == NULL && strstr(err.message, "NUL byte at offset 8") != NULL);
+}
+
 int main(void)
 {
+    RUN(test_error_text_cut_on_a_character_boundary);
     RUN(test_dates_across_the_whole_range);
     RUN(test_leap_days);
     RUN(test_invalid_dates);

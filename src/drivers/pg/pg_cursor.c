@@ -11,9 +11,16 @@
 #include "pg_internal.h"
 #include "textbuf.h"
 
-/* Whether `sql` is a plain read that COPY (...) TO STDOUT accepts. */
+/* Whether `sql` is a plain read that COPY (...) TO STDOUT accepts: one
+ * statement starting SELECT, WITH, VALUES or TABLE. A semicolon anywhere
+ * but at the end (a second statement, a comment after `;`, or one inside
+ * a literal we do not parse) sends it the regular way. */
 static int is_plain_read(const char *sql, size_t len)
 {
+    while (len && (isspace((unsigned char)sql[len - 1]) || sql[len - 1] == ';'))
+        len--;
+    if (memchr(sql, ';', len))
+        return 0;
     size_t i = 0;
     while (i < len && (isspace((unsigned char)sql[i]) || sql[i] == '('))
         i++;
@@ -94,6 +101,8 @@ int pg_cursor_open(void *conn, const char *sql, size_t len, const dbp_params *pa
                    const dbp_exec_ctx *ctx, dbp_error *err)
 {
     pg_conn *c = conn;
+    if (dbp_params_width(params) > PG_MAX_PARAMS)
+        return pg_too_many_params(dbp_params_width(params), err);
     pg_call_begin(c, ctx);
     close_cursor(c);
     pg_cursor *cur = &c->cur;

@@ -122,6 +122,11 @@ int pg_end_copy(pg_conn *c, const char *failure, dbp_error *err);
 
 /* ---- pg_stmt.c ---- */
 
+/* The protocol counts a statement's parameters in 16 bits. */
+#define PG_MAX_PARAMS 65535
+/* The error for more parameters than that, before anything is sent. */
+int pg_too_many_params(size_t given, dbp_error *err);
+
 void pg_statement_free(pg_statement *st);
 /* The prepared statement for `sql`, from the cache or newly prepared (named
  * and cached, or unnamed when the cache is off; *owned says the caller must

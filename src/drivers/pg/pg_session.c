@@ -5,9 +5,10 @@
  * a statement starting with SET (not SET LOCAL), RESET, LISTEN, DECLARE or
  * PREPARE, set_config(), CREATE TEMP ..., advisory locks. The reset on
  * release then sends only the commands that undo those, in one round trip,
- * and nothing at all after plain statements (UPDATE ... SET included). A change made inside a function body is not seen in
- * the text: reset_on_release="always" covers that. The reset never uses
- * DISCARD ALL, which would drop the driver's prepared-statement cache. */
+ * and nothing at all after plain statements (UPDATE ... SET included). A
+ * change made inside a function body is not seen in the text:
+ * reset_on_release="always" covers that. The reset never uses DISCARD ALL,
+ * which would drop the driver's prepared-statement cache. */
 #include <ctype.h>
 #include <string.h>
 #include <strings.h>

@@ -393,10 +393,21 @@ static int may_drop_statements(const char *sql, size_t len)
     return dbp_text_mentions(sql, len, "discard") || dbp_text_mentions(sql, len, "dealloca");
 }
 
+int pg_too_many_params(size_t given, dbp_error *err)
+{
+    return dbp_error_set(err, DBP_E_MISUSE, 0, "54000",
+                         "PostgreSQL takes at most %d parameters in one statement, not %zu "
+                         "(the protocol counts them in 16 bits): pass an array parameter, or "
+                         "load the rows with write_frame",
+                         PG_MAX_PARAMS, given);
+}
+
 int pg_execute(void *conn, const char *sql, size_t len, const dbp_params *params,
                const dbp_exec_ctx *ctx, int64_t *affected, dbp_error *err)
 {
     pg_conn *c = conn;
+    if (dbp_params_width(params) > PG_MAX_PARAMS)
+        return pg_too_many_params(dbp_params_width(params), err);
     pg_call_begin(c, ctx);
     *affected = 0;
     int rc;

@@ -1,0 +1,73 @@
+"""Bad input gets a clear error and loses nothing (issue 12, first part):
+NUL bytes in SQL, settings and column names, engine texts that are not
+valid UTF-8, and a transaction used from two tasks at once. Engine-specific
+cases are in tests/python/pg/test_pg_bad_input.py."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import polars as pl
+import pytest
+
+from db_pool import ConfigurationError, DatabasePool, InterfaceError, ProgrammingError
+
+from conftest import assert_healthy
+
+
+async def test_nul_in_sql_is_refused_not_cut(api: Any) -> None:
+    """A script with a NUL byte used to loop forever in SQLite; every engine
+    refuses it now, naming the offset."""
+    await api.create_pool("db", url="sqlite:///:memory:")
+    for call in (
+        lambda: api.execute("db", "CREATE TABLE t (a INTEGER);\0 DROP TABLE t"),
+        lambda: api.execute("db", "SELECT 1\0"),
+        lambda: api.query("db", "SELECT ?\0", [1]),
+        lambda: api.write_frame("db", pl.DataFrame({"a": [1]}), "t\0x"),
+    ):
+        with pytest.raises(ProgrammingError, match="NUL byte at offset"):
+            await asyncio.wait_for(call(), 5)
+    await assert_healthy(api, "db")
+
+
+async def test_nul_in_settings_is_refused(api: Any) -> None:
+    with pytest.raises(ConfigurationError, match="'journal_mode' contains a NUL byte"):
+        await api.create_pool("db", url="sqlite:///:memory:", journal_mode="wal\0delete")
+    with pytest.raises(ConfigurationError, match="'password' contains a NUL byte") as info:
+        await api.create_pool("pg", db_type="postgresql", host="127.0.0.1", password="se\0cret")
+    assert "se" not in str(info.value).replace("setting", "")  # the value is never shown
+    assert api.list_pools() == []
+
+
+async def test_nul_in_a_column_name_is_refused(api: Any) -> None:
+    """Polars aborts the process exporting such a name; it never gets there."""
+    await api.create_pool("db", url="sqlite:///:memory:")
+    await api.execute("db", "CREATE TABLE t (a INTEGER)")
+    with pytest.raises(ProgrammingError, match="column name 'a\\\\x00b'"):
+        await api.write_frame("db", pl.DataFrame({"a\0b": [1]}), "t")
+    assert (await api.query("db", "SELECT count(*) AS n FROM t")).item() == 0
+
+
+async def test_engine_text_that_is_not_utf8_still_raises_its_error(api: Any) -> None:
+    """SQLite puts the offending bytes of a bad identifier in its message;
+    the error still arrives (never UnicodeDecodeError)."""
+    await api.create_pool("db", url="sqlite:///:memory:")
+    with pytest.raises(ProgrammingError) as info:
+        await api.execute("db", "SELECT * FROM x" + "é" * 600)  # cut inside a character
+    assert isinstance(str(info.value), str)
+    await assert_healthy(api, "db")
+
+
+async def test_transaction_used_by_two_tasks_raises_at_once(apool: DatabasePool) -> None:
+    await apool.create_pool("db", url="sqlite:///:memory:", max_size=2)
+    async with apool.transaction("db") as tx:
+        slow = asyncio.ensure_future(tx.query(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) "
+            "SELECT count(*) AS n FROM c"))
+        await asyncio.sleep(0)  # the first task is inside its statement now
+        with pytest.raises(InterfaceError, match="in use by another task"):
+            await asyncio.wait_for(tx.query("SELECT 1 AS one"), 5)
+        assert (await asyncio.wait_for(slow, 10)).item() == 300000
+        assert (await tx.query("SELECT 1 AS one")).item() == 1
+    await assert_healthy(apool, "db")
