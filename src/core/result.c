@@ -39,6 +39,37 @@ struct dbp_result {
 
 /* ---- lifetime ---------------------------------------------------------------- */
 
+/* Whether `name` is taken: one of the engine's names, or given already to
+ * one of the first `made` columns. */
+static int name_taken(const dbp_result *res, size_t made, const char *const *names, size_t n,
+                      const char *name)
+{
+    for (size_t i = 0; i < made; i++)
+        if (strcmp(res->columns[i].name, name) == 0)
+            return 1;
+    for (size_t i = 0; names && i < n; i++)
+        if (names[i] && strcmp(names[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* A column name that repeats an earlier one (SELECT a.id, b.id ...) gets
+ * the first free suffix: id, id_1, id_2 (DataFrames need unique names). */
+static const char *unique_name(const dbp_result *res, size_t made, const char *const *names,
+                               size_t n, const char *name, char *buf, size_t size)
+{
+    int repeated = 0;
+    for (size_t i = 0; i < made && !repeated; i++)
+        repeated = strcmp(res->columns[i].name, name) == 0;
+    if (!repeated)
+        return name;
+    for (unsigned k = 1;; k++) {
+        snprintf(buf, size, "%.400s_%u", name, k); /* the suffix always fits */
+        if (!name_taken(res, made, names, n, buf))
+            return buf;
+    }
+}
+
 int dbp_result_new(dbp_result **out, size_t n_columns, const char *const *names,
                    dbp_error *err)
 {
@@ -55,7 +86,9 @@ int dbp_result_new(dbp_result **out, size_t n_columns, const char *const *names,
     }
     /* Counted as it goes, so a failure frees only the columns made. */
     for (size_t i = 0; i < n_columns; i++) {
-        const char *name = names && names[i] ? names[i] : "";
+        char renamed[512];
+        const char *name = unique_name(res, i, names, n_columns, names && names[i] ? names[i] : "",
+                                       renamed, sizeof renamed);
         if (dbp_column_init(&res->columns[i], name, (dbp_type){.id = DBP_T_NULL}) != DBP_OK) {
             dbp_result_free(res);
             return dbp_error_nomem(err);

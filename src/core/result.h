@@ -8,8 +8,9 @@
 typedef struct dbp_result dbp_result;
 
 /* Creates a result with `n_columns` columns of type DBP_T_NULL named by
- * `names` (copied). Types are set afterwards through dbp_result_column. Free
- * with dbp_result_free unless exported. */
+ * `names` (copied; a name that repeats an earlier one gets the first free
+ * suffix: id, id_1, id_2). Types are set afterwards through
+ * dbp_result_column. Free with dbp_result_free unless exported. */
 int dbp_result_new(dbp_result **out, size_t n_columns, const char *const *names,
                    dbp_error *err);
 void dbp_result_free(dbp_result *res);

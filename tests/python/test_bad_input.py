@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+import db_pool
 from db_pool import ConfigurationError, DatabasePool, InterfaceError, ProgrammingError
 
 from conftest import assert_healthy
@@ -71,3 +72,25 @@ async def test_transaction_used_by_two_tasks_raises_at_once(apool: DatabasePool)
         assert (await asyncio.wait_for(slow, 10)).item() == 300000
         assert (await tx.query("SELECT 1 AS one")).item() == 1
     await assert_healthy(apool, "db")
+
+
+async def test_duplicate_column_names_get_suffixes(api: Any) -> None:
+    """SELECT a.id, b.id ... gives id, id_1 (Polars needs unique names); a
+    suffix never takes a name the query used itself."""
+    await api.create_pool("db", url="sqlite:///:memory:")
+    df = await api.query("db", "SELECT 1 AS id, 2 AS id, 3 AS id_1, 4 AS id")
+    assert df.columns == ["id", "id_2", "id_1", "id_3"]
+    assert df.row(0) == (1, 2, 3, 4)
+    batches = [b async for b in api.stream("db", "SELECT 1 AS x, 2 AS x", batch_rows=1)]
+    assert batches[0].columns == ["x", "x_1"]
+
+
+async def test_sqlite_refuses_nan_instead_of_writing_null(api: Any) -> None:
+    await api.create_pool("db", url="sqlite:///:memory:", max_size=1)
+    await api.execute("db", "CREATE TABLE f (x REAL)")
+    with pytest.raises(db_pool.DataError, match="NaN"):
+        await api.execute("db", "INSERT INTO f VALUES (?)", [float("nan")])
+    with pytest.raises(db_pool.DataError, match="NaN"):
+        await api.write_frame("db", pl.DataFrame({"x": [1.0, float("nan")]}), "f")
+    assert (await api.query("db", "SELECT count(*) AS n FROM f")).item() == 0  # all or nothing
+    assert await api.execute("db", "INSERT INTO f VALUES (?)", [float("inf")]) == 1

@@ -472,6 +472,11 @@ static int bind_value(sqlite_conn *c, sqlite3_stmt *stmt, int index, const dbp_c
         rc = sqlite3_bind_int64(stmt, index, v->i);
         break;
     case DBP_V_DOUBLE:
+        if (isnan(v->d)) /* SQLite would store it as NULL without a word */
+            return dbp_error_set(err, DBP_E_DATA, 0, "22000",
+                                 "SQLite stores NaN as NULL, so NaN is refused (value %d of the "
+                                 "row); pass None for NULL",
+                                 index);
         rc = sqlite3_bind_double(stmt, index, v->d);
         break;
     case DBP_V_TEXT:

@@ -35,3 +35,10 @@ async def test_reads_the_copy_path_cannot_take_still_work(pg: Any, sql: str) -> 
     df = await pg.query(POOL_ID, sql)
     assert df.columns == ["a"] and df.height == 1
     await assert_healthy(pg)
+
+
+async def test_join_with_duplicate_names(pg: Any) -> None:
+    for copy in ("auto", False):  # the COPY path and the row path
+        df = await pg.query(POOL_ID, "SELECT a.id, b.id, a.v FROM (VALUES (1, 'x')) a(id, v) "
+                            "JOIN (VALUES (1)) b(id) ON a.id = b.id", copy=copy)
+        assert df.columns == ["id", "id_1", "v"] and df.row(0) == (1, 1, "x")
