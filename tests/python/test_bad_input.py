@@ -94,3 +94,21 @@ async def test_sqlite_refuses_nan_instead_of_writing_null(api: Any) -> None:
         await api.write_frame("db", pl.DataFrame({"x": [1.0, float("nan")]}), "f")
     assert (await api.query("db", "SELECT count(*) AS n FROM f")).item() == 0  # all or nothing
     assert await api.execute("db", "INSERT INTO f VALUES (?)", [float("inf")]) == 1
+
+
+def test_pool_used_from_a_second_event_loop_raises_at_once() -> None:
+    """A DatabasePool is bound to the loop that first used it; another loop
+    gets a clear error at once, never a hang."""
+    pool = DatabasePool()
+
+    async def first() -> None:
+        await pool.create_pool("db", url="sqlite:///:memory:")
+        assert (await pool.query("db", "SELECT 1 AS one")).item() == 1
+
+    async def second() -> None:
+        with pytest.raises(RuntimeError, match="bound to the event loop"):
+            await asyncio.wait_for(pool.query("db", "SELECT 1 AS one"), 5)
+
+    asyncio.run(first())
+    asyncio.run(second())
+    asyncio.run(pool.close())  # closing works from any loop

@@ -271,6 +271,19 @@ static int name_ok(const char *name)
 
 /* Sends row `row` of `params` as sp_executesql(@stmt, @params, values).
  * `null_binary[i]`: NULLs in position i go as varbinary. */
+/* Whether the statement mentions the parameter `name` (@P3 and not only
+ * @P30). sp_executesql ignores a declared parameter the text never uses,
+ * so a value given too many would otherwise vanish without a word. */
+static int uses_name(const char *sql, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i + n <= len; i++)
+        if (strncasecmp(sql + i, name, n) == 0 &&
+            (i + n == len || !(isalnum((unsigned char)sql[i + n]) || sql[i + n] == '_')))
+            return 1;
+    return 0;
+}
+
 static int send_rpc(tds_conn *c, const char *sql, size_t len, const dbp_params *params, size_t row,
                     const unsigned char *null_binary, dbp_error *err)
 {
@@ -296,6 +309,13 @@ static int send_rpc(tds_conn *c, const char *sql, size_t len, const dbp_params *
             snprintf(names[i], sizeof names[i], "@%s", name);
         } else {
             snprintf(names[i], sizeof names[i], "@P%zu", i + 1);
+        }
+        if (!uses_name(sql, len, names[i])) {
+            rc = dbp_error_set(err, DBP_E_MISUSE, 0, "07001",
+                               "%zu parameter value(s) were given but the statement never uses "
+                               "%s (MSSQL placeholders are @P1, @P2, ... or @name for a dict)",
+                               width, names[i]);
+            break;
         }
         dbp_cell cell;
         dbp_params_cell(params, v, &cell);
