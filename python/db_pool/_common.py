@@ -223,9 +223,10 @@ def _check_no_nul(settings: list[dict[str, str]]) -> None:
 def frame_input(frame: Any) -> Any:
     """write_frame's rows: column names with a NUL byte are refused before
     Polars is asked to export them (it would abort the process)."""
-    for name in getattr(frame, "columns", ()):
-        if "\0" in name:
-            raise ProgrammingError(f"write_frame: column name {name!r} contains a NUL byte")
+    if isinstance(frame, pl.DataFrame):
+        for name in frame.columns:
+            if "\0" in name:
+                raise ProgrammingError(f"write_frame: column name {name!r} contains a NUL byte")
     return frame
 
 

@@ -17,6 +17,13 @@ static int unsupported(const char *name, const char *format, dbp_error *err)
                          name, format);
 }
 
+/* An input array that breaks the Arrow format's rules. */
+static int bad_array(const dbp_arrow_reader *r, const char *what, dbp_error *err)
+{
+    return dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL, "column '%s' is not valid Arrow: %s",
+                         r->name, what);
+}
+
 static int64_t time_unit_ns(char unit)
 {
     switch (unit) {
@@ -235,6 +242,8 @@ int dbp_arrow_reader_get(const dbp_arrow_reader *r, int64_t row, dbp_cell *out, 
             start = offsets[i];
             end = offsets[i + 1];
         }
+        if (start < 0 || end < start)
+            return bad_array(r, "its offsets go backwards", err);
         out->kind = r->binary ? DBP_V_BLOB : DBP_V_TEXT;
         out->data = (const char *)a->buffers[2] + start;
         out->len = (size_t)(end - start);
@@ -252,9 +261,13 @@ int dbp_arrow_reader_get(const dbp_arrow_reader *r, int64_t row, dbp_cell *out, 
         }
         memcpy(&buffer, view + 8, 4);
         memcpy(&offset, view + 12, 4);
-        if (buffer < 0 || buffer + 3 > a->n_buffers)
-            return dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL,
-                                 "column '%s': a string view names a missing buffer", r->name);
+        /* buffers: validity, views, the data buffers, then their sizes */
+        if (len < 0 || buffer < 0 || buffer + 3 > a->n_buffers)
+            return bad_array(r, "a string view names a missing buffer", err);
+        int64_t size;
+        memcpy(&size, (const char *)a->buffers[a->n_buffers - 1] + (size_t)buffer * 8, 8);
+        if (offset < 0 || (int64_t)offset + len > size)
+            return bad_array(r, "a string view points outside its buffer", err);
         out->data = (const char *)a->buffers[2 + buffer] + offset;
         return DBP_OK;
     }
@@ -268,6 +281,10 @@ int dbp_arrow_reader_get(const dbp_arrow_reader *r, int64_t row, dbp_cell *out, 
     case AR_DATE64: {
         int64_t ms;
         memcpy(&ms, (const char *)a->buffers[1] + i * 8, 8);
+        if (ms % 86400000 != 0) /* a date64 is whole days; a time of day would be lost */
+            return dbp_error_set(err, DBP_E_DATA, 0, "22008",
+                                 "column '%s' row %lld: a date64 value with a time of day",
+                                 r->name, (long long)row);
         out->kind = DBP_V_DATE;
         out->i = ms / 86400000;
         return DBP_OK;
@@ -281,7 +298,15 @@ int dbp_arrow_reader_get(const dbp_arrow_reader *r, int64_t row, dbp_cell *out, 
                                  "column '%s' row %lld has nanoseconds, which would be lost; "
                                  "round it to microseconds first",
                                  r->name, (long long)row);
-        int64_t us = r->unit_ns == 1 ? ticks / 1000 : ticks * (r->unit_ns / 1000);
+        int64_t us = ticks / 1000;
+        if (r->unit_ns > 1 && __builtin_mul_overflow(ticks, r->unit_ns / 1000, &us))
+            return dbp_error_set(err, DBP_E_DATA, 0, "22008",
+                                 "column '%s' row %lld: the value is out of range in microseconds",
+                                 r->name, (long long)row);
+        if (r->kind == AR_TIME && (us < 0 || us >= (int64_t)86400 * 1000000))
+            return dbp_error_set(err, DBP_E_DATA, 0, "22008",
+                                 "column '%s' row %lld: a time of day outside 00:00 to 24:00",
+                                 r->name, (long long)row);
         out->kind = r->kind == AR_TIME ? DBP_V_TIME
                     : r->has_tz        ? DBP_V_TIMESTAMP_TZ
                                        : DBP_V_TIMESTAMP;
@@ -321,9 +346,14 @@ static int walk_batch(const struct ArrowSchema *schema, const struct ArrowArray 
     dbp_cell *cells = dbp_calloc(n, sizeof *cells);
     int rc = readers && cells ? DBP_OK : dbp_error_nomem(err);
     size_t ready = 0;
-    for (; rc == DBP_OK && ready < n; ready++)
-        rc = dbp_arrow_reader_init(&readers[ready], schema->children[ready],
-                                   batch->children[ready], err);
+    for (; rc == DBP_OK && ready < n; ready++) {
+        const struct ArrowArray *col = batch->children[ready];
+        if (!col || col->length < batch->offset + batch->length || col->offset < 0)
+            rc = dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL,
+                               "column %zu is shorter than its batch (not valid Arrow)", ready + 1);
+        else
+            rc = dbp_arrow_reader_init(&readers[ready], schema->children[ready], col, err);
+    }
     for (int64_t row = 0; rc == DBP_OK && row < batch->length; row++) {
         if ((row & 1023) == 1023 && cancelled && atomic_load(cancelled))
             rc = dbp_error_set(err, DBP_E_CANCELLED, 0, NULL, "cancelled");

@@ -112,3 +112,31 @@ def test_pool_used_from_a_second_event_loop_raises_at_once() -> None:
     asyncio.run(first())
     asyncio.run(second())
     asyncio.run(pool.close())  # closing works from any loop
+
+
+def _bad_arrow_tables() -> dict[str, Any]:
+    import struct  # noqa: PLC0415
+
+    import pyarrow as pa  # noqa: PLC0415  (write_frame takes any Arrow C stream)
+
+    views = struct.pack("<i4sii", 20, b"abcd", 0, 100)  # 20 bytes at offset 100 of a 10-byte buffer
+    return {
+        "out of range in microseconds": pa.table({"a": pa.array([2**62], type=pa.timestamp("s"))}),
+        "a date64 value with a time of day": pa.table({"a": pa.array([1], type=pa.date64())}),
+        "outside 00:00 to 24:00": pa.table({"a": pa.array([90000], type=pa.time32("s"))}),
+        "points outside its buffer": pa.table({"a": pa.Array.from_buffers(
+            pa.string_view(), 1, [None, pa.py_buffer(views), pa.py_buffer(b"0123456789")])}),
+    }
+
+
+@pytest.mark.parametrize("what", list(_bad_arrow_tables()))
+async def test_arrow_input_is_checked_before_it_is_read(api: Any, what: str) -> None:
+    """Overflowing timestamps, date64 with a time of day, time32 past 24 h and
+    string views pointing outside their buffers are refused (nothing is
+    written), never read out of bounds or converted wrongly."""
+    await api.create_pool("db", url="sqlite:///:memory:", max_size=1)
+    await api.execute("db", "CREATE TABLE t (a)")
+    with pytest.raises(db_pool.Error, match=what):
+        await api.write_frame("db", _bad_arrow_tables()[what], "t")
+    assert (await api.query("db", "SELECT count(*) AS n FROM t")).item() == 0
+    await assert_healthy(api, "db")
