@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # initdb/pg_ctl, FreeTDS's tsql and freebcp, openssl for test certificates).
 APT_PACKAGES := gcc pkg-config libsqlite3-dev libpq-dev postgresql postgresql-client \
                 freetds-bin freetds-dev openssl python3-dev python3-venv valgrind pgbouncer
-PY_PACKAGES := meson meson-python ninja polars pyarrow pytest pytest-asyncio mypy \
+PY_PACKAGES := meson meson-python ninja polars pyarrow numpy pytest pytest-asyncio mypy \
                "psycopg[binary]" python-tds pyopenssl
 # Peers for `make bench` only.
 BENCH_PACKAGES := connectorx asyncpg psycopg-pool adbc-driver-postgresql adbc-driver-sqlite \
@@ -44,7 +44,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 venv: system-deps $(BIN)/python
-	@$(PY) -c "import mesonpy, polars, pyarrow, pytest, pytest_asyncio, mypy, psycopg, pytds, OpenSSL" \
+	@$(PY) -c "import mesonpy, polars, pyarrow, numpy, pytest, pytest_asyncio, mypy, psycopg, pytds, OpenSSL" \
 	    2>/dev/null || $(PY) -m pip install -q $(PY_PACKAGES)
 
 # Editable install: importing db_pool rebuilds the extension when C changed.

@@ -309,6 +309,11 @@ typedef enum dbp_value_kind {
     DBP_V_TIMESTAMP = 8, /* microseconds since epoch, no time zone */
     DBP_V_TIMESTAMP_TZ = 9, /* microseconds since epoch, UTC */
     DBP_V_DECIMAL = 10,  /* exact decimal as text, e.g. "-12.50" */
+    DBP_V_UUID = 11,     /* text, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11" */
+    DBP_V_JSON = 12,     /* JSON document as UTF-8 text */
+    DBP_V_INET = 13,     /* IP address or network as text, "10.0.0.1", "10.0.0.0/8" */
+    DBP_V_INTERVAL = 14, /* microseconds (a duration) */
+    DBP_V_ARRAY = 15,    /* array literal text, "{1,2,NULL}"; its element kind aside */
 } dbp_value_kind;
 
 /* A parameter list: positional values, optionally named (":name" style).
@@ -324,9 +329,18 @@ int dbp_params_add_int64(dbp_params *p, const char *name, int64_t v);
 int dbp_params_add_double(dbp_params *p, const char *name, double v);
 int dbp_params_add_text(dbp_params *p, const char *name, const char *s, size_t len);
 int dbp_params_add_blob(dbp_params *p, const char *name, const void *b, size_t len);
-/* DATE, TIME, TIMESTAMP, TIMESTAMP_TZ take an integer as described above. */
+/* DATE, TIME, TIMESTAMP, TIMESTAMP_TZ, INTERVAL take an integer as described
+ * above. */
 int dbp_params_add_temporal(dbp_params *p, const char *name, dbp_value_kind kind, int64_t v);
 int dbp_params_add_decimal(dbp_params *p, const char *name, const char *text, size_t len);
+/* UUID, JSON, INET (and TEXT, DECIMAL): the value's text. */
+int dbp_params_add_typed_text(dbp_params *p, const char *name, dbp_value_kind kind,
+                              const char *text, size_t len);
+/* An array in its literal form: "{1,2,NULL}", "{{1,2},{3,4}}", "{\"a b\",c}"
+ * (quoted with backslash escapes), of values of `element` kind (NULL when
+ * unknown: empty or all NULL). Engines without arrays refuse it. */
+int dbp_params_add_array(dbp_params *p, const char *name, dbp_value_kind element,
+                         const char *literal, size_t len);
 /* Marks the end of one row of an execute_many parameter set. */
 int dbp_params_end_row(dbp_params *p);
 

@@ -6,25 +6,14 @@
  * state and heap types, as CPython's own _sqlite does. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <datetime.h>
 #include <math.h>
 #include <structmember.h>
 
 #include "arrow_abi.h"
-#include "db_pool.h"
+#include "binding.h"
 #include "textparse.h"
 
 /* ---- module state ------------------------------------------------------------ */
-
-typedef struct module_state {
-    PyTypeObject *manager_type;
-    PyTypeObject *request_type;
-    PyTypeObject *lease_type;
-    PyTypeObject *queue_type;
-    PyTypeObject *stream_type;
-    PyObject *errors;        /* the db_pool.errors module */
-    PyObject *decimal_type;  /* decimal.Decimal */
-} module_state;
 
 static module_state *state_of_module(PyObject *module)
 {
@@ -128,7 +117,7 @@ static PyObject *raise_error(module_state *st, const dbp_error *err, PyObject *e
     return NULL;
 }
 
-static PyObject *raise_simple(module_state *st, int category, const char *message)
+PyObject *raise_simple(module_state *st, int category, const char *message)
 {
     dbp_error err = {.category = category};
     snprintf(err.message, sizeof err.message, "%s", message);
@@ -147,211 +136,6 @@ static void tag_engine(module_state *st, PyObject *engine)
     PyErr_Clear();
     Py_XDECREF(base);
     PyErr_Restore(type, exc, tb);
-}
-
-/* ---- parameters ---------------------------------------------------------------- */
-
-static int64_t time_of_day_us(int h, int m, int s, int us)
-{
-    return (((int64_t)h * 60 + m) * 60 + s) * 1000000 + us;
-}
-
-/* Microseconds of a timedelta (utcoffset()). */
-static int64_t timedelta_us(PyObject *td)
-{
-    return ((int64_t)PyDateTime_DELTA_GET_DAYS(td) * 86400 + PyDateTime_DELTA_GET_SECONDS(td)) *
-               1000000 +
-           PyDateTime_DELTA_GET_MICROSECONDS(td);
-}
-
-/* `where` names the parameter in messages ("parameter 2", "parameter 'id'"). */
-static int add_param(module_state *st, dbp_params *p, const char *name, PyObject *v,
-                     const char *where)
-{
-    int rc;
-    if (v == Py_None) {
-        rc = dbp_params_add_null(p, name);
-    } else if (PyBool_Check(v)) {
-        rc = dbp_params_add_bool(p, name, v == Py_True);
-    } else if (PyLong_Check(v)) {
-        int overflow;
-        long long i = PyLong_AsLongLongAndOverflow(v, &overflow);
-        if (overflow) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "%s: integer out of the 64-bit range", where);
-            raise_simple(st, DBP_E_DATA, msg);
-            return -1;
-        }
-        if (i == -1 && PyErr_Occurred())
-            return -1;
-        rc = dbp_params_add_int64(p, name, i);
-    } else if (PyFloat_Check(v)) {
-        rc = dbp_params_add_double(p, name, PyFloat_AS_DOUBLE(v));
-    } else if (PyUnicode_Check(v)) {
-        Py_ssize_t n;
-        const char *s = PyUnicode_AsUTF8AndSize(v, &n);
-        if (!s)
-            return -1;
-        rc = dbp_params_add_text(p, name, s, (size_t)n);
-    } else if (PyBytes_Check(v)) {
-        rc = dbp_params_add_blob(p, name, PyBytes_AS_STRING(v), (size_t)PyBytes_GET_SIZE(v));
-    } else if (PyByteArray_Check(v) || PyMemoryView_Check(v)) {
-        Py_buffer view;
-        if (PyObject_GetBuffer(v, &view, PyBUF_CONTIG_RO) < 0)
-            return -1;
-        rc = dbp_params_add_blob(p, name, view.buf, (size_t)view.len);
-        PyBuffer_Release(&view);
-    } else if (PyDateTime_Check(v)) {
-        int64_t us = dbp_days_from_civil(PyDateTime_GET_YEAR(v), PyDateTime_GET_MONTH(v),
-                                     PyDateTime_GET_DAY(v)) *
-                         86400000000LL +
-                     time_of_day_us(PyDateTime_DATE_GET_HOUR(v), PyDateTime_DATE_GET_MINUTE(v),
-                                    PyDateTime_DATE_GET_SECOND(v),
-                                    PyDateTime_DATE_GET_MICROSECOND(v));
-        dbp_value_kind kind = DBP_V_TIMESTAMP;
-        if (PyDateTime_DATE_GET_TZINFO(v) != Py_None) {
-            PyObject *offset = PyObject_CallMethod(v, "utcoffset", NULL);
-            if (!offset)
-                return -1;
-            if (PyDelta_Check(offset)) {
-                us -= timedelta_us(offset);
-                kind = DBP_V_TIMESTAMP_TZ;
-            }
-            Py_DECREF(offset);
-        }
-        rc = dbp_params_add_temporal(p, name, kind, us);
-    } else if (PyDate_Check(v)) {
-        rc = dbp_params_add_temporal(
-            p, name, DBP_V_DATE,
-            dbp_days_from_civil(PyDateTime_GET_YEAR(v), PyDateTime_GET_MONTH(v), PyDateTime_GET_DAY(v)));
-    } else if (PyTime_Check(v)) {
-        if (PyDateTime_TIME_GET_TZINFO(v) != Py_None) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "%s: time values with a time zone are not supported", where);
-            raise_simple(st, DBP_E_MISUSE, msg);
-            return -1;
-        }
-        rc = dbp_params_add_temporal(
-            p, name, DBP_V_TIME,
-            time_of_day_us(PyDateTime_TIME_GET_HOUR(v), PyDateTime_TIME_GET_MINUTE(v),
-                           PyDateTime_TIME_GET_SECOND(v), PyDateTime_TIME_GET_MICROSECOND(v)));
-    } else if (PyObject_TypeCheck(v, (PyTypeObject *)st->decimal_type)) {
-        PyObject *finite = PyObject_CallMethod(v, "is_finite", NULL);
-        if (!finite)
-            return -1;
-        int ok = finite == Py_True;
-        Py_DECREF(finite);
-        if (!ok) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "%s: Decimal NaN and Infinity cannot be stored exactly",
-                     where);
-            raise_simple(st, DBP_E_DATA, msg);
-            return -1;
-        }
-        PyObject *text = PyObject_Format(v, NULL);
-        if (!text)
-            return -1;
-        Py_ssize_t n;
-        const char *s = PyUnicode_AsUTF8AndSize(text, &n);
-        rc = s ? dbp_params_add_decimal(p, name, s, (size_t)n) : DBP_E_NOMEM;
-        Py_DECREF(text);
-        if (!s)
-            return -1;
-    } else {
-        char msg[200];
-        snprintf(msg, sizeof msg,
-                 "%s: values of type '%s' cannot be bound; use None, bool, int, float, str, "
-                 "bytes, Decimal, date, time or datetime",
-                 where, Py_TYPE(v)->tp_name);
-        raise_simple(st, DBP_E_MISUSE, msg);
-        return -1;
-    }
-    if (rc != DBP_OK) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    return 0;
-}
-
-/* One row: a dict binds by name, any other sequence by position. */
-static int add_row(module_state *st, dbp_params *p, PyObject *row)
-{
-    char where[160];
-    if (PyDict_Check(row)) {
-        PyObject *key, *value;
-        Py_ssize_t pos = 0;
-        while (PyDict_Next(row, &pos, &key, &value)) {
-            const char *name = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
-            if (!name) {
-                PyErr_Clear();
-                raise_simple(st, DBP_E_MISUSE, "parameter names must be strings");
-                return -1;
-            }
-            snprintf(where, sizeof where, "parameter '%.100s'", name);
-            if (add_param(st, p, name, value, where) < 0)
-                return -1;
-        }
-        return 0;
-    }
-    if (PyUnicode_Check(row) || PyBytes_Check(row) || !PySequence_Check(row)) {
-        raise_simple(st, DBP_E_MISUSE,
-                     "parameters must be a sequence (list or tuple) or a dict of names");
-        return -1;
-    }
-    PyObject *seq = PySequence_Fast(row, "parameters must be a sequence or a dict");
-    if (!seq)
-        return -1;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        snprintf(where, sizeof where, "parameter %zd", i + 1);
-        if (add_param(st, p, NULL, PySequence_Fast_GET_ITEM(seq, i), where) < 0) {
-            Py_DECREF(seq);
-            return -1;
-        }
-    }
-    Py_DECREF(seq);
-    return 0;
-}
-
-/* Builds a parameter list; `many` takes an iterable of rows. *out stays NULL
- * for params=None. */
-static int build_params(module_state *st, PyObject *params, int many, dbp_params **out)
-{
-    *out = NULL;
-    if (params == Py_None)
-        return 0;
-    dbp_error err;
-    if (dbp_params_new(out, &err) != DBP_OK) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    if (!many) {
-        if (add_row(st, *out, params) == 0)
-            return 0;
-    } else {
-        PyObject *it = PyObject_GetIter(params);
-        PyObject *row;
-        int failed = !it;
-        Py_ssize_t index = 0;
-        while (!failed && (row = PyIter_Next(it))) {
-            failed = add_row(st, *out, row) < 0;
-            Py_DECREF(row);
-            if (!failed && dbp_params_end_row(*out) != DBP_OK) {
-                char msg[160];
-                snprintf(msg, sizeof msg,
-                         "parameter row %zd has a different number of values than row 0", index);
-                raise_simple(st, DBP_E_MISUSE, msg);
-                failed = 1;
-            }
-            index++;
-        }
-        Py_XDECREF(it);
-        if (!failed && !PyErr_Occurred())
-            return 0;
-    }
-    dbp_params_free(*out);
-    *out = NULL;
-    return -1;
 }
 
 /* ---- ResultStream: an Arrow C stream handed to Polars once ----------------- */
@@ -1487,8 +1271,7 @@ static int add_type(PyObject *module, PyType_Spec *spec, PyTypeObject **slot)
 static int module_exec(PyObject *module)
 {
     module_state *st = state_of_module(module);
-    PyDateTime_IMPORT;
-    if (!PyDateTimeAPI)
+    if (bind_params_init() < 0)
         return -1;
     st->errors = PyImport_ImportModule("db_pool.errors");
     if (!st->errors)
@@ -1499,6 +1282,13 @@ static int module_exec(PyObject *module)
     st->decimal_type = PyObject_GetAttrString(decimal, "Decimal");
     Py_DECREF(decimal);
     if (!st->decimal_type)
+        return -1;
+    PyObject *adapt = PyImport_ImportModule("db_pool._adapt");
+    if (!adapt)
+        return -1;
+    st->adapt = PyObject_GetAttrString(adapt, "adapt");
+    Py_DECREF(adapt);
+    if (!st->adapt)
         return -1;
     if (add_type(module, &manager_spec, &st->manager_type) < 0 ||
         add_type(module, &request_spec, &st->request_type) < 0 ||
@@ -1535,6 +1325,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->stream_type);
     Py_VISIT(st->errors);
     Py_VISIT(st->decimal_type);
+    Py_VISIT(st->adapt);
     return 0;
 }
 
@@ -1548,6 +1339,7 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->stream_type);
     Py_CLEAR(st->errors);
     Py_CLEAR(st->decimal_type);
+    Py_CLEAR(st->adapt);
     return 0;
 }
 

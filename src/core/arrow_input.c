@@ -380,18 +380,18 @@ int dbp_arrow_walk(struct ArrowArrayStream *in, const dbp_frame_sink *sink,
     if (code != 0)
         return stream_error(in, code, err);
     int rc = DBP_OK;
+    const char **names = NULL;
     if (strcmp(schema.format, "+s") != 0 || schema.n_children == 0) {
         rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
                            "write_frame takes a table of columns (a DataFrame)");
     } else {
         size_t n = (size_t)schema.n_children;
-        const char **names = dbp_calloc(n, sizeof *names);
+        names = dbp_calloc(n, sizeof *names);
         rc = names ? DBP_OK : dbp_error_nomem(err);
         for (size_t c = 0; rc == DBP_OK && c < n; c++)
             names[c] = schema.children[c]->name ? schema.children[c]->name : "";
         if (rc == DBP_OK)
             rc = sink->columns(sink->arg, n, names, err);
-        dbp_free(names);
     }
     while (rc == DBP_OK) {
         struct ArrowArray batch = {0};
@@ -405,6 +405,7 @@ int dbp_arrow_walk(struct ArrowArrayStream *in, const dbp_frame_sink *sink,
         rc = walk_batch(&schema, &batch, sink, cancelled, rows, err);
         batch.release(&batch);
     }
+    dbp_free(names);
     if (schema.release)
         schema.release(&schema);
     return rc;

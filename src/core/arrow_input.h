@@ -55,7 +55,8 @@ void dbp_arrow_reader_free(dbp_arrow_reader *r);
 int dbp_arrow_reader_get(const dbp_arrow_reader *r, int64_t row, dbp_cell *out, dbp_error *err);
 
 /* What a bulk loader does with a frame: learn its columns once, then take
- * each row's cells. A callback's error stops the walk. */
+ * each row's cells. A callback's error stops the walk. The column names
+ * stay valid until the walk ends. */
 typedef struct dbp_frame_sink {
     int (*columns)(void *arg, size_t n, const char *const *names, dbp_error *err);
     int (*row)(void *arg, const dbp_cell *cells, size_t n, dbp_error *err);

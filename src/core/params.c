@@ -139,16 +139,69 @@ int dbp_params_add_decimal(dbp_params *p, const char *name, const char *text, si
     return add_bytes(p, name, DBP_V_DECIMAL, text, len);
 }
 
+int dbp_params_add_typed_text(dbp_params *p, const char *name, dbp_value_kind kind,
+                              const char *text, size_t len)
+{
+    if (!dbp_value_kind_has_bytes(kind) || kind == DBP_V_BLOB || kind == DBP_V_ARRAY)
+        return DBP_E_MISUSE;
+    return add_bytes(p, name, kind, text, len);
+}
+
+int dbp_params_add_array(dbp_params *p, const char *name, dbp_value_kind element,
+                         const char *literal, size_t len)
+{
+    int rc = add_bytes(p, name, DBP_V_ARRAY, literal, len);
+    if (rc == DBP_OK)
+        p->values[p->n_values - 1].i = element;
+    return rc;
+}
+
 int dbp_params_add_temporal(dbp_params *p, const char *name, dbp_value_kind kind, int64_t v)
 {
     if (kind != DBP_V_DATE && kind != DBP_V_TIME && kind != DBP_V_TIMESTAMP &&
-        kind != DBP_V_TIMESTAMP_TZ)
+        kind != DBP_V_TIMESTAMP_TZ && kind != DBP_V_INTERVAL)
         return DBP_E_MISUSE;
     dbp_value *val = push(p, name, kind);
     if (!val)
         return DBP_E_NOMEM;
     val->i = v;
     return DBP_OK;
+}
+
+int dbp_value_kind_has_bytes(dbp_value_kind kind)
+{
+    return kind == DBP_V_TEXT || kind == DBP_V_BLOB || kind == DBP_V_DECIMAL ||
+           kind == DBP_V_UUID || kind == DBP_V_JSON || kind == DBP_V_INET || kind == DBP_V_ARRAY;
+}
+
+const char *dbp_value_kind_name(dbp_value_kind kind)
+{
+    switch (kind) {
+    case DBP_V_INTERVAL:
+        return "a duration (timedelta)";
+    case DBP_V_ARRAY:
+        return "an array (list or tuple)";
+    case DBP_V_UUID:
+        return "a UUID";
+    case DBP_V_JSON:
+        return "a JSON document (dict)";
+    case DBP_V_INET:
+        return "an IP address";
+    default:
+        return "this value";
+    }
+}
+
+const char *dbp_value_kind_hint(dbp_value_kind kind)
+{
+    switch (kind) {
+    case DBP_V_INTERVAL:
+        return "pass a number, e.g. td.total_seconds() or td // timedelta(microseconds=1)";
+    case DBP_V_ARRAY:
+        return "pass json.dumps(values) to store it as JSON text, or one row per element";
+    default:
+        return "pass str(value)";
+    }
 }
 
 int dbp_params_end_row(dbp_params *p)
@@ -196,8 +249,6 @@ void dbp_params_cell(const dbp_params *p, const dbp_value *v, dbp_cell *out)
     out->kind = v->kind;
     out->i = v->i;
     out->d = v->d;
-    out->data = v->kind == DBP_V_TEXT || v->kind == DBP_V_BLOB || v->kind == DBP_V_DECIMAL
-                    ? p->arena + v->offset
-                    : NULL;
+    out->data = dbp_value_kind_has_bytes(v->kind) ? p->arena + v->offset : NULL;
     out->len = v->length;
 }

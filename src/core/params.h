@@ -9,7 +9,7 @@
 
 typedef struct dbp_value {
     dbp_value_kind kind;
-    int64_t i;     /* BOOL, INT64, temporal kinds */
+    int64_t i;     /* BOOL, INT64, temporal kinds; ARRAY: the element kind */
     double d;      /* DOUBLE */
     size_t offset; /* TEXT, BLOB, DECIMAL: bytes in the params' arena */
     size_t length;
@@ -21,12 +21,21 @@ typedef struct dbp_value {
  * parameters or from a frame (arrow_input.h). */
 typedef struct dbp_cell {
     dbp_value_kind kind;
-    int64_t i;        /* BOOL, INT64, DATE (days), TIME (us), TIMESTAMP[_TZ] (us) */
+    int64_t i;        /* BOOL, INT64, DATE (days), TIME (us), TIMESTAMP[_TZ] (us),
+                         INTERVAL (us); ARRAY: the element kind */
     double d;         /* DOUBLE */
-    const char *data; /* TEXT, BLOB, DECIMAL: not NUL-terminated */
+    const char *data; /* kinds with bytes (below): not NUL-terminated */
     size_t len;
     char text[48];    /* backing store for a frame's DECIMAL digits */
 } dbp_cell;
+
+/* Whether values of `kind` carry bytes (text, blob, decimal digits, ...). */
+int dbp_value_kind_has_bytes(dbp_value_kind kind);
+
+/* For messages of engines without a type for `kind`: what the value is
+ * ("a duration (timedelta)") and what to pass instead. */
+const char *dbp_value_kind_name(dbp_value_kind kind);
+const char *dbp_value_kind_hint(dbp_value_kind kind);
 
 /* The cell of a parameter value (its bytes stay in the params' arena). */
 void dbp_params_cell(const dbp_params *p, const dbp_value *v, dbp_cell *out);

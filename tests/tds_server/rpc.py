@@ -10,7 +10,7 @@ from typing import Iterator
 
 from . import engine as E
 from .errors import SqlError
-from .types import INT, WireType, read_type_info, read_value, wire_type_for
+from .types import INT, WireType, coerce, parse_declared_type, read_type_info, read_value, wire_type_for
 from .wire import Reader
 
 # Well-known procedure ids (ProcID form of NameLenProcID).
@@ -88,9 +88,9 @@ def parse_rpc(payload: bytes, pos: int) -> list[Call]:
     return calls
 
 
-def _declared_names(decl: str) -> list[str]:
-    """'@P1 int, @P2 nvarchar(10) OUTPUT' -> ['P1', 'P2']."""
-    names: list[str] = []
+def _declared(decl: str) -> list[tuple[str, str]]:
+    """'@P1 int, @P2 nvarchar(10) OUTPUT' -> [('P1', 'int'), ('P2', 'nvarchar(10)')]."""
+    names: list[tuple[str, str]] = []
     depth = 0
     current = ""
     for ch in decl + ",":
@@ -101,7 +101,8 @@ def _declared_names(decl: str) -> list[str]:
         if ch == "," and depth == 0:
             word = current.strip().split()
             if word:
-                names.append(word[0].lstrip("@"))
+                type_words = [w for w in word[1:] if w.upper() not in ("OUTPUT", "OUT")]
+                names.append((word[0].lstrip("@"), " ".join(type_words)))
             current = ""
         else:
             current += ch
@@ -115,11 +116,19 @@ def _text(p: Param | None) -> str:
 
 
 def bind_params(decl: str, values: list[Param]) -> dict[str, E.Variable]:
-    names = _declared_names(decl)
+    """Each value converted to the type its @params declaration gives, as
+    SQL Server converts a parameter whose wire type differs (a datetime2 sent
+    for a date, an nvarchar for a uniqueidentifier)."""
+    declared = _declared(decl)
+    types = {name.lower(): parse_declared_type(text) for name, text in declared}
     out: dict[str, E.Variable] = {}
     for i, p in enumerate(values):
-        name = p.name or (names[i] if i < len(names) else f"P{i + 1}")
-        out[name.lower()] = E.Variable(p.wire.sql_type(), p.value)
+        name = (p.name or (declared[i][0] if i < len(declared) else f"P{i + 1}")).lstrip("@").lower()
+        typ = types.get(name)
+        if typ is None or typ.name == p.wire.sql_type().name:
+            out[name] = E.Variable(p.wire.sql_type(), p.value)
+        else:
+            out[name] = E.Variable(typ, coerce(typ, p.value))
     return out
 
 

@@ -117,7 +117,7 @@ int pg_cursor_open(void *conn, const char *sql, size_t len, const dbp_params *pa
         rc = open_copy(c, sql, len, err);
     } else {
         for (int attempt = 0;; attempt++) {
-            rc = pg_statement_for(c, sql, len, &cur->stmt, &cur->owns_stmt, err);
+            rc = pg_statement_for(c, sql, len, params, &cur->stmt, &cur->owns_stmt, err);
             if (rc == DBP_OK && cur->stmt->n_fields > 0)
                 rc = open_rows(c, params, ctx, err);
             if (rc == DBP_OK || attempt > 0 || cur->owns_stmt || !pg_forget_if_stale(c, err))

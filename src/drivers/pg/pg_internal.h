@@ -27,7 +27,8 @@ typedef struct pg_statement {
     size_t sql_len;
     char name[24]; /* "" for the unnamed statement */
     int n_params;
-    Oid *param_types;
+    Oid *param_types; /* as the server describes them */
+    Oid *declared;    /* the types it was prepared with; NULL: all inferred */
     int n_fields;
     char **field_names;
     pg_column_plan *plans;
@@ -128,28 +129,38 @@ int pg_end_copy(pg_conn *c, const char *failure, dbp_error *err);
 int pg_too_many_params(size_t given, dbp_error *err);
 
 void pg_statement_free(pg_statement *st);
-/* The prepared statement for `sql`, from the cache or newly prepared (named
- * and cached, or unnamed when the cache is off; *owned says the caller must
- * free it). */
-int pg_statement_for(pg_conn *c, const char *sql, size_t len, pg_statement **out, int *owned,
-                     dbp_error *err);
+/* The prepared statement for `sql` that fits `params` (pg_params.c), from
+ * the cache or newly prepared (named and cached, or unnamed when the cache is
+ * off; *owned says the caller must free it). */
+int pg_statement_for(pg_conn *c, const char *sql, size_t len, const dbp_params *params,
+                     pg_statement **out, int *owned, dbp_error *err);
 /* Prepares and describes `sql` as the unnamed statement, never cached. */
 int pg_statement_fresh(pg_conn *c, const char *sql, size_t len, pg_statement **out,
                        dbp_error *err);
-/* Sends the statement with parameter row `row` bound; binary results. */
-int pg_send_bound(pg_conn *c, const pg_statement *st, const dbp_params *params, size_t row,
-                  dbp_error *err);
 /* After a failure that says the server no longer knows a cached statement
  * (or DDL changed its result), forgets the cache; 1 when the caller should
  * try once more. */
 int pg_forget_if_stale(pg_conn *c, const dbp_error *err);
 /* Drops every cached statement without telling the server. */
 void pg_forget_statements(pg_conn *c);
-/* The text PostgreSQL parses exactly for a value without bytes of its own
- * (bool, numbers, dates, times); `t` holds 48 bytes. Returns its length. */
-int pg_scalar_text(const dbp_cell *v, char *t);
 int pg_execute(void *conn, const char *sql, size_t len, const dbp_params *params,
                const dbp_exec_ctx *ctx, int64_t *affected, dbp_error *err);
+
+/* ---- pg_params.c ---- */
+
+/* Whether `st` was prepared with the types `params` need: a parameter the
+ * server infers as text is declared with its value's type (an int as int8,
+ * a list as an array), so one SQL text may have several prepared forms. */
+int pg_statement_fits(const pg_statement *st, const dbp_params *params);
+/* The types to prepare `sql` with for `params`, given its untyped form
+ * (0 where the server's inference stands); NULL when out of memory. */
+Oid *pg_declared_types(const pg_statement *untyped, const dbp_params *params);
+/* Sends the statement with parameter row `row` bound; binary results. */
+int pg_send_bound(pg_conn *c, const pg_statement *st, const dbp_params *params, size_t row,
+                  dbp_error *err);
+/* The text PostgreSQL parses exactly for a value without bytes of its own
+ * (bool, numbers, dates, times, durations); `t` holds 48 bytes. Returns its length. */
+int pg_scalar_text(const dbp_cell *v, char *t);
 
 /* ---- pg_cursor.c ---- */
 

@@ -25,110 +25,9 @@ void pg_statement_free(pg_statement *st)
     dbp_free(st->field_names);
     dbp_free(st->plans);
     dbp_free(st->param_types);
+    dbp_free(st->declared);
     dbp_free(st->sql);
     dbp_free(st);
-}
-
-/* ---- parameters ---------------------------------------------------------------- */
-
-/* Text forms of one row of parameters; blobs go as binary. The engine
- * parses each according to the parameter's type, exactly. */
-typedef struct bound_params {
-    const char **values;
-    int *lengths;
-    int *formats;
-    char *text; /* the text forms, back to back */
-} bound_params;
-
-static void bound_free(bound_params *b)
-{
-    dbp_free(b->values);
-    dbp_free(b->lengths);
-    dbp_free(b->formats);
-    dbp_free(b->text);
-}
-
-/* The text form PostgreSQL parses exactly, for values without bytes of
- * their own (booleans, numbers, dates and times); `t` holds 48 bytes. */
-int pg_scalar_text(const dbp_cell *v, char *t)
-{
-    switch (v->kind) {
-    case DBP_V_BOOL:
-        return snprintf(t, 48, "%s", v->i ? "t" : "f");
-    case DBP_V_INT64:
-        return snprintf(t, 48, "%lld", (long long)v->i);
-    case DBP_V_DOUBLE:
-        if (isnan(v->d))
-            return snprintf(t, 48, "NaN");
-        if (isinf(v->d))
-            return snprintf(t, 48, "%sInfinity", v->d < 0 ? "-" : "");
-        return dbp_format_double(v->d, t, 48); /* shortest text that reads back exactly */
-    case DBP_V_DATE:
-        return dbp_format_date(v->i, t, 48);
-    case DBP_V_TIME:
-        return dbp_format_time(v->i, t, 48);
-    case DBP_V_TIMESTAMP:
-        return dbp_format_timestamp(v->i, t, 48);
-    case DBP_V_TIMESTAMP_TZ: {
-        int n = dbp_format_timestamp(v->i, t, 48);
-        return n + snprintf(t + n, (size_t)(48 - n), "+00");
-    }
-    default:
-        return 0;
-    }
-}
-
-static int bind_row(const pg_statement *st, const dbp_params *params, size_t row,
-                    bound_params *b, dbp_error *err)
-{
-    memset(b, 0, sizeof *b);
-    size_t given = dbp_params_width(params);
-    if ((size_t)st->n_params != given)
-        return dbp_error_set(err, DBP_E_MISUSE, 0, "07001",
-                             "the statement has %d parameter(s) but %zu were given",
-                             st->n_params, given);
-    if (given == 0)
-        return DBP_OK;
-    if (dbp_params_get(params, row, 0)->has_name)
-        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
-                             "PostgreSQL parameters are positional ($1, $2, ...): pass a "
-                             "sequence, not a dict");
-    b->values = dbp_calloc(given, sizeof *b->values);
-    b->lengths = dbp_calloc(given, sizeof *b->lengths);
-    b->formats = dbp_calloc(given, sizeof *b->formats);
-    b->text = dbp_malloc(given * 48);
-    if (!b->values || !b->lengths || !b->formats || !b->text) {
-        bound_free(b);
-        return dbp_error_nomem(err);
-    }
-    for (size_t i = 0; i < given; i++) {
-        dbp_cell v;
-        dbp_params_cell(params, dbp_params_get(params, row, i), &v);
-        if (v.kind == DBP_V_NULL)
-            continue; /* values[i] stays NULL */
-        if (v.data) { /* text, decimal digits, bytes (sent binary) */
-            if (v.len > INT32_MAX) {
-                bound_free(b);
-                return dbp_error_set(err, DBP_E_DATA, 0, "22000",
-                                     "parameter %zu is larger than 2 GiB", i + 1);
-            }
-            /* Text goes in the text format, which ends at a NUL byte. */
-            if (v.kind != DBP_V_BLOB && memchr(v.data, '\0', v.len)) {
-                bound_free(b);
-                return dbp_error_set(err, DBP_E_DATA, 0, "22021",
-                                     "parameter %zu contains a NUL byte, which PostgreSQL text "
-                                     "cannot hold; pass bytes for bytea",
-                                     i + 1);
-            }
-            b->values[i] = v.data;
-            b->lengths[i] = (int)v.len;
-            b->formats[i] = v.kind == DBP_V_BLOB;
-            continue;
-        }
-        b->values[i] = b->text + i * 48;
-        b->lengths[i] = pg_scalar_text(&v, b->text + i * 48);
-    }
-    return DBP_OK;
 }
 
 /* ---- the statement cache ----------------------------------------------------- */
@@ -186,14 +85,14 @@ static int plan_field(pg_conn *c, Oid oid, int typmod, pg_column_plan *plan, dbp
 
 /* Parse and Describe in one pipeline with one Sync: one round trip, and
  * behind PgBouncer in transaction mode both reach the same server. */
-static int prepare_and_describe(pg_conn *c, const char *name, const char *sql,
-                                PGresult **described, dbp_error *err)
+static int prepare_and_describe(pg_conn *c, const char *name, const char *sql, int n_declared,
+                                const Oid *declared, PGresult **described, dbp_error *err)
 {
     *described = NULL;
     if (!PQenterPipelineMode(c->pg))
         return pg_error(c, NULL, err);
     int rc = DBP_OK;
-    if (!PQsendPrepare(c->pg, name, sql, 0, NULL) || !PQsendDescribePrepared(c->pg, name) ||
+    if (!PQsendPrepare(c->pg, name, sql, n_declared, declared) || !PQsendDescribePrepared(c->pg, name) ||
         !PQpipelineSync(c->pg))
         rc = pg_error(c, NULL, err);
     for (int answers = 0;;) {
@@ -227,38 +126,23 @@ static int prepare_and_describe(pg_conn *c, const char *name, const char *sql,
     return rc;
 }
 
-/* Runs a prepared statement with bound parameters, binary results. The
- * unnamed statement is sent whole (parse, bind, execute in one Sync), since
- * another Sync may find another server behind a transaction-mode pooler. */
-int pg_send_bound(pg_conn *c, const pg_statement *st, const dbp_params *params, size_t row,
-                  dbp_error *err)
-{
-    bound_params b;
-    int rc = bind_row(st, params, row, &b, err);
-    if (rc != DBP_OK)
-        return rc;
-    int sent = st->name[0] ? PQsendQueryPrepared(c->pg, st->name, st->n_params, b.values,
-                                                 b.lengths, b.formats, 1)
-                           : PQsendQueryParams(c->pg, st->sql, st->n_params, st->param_types,
-                                               b.values, b.lengths, b.formats, 1);
-    bound_free(&b);
-    return sent ? DBP_OK : pg_error(c, NULL, err);
-}
-
-/* Prepares and describes `sql` under `name`. */
+/* Prepares and describes `sql` under `name`, with the parameter types
+ * `declared` (n_declared of them; the statement takes ownership) or none. */
 static int prepare_statement(pg_conn *c, const char *sql, size_t len, const char *name,
-                             pg_statement **out, dbp_error *err)
+                             int n_declared, Oid *declared, pg_statement **out, dbp_error *err)
 {
     pg_statement *st = dbp_calloc(1, sizeof *st);
     if (!st || !(st->sql = dbp_strndup(sql, len))) {
         dbp_free(st);
+        dbp_free(declared);
         return dbp_error_nomem(err);
     }
+    st->declared = declared;
     st->sql_len = len;
     st->session_changes = pg_session_changes(sql, len);
     snprintf(st->name, sizeof st->name, "%s", name);
     PGresult *res = NULL;
-    int rc = prepare_and_describe(c, name, st->sql, &res, err);
+    int rc = prepare_and_describe(c, name, st->sql, n_declared, declared, &res, err);
     if (rc == DBP_OK) {
         st->n_params = PQnparams(res);
         st->n_fields = PQnfields(res);
@@ -301,25 +185,15 @@ static int prepare_statement(pg_conn *c, const char *sql, size_t len, const char
 int pg_statement_fresh(pg_conn *c, const char *sql, size_t len, pg_statement **out,
                        dbp_error *err)
 {
-    return prepare_statement(c, sql, len, "", out, err);
+    return prepare_statement(c, sql, len, "", 0, NULL, out, err);
 }
 
-int pg_statement_for(pg_conn *c, const char *sql, size_t len, pg_statement **out,
-                         int *owned, dbp_error *err)
+/* Prepares `sql` under a new name into the cache, evicting the least
+ * recently used statement when it is full (or unnamed and *owned when the
+ * victim is the open cursor's). Takes `declared` as prepare_statement. */
+static int cache_statement(pg_conn *c, const char *sql, size_t len, int n_declared,
+                           Oid *declared, pg_statement **out, int *owned, dbp_error *err)
 {
-    *owned = 0;
-    for (int i = 0; i < c->n_cached; i++) {
-        pg_statement *st = c->cache[i];
-        if (st->sql_len == len && memcmp(st->sql, sql, len) == 0) {
-            st->last_used = ++c->tick;
-            *out = st;
-            return DBP_OK;
-        }
-    }
-    if (c->cfg->cache_size == 0) {
-        *owned = 1;
-        return prepare_statement(c, sql, len, "", out, err);
-    }
     int slot = c->n_cached;
     if (slot == c->cfg->cache_size) { /* evict the least recently used */
         slot = 0;
@@ -328,13 +202,15 @@ int pg_statement_for(pg_conn *c, const char *sql, size_t len, pg_statement **out
                 slot = i;
         if (c->cur.stmt == c->cache[slot]) {
             *owned = 1; /* the open cursor uses the victim: do not cache */
-            return prepare_statement(c, sql, len, "", out, err);
+            return prepare_statement(c, sql, len, "", n_declared, declared, out, err);
         }
         char dealloc[64];
         snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", c->cache[slot]->name);
         int rc = pg_exec(c, dealloc, err);
-        if (rc != DBP_OK)
+        if (rc != DBP_OK) {
+            dbp_free(declared);
             return rc;
+        }
         pg_statement_free(c->cache[slot]);
         c->cache[slot] = c->cache[--c->n_cached];
         slot = c->n_cached;
@@ -342,7 +218,7 @@ int pg_statement_for(pg_conn *c, const char *sql, size_t len, pg_statement **out
     char name[24];
     snprintf(name, sizeof name, "dbp_%llu", (unsigned long long)++c->next_name);
     pg_statement *st;
-    int rc = prepare_statement(c, sql, len, name, &st, err);
+    int rc = prepare_statement(c, sql, len, name, n_declared, declared, &st, err);
     if (rc != DBP_OK)
         return rc;
     st->last_used = ++c->tick;
@@ -350,6 +226,44 @@ int pg_statement_for(pg_conn *c, const char *sql, size_t len, pg_statement **out
     c->n_cached++;
     *out = st;
     return DBP_OK;
+}
+
+int pg_statement_for(pg_conn *c, const char *sql, size_t len, const dbp_params *params,
+                     pg_statement **out, int *owned, dbp_error *err)
+{
+    *owned = 0;
+    pg_statement *untyped = NULL;
+    for (int i = 0; i < c->n_cached; i++) {
+        pg_statement *st = c->cache[i];
+        if (st->sql_len != len || memcmp(st->sql, sql, len) != 0)
+            continue;
+        if (pg_statement_fits(st, params)) {
+            st->last_used = ++c->tick;
+            *out = st;
+            return DBP_OK;
+        }
+        if (!st->declared)
+            untyped = st;
+    }
+    if (!untyped) {
+        *owned = c->cfg->cache_size == 0;
+        int rc = *owned ? prepare_statement(c, sql, len, "", 0, NULL, &untyped, err)
+                        : cache_statement(c, sql, len, 0, NULL, &untyped, owned, err);
+        if (rc != DBP_OK || pg_statement_fits(untyped, params)) {
+            *out = untyped;
+            return rc;
+        }
+    }
+    /* The values need declared types: a second form of the same SQL. */
+    int n = untyped->n_params;
+    Oid *declared = pg_declared_types(untyped, params);
+    if (*owned)
+        pg_statement_free(untyped);
+    *owned = c->cfg->cache_size == 0;
+    if (!declared)
+        return dbp_error_nomem(err);
+    return *owned ? prepare_statement(c, sql, len, "", n, declared, out, err)
+                  : cache_statement(c, sql, len, n, declared, out, owned, err);
 }
 
 /* Drops every cached statement without DEALLOCATE (the server dropped
@@ -425,7 +339,7 @@ int pg_execute(void *conn, const char *sql, size_t len, const dbp_params *params
         for (int attempt = 0;; attempt++) {
             pg_statement *st;
             int owned;
-            rc = pg_statement_for(c, sql, len, &st, &owned, err);
+            rc = pg_statement_for(c, sql, len, params, &st, &owned, err);
             if (rc == DBP_OK) {
                 if (!ctx->session_setup)
                     c->session_changes |= st->session_changes;

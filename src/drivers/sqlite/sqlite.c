@@ -458,9 +458,22 @@ static void release_stmt(sqlite3_stmt *stmt, int cached)
     }
 }
 
-static int bind_value(sqlite_conn *c, sqlite3_stmt *stmt, int index, const dbp_cell *v,
-                      dbp_error *err)
+/* What messages call value `index`: "parameter 2", "parameter ':id'",
+ * "column 'price'" (`name` NULL when positional). */
+static const char *value_label(char *buf, size_t size, const char *what, const char *name,
+                               int index)
 {
+    if (name)
+        snprintf(buf, size, "%s '%.100s'", what, name);
+    else
+        snprintf(buf, size, "%s %d", what, index);
+    return buf;
+}
+
+static int bind_value(sqlite_conn *c, sqlite3_stmt *stmt, int index, const dbp_cell *v,
+                      const char *what, const char *name, dbp_error *err)
+{
+    char label[128];
     char text[48];
     int n, rc;
     switch (v->kind) {
@@ -474,13 +487,16 @@ static int bind_value(sqlite_conn *c, sqlite3_stmt *stmt, int index, const dbp_c
     case DBP_V_DOUBLE:
         if (isnan(v->d)) /* SQLite would store it as NULL without a word */
             return dbp_error_set(err, DBP_E_DATA, 0, "22000",
-                                 "SQLite stores NaN as NULL, so NaN is refused (value %d of the "
-                                 "row); pass None for NULL",
-                                 index);
+                                 "%s: SQLite stores NaN as NULL, so NaN is refused; pass None "
+                                 "for NULL",
+                                 value_label(label, sizeof label, what, name, index));
         rc = sqlite3_bind_double(stmt, index, v->d);
         break;
     case DBP_V_TEXT:
     case DBP_V_DECIMAL: /* exact: kept as text */
+    case DBP_V_UUID:
+    case DBP_V_JSON: /* SQLite's JSON functions read text */
+    case DBP_V_INET:
         rc = sqlite3_bind_text64(stmt, index, v->data, v->len, SQLITE_STATIC, SQLITE_UTF8);
         break;
     case DBP_V_BLOB:
@@ -502,8 +518,10 @@ static int bind_value(sqlite_conn *c, sqlite3_stmt *stmt, int index, const dbp_c
         rc = sqlite3_bind_text(stmt, index, text, n, SQLITE_TRANSIENT);
         break;
     default:
-        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "parameter %d has an unknown kind",
-                             index);
+        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
+                             "%s: SQLite has no type for %s; %s",
+                             value_label(label, sizeof label, what, name, index),
+                             dbp_value_kind_name(v->kind), dbp_value_kind_hint(v->kind));
     }
     return rc == SQLITE_OK ? DBP_OK : fail(c->db, rc, 0, err);
 }
@@ -543,7 +561,8 @@ static int bind_row(sqlite_conn *c, sqlite3_stmt *stmt, const dbp_params *params
         }
         dbp_cell cell;
         dbp_params_cell(params, v, &cell);
-        int rc = bind_value(c, stmt, i, &cell, err);
+        int rc = bind_value(c, stmt, i, &cell, "parameter",
+                            named ? sqlite3_bind_parameter_name(stmt, i) : NULL, err);
         if (rc != DBP_OK)
             return rc;
     }
@@ -1066,6 +1085,7 @@ static int fetch_watched(sqlite_conn *c, const dbp_fetch_limits *limits,
 typedef struct bulk_insert {
     sqlite_conn *c;
     const char *table;
+    const char *const *names; /* the frame's columns, for messages */
     sqlite3_stmt *stmt;
 } bulk_insert;
 
@@ -1073,6 +1093,7 @@ typedef struct bulk_insert {
 static int bulk_columns(void *arg, size_t n, const char *const *names, dbp_error *err)
 {
     bulk_insert *b = arg;
+    b->names = names;
     dbp_textbuf sql = {0};
     dbp_textbuf_str(&sql, "INSERT INTO ");
     dbp_textbuf_table_columns(&sql, b->table, names, n, '"', '"');
@@ -1095,7 +1116,7 @@ static int bulk_row(void *arg, const dbp_cell *cells, size_t n, dbp_error *err)
     bulk_insert *b = arg;
     int rc = DBP_OK;
     for (size_t i = 0; rc == DBP_OK && i < n; i++)
-        rc = bind_value(b->c, b->stmt, (int)i + 1, &cells[i], err);
+        rc = bind_value(b->c, b->stmt, (int)i + 1, &cells[i], "column", b->names[i], err);
     if (rc == DBP_OK) {
         int step = sqlite3_step(b->stmt);
         if (step != SQLITE_DONE)

@@ -437,8 +437,11 @@ int tds_param_bind(DBPROCESS *proc, const dbp_cell *cell, int null_binary, size_
         snprintf(out->decl, sizeof out->decl, "float");
         return DBP_OK;
     case DBP_V_TEXT:
+    case DBP_V_UUID:
+    case DBP_V_JSON: /* SQL Server's JSON functions read nvarchar */
+    case DBP_V_INET:
     case DBP_V_BLOB: {
-        int text = cell->kind == DBP_V_TEXT;
+        int text = cell->kind != DBP_V_BLOB;
         if (cell->len > INT32_MAX)
             return dbp_error_set(err, DBP_E_DATA, 0, "22001",
                                  "parameter %zu is larger than 2 GiB", position);
@@ -449,6 +452,10 @@ int tds_param_bind(DBPROCESS *proc, const dbp_cell *cell, int null_binary, size_
         out->datalen = (DBINT)cell->len;
         out->value = cell->len ? (const BYTE *)cell->data : NULL;
         snprintf(out->decl, sizeof out->decl, "%s", text ? "nvarchar(max)" : "varbinary(max)");
+        /* db-lib 1.3 cannot send SYBUNIQUE (fixed-size yet nullable): the
+         * text goes and the declaration makes the server convert it. */
+        if (cell->kind == DBP_V_UUID)
+            snprintf(out->decl, sizeof out->decl, "uniqueidentifier");
         if (!cell->len)
             out->empty_literal = text ? "N''" : "0x";
         return DBP_OK;
@@ -501,8 +508,9 @@ int tds_param_bind(DBPROCESS *proc, const dbp_cell *cell, int null_binary, size_
         }
         break;
     default:
-        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "parameter %zu has an unknown kind",
-                             position);
+        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
+                             "parameter %zu: SQL Server has no type for %s; %s", position,
+                             dbp_value_kind_name(cell->kind), dbp_value_kind_hint(cell->kind));
     }
     if (out->store.dt.date < -693595 || out->store.dt.date > 2958463) /* 0001-01-01..9999-12-31 */
         return dbp_error_set(err, DBP_E_DATA, 0, "22008",

@@ -165,12 +165,15 @@ async def test_the_same_statement_with_different_values(pg: Any) -> None:
         assert df.row(0) == (2 * i, str(i))
 
 
-async def test_untyped_parameter_is_text(pg: Any) -> None:
-    """$1 without a cast or context is typed text by the server; any Python
-    value still binds through its text form."""
+async def test_untyped_parameter_takes_the_type_of_its_value(pg: Any) -> None:
+    """$1 without a cast or context is text to the server; a str stays text,
+    any other value declares its own type (tests/python/pg/test_pg_param_types.py)."""
     df = await pg.query(POOL_ID, "SELECT $1 AS v", ["abc"])
     assert df.schema == pl.Schema({"v": pl.String})
     assert df.item() == "abc"
+    df = await pg.query(POOL_ID, "SELECT $1 AS v", [7])
+    assert df.schema == pl.Schema({"v": pl.Int64})
+    assert df.item() == 7
 
 
 async def test_binding_errors_are_raised_before_running(pg: Any) -> None:

@@ -1,0 +1,32 @@
+/* binding.h - what the files of the CPython binding share. */
+#ifndef DBP_BINDING_H
+#define DBP_BINDING_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "db_pool.h"
+
+typedef struct module_state {
+    PyTypeObject *manager_type;
+    PyTypeObject *request_type;
+    PyTypeObject *lease_type;
+    PyTypeObject *queue_type;
+    PyTypeObject *stream_type;
+    PyObject *errors;        /* the db_pool.errors module */
+    PyObject *decimal_type;  /* decimal.Decimal */
+    PyObject *adapt;         /* db_pool._adapt.adapt: values beyond the fast path */
+} module_state;
+
+/* Raises the db_pool.errors class of `category` with `message`; returns NULL. */
+PyObject *raise_simple(module_state *st, int category, const char *message);
+
+/* ---- parameters (bind_params.c) ---- */
+
+/* Imports what the parameter code needs (the datetime C API). */
+int bind_params_init(void);
+/* Builds a parameter list from a sequence or dict (`many`: an iterable of
+ * them). *out stays NULL for params=None. Returns -1 with an exception set. */
+int build_params(module_state *st, PyObject *params, int many, dbp_params **out);
+
+#endif
