@@ -70,8 +70,9 @@ async def test_memory_database_is_shared_by_a_pools_connections(api: Any) -> Non
     await api.create_pool("m2", url="sqlite:///:memory:", max_size=2)
     await api.execute("m1", "CREATE TABLE t (a INTEGER)")
     await api.execute("m1", "INSERT INTO t VALUES (1)")
-    # while one connection is held by a transaction, a second one sees the table
-    async with api.transaction("m1") as tx:
+    # while one connection is held by a (reading, so DEFERRED) transaction, a
+    # second one sees the table
+    async with api.transaction("m1", "DEFERRED") as tx:
         assert (await tx.query("SELECT count(*) AS n FROM t")).item() == 1
         assert (await api.query("m1", "SELECT count(*) AS n FROM t")).item() == 1
         assert api.stats("m1")["size"] == 2
@@ -186,12 +187,25 @@ async def test_transaction_begin_immediate_takes_the_write_lock(
     await assert_healthy(api, "f")
 
 
-async def test_transaction_deferred_default_does_not_lock(api: Any, db_path: Path) -> None:
+async def test_transaction_deferred_does_not_lock(api: Any, db_path: Path) -> None:
+    await api.create_pool("f", url=sqlite_url(db_path), max_size=2, busy_timeout_ms=100)
+    await api.execute("f", "CREATE TABLE t (a INTEGER)")
+    async with api.transaction("f", "DEFERRED") as tx:
+        assert await api.execute("f", "INSERT INTO t VALUES (1)") == 1
+        assert (await tx.query("SELECT count(*) FROM t")).item() == 1
+    await assert_healthy(api, "f")
+
+
+async def test_transaction_default_takes_the_write_lock_up_front(api: Any, db_path: Path) -> None:
+    """IMMEDIATE by default (tests/python/test_sqlite_writers.py): another
+    writer waits busy_timeout_ms, then fails saying what to change."""
     await api.create_pool("f", url=sqlite_url(db_path), max_size=2, busy_timeout_ms=100)
     await api.execute("f", "CREATE TABLE t (a INTEGER)")
     async with api.transaction("f") as tx:
-        assert await api.execute("f", "INSERT INTO t VALUES (1)") == 1
-        assert (await tx.query("SELECT count(*) FROM t")).item() == 1
+        with pytest.raises(db_pool.OperationalError, match="locked") as info:
+            await api.execute("f", "INSERT INTO t VALUES (1)")
+        assert "busy_timeout_ms" in info.value.hint
+        assert (await tx.query("SELECT count(*) FROM t")).item() == 0
     await assert_healthy(api, "f")
 
 

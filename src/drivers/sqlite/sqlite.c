@@ -200,6 +200,16 @@ int sqlite_fail(sqlite3 *db, int rc, int at_prepare, dbp_error *err)
         if (at_prepare)
             state = "42000";
         break;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        dbp_error_set(err, category, ext, state, "%s", msg);
+        if (err)
+            snprintf(err->hint, sizeof err->hint,
+                     "another connection held the lock longer than busy_timeout_ms: raise "
+                     "busy_timeout_ms, use journal_mode=wal so that readers never block the "
+                     "writer, keep write transactions short, and begin transactions that "
+                     "write IMMEDIATE (transaction()'s default)");
+        return category;
     default:
         break;
     }
@@ -326,9 +336,15 @@ static int exec_watched(sqlite_conn *c, const char *sql, const dbp_exec_ctx *ctx
     return rc;
 }
 
+/* BEGIN IMMEDIATE unless told otherwise: a DEFERRED transaction that reads
+ * and then writes can only fail with SQLITE_BUSY when another writer got
+ * there first (waiting could deadlock), while IMMEDIATE takes the write lock
+ * up front and so waits for it, up to busy_timeout_ms. */
 static int begin(void *conn, const char *options, const dbp_exec_ctx *ctx, dbp_error *err)
 {
-    static const char *const kinds[] = {"", "DEFERRED", "IMMEDIATE", "EXCLUSIVE"};
+    static const char *const kinds[] = {"DEFERRED", "IMMEDIATE", "EXCLUSIVE"};
+    if (!options[0])
+        options = "IMMEDIATE";
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
         if (strcasecmp(options, kinds[i]) == 0) {
             char sql[32];
