@@ -97,3 +97,66 @@ async def test_unsupported_types_are_refused_before_writing(mem: Any) -> None:
         await mem.write_frame("db", ts.to_frame(), "ns")
     assert (await mem.query("db", "SELECT count(*) AS n FROM t")).item() == 0
     await assert_healthy(mem, "db")
+
+
+# ---- values checked against the declared type (docs/sqlite.md, write_frame) ----
+
+
+async def test_whole_floats_and_decimals_into_integer_columns_are_exact(mem: Any) -> None:
+    await mem.execute("db", "CREATE TABLE t (a INTEGER, b INTEGER, c BIGINT)")
+    df = pl.DataFrame({"a": [1.0, -2.0, None], "b": [Decimal("3.00"), Decimal("-9223372036854775808"), None],
+                       "c": ["12", "-7", None]})
+    assert await mem.write_frame("db", df, "t") == 3
+    back = await mem.query("db", "SELECT a, b, c, typeof(a) AS ta, typeof(b) AS tb FROM t")
+    assert back.rows() == [(1, 3, 12, "integer", "integer"), (-2, -(2**63), -7, "integer", "integer"),
+                           (None, None, None, "null", "null")]
+
+
+@pytest.mark.parametrize("column,values,message", [
+    ("INTEGER", [1.0, 2.5], "column 'v' \\(declared INTEGER\\): a value is not a whole number"),
+    ("INTEGER", [Decimal("1.50")], "not a whole number"),
+    ("INTEGER", [2.0**63], "not a whole number in the INTEGER range"),
+    ("INTEGER", [float("nan")], "not a whole number"),
+    ("INTEGER", ["abc"], "not a whole number"),
+    ("INTEGER", [dt.date(2020, 1, 1)], "not an integer"),
+    ("DECIMAL(10,2)", [Decimal("1.125")], "precision and scale"),
+    ("DECIMAL(10,2)", [0.125], "precision and scale"),
+    ("DECIMAL(4,2)", [12345], "precision and scale"),
+    ("REAL", [2**53 + 1], "beyond 2\\^53"),
+    ("REAL", ["1.5"], "not a number"),
+    ("BOOLEAN", [2], "not a boolean"),
+    ("DATE", [dt.datetime(2020, 1, 1, 12)], "not a date"),
+    ("TIME", [dt.date(2020, 1, 1)], "not a time of day"),
+    ("TEXT", [b"\x00"], "binary, not text"),
+    ("BLOB", [1], "not binary or text"),
+])
+async def test_values_the_declared_type_cannot_read_back_are_refused(
+        mem: Any, column: str, values: list[Any], message: str) -> None:
+    await mem.execute("db", f"CREATE TABLE t (id INTEGER, v {column})")
+    df = pl.DataFrame({"id": list(range(len(values))), "v": values}, strict=False)
+    with pytest.raises(DataError, match=message) as info:
+        await mem.write_frame("db", df, "t")
+    assert "no row was written" in str(info.value)
+    assert (await mem.query("db", "SELECT count(*) AS n FROM t")).item() == 0
+    await assert_healthy(mem, "db")
+
+
+async def test_aware_datetimes_keep_their_instant_in_a_timestamptz_column(mem: Any) -> None:
+    await mem.execute("db", "CREATE TABLE t (ts TIMESTAMPTZ, naive DATETIME)")
+    paris = pl.Series("ts", [dt.datetime(2024, 7, 1, 12, 0, 0, 5), None]).dt.replace_time_zone("Europe/Paris")
+    df = pl.DataFrame({"ts": paris, "naive": [dt.datetime(2024, 1, 1), None]})
+    assert await mem.write_frame("db", df, "t") == 2
+    back = await mem.query("db", "SELECT ts, naive FROM t")
+    assert back.schema["ts"] == pl.Datetime("us", "UTC")
+    assert back["ts"].to_list() == paris.dt.convert_time_zone("UTC").to_list()
+    assert back["naive"].to_list() == [dt.datetime(2024, 1, 1), None]
+
+
+async def test_aware_datetimes_into_a_column_without_zone_are_refused(mem: Any) -> None:
+    await mem.execute("db", "CREATE TABLE t (ts DATETIME, z TIMESTAMP WITH TIME ZONE)")
+    aware = pl.Series("ts", [dt.datetime(2024, 7, 1, 12)]).dt.replace_time_zone("UTC")
+    with pytest.raises(DataError, match="column 'ts' .* has a time zone.*TIMESTAMPTZ"):
+        await mem.write_frame("db", aware.to_frame(), "t")
+    with pytest.raises(DataError, match="column 'z' .* has no time zone"):
+        await mem.write_frame("db", pl.DataFrame({"z": [dt.datetime(2024, 7, 1)]}), "t")
+    assert (await mem.query("db", "SELECT count(*) AS n FROM t")).item() == 0

@@ -1,5 +1,10 @@
 /* sqlite_bulk.c - write_frame on SQLite: one prepared INSERT per row inside
- * a savepoint, so all rows are written or none. */
+ * a savepoint, so all rows are written or none. SQLite stores any value in
+ * any column, so each value is first checked against the column's declared
+ * type the way the read path will read it back (sqlite_read.c): exact
+ * conversions are made (a whole float into INTEGER), anything the read path
+ * would refuse is refused here, naming the column, before it is written. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -7,6 +12,7 @@
 #include "error.h"
 #include "sqlite_internal.h"
 #include "textbuf.h"
+#include "textparse.h"
 
 /* ---- bulk load ------------------------------------------------------------------------ */
 
@@ -14,14 +20,136 @@ typedef struct bulk_insert {
     sqlite_conn *c;
     const char *table;
     const char *const *names; /* the frame's columns, for messages */
+    column_plan *plans;       /* how each target column reads back */
+    size_t n_plans;
     sqlite3_stmt *stmt;
 } bulk_insert;
+
+/* Each target column's declared type, from a SELECT of the same columns
+ * (sqlite3_column_decltype: no metadata build option needed). A table
+ * that does not exist leaves every plan open; the INSERT then says so. */
+static int plan_targets(bulk_insert *b, size_t n, const char *const *names, dbp_error *err)
+{
+    b->plans = dbp_calloc(n, sizeof *b->plans);
+    if (!b->plans)
+        return dbp_error_nomem(err);
+    b->n_plans = n;
+    dbp_textbuf sql = {0};
+    dbp_textbuf_str(&sql, "SELECT ");
+    for (size_t i = 0; i < n; i++) {
+        dbp_textbuf_str(&sql, i ? ", " : "");
+        dbp_textbuf_identifier(&sql, names[i], '"', '"', 0);
+    }
+    dbp_textbuf_str(&sql, " FROM ");
+    dbp_textbuf_identifier(&sql, b->table, '"', '"', 1);
+    if (sql.failed) {
+        dbp_textbuf_free(&sql);
+        return dbp_error_nomem(err);
+    }
+    sqlite3_stmt *stmt = NULL;
+    int rc = DBP_OK;
+    if (sqlite3_prepare_v2(b->c->db, sql.data, (int)sql.len, &stmt, NULL) == SQLITE_OK) {
+        for (size_t i = 0; rc == DBP_OK && i < n; i++) {
+            const char *declared = sqlite3_column_decltype(stmt, (int)i);
+            b->plans[i] = sqlite_plan_column(declared);
+            if (declared && !(b->plans[i].declared = dbp_strdup(declared)))
+                rc = dbp_error_nomem(err);
+        }
+    }
+    sqlite3_finalize(stmt);
+    dbp_textbuf_free(&sql);
+    return rc;
+}
+
+/* Whether decimal text is a whole number in the 64-bit range (*out). */
+static int whole_int64(const char *s, size_t n, int64_t *out)
+{
+    __int128 v;
+    if (dbp_parse_decimal(s, n, 38, 0, &v) != DBP_OK || v < INT64_MIN || v > INT64_MAX)
+        return 0;
+    *out = (int64_t)v;
+    return 1;
+}
+
+/* Converts the value to what column `plan` reads back where that is exact;
+ * returns NULL when the value fits, else why the read path would refuse it. */
+static const char *fit_value(const column_plan *plan, dbp_cell *v)
+{
+    int64_t i;
+    char text[48];
+    __int128 dec;
+    switch (plan->kind) {
+    case K_INT:
+        if (v->kind == DBP_V_DOUBLE) {
+            if (!(isfinite(v->d) && v->d == floor(v->d) && fabs(v->d) < 9.2233720368547758e18))
+                return "is not a whole number in the INTEGER range";
+            v->kind = DBP_V_INT64;
+            v->i = (int64_t)v->d;
+        } else if (v->kind == DBP_V_DECIMAL || v->kind == DBP_V_TEXT) {
+            if (!whole_int64(v->data, v->len, &i))
+                return "is not a whole number in the INTEGER range";
+            *v = (dbp_cell){.kind = DBP_V_INT64, .i = i};
+        } else if (v->kind != DBP_V_INT64 && v->kind != DBP_V_BOOL) {
+            return "is not an integer";
+        }
+        return NULL;
+    case K_FLOAT:
+        if (v->kind == DBP_V_INT64 && (v->i > (1LL << 53) || v->i < -(1LL << 53)))
+            return "is an integer beyond 2^53, which REAL cannot hold exactly";
+        if (v->kind != DBP_V_DOUBLE && v->kind != DBP_V_INT64 && v->kind != DBP_V_BOOL &&
+            v->kind != DBP_V_DECIMAL)
+            return "is not a number";
+        return NULL;
+    case K_DECIMAL:
+        if (v->kind == DBP_V_INT64 || v->kind == DBP_V_DOUBLE) {
+            if (v->kind == DBP_V_DOUBLE && !isfinite(v->d))
+                return "is not a finite number";
+            int len = v->kind == DBP_V_INT64 ? snprintf(text, sizeof text, "%lld", (long long)v->i)
+                                             : dbp_format_double(v->d, text, sizeof text);
+            if (dbp_parse_decimal(text, (size_t)len, plan->type.precision, plan->type.scale, &dec) != DBP_OK)
+                return "does not fit the declared precision and scale without rounding";
+            return NULL;
+        }
+        if (v->kind != DBP_V_DECIMAL ||
+            dbp_parse_decimal(v->data, v->len, plan->type.precision, plan->type.scale, &dec) != DBP_OK)
+            return "does not fit the declared precision and scale without rounding";
+        return NULL;
+    case K_BOOL:
+        return (v->kind == DBP_V_BOOL || (v->kind == DBP_V_INT64 && (v->i == 0 || v->i == 1)))
+                   ? NULL
+                   : "is not a boolean (or 0 or 1)";
+    case K_DATE:
+        return v->kind == DBP_V_DATE ? NULL : "is not a date";
+    case K_TIME:
+        return v->kind == DBP_V_TIME ? NULL : "is not a time of day";
+    case K_DATETIME:
+        if (v->kind == DBP_V_TIMESTAMP_TZ && plan->type.id == DBP_T_TIMESTAMP_US)
+            return "has a time zone, which a column without one would lose: declare the column "
+                   "TIMESTAMPTZ (read back in UTC), or drop the zone with "
+                   "dt.replace_time_zone(None)";
+        if (v->kind == DBP_V_TIMESTAMP && plan->type.id == DBP_T_TIMESTAMP_UTC)
+            return "has no time zone, but the column is in UTC: give the values one with "
+                   "dt.replace_time_zone(\"UTC\")";
+        return v->kind == DBP_V_TIMESTAMP || v->kind == DBP_V_TIMESTAMP_TZ || v->kind == DBP_V_DATE
+                   ? NULL
+                   : "is not a timestamp";
+    case K_TEXT:
+        return v->kind == DBP_V_BLOB ? "is binary, not text" : NULL;
+    case K_BLOB:
+        return v->kind == DBP_V_BLOB || v->kind == DBP_V_TEXT ? NULL : "is not binary or text";
+    default:
+        return NULL;
+    }
+}
 
 /* INSERT INTO "table" ("a", "b") VALUES (?, ?) for the frame's columns. */
 static int bulk_columns(void *arg, size_t n, const char *const *names, dbp_error *err)
 {
     bulk_insert *b = arg;
     b->names = names;
+    int rc = plan_targets(b, n, names, err);
+    if (rc != DBP_OK)
+        return rc;
     dbp_textbuf sql = {0};
     dbp_textbuf_str(&sql, "INSERT INTO ");
     dbp_textbuf_table_columns(&sql, b->table, names, n, '"', '"');
@@ -29,7 +157,7 @@ static int bulk_columns(void *arg, size_t n, const char *const *names, dbp_error
     for (size_t i = 0; i < n; i++)
         dbp_textbuf_str(&sql, i ? ", ?" : "?");
     dbp_textbuf_str(&sql, ")");
-    int rc = sql.failed ? dbp_error_nomem(err) : DBP_OK;
+    rc = sql.failed ? dbp_error_nomem(err) : DBP_OK;
     if (rc == DBP_OK) {
         int prc = sqlite3_prepare_v2(b->c->db, sql.data, (int)sql.len, &b->stmt, NULL);
         if (prc != SQLITE_OK)
@@ -43,8 +171,15 @@ static int bulk_row(void *arg, const dbp_cell *cells, size_t n, dbp_error *err)
 {
     bulk_insert *b = arg;
     int rc = DBP_OK;
-    for (size_t i = 0; rc == DBP_OK && i < n; i++)
-        rc = sqlite_bind_value(b->c, b->stmt, (int)i + 1, &cells[i], "column", b->names[i], err);
+    for (size_t i = 0; rc == DBP_OK && i < n; i++) {
+        dbp_cell v = cells[i];
+        const char *why = v.kind == DBP_V_NULL ? NULL : fit_value(&b->plans[i], &v);
+        if (why)
+            return dbp_error_set(err, DBP_E_DATA, 0, "22000",
+                                 "column '%.100s' (declared %.40s): a value %s", b->names[i],
+                                 b->plans[i].declared ? b->plans[i].declared : "", why);
+        rc = sqlite_bind_value(b->c, b->stmt, (int)i + 1, &v, "column", b->names[i], err);
+    }
     if (rc == DBP_OK) {
         int step = sqlite3_step(b->stmt);
         if (step != SQLITE_DONE)
@@ -70,6 +205,9 @@ int sqlite_bulk_load(void *conn, const char *table, struct ArrowArrayStream *row
         snprintf(err->message + strlen(err->message), sizeof err->message - strlen(err->message),
                  " (frame row %lld; no row was written)", (long long)*loaded);
     sqlite3_finalize(b.stmt);
+    for (size_t i = 0; i < b.n_plans; i++)
+        dbp_free(b.plans[i].declared);
+    dbp_free(b.plans);
     c->cancelled = NULL;
     dbp_error ignored;
     if (rc != DBP_OK) {

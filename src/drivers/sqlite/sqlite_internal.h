@@ -99,6 +99,8 @@ int sqlite_execute(void *conn, const char *sql, size_t len, const dbp_params *pa
 
 /* ---- sqlite_read.c ---- */
 
+/* How a column of declared type `declared` is read (docs/sqlite.md). */
+column_plan sqlite_plan_column(const char *declared);
 void sqlite_cursor_reset(sqlite_conn *c);
 int sqlite_cursor_open(void *conn, const char *sql, size_t len, const dbp_params *params,
                        const dbp_exec_ctx *ctx, dbp_error *err);

@@ -21,7 +21,7 @@ static int contains(const char *haystack, const char *needle)
 /* The declared type decides the column's kind; the order of these tests
  * follows SQLite's affinity rules, after the types SQLite has no affinity
  * for (booleans, dates, decimals). */
-static column_plan plan_column(const char *declared)
+column_plan sqlite_plan_column(const char *declared)
 {
     column_plan plan = {.kind = K_INFER, .type = {DBP_T_NULL, 0, 0}, .declared = NULL};
     if (!declared || !*declared)
@@ -36,8 +36,9 @@ static column_plan plan_column(const char *declared)
         plan.kind = K_BOOL;
         plan.type.id = DBP_T_BOOL;
     } else if (contains(up, "DATETIME") || contains(up, "TIMESTAMP")) {
-        plan.kind = K_DATETIME;
-        plan.type.id = DBP_T_TIMESTAMP_US;
+        plan.kind = K_DATETIME; /* "TIMESTAMPTZ", "... WITH TIME ZONE": in UTC */
+        plan.type.id = contains(up, "TZ") || contains(up, "TIME ZONE") ? DBP_T_TIMESTAMP_UTC
+                                                                       : DBP_T_TIMESTAMP_US;
     } else if (strncmp(up, "DATE", 4) == 0) {
         plan.kind = K_DATE;
         plan.type.id = DBP_T_DATE32;
@@ -303,7 +304,7 @@ static int plan_columns(sqlite_conn *c, dbp_error *err)
     cur->n_cols = n;
     for (int i = 0; i < n; i++) {
         const char *declared = sqlite3_column_decltype(cur->stmt, i);
-        plans[i] = plan_column(declared);
+        plans[i] = sqlite_plan_column(declared);
         plans[i].declared = declared ? dbp_strdup(declared) : NULL;
         if (declared && !plans[i].declared)
             return dbp_error_nomem(err);
