@@ -105,10 +105,29 @@ static void bound_free(bound_params *b)
     dbp_free(b->text);
 }
 
+/* Dates before 0001-01-01 in PostgreSQL's own form, "0044-03-15 BC" (its
+ * input takes no year 0 and no negative years): the date part of `text`,
+ * as dbp_format_* wrote it, with the year replaced. Returns the length. */
+static int with_era(int64_t days, char *t)
+{
+    int64_t y;
+    unsigned m, d;
+    dbp_civil_from_days(days, &y, &m, &d);
+    const char *rest = strchr(t + 1, ' '); /* the time of day, if any */
+    char tail[40];
+    snprintf(tail, sizeof tail, "%s", rest ? rest : "");
+    return snprintf(t, 48, "%04lld-%02u-%02u%s BC", (long long)(1 - y), m, d, tail);
+}
+
+#define DAYS_TO_YEAR_1 (-719162) /* 0001-01-01 */
+
 /* The text form PostgreSQL parses exactly, for values without bytes of
- * their own (booleans, numbers, dates and times); `t` holds 48 bytes. */
+ * their own (booleans, numbers, dates, times, durations); `t` holds 48
+ * bytes. */
 int pg_scalar_text(const dbp_cell *v, char *t)
 {
+    int n;
+    int64_t days = v->kind == DBP_V_DATE ? v->i : v->i / 86400000000LL - (v->i % 86400000000LL < 0);
     switch (v->kind) {
     case DBP_V_BOOL:
         return snprintf(t, 48, "%s", v->i ? "t" : "f");
@@ -121,15 +140,16 @@ int pg_scalar_text(const dbp_cell *v, char *t)
             return snprintf(t, 48, "%sInfinity", v->d < 0 ? "-" : "");
         return dbp_format_double(v->d, t, 48); /* shortest text that reads back exactly */
     case DBP_V_DATE:
-        return dbp_format_date(v->i, t, 48);
+        n = dbp_format_date(v->i, t, 48);
+        return days < DAYS_TO_YEAR_1 ? with_era(days, t) : n;
     case DBP_V_TIME:
         return dbp_format_time(v->i, t, 48);
     case DBP_V_TIMESTAMP:
-        return dbp_format_timestamp(v->i, t, 48);
-    case DBP_V_TIMESTAMP_TZ: {
-        int n = dbp_format_timestamp(v->i, t, 48);
-        return n + snprintf(t + n, (size_t)(48 - n), "+00");
-    }
+    case DBP_V_TIMESTAMP_TZ:
+        n = dbp_format_timestamp(v->i, t, 40);
+        if (v->kind == DBP_V_TIMESTAMP_TZ)
+            n += snprintf(t + n, (size_t)(48 - n), "+00");
+        return days < DAYS_TO_YEAR_1 ? with_era(days, t) : n;
     case DBP_V_INTERVAL:
         return snprintf(t, 48, "%lld microseconds", (long long)v->i);
     default:

@@ -6,6 +6,7 @@
  * would refuse is refused here, naming the column, before it is written. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -71,13 +72,52 @@ static int whole_int64(const char *s, size_t n, int64_t *out)
     return 1;
 }
 
+/* A value for a DECIMAL(p,s) column, which SQLite stores as INTEGER or
+ * REAL (NUMERIC affinity): it must fit p and s, and is bound as the integer
+ * or the double that reads back as exactly it. Decimal text is not bound as
+ * text: SQLite's own conversion to REAL is not correctly rounded. */
+static const char *fit_decimal(const column_plan *plan, dbp_cell *v)
+{
+    char text[48];
+    size_t len;
+    if (v->kind == DBP_V_INT64 || v->kind == DBP_V_DOUBLE) {
+        if (v->kind == DBP_V_DOUBLE && !isfinite(v->d))
+            return "is not a finite number";
+        len = (size_t)(v->kind == DBP_V_INT64 ? snprintf(text, sizeof text, "%lld", (long long)v->i)
+                                             : dbp_format_double(v->d, text, sizeof text));
+    } else if (v->kind == DBP_V_DECIMAL || v->kind == DBP_V_TEXT) {
+        len = v->len < sizeof text ? v->len : sizeof text - 1;
+        memcpy(text, v->data, len);
+    } else {
+        return "is not a number";
+    }
+    text[len] = '\0';
+    __int128 want, back;
+    int p = plan->type.precision, s = plan->type.scale;
+    if (dbp_parse_decimal(text, len, p, s, &want) != DBP_OK)
+        return "does not fit the declared precision and scale without rounding";
+    if (v->kind == DBP_V_INT64 || v->kind == DBP_V_DOUBLE)
+        return NULL;
+    int64_t i;
+    if (whole_int64(text, len, &i)) {
+        *v = (dbp_cell){.kind = DBP_V_INT64, .i = i};
+        return NULL;
+    }
+    double d = strtod(text, NULL);
+    char shortest[48];
+    int n = dbp_format_double(d, shortest, sizeof shortest);
+    if (dbp_parse_decimal(shortest, (size_t)n, 38, s, &back) != DBP_OK || back != want)
+        return "has more significant digits than SQLite keeps in a DECIMAL column, which it "
+               "stores as REAL (about 15): declare the column TEXT to keep it exactly";
+    *v = (dbp_cell){.kind = DBP_V_DOUBLE, .d = d};
+    return NULL;
+}
+
 /* Converts the value to what column `plan` reads back where that is exact;
  * returns NULL when the value fits, else why the read path would refuse it. */
 static const char *fit_value(const column_plan *plan, dbp_cell *v)
 {
     int64_t i;
-    char text[48];
-    __int128 dec;
     switch (plan->kind) {
     case K_INT:
         if (v->kind == DBP_V_DOUBLE) {
@@ -101,19 +141,7 @@ static const char *fit_value(const column_plan *plan, dbp_cell *v)
             return "is not a number";
         return NULL;
     case K_DECIMAL:
-        if (v->kind == DBP_V_INT64 || v->kind == DBP_V_DOUBLE) {
-            if (v->kind == DBP_V_DOUBLE && !isfinite(v->d))
-                return "is not a finite number";
-            int len = v->kind == DBP_V_INT64 ? snprintf(text, sizeof text, "%lld", (long long)v->i)
-                                             : dbp_format_double(v->d, text, sizeof text);
-            if (dbp_parse_decimal(text, (size_t)len, plan->type.precision, plan->type.scale, &dec) != DBP_OK)
-                return "does not fit the declared precision and scale without rounding";
-            return NULL;
-        }
-        if (v->kind != DBP_V_DECIMAL ||
-            dbp_parse_decimal(v->data, v->len, plan->type.precision, plan->type.scale, &dec) != DBP_OK)
-            return "does not fit the declared precision and scale without rounding";
-        return NULL;
+        return fit_decimal(plan, v);
     case K_BOOL:
         return (v->kind == DBP_V_BOOL || (v->kind == DBP_V_INT64 && (v->i == 0 || v->i == 1)))
                    ? NULL

@@ -13,6 +13,10 @@
 
 /* ---- statements ------------------------------------------------------------ */
 
+#define US_PER_DAY 86400000000LL
+#define DAYS_0000_01_01 (-719528LL)
+#define DAYS_10000_01_01 2932897LL
+
 /* Whether the text after a statement holds another statement. */
 static int has_more_sql(const char *tail, const char *end)
 {
@@ -136,18 +140,23 @@ int sqlite_bind_value(sqlite_conn *c, sqlite3_stmt *stmt, int index, const dbp_c
         rc = sqlite3_bind_blob64(stmt, index, v->data, v->len, SQLITE_STATIC);
         break;
     case DBP_V_DATE:
-        n = dbp_format_date(v->i, text, sizeof text);
+    case DBP_V_TIMESTAMP:
+    case DBP_V_TIMESTAMP_TZ:
+        /* Dates are text of four-digit years, which the read path parses. */
+        if (v->i < (v->kind == DBP_V_DATE ? DAYS_0000_01_01 : DAYS_0000_01_01 * US_PER_DAY) ||
+            v->i >= (v->kind == DBP_V_DATE ? DAYS_10000_01_01 : DAYS_10000_01_01 * US_PER_DAY))
+            return dbp_error_set(err, DBP_E_DATA, 0, "22008",
+                                 "%s: a date outside the years 0000 to 9999, which SQLite's "
+                                 "date text cannot hold",
+                                 value_label(label, sizeof label, what, name, index));
+        n = v->kind == DBP_V_DATE ? dbp_format_date(v->i, text, sizeof text)
+                                  : dbp_format_timestamp(v->i, text, sizeof text);
+        if (v->kind == DBP_V_TIMESTAMP_TZ)
+            n += snprintf(text + n, sizeof text - (size_t)n, "+00:00");
         rc = sqlite3_bind_text(stmt, index, text, n, SQLITE_TRANSIENT);
         break;
     case DBP_V_TIME:
         n = dbp_format_time(v->i, text, sizeof text);
-        rc = sqlite3_bind_text(stmt, index, text, n, SQLITE_TRANSIENT);
-        break;
-    case DBP_V_TIMESTAMP:
-    case DBP_V_TIMESTAMP_TZ:
-        n = dbp_format_timestamp(v->i, text, sizeof text);
-        if (v->kind == DBP_V_TIMESTAMP_TZ)
-            n += snprintf(text + n, sizeof text - (size_t)n, "+00:00");
         rc = sqlite3_bind_text(stmt, index, text, n, SQLITE_TRANSIENT);
         break;
     default:
