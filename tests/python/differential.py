@@ -233,10 +233,6 @@ def times() -> tuple[Gen, list[dt.time]]:
     return gen, [dt.time(0), dt.time(23, 59, 59, 999999), dt.time(12), dt.time(0, 0, 0, 1)]
 
 
-def utc_naive(v: dt.datetime) -> dt.datetime:
-    return v.astimezone(UTC).replace(tzinfo=None)
-
-
 # ---- the frame ----------------------------------------------------------------------
 
 

@@ -179,10 +179,9 @@ async def test_write_frame_years_beyond_python(seed: int, apg: Any, admin: Any) 
     assert report.counts == {}, str(report)
 
 
-async def test_write_frame_known_bug_bc_dates(apg: Any, admin: Any) -> None:
-    """4714-11-24 BC to 0000-12-31 (1 BC): PostgreSQL holds them and query()
-    reads them, but write_frame sends ISO years 0 and below ('0000-12-31',
-    '-4713-11-24 00:00:00+00'), which PostgreSQL refuses; it wants
-    '0001-12-31 BC'. Kept out of the tests above."""
+async def test_write_frame_bc_dates(apg: Any, admin: Any) -> None:
+    """4714-11-24 BC to 0000-12-31 (1 BC): PostgreSQL holds them, query()
+    reads them, and write_frame sends them in PostgreSQL's own form
+    ('0001-12-31 BC': its input takes no ISO year 0 or below)."""
     report = await check_wide(apg, admin, wide_frame(1, PG_MIN_DAY, YEAR_1_DAY - 1))
     assert report.counts == {}, str(report)
