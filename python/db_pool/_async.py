@@ -14,6 +14,7 @@ from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
 import polars as pl
 
 from . import _native
+from ._frames import FrameInput, IfExists, check_if_exists, create_statements, prepare_frame
 from ._common import (
     DEFAULT_BATCH_ROWS,
     CopyMode,
@@ -24,7 +25,6 @@ from ._common import (
     close_timeout,
     copy_mode,
     frame,
-    frame_input,
     log_notices,
     pool_arguments,
     readonly_flag,
@@ -102,6 +102,7 @@ class Transaction:
         many: bool = False,
         batch_rows: int = 0,
         copy: int = 0,
+        input: Any = None,
         timeout: float | None = None,
     ) -> _native.Request:
         if self._lease is None:
@@ -123,6 +124,7 @@ class Transaction:
                 many=many,
                 batch_rows=batch_rows,
                 copy=copy,
+                input=input,
                 queue=completions.queue,
                 future=fut,
                 timeout=self._timeout if timeout is None else call_timeout(timeout),
@@ -164,6 +166,26 @@ class Transaction:
     ) -> int:
         """Runs a statement once per parameter row, all or nothing."""
         req = await self._run(_native.OP_EXECUTE_MANY, sql, rows, many=True, timeout=timeout)
+        return req.rows_affected()
+
+    async def write_frame(
+        self,
+        frame: FrameInput,
+        table: str,
+        *,
+        create: bool = False,
+        if_exists: IfExists = "append",
+        timeout: float | None = None,
+    ) -> int:
+        """Writes the rows of ``frame`` inside the transaction; see
+        DatabasePool.write_frame."""
+        check_if_exists(create, if_exists)
+        engine = self._pool._engine(self._pool_id)
+        rows, schema = prepare_frame(frame, engine, create=create)
+        if create and schema is not None:
+            for sql in create_statements(engine, table, schema, if_exists):
+                await self._run(_native.OP_EXECUTE, sql, timeout=timeout)
+        req = await self._run(_native.OP_WRITE_FRAME, table, input=rows, timeout=timeout)
         return req.rows_affected()
 
     async def __aenter__(self) -> Transaction:
@@ -398,20 +420,35 @@ class DatabasePool(PoolRegistry):
         return req.rows_affected()
 
     async def write_frame(
-        self, pool_id: str, frame: pl.DataFrame, table: str, *, timeout: float | None = None
+        self,
+        pool_id: str,
+        frame: FrameInput,
+        table: str,
+        *,
+        create: bool = False,
+        if_exists: IfExists = "append",
+        timeout: float | None = None,
     ) -> int:
         """Appends the rows of ``frame`` to ``table``, all or nothing; returns
         the rows written.
 
-        The frame's column names are the table's columns; ``table`` may be
-        schema-qualified and is quoted for you. The bulk path is the engine's
-        own (SQLite: one prepared INSERT per row in a savepoint;
-        PostgreSQL: COPY ... FROM STDIN; MSSQL: bulk copy into a staging
-        table, then one INSERT ... SELECT).
+        ``frame`` is a polars DataFrame, a LazyFrame (collected) or a dict of
+        columns; its column names are the table's columns. ``table`` may be
+        schema-qualified and is quoted for you. With ``create=True`` a
+        missing table is created from the frame's schema, and an existing
+        one is appended to (``if_exists="append"``), refused (``"fail"``)
+        or dropped and created anew (``"replace"``), all in one transaction.
+        The bulk path is the engine's own (SQLite: one prepared INSERT per
+        row in a savepoint; PostgreSQL: COPY ... FROM STDIN; MSSQL: bulk copy
+        into a staging table, then one INSERT ... SELECT). Struct columns go
+        as JSON text, List columns as arrays (PostgreSQL) or JSON text.
         """
-        req = await self._submit(
-            pool_id, _native.OP_WRITE_FRAME, table, input=frame_input(frame), timeout=timeout
-        )
+        check_if_exists(create, if_exists)
+        if create:
+            async with self.transaction(pool_id, timeout=timeout) as tx:
+                return await tx.write_frame(frame, table, create=True, if_exists=if_exists)
+        rows, _ = prepare_frame(frame, self._engine(pool_id))
+        req = await self._submit(pool_id, _native.OP_WRITE_FRAME, table, input=rows, timeout=timeout)
         return req.rows_affected()
 
     def transaction(

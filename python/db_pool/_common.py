@@ -220,16 +220,6 @@ def _check_no_nul(settings: list[dict[str, str]]) -> None:
                 raise ConfigurationError(f"setting {key!r} contains a NUL byte")
 
 
-def frame_input(frame: Any) -> Any:
-    """write_frame's rows: column names with a NUL byte are refused before
-    Polars is asked to export them (it would abort the process)."""
-    if isinstance(frame, pl.DataFrame):
-        for name in frame.columns:
-            if "\0" in name:
-                raise ProgrammingError(f"write_frame: column name {name!r} contains a NUL byte")
-    return frame
-
-
 def _engine(db_type: str) -> str:
     engine = ENGINE_ALIASES.get(db_type.lower())
     if engine is None:

@@ -14,6 +14,7 @@ import polars as pl
 
 from . import _native
 from ._async import Params
+from ._frames import FrameInput, IfExists, check_if_exists, create_statements, prepare_frame
 from ._common import (
     DEFAULT_BATCH_ROWS,
     CopyMode,
@@ -24,7 +25,6 @@ from ._common import (
     close_timeout,
     copy_mode,
     frame,
-    frame_input,
     log_notices,
     pool_arguments,
     readonly_flag,
@@ -72,6 +72,7 @@ class SyncTransaction:
         many: bool = False,
         batch_rows: int = 0,
         copy: int = 0,
+        input: Any = None,
         timeout: float | None = None,
     ) -> _native.Request:
         if self._lease is None:
@@ -83,6 +84,7 @@ class SyncTransaction:
             many=many,
             batch_rows=batch_rows,
             copy=copy,
+            input=input,
             timeout=self._timeout if timeout is None else call_timeout(timeout),
         )
         return _finish(req)
@@ -110,6 +112,25 @@ class SyncTransaction:
         """Runs a statement once per parameter row, all or nothing."""
         req = self._run(_native.OP_EXECUTE_MANY, sql, rows, many=True, timeout=timeout)
         return req.rows_affected()
+
+    def write_frame(
+        self,
+        frame: FrameInput,
+        table: str,
+        *,
+        create: bool = False,
+        if_exists: IfExists = "append",
+        timeout: float | None = None,
+    ) -> int:
+        """Writes the rows of ``frame`` inside the transaction; see
+        DatabasePool.write_frame."""
+        check_if_exists(create, if_exists)
+        engine = self._pool._engine(self._pool_id)
+        rows, schema = prepare_frame(frame, engine, create=create)
+        if create and schema is not None:
+            for sql in create_statements(engine, table, schema, if_exists):
+                self._run(_native.OP_EXECUTE, sql, timeout=timeout)
+        return self._run(_native.OP_WRITE_FRAME, table, input=rows, timeout=timeout).rows_affected()
 
     def _acquire(self, timeout: float | None = None) -> None:
         req = self._pool._submit(
@@ -275,13 +296,23 @@ class SyncDatabasePool(PoolRegistry):
         return req.rows_affected()
 
     def write_frame(
-        self, pool_id: str, frame: pl.DataFrame, table: str, *, timeout: float | None = None
+        self,
+        pool_id: str,
+        frame: FrameInput,
+        table: str,
+        *,
+        create: bool = False,
+        if_exists: IfExists = "append",
+        timeout: float | None = None,
     ) -> int:
         """Appends the rows of ``frame`` to ``table``, all or nothing; see
         DatabasePool.write_frame."""
-        req = self._submit(
-            pool_id, _native.OP_WRITE_FRAME, table, input=frame_input(frame), timeout=timeout
-        )
+        check_if_exists(create, if_exists)
+        if create:
+            with self.transaction(pool_id, timeout=timeout) as tx:
+                return tx.write_frame(frame, table, create=True, if_exists=if_exists)
+        rows, _ = prepare_frame(frame, self._engine(pool_id))
+        req = self._submit(pool_id, _native.OP_WRITE_FRAME, table, input=rows, timeout=timeout)
         return req.rows_affected()
 
     def transaction(

@@ -71,6 +71,11 @@ static int init_plain(dbp_arrow_reader *r, const char *format, dbp_error *err)
         r->width = format[2] == 's' || format[2] == 'm' ? 4 : 8;
         return DBP_OK;
     }
+    if (format[0] == 't' && format[1] == 'D' && (r->unit_ns = time_unit_ns(format[2])) &&
+        format[3] == '\0') {
+        r->kind = AR_DURATION;
+        return DBP_OK;
+    }
     if (format[0] == 't' && format[1] == 's' && (r->unit_ns = time_unit_ns(format[2])) &&
         format[3] == ':') {
         r->kind = AR_TIMESTAMP;
@@ -290,7 +295,8 @@ int dbp_arrow_reader_get(const dbp_arrow_reader *r, int64_t row, dbp_cell *out, 
         return DBP_OK;
     }
     case AR_TIME:
-    case AR_TIMESTAMP: {
+    case AR_TIMESTAMP:
+    case AR_DURATION: {
         int64_t ticks = r->kind == AR_TIME ? read_int(a->buffers[1], r->width, 1, i, &u)
                                            : read_int(a->buffers[1], 8, 1, i, &u);
         if (r->unit_ns == 1 && ticks % 1000 != 0)
@@ -307,9 +313,10 @@ int dbp_arrow_reader_get(const dbp_arrow_reader *r, int64_t row, dbp_cell *out, 
             return dbp_error_set(err, DBP_E_DATA, 0, "22008",
                                  "column '%s' row %lld: a time of day outside 00:00 to 24:00",
                                  r->name, (long long)row);
-        out->kind = r->kind == AR_TIME ? DBP_V_TIME
-                    : r->has_tz        ? DBP_V_TIMESTAMP_TZ
-                                       : DBP_V_TIMESTAMP;
+        out->kind = r->kind == AR_TIME       ? DBP_V_TIME
+                    : r->kind == AR_DURATION ? DBP_V_INTERVAL
+                    : r->has_tz              ? DBP_V_TIMESTAMP_TZ
+                                             : DBP_V_TIMESTAMP;
         out->i = us;
         return DBP_OK;
     }

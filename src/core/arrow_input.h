@@ -26,6 +26,7 @@ typedef enum arrow_reader_kind {
     AR_DATE64,
     AR_TIME,   /* `unit_ns` nanoseconds per tick */
     AR_TIMESTAMP,
+    AR_DURATION,  /* microseconds out, as DBP_V_INTERVAL */
     AR_DICTIONARY,
 } arrow_reader_kind;
 
@@ -43,7 +44,7 @@ typedef struct dbp_arrow_reader {
 } dbp_arrow_reader;
 
 /* Prepares to read `array` whose type `schema` describes. Unsupported
- * formats (lists, structs, durations, ...) fail with DBP_E_DATA naming the
+ * formats (lists, structs, ...) fail with DBP_E_DATA naming the
  * field. Free with dbp_arrow_reader_free. */
 int dbp_arrow_reader_init(dbp_arrow_reader *r, const struct ArrowSchema *schema,
                           const struct ArrowArray *array, dbp_error *err);

@@ -38,6 +38,9 @@ class SyncTxAsAsync:
     async def execute_many(self, sql: str, rows: Iterable[Any], **options: Any) -> int:
         return self._tx.execute_many(sql, rows, **options)
 
+    async def write_frame(self, frame: Any, table: str, **options: Any) -> int:
+        return self._tx.write_frame(frame, table, **options)
+
 
 class SyncAsAsync:
     """A SyncDatabasePool with DatabasePool's awaitable signatures."""

@@ -292,7 +292,7 @@ static const char *kind_name(dbp_value_kind kind)
 {
     static const char *const names[] = {"null", "bool", "integer", "float", "text", "bytes",
                                         "date", "time", "timestamp", "timestamp with time zone",
-                                        "decimal"};
+                                        "decimal", "uuid", "json", "inet", "duration", "array"};
     return (size_t)kind < sizeof names / sizeof *names ? names[kind] : "value";
 }
 
