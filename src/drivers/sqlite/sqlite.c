@@ -34,7 +34,8 @@
 
 typedef struct sqlite_config {
     char *filename;      /* as handed to sqlite3_open_v2 */
-    char *display_name;  /* the user's name for it, for messages */
+    char *display_name;  /* the user's name for it, for messages; a file: URI
+                          * without its query, which may hold a key */
     int flags;
     int busy_timeout_ms;
     int foreign_keys;
@@ -49,7 +50,7 @@ static void free_config(void *p)
     if (!cfg)
         return;
     sqlite3_close_v2(cfg->keeper);
-    dbp_free(cfg->filename);
+    dbp_free_secret(cfg->filename);
     dbp_free(cfg->display_name);
     dbp_free(cfg);
 }
@@ -155,7 +156,10 @@ static int parse_config(const dbp_setting *settings, size_t n, void **out, dbp_e
     } else {
         cfg->filename = dbp_strdup(database);
     }
-    cfg->display_name = dbp_strdup(memory ? ":memory:" : database);
+    cfg->display_name = memory ? dbp_strdup(":memory:")
+                        : strncmp(database, "file:", 5) == 0
+                            ? dbp_strndup(database, strcspn(database, "?"))
+                            : dbp_strdup(database);
     if (!cfg->filename || !cfg->display_name) {
         free_config(cfg);
         return dbp_error_nomem(err);
