@@ -14,6 +14,7 @@ from ._async import DatabasePool, Transaction
 from ._native import engines
 from ._sync import SyncDatabasePool, SyncTransaction
 from .errors import (
+    AuthenticationError,
     ConfigurationError,
     DatabaseError,
     DataError,
@@ -47,6 +48,7 @@ __all__ = [
     "SyncTransaction",
     "engines",
     "errors",
+    "AuthenticationError",
     "ConfigurationError",
     "DatabaseError",
     "DataError",

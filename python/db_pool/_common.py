@@ -11,7 +11,7 @@ import threading
 import time
 import weakref
 from typing import Any, Literal, Mapping, Sequence
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, unquote_to_bytes
 
 import polars as pl
 
@@ -228,36 +228,85 @@ def _engine(db_type: str) -> str:
     return engine
 
 
+def _split_url(url: str) -> tuple[str, str | None, str, str]:
+    """(scheme, credentials or None, host part, path and query) of
+    ``scheme://[credentials@]hosts[/path][?query]``. The credentials end at
+    the last "@" before the query, so a password may hold "/", ":" and "@"
+    unencoded (an "@" in the database name must then be %40)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, sep, rest = url.partition(":")
+        if not sep or not scheme:
+            raise ConfigurationError("the url needs a scheme such as sqlite:///path/to/file.db")
+        return scheme, None, "", rest
+    at = rest.partition("?")[0].rfind("@")
+    credentials = rest[:at] if at >= 0 else None
+    rest = rest[at + 1:]
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    return scheme, credentials, rest[:cut], rest[cut:]
+
+
+def _encoded(part: str) -> str:
+    """A URL part percent-encoded whole (escapes it had kept, byte for byte)."""
+    return quote(unquote_to_bytes(part), safe="")
+
+
+def _pg_url(url: str) -> str:
+    """A postgresql:// URL with its user name and password percent-encoded:
+    libpq reads an unencoded "/" or "@" in them as the start of the host
+    or database, putting a piece of the password into its messages."""
+    scheme, credentials, hosts, tail = _split_url(url)
+    if credentials is None:
+        return url
+    user, colon, password = credentials.partition(":")
+    encoded = _encoded(user) + (":" + _encoded(password) if colon else "")
+    return f"{scheme}://{encoded}@{hosts}{tail}"
+
+
+def _query_settings(query: str) -> dict[str, str]:
+    """?key=value&... of a URL; keys are plain words (a misplaced piece of a
+    password is refused without being shown)."""
+    settings = dict(parse_qsl(query, keep_blank_values=True))
+    for key in settings:
+        if not key.replace("_", "").isalnum() or not key.isascii():
+            raise ConfigurationError(
+                "the url's query has a setting name that is not a word (not shown): "
+                "percent-encode '?' and '#' in a password"
+            )
+    return settings
+
+
 def _parse_url(url: str) -> tuple[str, dict[str, str]]:
-    """Splits a database URL into its engine and settings."""
-    parts = urlsplit(url)
-    if not parts.scheme:
-        raise ConfigurationError("the url needs a scheme such as sqlite:///path/to/file.db")
-    engine = _engine(parts.scheme)
+    """Splits a database URL into its engine and settings. No message shows
+    the URL: it may hold a password."""
+    scheme, credentials, hosts, tail = _split_url(url)
+    engine = _engine(scheme)
     if engine == "postgresql":
-        return engine, {"dsn": url}  # libpq parses its own URIs, multi-host included
-    settings = dict(parse_qsl(parts.query, keep_blank_values=True))
+        return engine, {"dsn": url}  # libpq parses its URIs (pool_arguments encodes them)
+    path, _, query = tail.partition("?")
+    settings = _query_settings(query)
     if engine == "mssql":
-        return engine, _mssql_url_settings(parts.netloc, parts.path, settings)
+        return engine, _mssql_url_settings(credentials, hosts, path, settings)
     if engine == "sqlite":
-        if parts.netloc:
+        if credentials is not None or hosts:
             raise ConfigurationError(
                 "sqlite URLs have no host: use sqlite:///relative.db, "
                 "sqlite:////absolute/path.db or sqlite:///:memory:"
             )
-        path = unquote(parts.path)
+        path = unquote(path)
         settings["database"] = path[1:] if path.startswith("/") else path
         if not settings["database"]:
             settings["database"] = ":memory:"
     return engine, settings
 
 
-def _mssql_url_settings(netloc: str, path: str, settings: dict[str, str]) -> dict[str, str]:
+def _mssql_url_settings(
+    credentials: str | None, hostport: str, path: str, settings: dict[str, str]
+) -> dict[str, str]:
     """mssql://user:password@host:port/database?setting=value (parts
     percent-encoded; ?instance=NAME for a named instance)."""
-    userinfo, _, hostport = netloc.rpartition("@")
-    if userinfo:
-        user, colon, password = userinfo.partition(":")
+    if credentials is not None:
+        user, colon, password = credentials.partition(":")
         settings["user"] = unquote(user)
         if colon:
             settings["password"] = unquote(password)
@@ -270,7 +319,10 @@ def _mssql_url_settings(netloc: str, path: str, settings: dict[str, str]) -> dic
         settings["host"] = unquote(host)
     if port:
         if not port.isdigit():
-            raise ConfigurationError(f"the mssql url's port must be a number, not {port!r}")
+            raise ConfigurationError(
+                "the mssql url's port is not a number (not shown, in case it is a piece of a "
+                "password: percent-encode '?' and '#' in one)"
+            )
         settings["port"] = port
     database = unquote(path[1:] if path.startswith("/") else path)
     if database:
@@ -281,22 +333,18 @@ def _mssql_url_settings(netloc: str, path: str, settings: dict[str, str]) -> dic
 def split_hosts(url: str) -> list[str]:
     """One URL per host of a multi-host PostgreSQL URL
     (``postgresql://u:p@h1:5432,h2:5433/db`` gives two); other URLs as they are."""
-    parts = urlsplit(url)
-    userinfo, at, hosts = parts.netloc.rpartition("@")
+    scheme, credentials, hosts, tail = _split_url(url)
     if "," not in hosts:
         return [url]
-    return [
-        urlunsplit(parts._replace(netloc=f"{userinfo}{at}{host}"))
-        for host in hosts.split(",")
-        if host
-    ]
+    userinfo = "" if credentials is None else credentials + "@"
+    return [f"{scheme}://{userinfo}{host}{tail}" for host in hosts.split(",") if host]
 
 
 def _endpoint_settings(endpoint: str | Mapping[str, Any], engine: str) -> dict[str, str]:
     if isinstance(endpoint, str):
         ep_engine, settings = _parse_url(endpoint)
         if ep_engine != engine:
-            raise ConfigurationError(f"endpoint {endpoint.split('@')[-1]!r} is not {engine}")
+            raise ConfigurationError(f"an endpoint URL is {ep_engine}, not {engine}")
         return settings
     if isinstance(endpoint, Mapping):
         return {str(k): _setting_text(v) for k, v in endpoint.items() if v is not None}
@@ -369,6 +417,11 @@ def pool_arguments(
     _translate_choices(options)
     settings = _endpoints(engine, base, common, url, host, endpoints)
     _check_no_nul(settings)
+    if engine == "postgresql":
+        for ep in settings:
+            for key in ("dsn", "url"):
+                if "://" in ep.get(key, ""):
+                    ep[key] = _pg_url(ep[key])
     if engine == "mssql":
         # db-lib's login cannot be interrupted: its own timeout follows
         # connect_timeout unless the endpoint sets one

@@ -20,6 +20,7 @@ __all__ = [
     "DatabaseError",
     "DataError",
     "OperationalError",
+    "AuthenticationError",
     "IntegrityError",
     "InternalError",
     "ProgrammingError",
@@ -68,6 +69,13 @@ class DataError(DatabaseError):
 
 class OperationalError(DatabaseError):
     """The database's operation failed: lost connection, locks, timeouts."""
+
+
+class AuthenticationError(OperationalError):
+    """The server refused the credentials: wrong password, unknown login or
+    role, or a login the server does not allow (category "auth"; SQLSTATE
+    class 28, MSSQL error 18456). An unknown database or an unreachable
+    host is a plain ``OperationalError``."""
 
 
 class IntegrityError(DatabaseError):

@@ -32,7 +32,7 @@ static module_state *state_of_type(PyTypeObject *type)
 
 static const char *const category_class[] = {
     [DBP_E_TIMEOUT] = "PoolTimeout",
-    [DBP_E_AUTH] = "OperationalError",
+    [DBP_E_AUTH] = "AuthenticationError",
     [DBP_E_NETWORK] = "OperationalError",
     [DBP_E_SERVER] = "OperationalError", /* refined by SQLSTATE class below */
     [DBP_E_PROTOCOL] = "InterfaceError",

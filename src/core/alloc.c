@@ -48,6 +48,19 @@ void *dbp_realloc(void *ptr, size_t size)
 
 void dbp_free(void *ptr) { free(ptr); }
 
+void dbp_wipe(void *ptr, size_t len)
+{
+    if (ptr)
+        explicit_bzero(ptr, len);
+}
+
+void dbp_free_secret(char *s)
+{
+    if (s)
+        dbp_wipe(s, strlen(s));
+    free(s);
+}
+
 char *dbp_strndup(const char *s, size_t len)
 {
     char *copy = dbp_malloc(len + 1);

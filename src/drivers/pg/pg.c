@@ -38,11 +38,19 @@ static void free_config(void *p)
         return;
     for (size_t i = 0; cfg->keys && cfg->values && cfg->keys[i]; i++) {
         dbp_free(cfg->keys[i]);
-        dbp_free(cfg->values[i]);
+        dbp_free_secret(cfg->values[i]); /* a password, or a URL holding one */
     }
     dbp_free(cfg->keys);
     dbp_free(cfg->values);
     dbp_free(cfg);
+}
+
+void pg_conninfo_free(PQconninfoOption *opts)
+{
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (o->val) /* the password among them */
+            dbp_wipe(o->val, strlen(o->val));
+    PQconninfoFree(opts);
 }
 
 static int is_libpq_keyword(const char *key)
@@ -51,8 +59,54 @@ static int is_libpq_keyword(const char *key)
     int found = 0;
     for (PQconninfoOption *o = opts; o && o->keyword && !found; o++)
         found = strcmp(o->keyword, key) == 0;
-    PQconninfoFree(opts);
+    pg_conninfo_free(opts); /* holds $PGPASSWORD if set */
     return found;
+}
+
+/* libpq's complaint about a connection string quotes the part it could not
+ * read, which may be (a piece of) the password: quoted text is kept only
+ * when it has the shape of a parameter name (lowercase letters, digits,
+ * '_'), so "invalid URI query parameter" still names the parameter. */
+static void redact_quoted(const char *why, char *out, size_t size)
+{
+    size_t n = 0;
+    while (*why && n + 1 < size) {
+        const char *end = *why == '"' ? strchr(why + 1, '"') : NULL;
+        if (!end) {
+            out[n++] = *why++;
+            continue;
+        }
+        char word[64];
+        size_t len = (size_t)(end - why - 1);
+        snprintf(word, sizeof word, "%.*s", (int)len, why + 1);
+        int named = len && len < sizeof word &&
+                    strspn(word, "abcdefghijklmnopqrstuvwxyz0123456789_") == len;
+        const char *shown = named ? word : "(not shown)";
+        int w = snprintf(out + n, size - n, "\"%s\"", shown);
+        n = w < 0 || (size_t)w >= size - n ? size - 1 : n + (size_t)w;
+        why = end + 1;
+    }
+    while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
+        n--;
+    out[n] = '\0';
+}
+
+/* A URL whose credentials hold an unencoded '/' or '@' is read by libpq
+ * with a piece of the password as host, port or database, which then shows
+ * up in messages: such a URL is refused (the Python package encodes them
+ * before they get here). */
+static int uri_is_ambiguous(const char *uri)
+{
+    const char *p = strstr(uri, "://");
+    if (!p || (strncmp(uri, "postgresql://", 13) != 0 && strncmp(uri, "postgres://", 11) != 0))
+        return 0;
+    p += 3;
+    size_t head = strcspn(p, "?");
+    const char *at = memchr(p, '@', head);
+    if (!at)
+        return 0;
+    size_t before = (size_t)(at - p);
+    return memchr(at + 1, '@', head - before - 1) || memchr(p, '/', before);
 }
 
 /* Set before the user's settings, so that theirs (or a URL's) win. Without
@@ -95,20 +149,20 @@ static int user_setting(pg_config *cfg, size_t *k, const char *key, const char *
         key = "dbname";
     } else if (strcmp(key, "dsn") == 0 || strcmp(key, "url") == 0) {
         key = "dbname"; /* libpq expands a URI given as dbname */
+        if (uri_is_ambiguous(value))
+            return dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
+                                 "invalid PostgreSQL URL: percent-encode '/' and '@' in its user "
+                                 "name and password (%%2F, %%40), and '@' in its database name "
+                                 "(the URL is not shown)");
         char *why = NULL;
         PQconninfoOption *parsed = PQconninfoParse(value, &why);
         if (!parsed) {
-            /* libpq quotes a badly percent-encoded part, which may be the
-             * password: name the problem, not the text. */
-            int quoted = why && strstr(why, "percent");
-            int rc = dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "invalid PostgreSQL URL: %s",
-                                   quoted ? "invalid percent-encoding (the part is not shown)"
-                                   : why  ? why
-                                          : "out of memory");
+            char shown[DBP_ERROR_MESSAGE_SIZE / 2];
+            redact_quoted(why ? why : "out of memory", shown, sizeof shown);
             PQfreemem(why);
-            return rc;
+            return dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "invalid PostgreSQL URL: %s", shown);
         }
-        PQconninfoFree(parsed);
+        pg_conninfo_free(parsed);
     }
     if (strcmp(key, "client_encoding") == 0)
         return dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
@@ -170,7 +224,7 @@ static int64_t host_timeout_ns(PGconn *pg)
     for (PQconninfoOption *o = opts; o && o->keyword; o++)
         if (strcmp(o->keyword, "connect_timeout") == 0 && o->val)
             seconds = strtol(o->val, NULL, 10);
-    PQconninfoFree(opts);
+    pg_conninfo_free(opts);
     return seconds > 0 ? (int64_t)(seconds < 2 ? 2 : seconds) * 1000000000 : INT64_MAX;
 }
 
@@ -206,17 +260,52 @@ static int connect_wait(PGconn *pg, const dbp_exec_ctx *ctx)
     return DBP_OK;
 }
 
+/* Takes the server's SQLSTATE out of a connection failure written
+ * verbosely ("FATAL:  3D000: database ... does not exist", then a LOCATION
+ * line): into `state`, and out of `msg` with the LOCATION lines, so the
+ * text reads as libpq's usual one. 0 when the server sent no error. */
+static int take_sqlstate(char *msg, char state[6])
+{
+    int found = 0;
+    for (char *p = strstr(msg, ":  "); p; p = strstr(p + 1, ":  ")) {
+        char *code = p + 3;
+        if (strspn(code, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5 && code[5] == ':' &&
+            code[6] == ' ') {
+            if (!found++)
+                snprintf(state, 6, "%.5s", code);
+            memmove(code, code + 7, strlen(code + 7) + 1);
+        }
+    }
+    for (char *line = strstr(msg, "LOCATION:  "); line; line = strstr(line, "LOCATION:  ")) {
+        char *end = strchr(line, '\n');
+        memmove(line, end ? end + 1 : line + strlen(line), strlen(end ? end + 1 : "") + 1);
+    }
+    return found;
+}
+
+/* A failed connect by what the server said: SQLSTATE class 28 (wrong
+ * password, no such role, refused by pg_hba.conf) is an authentication
+ * error, 3D000 (no such database) a server error; a failure without the
+ * server's word (refused, unreachable, silent) or any other one (starting
+ * up, too many connections) says the endpoint cannot serve now. */
 static int connect_error(pg_conn *c, dbp_error *err)
 {
-    const char *msg = c->pg ? PQerrorMessage(c->pg) : "out of memory";
+    char msg[DBP_ERROR_MESSAGE_SIZE], state[6] = "";
+    snprintf(msg, sizeof msg, "%s", c->pg ? PQerrorMessage(c->pg) : "out of memory");
+    int from_server = take_sqlstate(msg, state);
     size_t len = strlen(msg);
     while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
-        len--;
-    int category = strstr(msg, "authentication failed") || strstr(msg, "password")
-                       ? DBP_E_AUTH
-                       : DBP_E_NETWORK;
-    return dbp_error_set(err, category, 0, category == DBP_E_AUTH ? "28000" : "08001",
-                         "cannot connect to PostgreSQL: %.*s", (int)len, msg);
+        msg[--len] = '\0';
+    int category = DBP_E_NETWORK;
+    if (from_server && strncmp(state, "28", 2) == 0)
+        category = DBP_E_AUTH;
+    else if (from_server && strcmp(state, "3D000") == 0)
+        category = DBP_E_SERVER;
+    else if (!from_server && strstr(msg, "password")) /* "fe_sendauth: no password supplied" */
+        category = DBP_E_AUTH, snprintf(state, sizeof state, "28000");
+    else if (!from_server)
+        snprintf(state, sizeof state, "08001");
+    return dbp_error_set(err, category, 0, state, "cannot connect to PostgreSQL: %s", msg);
 }
 
 static int connect(const void *config, const dbp_exec_ctx *ctx, void **out, dbp_error *err)
@@ -229,6 +318,8 @@ static int connect(const void *config, const dbp_exec_ctx *ctx, void **out, dbp_
     c->cancel_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     c->pg = PQconnectStartParams((const char *const *)cfg->keys,
                                  (const char *const *)cfg->values, 1);
+    if (c->pg) /* the server's SQLSTATE in the message: connect_error() reads it */
+        PQsetErrorVerbosity(c->pg, PQERRORS_VERBOSE);
     int waited = c->pg && PQstatus(c->pg) != CONNECTION_BAD ? connect_wait(c->pg, ctx) : DBP_OK;
     int rc = DBP_OK;
     if (waited == DBP_E_CANCELLED)
@@ -247,6 +338,7 @@ static int connect(const void *config, const dbp_exec_ctx *ctx, void **out, dbp_
         disconnect(c);
         return rc;
     }
+    PQsetErrorVerbosity(c->pg, PQERRORS_DEFAULT);
     PQsetNoticeReceiver(c->pg, pg_on_notice, c);
     *out = c;
     return DBP_OK;
@@ -352,7 +444,7 @@ static void describe(const void *config, char *buf, size_t size)
         for (PQconninfoOption *o = parsed; o && o->keyword; o++)
             if (o->val)
                 note_address(o->keyword, o->val, host, port, db, sizeof db);
-        PQconninfoFree(parsed);
+        pg_conninfo_free(parsed);
         if (!is_dsn)
             note_address(cfg->keys[i], value, host, port, db, sizeof db);
     }

@@ -22,6 +22,9 @@ typedef struct pg_config {
     int cache_size;
 } pg_config;
 
+/* PQconninfoFree, with every value (the password among them) wiped first. */
+void pg_conninfo_free(PQconninfoOption *opts);
+
 typedef struct pg_statement {
     char *sql;
     size_t sql_len;

@@ -33,7 +33,7 @@ static void free_config(void *p)
     if (!cfg)
         return;
     sqlite3_close_v2(cfg->keeper);
-    dbp_free(cfg->filename);
+    dbp_free_secret(cfg->filename);
     dbp_free(cfg->display_name);
     dbp_free(cfg);
 }
@@ -139,7 +139,10 @@ static int parse_config(const dbp_setting *settings, size_t n, void **out, dbp_e
     } else {
         cfg->filename = dbp_strdup(database);
     }
-    cfg->display_name = dbp_strdup(memory ? ":memory:" : database);
+    cfg->display_name = memory ? dbp_strdup(":memory:")
+                        : strncmp(database, "file:", 5) == 0
+                            ? dbp_strndup(database, strcspn(database, "?"))
+                            : dbp_strdup(database);
     if (!cfg->filename || !cfg->display_name) {
         free_config(cfg);
         return dbp_error_nomem(err);

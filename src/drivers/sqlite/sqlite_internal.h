@@ -14,7 +14,8 @@
 
 typedef struct sqlite_config {
     char *filename;      /* as handed to sqlite3_open_v2 */
-    char *display_name;  /* the user's name for it, for messages */
+    char *display_name;  /* the user's name for it, for messages; a file: URI
+                          * without its query, which may hold a key */
     int flags;
     int busy_timeout_ms;
     int foreign_keys;

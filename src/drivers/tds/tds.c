@@ -1,12 +1,11 @@
 /* tds.c - the Microsoft SQL Server engine over FreeTDS db-lib (TDS 7.4).
  *
- * Settings: host (default localhost), port (1433) or instance, database,
- * user, password, app_name, login_timeout (seconds, 15), packet_size,
- * encryption (off / request / require; FreeTDS's default is request),
- * ca_file, crl_file, check_hostname (on/off). They become one section of
- * the driver's private freetds.conf (tds_conf.h says why); user, password,
- * database, charset (always UTF-8) and TDS version (always 7.4) go in the
- * login record.
+ * Settings (tds_settings.c): host (default localhost), port (1433) or
+ * instance, database, user, password, app_name, login_timeout (seconds,
+ * 15), packet_size, encrypt (strict / require / off), ca_file, crl_file,
+ * check_hostname (on/off). They become one section of the driver's private
+ * freetds.conf (tds_conf.h says why); user, password, database, charset
+ * (always UTF-8) and TDS version (always 7.4) go in the login record.
  *
  * Statements: without parameters the SQL goes as a batch (scripts of many
  * statements, no GO); with parameters as an RPC to sp_executesql, the SQL
@@ -62,200 +61,6 @@
 /* Seconds db-lib waits between calls of the error handler while the server
  * is silent; also the cancel latency. */
 #define POLL_SECONDS "1"
-
-/* ---- configuration --------------------------------------------------------- */
-
-typedef struct tds_config {
-    char server[64]; /* our freetds.conf section */
-    char where[300]; /* host:port for messages */
-    char encryption[16]; /* as configured, for hints; "" when not set */
-    char *user;
-    char *password;
-    char *database;
-    char *app_name;
-    long packet_size;
-} tds_config;
-
-static void free_config(void *p)
-{
-    tds_config *cfg = p;
-    if (!cfg)
-        return;
-    if (cfg->server[0])
-        tds_conf_remove(cfg->server);
-    dbp_free(cfg->user);
-    if (cfg->password) /* do not leave it in freed memory */
-        memset(cfg->password, 0, strlen(cfg->password));
-    dbp_free(cfg->password);
-    dbp_free(cfg->database);
-    dbp_free(cfg->app_name);
-    dbp_free(cfg);
-}
-
-static int int_setting(const char *key, const char *value, long lo, long hi, long *out,
-                       dbp_error *err)
-{
-    return dbp_parse_setting_int("mssql", key, value, lo, hi, out, err);
-}
-
-static int bool_setting(const char *key, const char *value, int *out, dbp_error *err)
-{
-    static const char *const yes[] = {"on", "yes", "true", "1"};
-    static const char *const no[] = {"off", "no", "false", "0"};
-    for (size_t i = 0; i < 4; i++) {
-        if (strcasecmp(value, yes[i]) == 0)
-            return *out = 1, DBP_OK;
-        if (strcasecmp(value, no[i]) == 0)
-            return *out = 0, DBP_OK;
-    }
-    return dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "mssql setting %s must be on or off, got '%s'",
-                         key, value);
-}
-
-typedef struct parsed_settings {
-    const char *host, *instance, *encryption, *ca_file, *crl_file;
-    long port, login_timeout;
-    int check_hostname; /* -1: FreeTDS's default */
-} parsed_settings;
-
-static int apply_setting(tds_config *cfg, parsed_settings *ps, const char *key, const char *value,
-                         dbp_error *err)
-{
-    char **target = NULL;
-    if (strcmp(key, "host") == 0 || strcmp(key, "server") == 0) {
-        ps->host = value;
-    } else if (strcmp(key, "port") == 0) {
-        return int_setting(key, value, 1, 65535, &ps->port, err);
-    } else if (strcmp(key, "instance") == 0) {
-        ps->instance = value;
-    } else if (strcmp(key, "database") == 0 || strcmp(key, "dbname") == 0) {
-        target = &cfg->database;
-    } else if (strcmp(key, "user") == 0 || strcmp(key, "username") == 0) {
-        target = &cfg->user;
-    } else if (strcmp(key, "password") == 0) {
-        target = &cfg->password;
-    } else if (strcmp(key, "app_name") == 0 || strcmp(key, "application_name") == 0) {
-        target = &cfg->app_name;
-    } else if (strcmp(key, "login_timeout") == 0 || strcmp(key, "connect_timeout") == 0) {
-        return int_setting(key, value, 1, 3600, &ps->login_timeout, err);
-    } else if (strcmp(key, "packet_size") == 0) {
-        return int_setting(key, value, 512, 32767, &cfg->packet_size, err);
-    } else if (strcmp(key, "encryption") == 0 || strcmp(key, "encrypt") == 0) {
-        int on;
-        if (strcasecmp(value, "off") == 0 || strcasecmp(value, "request") == 0 ||
-            strcasecmp(value, "require") == 0)
-            ps->encryption = value;
-        else if (bool_setting(key, value, &on, NULL) == DBP_OK)
-            ps->encryption = on ? "require" : "off";
-        else
-            return dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
-                                 "mssql encryption must be off, request or require, got '%s'",
-                                 value);
-    } else if (strcmp(key, "ca_file") == 0 || strcmp(key, "cafile") == 0 ||
-               strcmp(key, "sslrootcert") == 0) {
-        ps->ca_file = value;
-    } else if (strcmp(key, "crl_file") == 0) {
-        ps->crl_file = value;
-    } else if (strcmp(key, "check_hostname") == 0) {
-        return bool_setting(key, value, &ps->check_hostname, err);
-    } else {
-        return dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
-                             "unknown mssql setting '%s' (settings: host, port, instance, "
-                             "database, user, password, app_name, login_timeout, packet_size, "
-                             "encryption, ca_file, crl_file, check_hostname)",
-                             key);
-    }
-    if (target) {
-        dbp_free(*target);
-        if (!(*target = dbp_strdup(value)))
-            return dbp_error_nomem(err);
-    }
-    return DBP_OK;
-}
-
-/* Appends "\tkey = value\n" to the section body, refusing values the
- * freetds.conf parser would read differently. */
-static int conf_line(char *body, size_t size, const char *key, const char *value,
-                     const char *setting, dbp_error *err)
-{
-    if (!tds_conf_value_ok(value))
-        return dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
-                             "mssql setting %s '%s' cannot be passed to FreeTDS: no line "
-                             "breaks, '#', ';', brackets or doubled spaces",
-                             setting, value);
-    size_t used = strlen(body);
-    int n = snprintf(body + used, size - used, "\t%s = %s\n", key, value);
-    if (n < 0 || (size_t)n >= size - used)
-        return dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "mssql setting %s is too long", setting);
-    return DBP_OK;
-}
-
-static int section_body(const parsed_settings *ps, char *body, size_t size, dbp_error *err)
-{
-    char num[32];
-    body[0] = '\0';
-    int rc = conf_line(body, size, "host", ps->host, "host", err);
-    if (rc == DBP_OK && ps->instance)
-        rc = conf_line(body, size, "instance", ps->instance, "instance", err);
-    if (rc == DBP_OK && !ps->instance) {
-        snprintf(num, sizeof num, "%ld", ps->port);
-        rc = conf_line(body, size, "port", num, "port", err);
-    }
-    if (rc == DBP_OK)
-        rc = conf_line(body, size, "tds version", "7.4", "", err);
-    if (rc == DBP_OK)
-        rc = conf_line(body, size, "client charset", "UTF-8", "", err);
-    if (rc == DBP_OK) {
-        snprintf(num, sizeof num, "%ld", ps->login_timeout);
-        rc = conf_line(body, size, "connect timeout", num, "login_timeout", err);
-    }
-    if (rc == DBP_OK && ps->encryption)
-        rc = conf_line(body, size, "encryption", ps->encryption, "encryption", err);
-    if (rc == DBP_OK && ps->ca_file)
-        rc = conf_line(body, size, "ca file", ps->ca_file, "ca_file", err);
-    if (rc == DBP_OK && ps->crl_file)
-        rc = conf_line(body, size, "crl file", ps->crl_file, "crl_file", err);
-    if (rc == DBP_OK && ps->check_hostname >= 0)
-        rc = conf_line(body, size, "check certificate hostname",
-                       ps->check_hostname ? "yes" : "no", "check_hostname", err);
-    return rc;
-}
-
-static int parse_config(const dbp_setting *settings, size_t n, void **out, dbp_error *err)
-{
-    if (tds_dblib_init() != 0)
-        return dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "FreeTDS db-lib failed to initialise");
-    tds_config *cfg = dbp_calloc(1, sizeof *cfg);
-    if (!cfg)
-        return dbp_error_nomem(err);
-    parsed_settings ps = {.host = "localhost", .port = 1433, .login_timeout = 15,
-                          .check_hostname = -1};
-    int rc = DBP_OK;
-    for (size_t i = 0; i < n && rc == DBP_OK; i++)
-        rc = apply_setting(cfg, &ps, settings[i].key, settings[i].value, err);
-    if (rc == DBP_OK && (!cfg->user || !*cfg->user))
-        rc = dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
-                           "mssql needs a user (SQL Server logins; DOMAIN\\user for NTLM)");
-    if (rc == DBP_OK && !cfg->app_name && !(cfg->app_name = dbp_strdup("db-pool")))
-        rc = dbp_error_nomem(err);
-    char body[2048];
-    if (rc == DBP_OK)
-        rc = section_body(&ps, body, sizeof body, err);
-    if (rc == DBP_OK)
-        rc = tds_conf_add(body, cfg->server, sizeof cfg->server, err);
-    if (rc != DBP_OK) {
-        free_config(cfg);
-        return rc;
-    }
-    if (ps.encryption)
-        snprintf(cfg->encryption, sizeof cfg->encryption, "%s", ps.encryption);
-    if (ps.instance)
-        snprintf(cfg->where, sizeof cfg->where, "%s\\%s", ps.host, ps.instance);
-    else
-        snprintf(cfg->where, sizeof cfg->where, "%s:%ld", ps.host, ps.port);
-    *out = cfg;
-    return DBP_OK;
-}
 
 /* ---- parameters -------------------------------------------------------------------- */
 
@@ -417,6 +222,15 @@ static int login_error(tds_conn *c, const tds_config *cfg, dbp_error *err)
             memcpy(err->detail, server.detail, sizeof err->detail);
         return rc;
     }
+    /* db-lib says only "connection failed" when its PRELOGIN step refused a
+     * server without TLS: ask the server, to say so. */
+    int64_t left_ms = c->ctx ? (c->ctx->deadline_ns - dbp_now_ns()) / 1000000 : 1000;
+    if (cfg->encrypt_required && cfg->port && left_ms > 0 &&
+        tds_server_offers_tls(cfg->host, cfg->port, left_ms < 2000 ? (int)left_ms : 2000) == 0)
+        return dbp_error_set(err, DBP_E_NETWORK, f->client, "08001",
+                             "cannot connect to SQL Server %s: the server does not offer "
+                             "encryption, and encrypt=%s refuses to log in without it",
+                             cfg->where, cfg->encryption);
     /* FreeTDS names our freetds.conf section in its text: say host:port */
     char text[sizeof f->client_text];
     snprintf(text, sizeof text, "%s", f->client_text[0] ? f->client_text : "dbopen failed");
@@ -427,9 +241,9 @@ static int login_error(tds_conn *c, const tds_config *cfg, dbp_error *err)
                   cfg->where, text);
     if (err && cfg->encryption[0])
         snprintf(err->hint, sizeof err->hint,
-                 "encryption=%s: the server must offer TLS and, with ca_file, present a "
-                 "certificate that file trusts (and whose name matches the host unless "
-                 "check_hostname=off)",
+                 "encrypt=%s: the server must offer TLS and, with ca_file (or strict), "
+                 "present a certificate those CAs trust (and whose name matches the host "
+                 "unless check_hostname=off)",
                  cfg->encryption);
     return DBP_E_NETWORK;
 }
@@ -759,20 +573,13 @@ static int bulk_load(void *conn, const char *table, struct ArrowArrayStream *row
     return rc;
 }
 
-/* host:port/database; never the password. */
-static void describe(const void *config, char *buf, size_t size)
-{
-    const tds_config *cfg = config;
-    snprintf(buf, size, "%s/%s", cfg->where, cfg->database ? cfg->database : "");
-}
-
 const dbp_driver dbp_mssql_driver = {
     .abi_version = DBP_DRIVER_ABI_VERSION,
     .caps = DBP_CAP_CANCEL | DBP_CAP_DEADLINES | DBP_CAP_ROLES | DBP_CAP_BULK_LOAD |
             DBP_CAP_RESET,
     .name = "mssql",
-    .parse_config = parse_config,
-    .free_config = free_config,
+    .parse_config = tds_parse_config,
+    .free_config = tds_free_config,
     .connect = open_connection,
     .disconnect = disconnect,
     .ping = ping,
@@ -790,5 +597,5 @@ const dbp_driver dbp_mssql_driver = {
     .commit = commit,
     .rollback = rollback,
     .probe_role = probe_role,
-    .describe = describe,
+    .describe = tds_describe,
 };

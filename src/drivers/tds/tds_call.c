@@ -163,8 +163,8 @@ static const struct {
     {18486, DBP_E_AUTH, "28000"},   /* locked out */
     {18487, DBP_E_AUTH, "28000"},   /* password expired */
     {18488, DBP_E_AUTH, "28000"},   /* password must change */
-    {4060, DBP_E_AUTH, "08004"},    /* cannot open the login's database */
-    {4064, DBP_E_AUTH, "08004"},    /* cannot open the default database */
+    {4060, DBP_E_SERVER, "08004"},  /* cannot open the login's database */
+    {4064, DBP_E_SERVER, "08004"},  /* cannot open the default database */
     {1205, DBP_E_SERVER, "40001"},  /* deadlock victim: retry */
     {3960, DBP_E_SERVER, "40001"},  /* snapshot update conflict: retry */
     {1222, DBP_E_SERVER, "HYT00"},  /* lock timeout */
@@ -207,8 +207,8 @@ int tds_server_error(const tds_failure *f, int login, dbp_error *err)
             known = 1;
             break;
         }
-    if (login && category != DBP_E_AUTH)
-        category = DBP_E_AUTH, state = "28000";
+    if (login && !known) /* the server rejected the connection */
+        category = DBP_E_SERVER, state = "08004";
     else if (!known && f->severity >= 20)
         category = DBP_E_NETWORK, state = "08S01";
     dbp_error_set(err, category, f->number, state, "%s", f->message);

@@ -1,15 +1,19 @@
 /* tds_conf.c - the driver's own freetds.conf (see tds_conf.h).
  *
- * The file lives in a private directory (mkdtemp, mode 0700) so nobody else
- * can redirect a pool to another host. It is rewritten whole through a
- * temporary file and rename(), so a connection being opened reads either
- * the old or the new version, never half of one. */
+ * The file is a memory file (memfd_create): it has no name in any
+ * directory, so nobody else can read or replace it and nothing is left
+ * behind when the process ends, however it ends. FreeTDS opens it by the
+ * path /proc/self/fd/N. Every change writes a new memory file whole and
+ * puts it behind that same descriptor number with dup3(), so a connection
+ * being opened reads either the old or the new version, never half of
+ * one, and the path FreeTDS holds never changes. */
 #include <errno.h>
-#include <limits.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sybfront.h>
 #include <sybdb.h>
 #include <unistd.h>
@@ -17,6 +21,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "tds_conf.h"
+#include "textbuf.h"
 
 typedef struct section {
     struct section *next;
@@ -25,11 +30,10 @@ typedef struct section {
 } section;
 
 static pthread_mutex_t conf_mu = PTHREAD_MUTEX_INITIALIZER;
-/* dbopen holds it shared; changing the file's location holds it exclusive. */
+/* dbopen holds it shared; naming the file to db-lib holds it exclusive. */
 static pthread_rwlock_t open_lock = PTHREAD_RWLOCK_INITIALIZER;
 static section *sections;
-static char dir_path[PATH_MAX];
-static char file_path[PATH_MAX + 32];
+static int conf_fd = -1; /* what /proc/self/fd/<conf_fd> shows FreeTDS */
 static unsigned long next_id;
 
 void tds_conf_open_begin(void) { pthread_rwlock_rdlock(&open_lock); }
@@ -47,48 +51,65 @@ int tds_conf_value_ok(const char *value)
     return *value != ' ' && (!*value || value[strlen(value) - 1] != ' ');
 }
 
-/* Writes every section (conf_mu held). */
-static int write_file(dbp_error *err)
+/* A new memory file holding every section (conf_mu held); -1 on failure. */
+static int write_sections(dbp_error *err)
 {
-    char tmp[sizeof file_path + 8];
-    snprintf(tmp, sizeof tmp, "%s.new", file_path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return dbp_error_set(err, DBP_E_CONFIG, errno, NULL,
-                             "cannot write the FreeTDS settings file %s: %s", tmp,
-                             strerror(errno));
-    fputs("# written by db-pool: one section per mssql pool\n", f);
+    dbp_textbuf text = {0};
+    dbp_textbuf_str(&text, "# written by db-pool: one section per mssql pool\n");
     for (section *s = sections; s; s = s->next)
-        fprintf(f, "[%s]\n%s", s->name, s->body);
-    int failed = ferror(f);
-    if (fclose(f) != 0 || failed || rename(tmp, file_path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return dbp_error_set(err, DBP_E_CONFIG, e, NULL,
-                             "cannot write the FreeTDS settings file %s: %s", file_path,
-                             strerror(e));
+        dbp_textbuf_printf(&text, "[%s]\n%s", s->name, s->body);
+    if (text.failed) {
+        dbp_textbuf_free(&text);
+        dbp_error_nomem(err);
+        return -1;
     }
-    return DBP_OK;
+    int fd = memfd_create("db-pool-freetds.conf", MFD_CLOEXEC);
+    int e = fd < 0 ? errno : 0;
+    for (size_t done = 0; fd >= 0 && done < text.len;) {
+        ssize_t n = write(fd, text.data + done, text.len - done);
+        if (n > 0) {
+            done += (size_t)n;
+        } else if (errno != EINTR) {
+            e = errno;
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd < 0)
+        dbp_error_set(err, DBP_E_CONFIG, e, NULL,
+                      "cannot write the FreeTDS settings to a memory file: %s", strerror(e));
+    dbp_textbuf_free(&text);
+    return fd;
 }
 
-/* Creates the private directory and points db-lib at the file in it
- * (conf_mu held, no section yet). */
-static int make_dir(dbp_error *err)
+/* Puts the sections behind conf_fd; the first time, names the file to
+ * db-lib (conf_mu held). */
+static int publish(dbp_error *err)
 {
-    const char *tmpdir = getenv("TMPDIR");
-    if (!tmpdir || !*tmpdir || strlen(tmpdir) > PATH_MAX - 64)
-        tmpdir = "/tmp";
-    snprintf(dir_path, sizeof dir_path, "%s/db-pool-freetds-XXXXXX", tmpdir);
-    if (!mkdtemp(dir_path)) {
-        int e = errno;
-        dir_path[0] = '\0';
-        return dbp_error_set(err, DBP_E_CONFIG, e, NULL,
-                             "cannot create a directory for the FreeTDS settings in %s: %s",
-                             tmpdir, strerror(e));
+    int fd = write_sections(err);
+    if (fd < 0)
+        return err ? err->category : DBP_E_CONFIG;
+    if (conf_fd >= 0) {
+        int rc = dup3(fd, conf_fd, O_CLOEXEC) < 0 ? errno : 0;
+        close(fd);
+        if (rc)
+            return dbp_error_set(err, DBP_E_CONFIG, rc, NULL,
+                                 "cannot replace the FreeTDS settings: %s", strerror(rc));
+        return DBP_OK;
     }
-    snprintf(file_path, sizeof file_path, "%s/freetds.conf", dir_path);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    if (access(path, R_OK) != 0) {
+        int e = errno;
+        close(fd);
+        return dbp_error_set(err, DBP_E_CONFIG, e, NULL,
+                             "FreeTDS cannot read its settings through %s: %s (is /proc "
+                             "mounted?)",
+                             path, strerror(e));
+    }
+    conf_fd = fd;
     pthread_rwlock_wrlock(&open_lock);
-    dbsetifile(file_path);
+    dbsetifile(path);
     pthread_rwlock_unlock(&open_lock);
     return DBP_OK;
 }
@@ -104,21 +125,14 @@ int tds_conf_add(const char *body, char *name, size_t name_size, dbp_error *err)
     }
     s->body = copy;
     pthread_mutex_lock(&conf_mu);
-    int rc = sections ? DBP_OK : make_dir(err);
-    if (rc == DBP_OK) {
-        snprintf(s->name, sizeof s->name, "dbpool_%ld_%lu", (long)getpid(), ++next_id);
-        s->next = sections;
-        sections = s;
-        rc = write_file(err);
-        if (rc != DBP_OK)
-            sections = s->next;
-    }
-    if (rc == DBP_OK)
+    snprintf(s->name, sizeof s->name, "dbpool_%ld_%lu", (long)getpid(), ++next_id);
+    s->next = sections;
+    sections = s;
+    int rc = publish(err);
+    if (rc != DBP_OK)
+        sections = s->next;
+    else
         snprintf(name, name_size, "%s", s->name);
-    if (rc != DBP_OK && !sections && dir_path[0]) {
-        rmdir(dir_path);
-        dir_path[0] = '\0';
-    }
     pthread_mutex_unlock(&conf_mu);
     if (rc != DBP_OK) {
         dbp_free(s->body);
@@ -139,13 +153,7 @@ void tds_conf_remove(const char *name)
             break;
         }
     }
-    if (sections) {
-        dbp_error ignored;
-        write_file(&ignored); /* a stale extra section harms nobody */
-    } else if (dir_path[0]) {
-        unlink(file_path);
-        rmdir(dir_path);
-        dir_path[0] = '\0';
-    }
+    dbp_error ignored;
+    publish(&ignored); /* a stale extra section harms nobody */
     pthread_mutex_unlock(&conf_mu);
 }

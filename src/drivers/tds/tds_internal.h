@@ -1,11 +1,13 @@
 /* tds_internal.h - what the files of the MSSQL driver share:
  *
- *   tds.c          settings, connecting, execute, transactions, the vtable
+ *   tds.c          connecting, execute, transactions, the vtable
  *   tds_call.c     one driver call: db-lib's handlers, errors, own batches
  *   tds_cursor.c   result sets for query() and stream()
  *   tds_bulk.c     write_frame through bcp
  *   tds_session.c  session state and the reset on release
- *   tds_conf.c, tds_types.c   the private freetds.conf, type mapping */
+ *   tds_settings.c the pool's settings, tds_conf.c the freetds.conf they
+ *                  need, tds_prelogin.c why an encrypted login failed
+ *   tds_types.c    type mapping */
 #ifndef DBP_TDS_INTERNAL_H
 #define DBP_TDS_INTERNAL_H
 
@@ -15,6 +17,33 @@
 
 #include "driver.h"
 #include "tds_types.h"
+
+/* A pool's settings (tds_settings.c). */
+typedef struct tds_config {
+    char server[64];     /* our freetds.conf section */
+    char where[300];     /* host:port, or host\instance, for messages */
+    char encryption[16]; /* encrypt= as configured, for messages; "" when not set */
+    int encrypt_required; /* a server without TLS is refused */
+    char *host;
+    long port;           /* 0 with an instance */
+    char *user;
+    char *password;
+    char *database;
+    char *app_name;
+    long packet_size;
+} tds_config;
+
+/* ---- tds_settings.c: the driver's parse_config, free_config, describe ---- */
+
+int tds_parse_config(const dbp_setting *settings, size_t n, void **out, dbp_error *err);
+void tds_free_config(void *config);
+void tds_describe(const void *config, char *buf, size_t size);
+
+/* ---- tds_prelogin.c ---- */
+
+/* Asks the server at host:port whether it offers TLS (a PRELOGIN of our
+ * own, within timeout_ms): 1 it does, 0 it does not, -1 no answer. */
+int tds_server_offers_tls(const char *host, long port, int timeout_ms);
 
 /* What went wrong during one driver call: the first server error (class
  * above 10) and the first db-lib error, as the handlers filed them. */

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from db_pool import (
+    AuthenticationError,
     DatabasePool,
     DataError,
     IntegrityError,
@@ -23,21 +24,29 @@ from tests.tds_server import TdsTestServer
 from .conftest import POOL_ID, Target, assert_healthy, series, wait_idle
 
 
-async def test_login_failure_is_an_auth_error(server: Target) -> None:
+async def test_login_failure_is_an_authentication_error(server: Target) -> None:
     async with DatabasePool() as pool:
-        with pytest.raises(OperationalError) as ei:
-            await pool.create_pool("bad", **{**server.kwargs(), "password": "wrong"})
-    e = ei.value
-    assert (e.code, e.category, e.sqlstate) == (18456, "auth", "28000")
-    assert "Login failed for user" in str(e) and "cannot log in" in str(e)
+        for kwargs in ({**server.kwargs(), "password": "wrong"},
+                       {"url": server.url(password="wrong")},
+                       {**server.kwargs(), "username": "no_such_login"}):
+            with pytest.raises(AuthenticationError) as ei:
+                await pool.create_pool("bad", **kwargs)
+            e = ei.value
+            assert (e.code, e.category, e.sqlstate) == (18456, "auth", "28000")
+            assert "Login failed for user" in str(e) and "cannot log in" in str(e)
 
 
-async def test_unknown_database_is_an_auth_error(server: Target) -> None:
+async def test_unknown_database_is_not_an_authentication_error(server: Target) -> None:
+    """SQL Server's error 4060 and its text, as a server error."""
     async with DatabasePool() as pool:
-        with pytest.raises(OperationalError) as ei:
-            await pool.create_pool("bad", **{**server.kwargs(), "database": "no_such_db"})
-    assert (ei.value.code, ei.value.category) == (4060, "auth")
-    assert "no_such_db" in str(ei.value)
+        for kwargs in ({**server.kwargs(), "database": "no_such_db"},
+                       {"url": server.url(database="no_such_db")}):
+            with pytest.raises(OperationalError) as ei:
+                await pool.create_pool("bad", **kwargs)
+            e = ei.value
+            assert not isinstance(e, AuthenticationError), e
+            assert (e.code, e.category, e.sqlstate) == (4060, "server", "08004")
+            assert 'Cannot open database "no_such_db"' in str(e)
 
 
 async def test_unreachable_server_is_a_network_error(server: Target) -> None:
@@ -49,7 +58,8 @@ async def test_unreachable_server_is_a_network_error(server: Target) -> None:
     async with DatabasePool() as pool:
         with pytest.raises(OperationalError) as ei:
             await pool.create_pool("bad", **{**server.kwargs(), "port": port, "login_timeout": 2})
-    assert ei.value.category == "network"
+    assert not isinstance(ei.value, AuthenticationError)
+    assert (ei.value.category, ei.value.sqlstate, ei.value.code) == ("network", "08001", 20009)
 
 
 async def test_syntax_error(ms: Any) -> None:
@@ -139,7 +149,7 @@ async def test_connection_dropped_mid_stream(ams: DatabasePool, server: Target, 
 async def test_refused_logins(server: Target, tds: TdsTestServer) -> None:
     tds.faults.refuse_logins = True
     async with DatabasePool() as pool:
-        with pytest.raises(OperationalError) as ei:
+        with pytest.raises(AuthenticationError) as ei:
             await pool.create_pool("r", **server.kwargs())
         assert (ei.value.code, ei.value.category) == (18456, "auth")
         tds.faults.refuse_logins = False

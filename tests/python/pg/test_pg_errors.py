@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 
 from db_pool import (
+    AuthenticationError,
     ConfigurationError,
     DatabaseError,
     DataError,
@@ -308,17 +309,41 @@ async def test_bad_password(api: Any, pg_server: Any) -> None:
         {"url": pg_url(pg_server, password=wrong)},
     ):
         start = time.monotonic()
-        with pytest.raises(OperationalError) as info:
+        with pytest.raises(AuthenticationError) as info:
             await api.create_pool("bad", **kwargs)
         assert time.monotonic() - start < 5
         err = info.value
-        assert err.category == "auth", err
+        assert err.category == "auth" and err.sqlstate == "28P01", err
         assert err.sqlstate is not None and err.sqlstate.startswith("28"), err.sqlstate
         assert "password authentication failed" in str(err)
         for secret in (wrong, pg_server.password):
             assert secret not in str(err) and secret not in repr(err)
             assert secret not in str(err.detail) and secret not in str(err.hint)
         assert api.list_pools() == []
+
+
+async def test_unknown_role_is_an_authentication_error(api: Any, pg_server: Any) -> None:
+    with pytest.raises(AuthenticationError) as info:
+        await api.create_pool("bad", **{**pg_server.connect_kwargs(), "db_type": "postgresql",
+                                        "username": "no_such_role"})
+    assert info.value.sqlstate is not None and info.value.sqlstate.startswith("28")
+    assert api.list_pools() == []
+
+
+async def test_unknown_database_is_not_an_authentication_error(api: Any, pg_server: Any) -> None:
+    """The server's own SQLSTATE and text, not a network or login error."""
+    for kwargs in (
+        {**pg_server.connect_kwargs(), "db_type": "postgresql", "database": "no_such_db"},
+        {"url": pg_url(pg_server).rpartition("/")[0] + "/no_such_db"},
+    ):
+        with pytest.raises(OperationalError) as info:
+            await api.create_pool("bad", **kwargs)
+        err = info.value
+        assert not isinstance(err, AuthenticationError), err
+        assert (err.sqlstate, err.category, err.engine) == ("3D000", "server", "postgresql")
+        assert 'database "no_such_db" does not exist' in str(err)
+        assert "3D000" not in str(err) and "LOCATION" not in str(err)
+    assert api.list_pools() == []
 
 
 def _closed_port() -> int:
@@ -334,7 +359,8 @@ async def test_connection_refused(api: Any, pg_server: Any) -> None:
                               port=_closed_port(), database="x", username="u", password="p",
                               connect_timeout=2)
     assert time.monotonic() - start < 2.5
-    assert info.value.category == "network"
+    assert not isinstance(info.value, AuthenticationError)
+    assert (info.value.category, info.value.sqlstate) == ("network", "08001")
     assert "Connection refused" in str(info.value) or "connect" in str(info.value)
     assert api.list_pools() == []
 
@@ -530,8 +556,13 @@ async def test_statement_timeout(pg: Any) -> None:
 
 
 async def test_badly_encoded_url_does_not_echo_the_password(api: Any) -> None:
-    # libpq quotes the offending part of a URL, which may be the password.
-    with pytest.raises(ConfigurationError) as info:
+    # libpq quotes the offending part of a URL, which may be the password: in
+    # the credentials a '%' that starts no escape is taken as it is, anywhere
+    # else libpq's complaint is shown without the part (test_secrets.py)
+    with pytest.raises(OperationalError) as info:
         await api.create_pool("cfg", url="postgresql://u:s3cr%zzet@127.0.0.1:1/db")
-    assert "s3cr" not in str(info.value)
+    assert "s3cr" not in str(info.value) and info.value.category == "network"
+    with pytest.raises(ConfigurationError) as cfg:
+        await api.create_pool("cfg", url="postgresql://127.0.0.1:1/db?password=s3cr%zzet")
+    assert "s3cr" not in str(cfg.value) and "percent" in str(cfg.value)
     assert api.list_pools() == []
