@@ -394,6 +394,14 @@ void dbp_request_set_copy_mode(dbp_request *req, dbp_copy_mode mode);
  * again on another endpoint only when that cannot repeat a write: it was
  * marked read-only here or it ran on a replica. */
 void dbp_request_set_readonly(dbp_request *req, int readonly);
+/* May run on the submitting thread (1) instead of a worker: when the pool's
+ * engine runs in-process (SQLite) and a connection is free at once, dbp_submit
+ * runs the request itself and returns with it done, saving two thread
+ * hand-offs. Only for QUERY and EXECUTE(_MANY) waited for with
+ * dbp_request_wait (no completion queue): the caller blocks for the call, so
+ * it must not hold locks others need (the CPython binding releases the GIL).
+ * Cancel and deadlines work as on a worker (the janitor interrupts). */
+void dbp_request_set_inline(dbp_request *req, int allowed);
 /* WRITE_FRAME: the rows to load, an Arrow stream of struct batches whose
  * field names are the table's columns. The request takes the stream over
  * (and releases it); `*in` is left released. */

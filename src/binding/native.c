@@ -1184,7 +1184,17 @@ static PyObject *manager_submit(ManagerObject *self, PyObject *args, PyObject *k
         return NULL;
     dbp_request_set_readonly(req->req, readonly);
     dbp_error err;
-    int rc = dbp_submit(self->mgr, pool_id, req->req, queue ? queue->cq : NULL, &err);
+    int rc;
+    if (queue) {
+        rc = dbp_submit(self->mgr, pool_id, req->req, queue->cq, &err);
+    } else {
+        /* The sync API waits anyway: an in-process engine (SQLite) may run
+         * the request right here, without the GIL, instead of on a worker. */
+        dbp_request_set_inline(req->req, 1);
+        Py_BEGIN_ALLOW_THREADS
+        rc = dbp_submit(self->mgr, pool_id, req->req, NULL, &err);
+        Py_END_ALLOW_THREADS
+    }
     return request_submitted(st, req, rc, &err, queue);
 }
 

@@ -105,6 +105,8 @@ struct dbp_request {
     dbp_conn *conn;        /* the connection it runs on */
     dbp_completion_queue *cq;
     int readonly;          /* dbp_request_set_readonly: -1, 0 or 1 */
+    int inline_allowed;    /* dbp_request_set_inline */
+    int run_inline;        /* got a connection during dbp_submit: the caller runs it */
     dbp_endpoint *target;  /* internal requests: the endpoint they are for */
     int attempts;          /* times moved to another endpoint */
     int replied;           /* the driver's dbp_exec_ctx.replied for the running call */
@@ -181,6 +183,7 @@ struct dbp_pool {
     unsigned next_rr;       /* round-robin position */
     dbp_pool_stats stats;   /* counters; gauges are filled on read */
     unsigned rng;           /* for lifetime jitter and backoff */
+    dbp_request *submitting; /* being submitted and may run on its caller's thread */
     dbp_pool *next_dead;    /* chains pools to destroy after unlocking */
 };
 
@@ -357,6 +360,9 @@ void dbp_conn_reset(dbp_conn *conn);
 /* Queues a request whose connection is assigned; starts a worker if all
  * are busy. */
 void dbp_worker_enqueue_locked(dbp_manager *mgr, dbp_request *req);
+/* Runs a request with its connection assigned on the calling thread, as a
+ * worker would (dbp_request_set_inline). */
+void dbp_worker_run(dbp_request *req);
 /* Starts workers while queued requests outnumber idle workers. */
 void dbp_worker_spawn_locked(dbp_manager *mgr);
 

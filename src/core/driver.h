@@ -44,6 +44,8 @@ enum {
     DBP_CAP_ROLES = 4,     /* probe_role: pools of several endpoints */
     DBP_CAP_BULK_LOAD = 8, /* bulk_load */
     DBP_CAP_RESET = 16,    /* reset */
+    DBP_CAP_INLINE = 32,   /* in-process and quick: may run on the caller's thread
+                            * (dbp_request_set_inline); interrupt works from any thread */
 };
 
 /* Per-call context handed to every call that may wait on the engine. */

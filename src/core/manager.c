@@ -483,7 +483,10 @@ int dbp_submit(dbp_manager *mgr, const char *pool_id, dbp_request *req,
             atomic_fetch_sub(&req->refs, 1); /* the caller still holds one */
         }
     }
+    int run_inline = rc == DBP_OK && req->run_inline;
     pthread_mutex_unlock(&mgr->mu);
+    if (run_inline)
+        dbp_worker_run(req);
     return rc;
 }
 

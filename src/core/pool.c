@@ -262,7 +262,11 @@ int dbp_pool_submit_locked(dbp_pool *pool, dbp_request *req, dbp_error *err)
     dbp_deadline_start_locked(pool, req, now);
     int was_empty = pool->waiting.count == 0;
     dbp_request_list_push(&pool->waiting, req);
+    if (req->inline_allowed && !req->cq && (pool->driver->caps & DBP_CAP_INLINE) &&
+        (req->op == DBP_OP_QUERY || req->op == DBP_OP_EXECUTE || req->op == DBP_OP_EXECUTE_MANY))
+        pool->submitting = req;
     dbp_pool_dispatch_locked(pool);
+    pool->submitting = NULL;
     if (was_empty && req->state == REQ_WAITING)
         dbp_janitor_wake_locked(pool->mgr); /* a new earliest deadline */
     return DBP_OK;
@@ -317,6 +321,12 @@ static void assign(dbp_pool *pool, dbp_request *req, dbp_conn *conn, int64_t now
         pool->stats.acquired_total++;
         ep->acquired_total++;
         pool->stats.acquire_wait_ms_total += (double)(now - req->enqueued_ns) / 1e6;
+    }
+    if (req == pool->submitting) { /* its caller runs it: no thread hand-off */
+        req->state = REQ_RUNNING;
+        conn->running = req;
+        req->run_inline = 1;
+        return;
     }
     dbp_worker_enqueue_locked(pool->mgr, req);
 }

@@ -126,6 +126,7 @@ void dbp_request_set_readonly(dbp_request *req, int readonly)
 {
     req->readonly = readonly > 0 ? 1 : readonly == 0 ? 0 : -1;
 }
+void dbp_request_set_inline(dbp_request *req, int allowed) { req->inline_allowed = allowed != 0; }
 void *dbp_request_user_data(const dbp_request *req) { return req->user_data; }
 
 void dbp_request_count_locked(dbp_pool *pool, const dbp_request *req, int status)

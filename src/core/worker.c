@@ -387,6 +387,8 @@ static void run_request(dbp_request *req)
         dbp_lease_return(lease);
 }
 
+void dbp_worker_run(dbp_request *req) { run_request(req); }
+
 static void *worker_main(void *arg)
 {
     dbp_manager *mgr = arg;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "arrow_abi.h"
@@ -730,6 +731,64 @@ static void test_transaction_kinds(void)
     dbp_lease_release(lease);
 }
 
+/* ---- requests run on the caller's thread (dbp_request_set_inline) ----------------------- */
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static dbp_request *inline_request(const char *sql, int64_t timeout_ms)
+{
+    dbp_request *req = NULL;
+    CHECK_EQ_INT(dbp_request_new(&req, DBP_OP_QUERY, sql, strlen(sql), NULL, NULL), DBP_OK);
+    dbp_request_set_inline(req, 1);
+    if (timeout_ms)
+        dbp_request_set_timeout(req, timeout_ms);
+    return req;
+}
+
+static void test_inline_request_runs_during_submit(void)
+{
+    dbp_request *req = inline_request("SELECT 42", 0);
+    dbp_error err;
+    CHECK_EQ_INT(dbp_submit(mgr, "db", req, NULL, &err), DBP_OK);
+    CHECK(dbp_request_is_done(req)); /* no worker was involved: done on return */
+    CHECK_EQ_INT(outcome(req, &err), DBP_OK);
+    dbp_request_unref(req);
+}
+
+static void test_inline_request_obeys_its_deadline(void)
+{
+    /* The janitor interrupts it on the caller's thread, as on a worker. */
+    dbp_request *req = inline_request(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c", 100);
+    dbp_error err;
+    int64_t t0 = monotonic_ms();
+    CHECK_EQ_INT(dbp_submit(mgr, "db", req, NULL, &err), DBP_OK);
+    CHECK(dbp_request_is_done(req));
+    CHECK(monotonic_ms() - t0 < 2000);
+    CHECK_EQ_INT(outcome(req, &err), DBP_E_QUERY_TIMEOUT);
+    dbp_request_unref(req);
+}
+
+static void test_inline_request_waits_its_turn_when_the_pool_is_busy(void)
+{
+    /* Both connections taken: the request queues and a worker runs it later. */
+    dbp_lease *a = take_lease("db");
+    dbp_lease *b = take_lease("db");
+    dbp_request *req = inline_request("SELECT 7", 0);
+    dbp_error err;
+    CHECK_EQ_INT(dbp_submit(mgr, "db", req, NULL, &err), DBP_OK);
+    CHECK(!dbp_request_is_done(req));
+    dbp_lease_release(a);
+    CHECK_EQ_INT(outcome(req, &err), DBP_OK);
+    dbp_request_unref(req);
+    dbp_lease_release(b);
+}
+
 /* ---- databases and files --------------------------------------------------------------- */
 
 static void test_memory_database_is_one_per_pool(void)
@@ -1074,6 +1133,9 @@ int main(void)
     RUN(test_execute_many_is_all_or_nothing);
     RUN(test_errors_map_to_categories_and_sqlstates);
     RUN(test_transaction_kinds);
+    RUN(test_inline_request_runs_during_submit);
+    RUN(test_inline_request_obeys_its_deadline);
+    RUN(test_inline_request_waits_its_turn_when_the_pool_is_busy);
     RUN(test_memory_database_is_one_per_pool);
     RUN(test_read_only_missing_file_is_a_network_error);
     RUN(test_read_only_file_refuses_writes);

@@ -378,7 +378,7 @@ static void describe(const void *config, char *buf, size_t size)
 
 const dbp_driver dbp_sqlite_driver = {
     .abi_version = DBP_DRIVER_ABI_VERSION,
-    .caps = DBP_CAP_CANCEL | DBP_CAP_DEADLINES | DBP_CAP_BULK_LOAD,
+    .caps = DBP_CAP_CANCEL | DBP_CAP_DEADLINES | DBP_CAP_BULK_LOAD | DBP_CAP_INLINE,
     .name = "sqlite",
     .parse_config = parse_config,
     .free_config = free_config,
