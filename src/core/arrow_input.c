@@ -332,6 +332,42 @@ int dbp_arrow_reader_get(const dbp_arrow_reader *r, int64_t row, dbp_cell *out, 
     }
 }
 
+/* The kind of value a column of this type gives (DBP_V_NULL: nulls only,
+ * or a type the reader refuses, which the walk reports when it reads). */
+static dbp_value_kind column_kind(const struct ArrowSchema *schema)
+{
+    if (schema->dictionary)
+        return column_kind(schema->dictionary);
+    dbp_arrow_reader r = {.name = ""};
+    if (init_plain(&r, schema->format, NULL) != DBP_OK)
+        return DBP_V_NULL;
+    switch (r.kind) {
+    case AR_BOOL:
+        return DBP_V_BOOL;
+    case AR_INT:
+    case AR_UINT:
+        return DBP_V_INT64;
+    case AR_FLOAT:
+        return DBP_V_DOUBLE;
+    case AR_DECIMAL:
+        return DBP_V_DECIMAL;
+    case AR_STRING:
+    case AR_VIEW:
+        return r.binary ? DBP_V_BLOB : DBP_V_TEXT;
+    case AR_DATE32:
+    case AR_DATE64:
+        return DBP_V_DATE;
+    case AR_TIME:
+        return DBP_V_TIME;
+    case AR_TIMESTAMP:
+        return r.has_tz ? DBP_V_TIMESTAMP_TZ : DBP_V_TIMESTAMP;
+    case AR_DURATION:
+        return DBP_V_INTERVAL;
+    default:
+        return DBP_V_NULL;
+    }
+}
+
 static int stream_error(struct ArrowArrayStream *in, int code, dbp_error *err)
 {
     const char *why = in->get_last_error ? in->get_last_error(in) : NULL;
@@ -388,17 +424,21 @@ int dbp_arrow_walk(struct ArrowArrayStream *in, const dbp_frame_sink *sink,
         return stream_error(in, code, err);
     int rc = DBP_OK;
     const char **names = NULL;
+    dbp_value_kind *kinds = NULL;
     if (strcmp(schema.format, "+s") != 0 || schema.n_children == 0) {
         rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
                            "write_frame takes a table of columns (a DataFrame)");
     } else {
         size_t n = (size_t)schema.n_children;
         names = dbp_calloc(n, sizeof *names);
-        rc = names ? DBP_OK : dbp_error_nomem(err);
-        for (size_t c = 0; rc == DBP_OK && c < n; c++)
+        kinds = dbp_calloc(n, sizeof *kinds);
+        rc = names && kinds ? DBP_OK : dbp_error_nomem(err);
+        for (size_t c = 0; rc == DBP_OK && c < n; c++) {
             names[c] = schema.children[c]->name ? schema.children[c]->name : "";
+            kinds[c] = column_kind(schema.children[c]);
+        }
         if (rc == DBP_OK)
-            rc = sink->columns(sink->arg, n, names, err);
+            rc = sink->columns(sink->arg, n, names, kinds, err);
     }
     while (rc == DBP_OK) {
         struct ArrowArray batch = {0};
@@ -413,6 +453,7 @@ int dbp_arrow_walk(struct ArrowArrayStream *in, const dbp_frame_sink *sink,
         batch.release(&batch);
     }
     dbp_free(names);
+    dbp_free(kinds);
     if (schema.release)
         schema.release(&schema);
     return rc;

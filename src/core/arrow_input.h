@@ -59,7 +59,10 @@ int dbp_arrow_reader_get(const dbp_arrow_reader *r, int64_t row, dbp_cell *out, 
  * each row's cells. A callback's error stops the walk. The column names
  * stay valid until the walk ends. */
 typedef struct dbp_frame_sink {
-    int (*columns)(void *arg, size_t n, const char *const *names, dbp_error *err);
+    /* `kinds`: the kind of every non-NULL cell each column will give
+     * (DBP_V_NULL for a column of nulls or of a type that cannot be read). */
+    int (*columns)(void *arg, size_t n, const char *const *names, const dbp_value_kind *kinds,
+                   dbp_error *err);
     int (*row)(void *arg, const dbp_cell *cells, size_t n, dbp_error *err);
     void *arg;
 } dbp_frame_sink;

@@ -1,32 +1,81 @@
 /* pg_bulk.c - write_frame for PostgreSQL: the rows of an Arrow stream
- * through COPY ... FROM STDIN. */
+ * through COPY ... FROM STDIN, atomic on the server's side. The binary
+ * format (pg_copy_binary.c) when every frame column has an exact binary
+ * form for its table column's type, else the text format: exact for every
+ * value too (numbers as their shortest exact digits, bytea as hex), but
+ * the server has to parse it. */
 #include <string.h>
 
+#include "alloc.h"
 #include "arrow_input.h"
 #include "error.h"
 #include "pg_internal.h"
 #include "textbuf.h"
 
-/* COPY "table" ("a", "b") FROM STDIN in the text format: exact for every
- * value (numbers as their shortest exact digits, bytea as hex) and atomic
- * on the server's side. */
 typedef struct copy_in {
     pg_conn *c;
     const char *table;
+    const char *const *names;
+    pg_binary_encoder *binary; /* one per column; NULL: the text format */
     dbp_textbuf data;
     int started;
 } copy_in;
 
-#define COPY_CHUNK (1 << 20)
+#define COPY_CHUNK (1 << 20) /* bytes sent at a time */
 
-static int copy_columns(void *arg, size_t n, const char *const *names, dbp_error *err)
+/* Describes the target columns and sets ci->binary to their binary
+ * encoders, or leaves it NULL when one has none. A table or column that does
+ * not exist is the server's error here, as the COPY would give it (a failed
+ * describe would abort the caller's transaction anyway). */
+static int plan_binary(copy_in *ci, size_t n, const char *const *names,
+                       const dbp_value_kind *kinds, dbp_error *err)
+{
+    dbp_textbuf sql = {0};
+    dbp_textbuf_str(&sql, "SELECT ");
+    for (size_t i = 0; i < n; i++) {
+        dbp_textbuf_str(&sql, i ? ", " : "");
+        dbp_textbuf_identifier(&sql, names[i], '"', '"', 0);
+    }
+    dbp_textbuf_str(&sql, " FROM ");
+    dbp_textbuf_identifier(&sql, ci->table, '"', '"', 1);
+    pg_statement *st = NULL;
+    dbp_error why;
+    int rc = sql.failed ? dbp_error_nomem(err) : pg_statement_fresh(ci->c, sql.data, sql.len, &st, &why);
+    dbp_textbuf_free(&sql);
+    if (rc == DBP_E_DATA) /* a column our reader could not plan (numeric(50)): text */
+        return DBP_OK;
+    if (rc != DBP_OK) {
+        if (err && rc != DBP_E_NOMEM)
+            *err = why;
+        return rc;
+    }
+    if (st->n_fields == (int)n && (ci->binary = dbp_calloc(n, sizeof *ci->binary))) {
+        for (size_t i = 0; i < n; i++) {
+            ci->binary[i] = pg_binary_encoder_for(kinds[i], st->plans[i].oid);
+            if (ci->binary[i] == PGB_NONE) {
+                dbp_free(ci->binary);
+                ci->binary = NULL;
+                break;
+            }
+        }
+    }
+    pg_statement_free(st);
+    return DBP_OK;
+}
+
+static int copy_columns(void *arg, size_t n, const char *const *names,
+                        const dbp_value_kind *kinds, dbp_error *err)
 {
     copy_in *ci = arg;
+    ci->names = names;
+    int rc = plan_binary(ci, n, names, kinds, err);
+    if (rc != DBP_OK)
+        return rc;
     dbp_textbuf sql = {0};
     dbp_textbuf_str(&sql, "COPY ");
     dbp_textbuf_table_columns(&sql, ci->table, names, n, '"', '"');
-    dbp_textbuf_str(&sql, " FROM STDIN");
-    int rc = sql.failed ? dbp_error_nomem(err) : DBP_OK;
+    dbp_textbuf_str(&sql, ci->binary ? " FROM STDIN (FORMAT binary)" : " FROM STDIN");
+    rc = sql.failed ? dbp_error_nomem(err) : DBP_OK;
     PGresult *res = NULL;
     if (rc == DBP_OK)
         rc = PQsendQuery(ci->c->pg, sql.data) ? pg_next_result(ci->c, &res, err)
@@ -40,6 +89,8 @@ static int copy_columns(void *arg, size_t n, const char *const *names, dbp_error
     }
     PQclear(res);
     ci->started = rc == DBP_OK;
+    if (ci->binary)
+        pg_binary_header(&ci->data);
     return rc;
 }
 
@@ -61,9 +112,34 @@ static void copy_escape(dbp_textbuf *t, const char *s, size_t n)
     dbp_textbuf_add(t, s + run, n - run);
 }
 
+/* Sends what is buffered once it is a chunk. */
+static int flush_chunk(copy_in *ci, dbp_error *err)
+{
+    if (ci->data.failed)
+        return dbp_error_nomem(err);
+    if (ci->data.len < COPY_CHUNK)
+        return DBP_OK;
+    int rc = pg_put_copy(ci->c, ci->data.data, ci->data.len, err);
+    dbp_textbuf_clear(&ci->data);
+    return rc;
+}
+
+static int copy_row_binary(copy_in *ci, const dbp_cell *cells, size_t n, dbp_error *err)
+{
+    pg_binary_row_start(&ci->data, n);
+    for (size_t i = 0; i < n; i++) {
+        int rc = pg_binary_put(&ci->data, ci->binary[i], &cells[i], ci->names[i], err);
+        if (rc != DBP_OK)
+            return rc;
+    }
+    return flush_chunk(ci, err);
+}
+
 static int copy_row(void *arg, const dbp_cell *cells, size_t n, dbp_error *err)
 {
     copy_in *ci = arg;
+    if (ci->binary)
+        return copy_row_binary(ci, cells, n, err);
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
         const dbp_cell *v = &cells[i];
@@ -86,14 +162,7 @@ static int copy_row(void *arg, const dbp_cell *cells, size_t n, dbp_error *err)
         }
     }
     dbp_textbuf_add(&ci->data, "\n", 1);
-    if (ci->data.failed)
-        return dbp_error_nomem(err);
-    if (ci->data.len >= COPY_CHUNK) {
-        int rc = pg_put_copy(ci->c, ci->data.data, ci->data.len, err);
-        dbp_textbuf_clear(&ci->data);
-        return rc;
-    }
-    return DBP_OK;
+    return flush_chunk(ci, err);
 }
 
 int pg_bulk_load(void *conn, const char *table, struct ArrowArrayStream *rows,
@@ -106,6 +175,8 @@ int pg_bulk_load(void *conn, const char *table, struct ArrowArrayStream *rows,
     int64_t fed = 0;
     int rc = dbp_arrow_walk(rows, &sink, ctx->cancelled, &fed, err);
     if (ci.started) {
+        if (rc == DBP_OK && ci.binary)
+            pg_binary_trailer(&ci.data);
         if (rc == DBP_OK && ci.data.len)
             rc = pg_put_copy(c, ci.data.data, ci.data.len, err);
         /* An error message makes the server abort the whole COPY. */
@@ -119,6 +190,7 @@ int pg_bulk_load(void *conn, const char *table, struct ArrowArrayStream *rows,
         *loaded = rc == DBP_OK ? copied : 0;
     }
     dbp_textbuf_free(&ci.data);
+    dbp_free(ci.binary);
     pg_call_end(c);
     return rc;
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "driver.h"
+#include "textbuf.h"
 #include "pg_types.h"
 
 typedef struct pg_config {
@@ -164,6 +165,27 @@ int pg_send_bound(pg_conn *c, const pg_statement *st, const dbp_params *params, 
 /* The text PostgreSQL parses exactly for a value without bytes of its own
  * (bool, numbers, dates, times, durations); `t` holds 48 bytes. Returns its length. */
 int pg_scalar_text(const dbp_cell *v, char *t);
+
+/* ---- pg_copy_binary.c ---- */
+
+/* How a frame column goes into a column type in COPY's binary format. */
+typedef enum pg_binary_encoder {
+    PGB_NONE = 0, /* no exact binary form: the write uses the text format */
+    PGB_NULLS,    /* a column of nulls */
+    PGB_BOOL, PGB_INT2, PGB_INT4, PGB_INT8, PGB_FLOAT4, PGB_FLOAT8, PGB_NUMERIC, PGB_UUID,
+    PGB_TEXT,     /* the bytes as they are: text types, json, bytea */
+    PGB_JSONB, PGB_DATE, PGB_TIME, PGB_TIMESTAMP, PGB_INTERVAL,
+} pg_binary_encoder;
+
+/* The encoder for cells of `kind` into a column of type `oid`. */
+pg_binary_encoder pg_binary_encoder_for(dbp_value_kind kind, uint32_t oid);
+void pg_binary_header(dbp_textbuf *t);
+void pg_binary_row_start(dbp_textbuf *t, size_t n_fields);
+void pg_binary_trailer(dbp_textbuf *t);
+/* Appends one field; DBP_E_DATA (naming `column`) for a value the type
+ * cannot hold (an int4 column and 2^40). */
+int pg_binary_put(dbp_textbuf *t, pg_binary_encoder enc, const dbp_cell *v, const char *column,
+                  dbp_error *err);
 
 /* ---- pg_cursor.c ---- */
 

@@ -171,8 +171,10 @@ static const char *fit_value(const column_plan *plan, dbp_cell *v)
 }
 
 /* INSERT INTO "table" ("a", "b") VALUES (?, ?) for the frame's columns. */
-static int bulk_columns(void *arg, size_t n, const char *const *names, dbp_error *err)
+static int bulk_columns(void *arg, size_t n, const char *const *names,
+                        const dbp_value_kind *kinds, dbp_error *err)
 {
+    (void)kinds;
     bulk_insert *b = arg;
     b->names = names;
     int rc = plan_targets(b, n, names, err);

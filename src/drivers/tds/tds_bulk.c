@@ -194,8 +194,10 @@ static const char *staging_type(const table_col *t, char *buf, size_t size)
 
 /* Maps the frame's columns to the target's, creates the staging table and
  * starts the bulk copy into it. */
-static int frame_columns(void *arg, size_t n, const char *const *names, dbp_error *err)
+static int frame_columns(void *arg, size_t n, const char *const *names,
+                         const dbp_value_kind *kinds, dbp_error *err)
 {
+    (void)kinds;
     bulk_state *b = arg;
     tds_conn *c = b->c;
     b->cols = dbp_calloc(n, sizeof *b->cols);

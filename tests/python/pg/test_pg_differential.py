@@ -69,12 +69,20 @@ COLUMNS: list[D.Col] = [
 ]
 
 
+@pytest.mark.parametrize("copy_format", ["binary", "text"])
 @pytest.mark.parametrize("seed", D.SEEDS)
-async def test_write_frame_matches_psycopg(seed: int, apg: Any, admin: Any) -> None:
+async def test_write_frame_matches_psycopg(seed: int, copy_format: str, apg: Any, admin: Any) -> None:
+    """Every column above has a binary COPY form, so write_frame sends them
+    in COPY's binary format; a List column (an array literal, text only)
+    beside them sends the same values in the text format."""
     frame = D.make_frame(COLUMNS, seed, ROWS)
     D.assert_covered(frame, COLUMNS)
     await apg.execute(POOL_ID, D.create_table_sql("diff", COLUMNS))
-    assert await apg.write_frame(POOL_ID, D.layout(frame, seed), "diff") == ROWS
+    rows = D.layout(frame, seed)
+    if copy_format == "text":
+        await apg.execute(POOL_ID, "ALTER TABLE diff ADD COLUMN text_only int8[]")
+        rows = rows.with_columns(text_only=pl.lit([1], dtype=pl.List(pl.Int64)))
+    assert await apg.write_frame(POOL_ID, rows, "diff") == ROWS
     reports = {}
     for copy in (True, False):
         back = await apg.query(POOL_ID, "SELECT * FROM diff ORDER BY id", copy=copy)

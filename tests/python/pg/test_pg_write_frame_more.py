@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from db_pool import NotSupportedError, ProgrammingError
+from db_pool import DataError, NotSupportedError, ProgrammingError
 
 from .conftest import POOL_ID, assert_healthy
 
@@ -90,3 +90,20 @@ async def test_nested_lists_are_refused_before_writing(pg: Any) -> None:
         await pg.write_frame(POOL_ID, pl.DataFrame({"ll": [[[1]]]}), "x", create=True)
     with pytest.raises(ProgrammingError, match="does not exist"):  # nothing was created
         await pg.query(POOL_ID, "SELECT * FROM x")
+
+
+async def test_binary_copy_checks_ranges_itself_and_text_copy_leaves_it_to_the_server(pg: Any, admin: Any) -> None:
+    """Frames whose columns all have a binary COPY form go binary: an int4
+    column and 2^40 is our DataError naming the column; with a List column
+    beside it (text only) the server's own error says the same."""
+    admin.execute("CREATE TABLE r (i int4, a int4[], u uuid)")
+    with pytest.raises(DataError, match="column 'i': 1099511627776 is out of range for integer"):
+        await pg.write_frame(POOL_ID, pl.DataFrame({"i": [1, 2**40]}), "r")
+    with pytest.raises(DataError, match='out of range for type integer') as info:
+        await pg.write_frame(POOL_ID, pl.DataFrame({"i": [1, 2**40], "a": [[1], [2]]}), "r")
+    assert info.value.sqlstate == "22003"
+    with pytest.raises(DataError, match="invalid input syntax for type uuid"):
+        await pg.write_frame(POOL_ID, pl.DataFrame({"u": ["{a0eebc99-9c0b4ef8-bb6d-6bb9bd380a11}", "nope"]}), "r")
+    assert await pg.write_frame(POOL_ID, pl.DataFrame({"u": ["{A0EEBC99-9C0B4EF8-BB6D-6BB9BD380A11}"]}), "r") == 1
+    assert admin.execute("SELECT count(*), min(u::text) FROM r").fetchone() == (1, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+    await assert_healthy(pg)
