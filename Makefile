@@ -16,7 +16,7 @@ APT_PACKAGES := gcc pkg-config libsqlite3-dev libpq-dev postgresql postgresql-cl
 PY_PACKAGES := meson meson-python ninja polars pyarrow numpy pytest pytest-asyncio mypy \
                "psycopg[binary]" python-tds pyopenssl
 # Peers for `make bench` only.
-BENCH_PACKAGES := connectorx asyncpg psycopg-pool adbc-driver-postgresql adbc-driver-sqlite \
+BENCH_PACKAGES := connectorx asyncpg psycopg-pool adbc-driver-postgresql adbc-driver-sqlite aiosqlite \
                   matplotlib
 
 .PHONY: all demo test setup system-deps venv install c-test c-test-asan c-test-valgrind \
@@ -83,7 +83,7 @@ tds-server: venv
 
 # Side-by-side benchmarks; writes docs/benchmarks.md and its plots.
 bench-deps: install
-	@$(PY) -c "import connectorx, asyncpg, psycopg_pool, adbc_driver_postgresql, adbc_driver_sqlite, matplotlib" \
+	@$(PY) -c "import connectorx, asyncpg, psycopg_pool, adbc_driver_postgresql, adbc_driver_sqlite, aiosqlite, matplotlib" \
 	    2>/dev/null || $(PY) -m pip install -q $(BENCH_PACKAGES)
 
 bench: bench-deps

@@ -11,6 +11,7 @@ Workloads (one function per contender each):
 
 - read   (W2 PostgreSQL, W4 SQLite): a whole table into a polars DataFrame;
 - small  (W1): many 1-row primary-key SELECTs at a concurrency;
+- point  (W4 point): the same on SQLite, one caller;
 - write  (W3): a DataFrame (read from a Parquet file before the clock
   starts) appended to a table; run.py truncates before and checks after;
 - seed   (W5): the seed's own three measurements, with db_pool only.
@@ -368,6 +369,77 @@ def small_pgbench(a: Args) -> Result:
     return {**result, "qps": tps, "checksum": "n/a"}
 
 
+# ---- W4 point: 1-row primary-key SELECTs on SQLite, one caller ------------------------
+# The same rows and checksum as W1 (table bench_small in a SQLite file).
+
+
+def point_sqlite3(a: Args) -> Result:
+    """Python's sqlite3, each answer made a DataFrame as db_pool does."""
+    import sqlite3
+
+    conn = sqlite3.connect(a["path"], check_same_thread=False)
+    sql = a["sql"].replace("$1", "?")
+
+    def one(key: int) -> int:
+        cur = conn.execute(sql, (key,))
+        rows = cur.fetchall()
+        df = pl.DataFrame(rows, schema=[d[0] for d in cur.description], orient="row")
+        return row_value(df.row(0))
+
+    try:
+        return drive_threads([one], a)
+    finally:
+        conn.close()
+
+
+async def point_aiosqlite(a: Args) -> Result:
+    import aiosqlite
+
+    sql = a["sql"].replace("$1", "?")
+    async with aiosqlite.connect(a["path"]) as conn:
+        async def one(key: int) -> int:
+            async with conn.execute(sql, (key,)) as cur:
+                rows = await cur.fetchall()
+                names = [d[0] for d in cur.description]
+            return row_value(pl.DataFrame(rows, schema=names, orient="row").row(0))
+
+        return await drive_async(one, a)
+
+
+async def point_db_pool(a: Args) -> Result:
+    from db_pool import DatabasePool
+
+    async with DatabasePool() as pool:
+        await pool.create_pool("b", url=a["url"], min_size=1, max_size=1)
+        sql = a["sql"].replace("$1", "?")
+
+        async def one(key: int) -> int:
+            return row_value((await pool.query("b", sql, [key])).row(0))
+
+        return await drive_async(one, a)
+
+
+def point_db_pool_sync(a: Args) -> Result:
+    from db_pool import SyncDatabasePool
+
+    with SyncDatabasePool() as pool:
+        pool.create_pool("b", url=a["url"], min_size=1, max_size=1)
+        sql = a["sql"].replace("$1", "?")
+
+        def one(key: int) -> int:
+            return row_value(pool.query("b", sql, [key]).row(0))
+
+        return drive_threads([one], a)
+
+
+POINT: dict[str, Callable[[Args], Any]] = {
+    "db_pool": point_db_pool,
+    "db_pool_sync": point_db_pool_sync,
+    "sqlite3_df": point_sqlite3,
+    "aiosqlite_df": point_aiosqlite,
+}
+
+
 SMALL: dict[str, Callable[[Args], Any]] = {
     "db_pool": small_db_pool,
     "db_pool_sync": small_db_pool_sync,
@@ -497,8 +569,8 @@ def main() -> None:
     elif workload == "write":
         frame = pl.read_parquet(a["parquet"])
         result = {"seconds": WRITE[contender](a, frame), "rows": frame.height}
-    elif workload == "small":
-        out = SMALL[contender](a)
+    elif workload in ("small", "point"):
+        out = (SMALL if workload == "small" else POINT)[contender](a)
         result = asyncio.run(out) if asyncio.iscoroutine(out) else out
     elif workload == "seed":
         result = asyncio.run(seed_db_pool(a))

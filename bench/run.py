@@ -218,13 +218,29 @@ class Bench:
         plot(self.png("bench_w4.png"), f"W4: {self.rows:,} SQLite rows into a DataFrame "
              "(lower is better)", [("time", medians(res, "seconds"), "median seconds"),
                                    ("peak RSS", medians(res, "peak_rss_mib"), "MiB")])
+        point_path = self.tmp / "w4_point.db"
+        make_sqlite(point_path, 0, small=True)
+        queries = 2_000 if self.quick else 20_000
+        point = self.alternate("W4 point", "point",
+                               ["db_pool_sync", "db_pool", "sqlite3_df", "aiosqlite_df"],
+                               {"url": f"sqlite:///{point_path}", "path": str(point_path),
+                                "sql": SMALL_SQL, "queries": queries, "keys": KEYS,
+                                "concurrency": 1})
+        self.summary.append("- W4 point (db_pool QPS / peer QPS): " + ratio_summary(point, "qps"))
         self.section(
             "W4: bulk read (SQLite)",
             f"`SELECT * FROM t`, {self.rows:,} rows of (i INTEGER, i8 INTEGER, f REAL, "
             "t TEXT of 32 characters, n REAL with every 7th NULL), from a database file "
             "in the page cache. sqlite3: `pl.read_database` on a `sqlite3` connection; "
             "ConnectorX and ADBC through `pl.read_database_uri`.",
-            table_time(res), "bench_w4.png")
+            table_time(res) + ["", "### Point queries", "",
+                               f"W1's `SELECT id, name, score ... WHERE id = ?` on a SQLite "
+                               f"file of {KEYS:,} keys, {queries:,} queries from one caller: "
+                               "db_pool's sync API (which runs SQLite on the calling thread "
+                               "when a connection is free) and async API (a worker thread, so "
+                               "the event loop never blocks), against Python's `sqlite3` and "
+                               "`aiosqlite`, each answer made a polars DataFrame.", ""]
+            + table_qps(point), "bench_w4.png")
 
     # ---- W5 ----
 
@@ -368,7 +384,10 @@ def make_sqlite(path: Path, rows: int, small: bool = False) -> None:
     with sqlite3.connect(path) as conn:
         if small:
             conn.executescript(
-                "CREATE TABLE seed_batch (id INTEGER PRIMARY KEY, name TEXT, score REAL);")
+                "CREATE TABLE seed_batch (id INTEGER PRIMARY KEY, name TEXT, score REAL);"
+                "CREATE TABLE bench_small (id INTEGER PRIMARY KEY, name TEXT, score REAL);"
+                f"WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {KEYS}) "
+                "INSERT INTO bench_small SELECT i, 'name-' || i, i * 0.5 FROM s;")
             return
         conn.execute("CREATE TABLE t (i INTEGER, i8 INTEGER, f REAL, t TEXT, n REAL)")
         conn.execute(
