@@ -6,7 +6,8 @@
  * happens outside the lock, so one lock is simpler than a hierarchy and costs
  * nothing measurable at the request rates one process reaches. Each request
  * has its own small lock for waiting on completion; completion queues have
- * their own. Order: mgr->mu, then request or queue locks, never the reverse. */
+ * their own. Order: mgr->mu, then a request's lock, then a queue's lock (a
+ * request is pushed under its own lock), never the reverse. */
 #ifndef DBP_CORE_H
 #define DBP_CORE_H
 

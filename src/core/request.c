@@ -166,37 +166,35 @@ void dbp_request_finish(dbp_request *req, dbp_conn *to_close)
     dbp_request_complete(req, to_close, dead);
 }
 
-/* Marks the request done for its caller and hands the caller's copy of the
- * outcome over: on the completion queue (which takes `ref`, a reference of
- * its own) or to a thread in dbp_request_wait. */
-static void signal_done(dbp_request *req, int ref)
+/* Marks the request done for its caller and, when it has a completion
+ * queue, pushes it there with a reference of the queue's own. The push
+ * happens under done_mu, before anyone can see `done`: a caller who saw its
+ * requests done (dbp_request_wait, dbp_request_is_done) finds each of them on
+ * its queue already and may drain and free the queue. (Pushing after
+ * publishing `done` let such a caller free the queue under the push.) The
+ * caller of this function holds a reference across it: a drain may drop the
+ * queue's reference at once. */
+static void signal_done(dbp_request *req)
 {
-    dbp_completion_queue *cq = req->cq;
     pthread_mutex_lock(&req->done_mu);
     req->done = 1;
+    if (req->cq) {
+        dbp_request_ref(req);
+        dbp_completion_queue_push(req->cq, req);
+    }
     pthread_cond_broadcast(&req->done_cv);
     pthread_mutex_unlock(&req->done_mu);
-    if (cq) {
-        if (ref)
-            dbp_request_ref(req);
-        dbp_completion_queue_push(cq, req);
-    }
 }
 
-void dbp_request_answer_locked(dbp_request *req) { signal_done(req, 1); }
+void dbp_request_answer_locked(dbp_request *req) { signal_done(req); }
 
 void dbp_request_complete(dbp_request *req, dbp_conn *to_close, dbp_pool *dead)
 {
     dbp_conns_destroy(to_close);
     dbp_pool_destroy(dead);
-    if (req->answered) { /* its caller was answered already */
-        dbp_request_unref(req);
-        return;
-    }
-    dbp_completion_queue *cq = req->cq; /* read first: the queue may free req */
-    signal_done(req, 0); /* the in-flight reference moves to the queue, if any */
-    if (!cq)
-        dbp_request_unref(req);
+    if (!req->answered) /* else its caller was answered already */
+        signal_done(req);
+    dbp_request_unref(req); /* the in-flight reference */
 }
 
 int dbp_request_wait(dbp_request *req, int64_t timeout_ms)
