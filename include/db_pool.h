@@ -365,7 +365,10 @@ typedef struct dbp_lease dbp_lease;
 typedef struct dbp_completion_queue dbp_completion_queue;
 
 /* Creates a request. `sql` is copied; `params` (may be NULL) is taken over and
- * freed with the request. The caller owns one reference (dbp_request_unref). */
+ * freed with the request. The caller owns one reference (dbp_request_unref).
+ * Once submitted, a request keeps its manager's memory (not its pools or
+ * threads) until it is freed, so it may be cancelled or read at any time,
+ * even after dbp_manager_free. */
 int dbp_request_new(dbp_request **out, dbp_op op, const char *sql, size_t sql_len,
                     dbp_params *params, dbp_error *err);
 void dbp_request_unref(dbp_request *req);

@@ -116,7 +116,8 @@ struct dbp_request {
     int64_t timeout_ms;       /* dbp_request_set_timeout; 0: the pool's query_timeout */
     int64_t call_deadline_ns; /* the call's own deadline; INT64_MAX: none */
     dbp_request *prev, *next; /* on a pool's wait queue or the worker queue */
-    dbp_manager *mgr;         /* set at submit; outlives the request's work */
+    dbp_manager *mgr;         /* set at submit, with a manager reference kept until the
+                                 request is freed (internal requests hold none) */
     atomic_int cancelled;     /* the driver's "stop now" flag */
 
     /* stopping, guarded by mgr->mu (deadline.c) */
@@ -191,7 +192,8 @@ struct dbp_pool {
 struct dbp_manager {
     pthread_mutex_t mu;
     pid_t pid;              /* the creating process: a forked child has no workers */
-    int refs;               /* the owner's, plus one per pool not yet destroyed */
+    int refs;               /* the owner's, plus one per pool not yet destroyed, worker
+                               thread and submitted request not yet freed */
     int closing;
     dbp_pool **pools;
     size_t n_pools, pools_capacity;
@@ -225,6 +227,11 @@ void dbp_conn_list_remove(conn_list *l, dbp_conn *c);
 
 /* request.c */
 void dbp_request_ref(dbp_request *req);
+/* Submission: the in-flight reference, the completion queue, and a manager
+ * reference the request keeps until it is freed. */
+void dbp_request_bind_locked(dbp_request *req, dbp_manager *mgr, dbp_completion_queue *cq);
+/* Undoes dbp_request_bind_locked for a submission that was refused. */
+void dbp_request_unbind_locked(dbp_request *req);
 /* dbp_exec_ctx.notice for requests: keeps up to 64 KiB of messages. */
 void dbp_request_add_notice(void *req, const char *severity, const char *text);
 /* A request of an internal kind with its one (in-flight) reference; NULL

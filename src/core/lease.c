@@ -39,11 +39,8 @@ int dbp_submit_on_lease(dbp_lease *lease, dbp_request *req, dbp_completion_queue
                            "the pool manager is closed (or belongs to the parent process)");
     else if (lease->pool->closed)
         rc = dbp_error_set(err, DBP_E_CLOSED, 0, NULL, "pool '%s' is closed", lease->pool->id);
-    if (rc == DBP_OK) {
-        dbp_request_ref(req); /* the in-flight reference */
-        req->mgr = mgr;
-        req->cq = cq;
-    }
+    if (rc == DBP_OK)
+        dbp_request_bind_locked(req, mgr, cq);
     if (rc == DBP_OK && done_now) {
         req->state = REQ_DONE;
     } else if (rc == DBP_OK) {

@@ -473,15 +473,9 @@ int dbp_submit(dbp_manager *mgr, const char *pool_id, dbp_request *req,
     } else if ((i = dbp_manager_find_pool_locked(mgr, pool_id)) == SIZE_MAX) {
         rc = dbp_error_set(err, DBP_E_NOT_FOUND, 0, NULL, "no pool named '%s'", pool_id);
     } else {
-        req->mgr = mgr;
-        req->cq = cq;
-        dbp_request_ref(req); /* the in-flight reference */
-        rc = dbp_pool_submit_locked(mgr->pools[i], req, err);
-        if (rc != DBP_OK) {
-            req->mgr = NULL;
-            req->cq = NULL;
-            atomic_fetch_sub(&req->refs, 1); /* the caller still holds one */
-        }
+        dbp_request_bind_locked(req, mgr, cq); /* first: the pool looks at req->cq */
+        if ((rc = dbp_pool_submit_locked(mgr->pools[i], req, err)) != DBP_OK)
+            dbp_request_unbind_locked(req);
     }
     int run_inline = rc == DBP_OK && req->run_inline;
     pthread_mutex_unlock(&mgr->mu);

@@ -65,6 +65,26 @@ dbp_request *dbp_request_new_internal(int op, dbp_manager *mgr)
 
 void dbp_request_ref(dbp_request *req) { atomic_fetch_add(&req->refs, 1); }
 
+void dbp_request_bind_locked(dbp_request *req, dbp_manager *mgr, dbp_completion_queue *cq)
+{
+    dbp_request_ref(req); /* the in-flight reference */
+    req->mgr = mgr;
+    req->cq = cq;
+    /* Held until the request is freed, not just until it finishes:
+     * dbp_request_cancel takes mgr->mu from any thread, and the request can
+     * finish at that moment, its pool go and with it the manager's last
+     * other holder. */
+    mgr->refs++;
+}
+
+void dbp_request_unbind_locked(dbp_request *req)
+{
+    req->mgr->refs--; /* never the last: the caller is inside dbp_submit */
+    req->mgr = NULL;
+    req->cq = NULL;
+    atomic_fetch_sub(&req->refs, 1); /* the caller still holds its own */
+}
+
 void dbp_request_unref(dbp_request *req)
 {
     if (!req || atomic_fetch_sub(&req->refs, 1) != 1)
@@ -77,6 +97,10 @@ void dbp_request_unref(dbp_request *req)
     dbp_result_free(req->result);
     if (req->lease_out)
         dbp_lease_release(req->lease_out);
+    /* the manager reference of dbp_request_bind_locked; internal requests
+     * hold none, and a forked child leaves the parent's manager alone */
+    if (req->mgr && !DBP_OP_IS_INTERNAL(req->op) && !dbp_manager_forked(req->mgr))
+        dbp_manager_unref(req->mgr);
     pthread_mutex_destroy(&req->done_mu);
     pthread_cond_destroy(&req->done_cv);
     dbp_free(req);
@@ -235,9 +259,7 @@ int dbp_request_is_done(const dbp_request *req)
 
 void dbp_request_cancel(dbp_request *req)
 {
-    dbp_manager *mgr = req->mgr;
-    /* A finished request no longer references its manager, which may be
-     * gone; an unfinished one holds a pool reference, keeping it alive. */
+    dbp_manager *mgr = req->mgr; /* alive: the request holds a reference */
     if (!mgr || dbp_request_is_done(req)) {
         atomic_store(&req->cancelled, 1); /* not submitted yet, or finished: harmless */
         return;
