@@ -220,6 +220,9 @@ typedef struct {
     PyObject *manager; /* keeps the manager alive while the request exists */
     PyObject *future;  /* whatever the caller attached; resolved by the event loop */
     PyObject *engine;
+    PyObject *queue;   /* the completion queue it will be pushed onto, kept alive until
+                          that queue hands it back (a worker may push long after the
+                          event loop, and the queue's last other owner, went away) */
     int submitted;
 } RequestObject;
 
@@ -246,6 +249,7 @@ static int request_traverse(RequestObject *self, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->manager);
     Py_VISIT(self->future);
+    Py_VISIT(self->queue);
     return 0;
 }
 
@@ -268,6 +272,7 @@ static void request_dealloc(RequestObject *self)
     }
     Py_XDECREF(self->engine);
     Py_XDECREF(self->manager);
+    Py_XDECREF(self->queue);
     tp->tp_free(self);
     Py_DECREF(tp);
 }
@@ -334,6 +339,7 @@ static RequestObject *request_create(module_state *st, PyObject *manager, dbp_op
     self->manager = Py_NewRef(manager);
     self->future = Py_NewRef(future);
     self->engine = Py_NewRef(engine);
+    self->queue = NULL;
     self->submitted = 0;
     PyObject_GC_Track(self);
     dbp_error err;
@@ -364,8 +370,10 @@ static PyObject *request_submitted(module_state *st, RequestObject *self, int rc
         return NULL;
     }
     self->submitted = 1;
-    if (queue)
+    if (queue) {
         Py_INCREF(self); /* owned by the completion queue entry */
+        self->queue = Py_NewRef((PyObject *)queue);
+    }
     return (PyObject *)self;
 }
 
@@ -575,17 +583,25 @@ static PyObject *queue_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)self;
 }
 
+/* A request the queue handed back: drops the queue's C reference and the
+ * request's hold on the queue; returns the entry's reference to the Python
+ * object. */
+static PyObject *queue_entry_take(dbp_request *req)
+{
+    RequestObject *obj = dbp_request_user_data(req);
+    dbp_request_unref(req);
+    Py_CLEAR(obj->queue); /* not the last reference: the caller holds the queue */
+    return (PyObject *)obj;
+}
+
 /* Drops the Python references of requests still queued. */
 static void queue_discard(QueueObject *self)
 {
     dbp_request *reqs[64];
     size_t n;
     while ((n = dbp_completion_queue_drain(self->cq, reqs, 64)) > 0)
-        for (size_t i = 0; i < n; i++) {
-            PyObject *obj = dbp_request_user_data(reqs[i]);
-            dbp_request_unref(reqs[i]);
-            Py_XDECREF(obj);
-        }
+        for (size_t i = 0; i < n; i++)
+            Py_DECREF(queue_entry_take(reqs[i]));
 }
 
 static void queue_dealloc(QueueObject *self)
@@ -616,8 +632,7 @@ static PyObject *queue_drain(QueueObject *self, PyObject *unused)
     size_t n;
     while ((n = dbp_completion_queue_drain(self->cq, reqs, 256)) > 0) {
         for (size_t i = 0; i < n; i++) {
-            PyObject *obj = dbp_request_user_data(reqs[i]); /* the queue's reference */
-            dbp_request_unref(reqs[i]);
+            PyObject *obj = queue_entry_take(reqs[i]);
             if (PyList_Append(list, obj) < 0) {
                 Py_DECREF(obj);
                 Py_DECREF(list);
