@@ -465,7 +465,10 @@ int dbp_lease_in_transaction(const dbp_lease *lease);
 /* ---- completion queue ------------------------------------------------------ */
 
 /* A queue of finished requests with one file descriptor that becomes readable
- * while the queue is not empty (an eventfd). Caller frees it. */
+ * while the queue is not empty (an eventfd). Caller frees it, once every
+ * request submitted with it is done: a request is on its queue by the time
+ * dbp_request_wait or dbp_request_is_done shows it done. Freeing drops the
+ * queue's references to the requests still on it. */
 int dbp_completion_queue_new(dbp_completion_queue **out, dbp_error *err);
 void dbp_completion_queue_free(dbp_completion_queue *cq);
 int dbp_completion_queue_fd(const dbp_completion_queue *cq);
