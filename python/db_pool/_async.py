@@ -41,6 +41,8 @@ class _Completions:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.queue = _native.CompletionQueue()
+        self.closing = False
+        self.watching = True
         loop.add_reader(self.queue.fileno(), self._drain)
 
     def _drain(self) -> None:
@@ -48,10 +50,16 @@ class _Completions:
             fut = req.future
             if fut is not None and not fut.done():
                 fut.set_result(req)
+        if self.closing and self.watching and self.queue.pending == 0:
+            self.watching = False
+            if not self.loop.is_closed():
+                self.loop.remove_reader(self.queue.fileno())
 
     def close(self) -> None:
-        if not self.loop.is_closed():
-            self.loop.remove_reader(self.queue.fileno())
+        """Stops watching the queue once every request submitted with it came
+        back: a request that finished as the manager shut down may still be
+        on its way from a worker thread."""
+        self.closing = True
         self._drain()
 
 

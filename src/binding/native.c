@@ -242,6 +242,7 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     dbp_completion_queue *cq;
+    Py_ssize_t pending; /* requests submitted with it and not handed back yet */
 } QueueObject;
 
 static int request_traverse(RequestObject *self, visitproc visit, void *arg)
@@ -373,6 +374,7 @@ static PyObject *request_submitted(module_state *st, RequestObject *self, int rc
     if (queue) {
         Py_INCREF(self); /* owned by the completion queue entry */
         self->queue = Py_NewRef((PyObject *)queue);
+        queue->pending++;
     }
     return (PyObject *)self;
 }
@@ -590,6 +592,7 @@ static PyObject *queue_entry_take(dbp_request *req)
 {
     RequestObject *obj = dbp_request_user_data(req);
     dbp_request_unref(req);
+    ((QueueObject *)obj->queue)->pending--;
     Py_CLEAR(obj->queue); /* not the last reference: the caller holds the queue */
     return (PyObject *)obj;
 }
@@ -650,10 +653,23 @@ static PyMethodDef queue_methods[] = {
     {NULL},
 };
 
+static PyObject *queue_pending(QueueObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromSsize_t(self->pending);
+}
+
+static PyGetSetDef queue_getset[] = {
+    {"pending", (getter)queue_pending, NULL,
+     "Requests submitted with this queue that drain() has not returned yet.", NULL},
+    {NULL},
+};
+
 static PyType_Slot queue_slots[] = {
     {Py_tp_new, queue_new},
     {Py_tp_dealloc, queue_dealloc},
     {Py_tp_methods, queue_methods},
+    {Py_tp_getset, queue_getset},
     {Py_tp_doc, "Finished requests, signalled through one file descriptor."},
     {0, NULL},
 };
