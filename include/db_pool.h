@@ -148,9 +148,13 @@ int dbp_manager_new(dbp_manager **out, dbp_error *err);
  * the caller's reference. Returns DBP_OK when everything stopped in time,
  * DBP_E_TIMEOUT when some statements were still stuck in their engine: their
  * callers were answered and their workers abandoned (they end, and free what
- * they hold, whenever the engine returns). In a child process forked after
- * the manager was created it does nothing: the connections are the
- * parent's, and every other call fails with DBP_E_CLOSED there. */
+ * they hold, whenever the engine returns). A request whose engine call
+ * returned just as the shutdown ended may still be on its way from its
+ * worker: it shows as done (and is on its completion queue) a moment later,
+ * so a caller keeps draining until each of its requests is done. In a child
+ * process forked after the manager was created it does nothing: the
+ * connections are the parent's, and every other call fails with
+ * DBP_E_CLOSED there. */
 int dbp_manager_shutdown(dbp_manager *mgr, int64_t timeout_ms);
 /* dbp_manager_shutdown with the default timeout. */
 void dbp_manager_free(dbp_manager *mgr);
