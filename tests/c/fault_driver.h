@@ -20,6 +20,9 @@
  *   BEGIN / COMMIT / ROLLBACK   track a transaction flag
  * Anything else fails with DBP_E_SERVER, sqlstate 42000.
  *
+ * Knobs (FAULT_SET): disconnect_delay_ms makes every disconnect that slow,
+ * so whatever the pool does after closing a connection happens late.
+ *
  * Settings: "connect_error" = a category number makes every connect of that
  * pool fail with it; "label" is accepted and ignored; "name" makes the
  * endpoint a named one (below). Other keys are rejected with DBP_E_CONFIG,
@@ -99,6 +102,7 @@ static struct fault_engine {
     int connect_failures_left; /* connects still to fail; -1 = all */
     int connects_before_failures; /* connects that still succeed before those */
     int ping_failures_left;    /* pings still to fail */
+    int disconnect_delay_ms;   /* each disconnect takes this long (a slow TLS close) */
     unsigned gate;             /* bumped by fault_open_gate() */
     /* counters */
     int connects, connect_attempts, disconnects, pings, interrupts, rollbacks, commits;
@@ -130,6 +134,7 @@ static void fault_reset(void)
     fault.connect_failures_left = 0;
     fault.connects_before_failures = 0;
     fault.ping_failures_left = 0;
+    fault.disconnect_delay_ms = 0;
     fault.connects = fault.connect_attempts = fault.disconnects = fault.pings = 0;
     fault.interrupts = fault.rollbacks = fault.commits = fault.statements = 0;
     fault.blocked = 0;
@@ -343,6 +348,13 @@ static void fault_disconnect(void *conn)
 {
     fault_conn *c = conn;
     int64_t life = fault_now_ns() - c->opened_ns;
+    pthread_mutex_lock(&fault.mu);
+    int delay_ms = fault.disconnect_delay_ms;
+    pthread_mutex_unlock(&fault.mu);
+    if (delay_ms > 0) {
+        struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     pthread_mutex_lock(&fault.mu);
     fault.disconnects++;
     fault.open--;
