@@ -78,6 +78,18 @@ void dbp_textbuf_table_columns(dbp_textbuf *t, const char *table, const char *co
     dbp_textbuf_str(t, ")");
 }
 
+void dbp_textbuf_select_columns(dbp_textbuf *t, const char *table, const char *const *columns,
+                                size_t n, char open, char close)
+{
+    dbp_textbuf_str(t, "SELECT ");
+    for (size_t i = 0; i < n; i++) {
+        dbp_textbuf_str(t, i ? ", " : "");
+        dbp_textbuf_identifier(t, columns[i], open, close, 0);
+    }
+    dbp_textbuf_str(t, " FROM ");
+    dbp_textbuf_identifier(t, table, open, close, 1);
+}
+
 void dbp_textbuf_clear(dbp_textbuf *t)
 {
     t->len = 0;

@@ -23,6 +23,10 @@ void dbp_textbuf_identifier(dbp_textbuf *t, const char *name, char open, char cl
  * does (the table's dot-separated parts each on their own). */
 void dbp_textbuf_table_columns(dbp_textbuf *t, const char *table, const char *const *columns,
                                size_t n, char open, char close);
+/* `SELECT "col1", "col2" FROM "table"`: how bulk loaders learn the types
+ * of the columns they are about to fill. */
+void dbp_textbuf_select_columns(dbp_textbuf *t, const char *table, const char *const *columns,
+                                size_t n, char open, char close);
 void dbp_textbuf_clear(dbp_textbuf *t); /* empties, keeps the memory */
 void dbp_textbuf_free(dbp_textbuf *t);
 

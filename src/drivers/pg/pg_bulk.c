@@ -31,13 +31,7 @@ static int plan_binary(copy_in *ci, size_t n, const char *const *names,
                        const dbp_value_kind *kinds, dbp_error *err)
 {
     dbp_textbuf sql = {0};
-    dbp_textbuf_str(&sql, "SELECT ");
-    for (size_t i = 0; i < n; i++) {
-        dbp_textbuf_str(&sql, i ? ", " : "");
-        dbp_textbuf_identifier(&sql, names[i], '"', '"', 0);
-    }
-    dbp_textbuf_str(&sql, " FROM ");
-    dbp_textbuf_identifier(&sql, ci->table, '"', '"', 1);
+    dbp_textbuf_select_columns(&sql, ci->table, names, n, '"', '"');
     pg_statement *st = NULL;
     dbp_error why;
     int rc = sql.failed ? dbp_error_nomem(err) : pg_statement_fresh(ci->c, sql.data, sql.len, &st, &why);

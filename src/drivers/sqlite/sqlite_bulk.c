@@ -36,13 +36,7 @@ static int plan_targets(bulk_insert *b, size_t n, const char *const *names, dbp_
         return dbp_error_nomem(err);
     b->n_plans = n;
     dbp_textbuf sql = {0};
-    dbp_textbuf_str(&sql, "SELECT ");
-    for (size_t i = 0; i < n; i++) {
-        dbp_textbuf_str(&sql, i ? ", " : "");
-        dbp_textbuf_identifier(&sql, names[i], '"', '"', 0);
-    }
-    dbp_textbuf_str(&sql, " FROM ");
-    dbp_textbuf_identifier(&sql, b->table, '"', '"', 1);
+    dbp_textbuf_select_columns(&sql, b->table, names, n, '"', '"');
     if (sql.failed) {
         dbp_textbuf_free(&sql);
         return dbp_error_nomem(err);
