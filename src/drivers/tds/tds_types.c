@@ -134,6 +134,22 @@ static int sub_microsecond(const tds_column_plan *plan, const char *column, dbp_
                          column, plan->sql_name, column, plan->sql_name);
 }
 
+/* SQL Server's dates: 0001-01-01 to 9999-12-31 in days since 1900 (datetime
+ * from 1753-01-01); a datetimeoffset's UTC instant may lie a day beyond. */
+#define TDS_FIRST_DAY (-693595)
+#define TDS_FIRST_DATETIME_DAY (-53690)
+#define TDS_LAST_DAY 2958463
+#define TDS_TICKS_PER_DAY 864000000000ULL /* 100 ns */
+
+/* A value no server sends (a day or time of day outside its type's range):
+ * refused before the arithmetic on it could overflow. */
+static int out_of_range(const tds_column_plan *plan, const char *column, dbp_error *err)
+{
+    return dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL,
+                         "column '%s' (%s): db-lib returned a value outside the type's range",
+                         column, plan->sql_name);
+}
+
 static int64_t datetimeall_us(const DBDATETIMEALL *v)
 {
     return ((int64_t)v->date - TDS_DAYS_1900_TO_1970) * TDS_US_PER_DAY + (int64_t)(v->time / 10);
@@ -227,6 +243,9 @@ int tds_decode_value(DBPROCESS *proc, const tds_column_plan *plan, const BYTE *d
         if (len != (DBINT)sizeof v)
             return wrong_size(plan, column, len, err);
         memcpy(&v, data, sizeof v);
+        if (v.dtdays < TDS_FIRST_DATETIME_DAY || v.dtdays > TDS_LAST_DAY || v.dttime < 0 ||
+            v.dttime >= 300 * 86400)
+            return out_of_range(plan, column, err);
         int64_t us = ((int64_t)v.dttime * 10000 + 1) / 3;
         return dbp_column_append_int(
             out, ((int64_t)v.dtdays - TDS_DAYS_1900_TO_1970) * TDS_US_PER_DAY + us);
@@ -236,6 +255,8 @@ int tds_decode_value(DBPROCESS *proc, const tds_column_plan *plan, const BYTE *d
         if (len != (DBINT)sizeof v)
             return wrong_size(plan, column, len, err);
         memcpy(&v, data, sizeof v);
+        if (v.minutes >= 24 * 60)
+            return out_of_range(plan, column, err);
         return dbp_column_append_int(out, ((int64_t)v.days - TDS_DAYS_1900_TO_1970) *
                                                    TDS_US_PER_DAY +
                                                (int64_t)v.minutes * 60000000);
@@ -248,6 +269,10 @@ int tds_decode_value(DBPROCESS *proc, const tds_column_plan *plan, const BYTE *d
         if (len != (DBINT)sizeof v)
             return wrong_size(plan, column, len, err);
         memcpy(&v, data, sizeof v);
+        int slack = plan->decoder == TDSD_DATETIMEOFFSET;
+        if (v.date < TDS_FIRST_DAY - slack || v.date > TDS_LAST_DAY + slack ||
+            v.time >= TDS_TICKS_PER_DAY)
+            return out_of_range(plan, column, err);
         if (v.time % 10 != 0)
             return sub_microsecond(plan, column, err);
         if (plan->decoder == TDSD_DATE)

@@ -80,8 +80,8 @@ int tds_plan_column(int dbtype, const DBTYPEINFO *info, const char *column, tds_
 /* Appends one value; `data` NULL is SQL NULL. `proc` is used for db-lib's
  * decimal-to-text conversion. DBP_E_DATA names `column` (a datetime2(7)
  * value with a non-zero 100 ns digit, invalid UTF-8, a decimal that does
- * not fit); DBP_E_PROTOCOL for a value of the wrong size. On failure `out`
- * is unchanged. */
+ * not fit); DBP_E_PROTOCOL for a value of the wrong size or outside its
+ * type's range. On failure `out` is unchanged. */
 int tds_decode_value(DBPROCESS *proc, const tds_column_plan *plan, const BYTE *data, DBINT len,
                      dbp_column *out, const char *column, dbp_error *err);
 
