@@ -92,12 +92,20 @@ static void test_datetime2_range(void)
     CHECK_EQ_INT(decode_all(SYBMSTIME, 0, TICKS_PER_DAY, &us), DBP_E_PROTOCOL);
 }
 
+static void test_decimal_size(void)
+{
+    int64_t unused = 0;
+    BYTE short_value[4] = {10, 2, 0, 1};
+    CHECK_EQ_INT(decode(SYBDECIMAL, short_value, sizeof short_value, &unused), DBP_E_PROTOCOL);
+}
+
 int main(void)
 {
     CHECK(dbinit() != FAIL);
     RUN(test_datetime_range);
     RUN(test_smalldatetime_range);
     RUN(test_datetime2_range);
+    RUN(test_decimal_size);
     dbexit();
     return check_exit();
 }

@@ -159,6 +159,8 @@ static int decode_decimal(DBPROCESS *proc, const tds_column_plan *plan, const BY
                           DBINT len, dbp_column *out, const char *column, dbp_error *err)
 {
     char text[96];
+    if (len != (DBINT)sizeof(DBNUMERIC)) /* db-lib hands decimals over as a DBNUMERIC */
+        return wrong_size(plan, column, len, err);
     DBINT n = dbconvert(proc, plan->dbtype, data, len, SYBCHAR, (BYTE *)text,
                         (DBINT)sizeof text - 1);
     __int128 v;
