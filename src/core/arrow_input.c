@@ -92,18 +92,32 @@ static int init_plain(dbp_arrow_reader *r, const char *format, dbp_error *err)
     return unsupported(r->name, format, err);
 }
 
+/* The reads rely on the buffers the format's layout has: the validity
+ * bitmap, then the values (offsets or views), then a string's data (a
+ * view's data buffers and their sizes). Extra ones are never read. */
+static int check_layout(const dbp_arrow_reader *r, dbp_error *err)
+{
+    const struct ArrowArray *a = r->array;
+    int64_t needed = r->kind == AR_NULL                          ? 0
+                     : r->kind == AR_STRING || r->kind == AR_VIEW ? 3
+                                                                  : 2;
+    if (a->n_buffers < needed || (needed && !a->buffers))
+        return bad_array(r, "it has fewer buffers than its type's layout", err);
+    return DBP_OK;
+}
+
 int dbp_arrow_reader_init(dbp_arrow_reader *r, const struct ArrowSchema *schema,
                           const struct ArrowArray *array, dbp_error *err)
 {
     memset(r, 0, sizeof *r);
     r->array = array;
     r->name = schema->name ? schema->name : "?";
-    if (!schema->dictionary)
-        return init_plain(r, schema->format, err);
-    /* Categorical / enum columns: integer indices into a dictionary. */
     int rc = init_plain(r, schema->format, err);
-    if (rc != DBP_OK)
+    if (rc == DBP_OK)
+        rc = check_layout(r, err);
+    if (rc != DBP_OK || !schema->dictionary)
         return rc;
+    /* Categorical / enum columns: integer indices into a dictionary. */
     if (r->kind != AR_INT && r->kind != AR_UINT)
         return unsupported(r->name, schema->format, err);
     if (!array->dictionary)
