@@ -399,6 +399,10 @@ static int walk_batch(const struct ArrowSchema *schema, const struct ArrowArray 
         return dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL,
                              "a batch has %lld columns, its schema %zu",
                              (long long)batch->n_children, n);
+    if (batch->offset < 0 || batch->length < 0 || batch->offset > INT64_MAX - batch->length)
+        return dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL,
+                             "a batch has offset %lld and length %lld (not valid Arrow)",
+                             (long long)batch->offset, (long long)batch->length);
     dbp_arrow_reader *readers = dbp_calloc(n, sizeof *readers);
     dbp_cell *cells = dbp_calloc(n, sizeof *cells);
     int rc = readers && cells ? DBP_OK : dbp_error_nomem(err);

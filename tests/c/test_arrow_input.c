@@ -157,9 +157,27 @@ static void test_fewer_buffers_than_the_layout(void)
     free(buffers);
 }
 
+/* The batch's offset moves every column's rows: negative, or so large that
+ * offset + length overflows, it must be refused, not read. */
+static void test_batch_offset_negative_or_overflowing(void)
+{
+    int64_t *values = exact((int64_t[]){1, 2}, 16);
+    table t;
+    table_init(&t, "l", (struct ArrowArray){.length = 2, .n_buffers = 2,
+                                            .buffers = (const void *[]){NULL, values}});
+    t.batch.offset = -1;
+    check_refused(&t, "a batch has offset -1");
+    table_init(&t, "l", (struct ArrowArray){.length = 2, .n_buffers = 2,
+                                            .buffers = (const void *[]){NULL, values}});
+    t.batch.offset = INT64_MAX;
+    check_refused(&t, "a batch has offset");
+    free(values);
+}
+
 int main(void)
 {
     RUN(test_valid_arrays_are_read);
     RUN(test_fewer_buffers_than_the_layout);
+    RUN(test_batch_offset_negative_or_overflowing);
     return check_exit();
 }
