@@ -103,6 +103,8 @@ static int check_layout(const dbp_arrow_reader *r, dbp_error *err)
                                                                   : 2;
     if (a->n_buffers < needed || (needed && !a->buffers))
         return bad_array(r, "it has fewer buffers than its type's layout", err);
+    if (a->offset < 0 || a->length < 0) /* a dictionary's too */
+        return bad_array(r, "it has a negative offset or length", err);
     return DBP_OK;
 }
 
@@ -409,7 +411,7 @@ static int walk_batch(const struct ArrowSchema *schema, const struct ArrowArray 
     size_t ready = 0;
     for (; rc == DBP_OK && ready < n; ready++) {
         const struct ArrowArray *col = batch->children[ready];
-        if (!col || col->length < batch->offset + batch->length || col->offset < 0)
+        if (!col || col->length < batch->offset + batch->length)
             rc = dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL,
                                "column %zu is shorter than its batch (not valid Arrow)", ready + 1);
         else

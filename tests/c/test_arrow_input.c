@@ -174,10 +174,30 @@ static void test_batch_offset_negative_or_overflowing(void)
     free(values);
 }
 
+/* A dictionary whose own offset is negative: index 0 would read before its
+ * values. */
+static void test_dictionary_negative_offset(void)
+{
+    int8_t *indices = exact((int8_t[]){0, 1}, 2);
+    int64_t *values = exact((int64_t[]){10, 20}, 16);
+    struct ArrowArray dictionary = {.length = 2, .offset = -1, .n_buffers = 2,
+                                    .buffers = (const void *[]){NULL, values}};
+    struct ArrowSchema dictionary_schema = {.format = "l", .name = "values"};
+    table t;
+    table_init(&t, "c", (struct ArrowArray){.length = 2, .n_buffers = 2,
+                                            .buffers = (const void *[]){NULL, indices},
+                                            .dictionary = &dictionary});
+    t.column_schema.dictionary = &dictionary_schema;
+    check_refused(&t, "negative offset");
+    free(indices);
+    free(values);
+}
+
 int main(void)
 {
     RUN(test_valid_arrays_are_read);
     RUN(test_fewer_buffers_than_the_layout);
     RUN(test_batch_offset_negative_or_overflowing);
+    RUN(test_dictionary_negative_offset);
     return check_exit();
 }
