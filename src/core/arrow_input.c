@@ -253,17 +253,21 @@ int dbp_arrow_reader_get(const dbp_arrow_reader *r, int64_t row, dbp_cell *out, 
         return DBP_OK;
     }
     case AR_STRING: {
-        int64_t start, end;
+        /* The last offset is the data buffer's size: an earlier one past it
+         * (the offsets going backwards later on) would read outside it. */
+        int64_t start, end, last, n = a->offset + a->length;
         if (r->width == 4) {
             const int32_t *offsets = a->buffers[1];
             start = offsets[i];
             end = offsets[i + 1];
+            last = offsets[n];
         } else {
             const int64_t *offsets = a->buffers[1];
             start = offsets[i];
             end = offsets[i + 1];
+            last = offsets[n];
         }
-        if (start < 0 || end < start)
+        if (start < 0 || end < start || end > last)
             return bad_array(r, "its offsets go backwards", err);
         out->kind = r->binary ? DBP_V_BLOB : DBP_V_TEXT;
         out->data = (const char *)a->buffers[2] + start;

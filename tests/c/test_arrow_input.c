@@ -193,11 +193,32 @@ static void test_dictionary_negative_offset(void)
     free(values);
 }
 
+/* Offsets 0, 100, 5: the data buffer holds 5 bytes (the last offset), so
+ * row 0's 100 bytes must be refused before it is handed over, not only
+ * row 1 whose offsets go backwards. */
+static void test_string_offset_past_the_last(void)
+{
+    int32_t *offsets = exact((int32_t[]){0, 100, 5}, 12);
+    char *data = exact("abcde", 5);
+    table t;
+    table_init(&t, "u", (struct ArrowArray){.length = 2, .n_buffers = 3,
+                                            .buffers = (const void *[]){NULL, offsets, data}});
+    check_refused(&t, "offsets go backwards");
+    int64_t *wide = exact((int64_t[]){0, 100, 5}, 24);
+    table_init(&t, "U", (struct ArrowArray){.length = 2, .n_buffers = 3,
+                                            .buffers = (const void *[]){NULL, wide, data}});
+    check_refused(&t, "offsets go backwards");
+    free(offsets);
+    free(wide);
+    free(data);
+}
+
 int main(void)
 {
     RUN(test_valid_arrays_are_read);
     RUN(test_fewer_buffers_than_the_layout);
     RUN(test_batch_offset_negative_or_overflowing);
     RUN(test_dictionary_negative_offset);
+    RUN(test_string_offset_past_the_last);
     return check_exit();
 }
