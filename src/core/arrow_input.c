@@ -278,6 +278,8 @@ int dbp_arrow_reader_get(const dbp_arrow_reader *r, int64_t row, dbp_cell *out, 
         const uint8_t *view = (const uint8_t *)a->buffers[1] + i * 16;
         int32_t len, buffer, offset;
         memcpy(&len, view, 4);
+        if (len < 0)
+            return bad_array(r, "a string view has a negative length", err);
         out->kind = r->binary ? DBP_V_BLOB : DBP_V_TEXT;
         out->len = (size_t)len;
         if (len <= 12) {
@@ -287,7 +289,7 @@ int dbp_arrow_reader_get(const dbp_arrow_reader *r, int64_t row, dbp_cell *out, 
         memcpy(&buffer, view + 8, 4);
         memcpy(&offset, view + 12, 4);
         /* buffers: validity, views, the data buffers, then their sizes */
-        if (len < 0 || buffer < 0 || buffer + 3 > a->n_buffers)
+        if (buffer < 0 || buffer + 3 > a->n_buffers)
             return bad_array(r, "a string view names a missing buffer", err);
         int64_t size;
         memcpy(&size, (const char *)a->buffers[a->n_buffers - 1] + (size_t)buffer * 8, 8);

@@ -213,6 +213,22 @@ static void test_string_offset_past_the_last(void)
     free(data);
 }
 
+/* A string view of length -1 is not an inline string of 2^64 - 1 bytes. */
+static void test_view_negative_length(void)
+{
+    uint8_t view[16] = {0};
+    int32_t len = -1;
+    memcpy(view, &len, 4);
+    uint8_t *views = exact(view, sizeof view);
+    int64_t *sizes = exact(NULL, 0);
+    table t;
+    table_init(&t, "vu", (struct ArrowArray){.length = 1, .n_buffers = 3,
+                                             .buffers = (const void *[]){NULL, views, sizes}});
+    check_refused(&t, "negative length");
+    free(views);
+    free(sizes);
+}
+
 int main(void)
 {
     RUN(test_valid_arrays_are_read);
@@ -220,5 +236,6 @@ int main(void)
     RUN(test_batch_offset_negative_or_overflowing);
     RUN(test_dictionary_negative_offset);
     RUN(test_string_offset_past_the_last);
+    RUN(test_view_negative_length);
     return check_exit();
 }
