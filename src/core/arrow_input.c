@@ -289,7 +289,7 @@ int dbp_arrow_reader_get(const dbp_arrow_reader *r, int64_t row, dbp_cell *out, 
         memcpy(&buffer, view + 8, 4);
         memcpy(&offset, view + 12, 4);
         /* buffers: validity, views, the data buffers, then their sizes */
-        if (buffer < 0 || buffer + 3 > a->n_buffers)
+        if (buffer < 0 || buffer >= a->n_buffers - 3)
             return bad_array(r, "a string view names a missing buffer", err);
         int64_t size;
         memcpy(&size, (const char *)a->buffers[a->n_buffers - 1] + (size_t)buffer * 8, 8);

@@ -229,6 +229,28 @@ static void test_view_negative_length(void)
     free(sizes);
 }
 
+/* With one data buffer (n_buffers 4), buffer index 1 names the sizes
+ * buffer itself, whose one entry has no index 1. */
+static void test_view_buffer_index_one_past(void)
+{
+    uint8_t view[16] = {0};
+    int32_t len = 20, buffer = 1, offset = 0;
+    memcpy(view, &len, 4);
+    memcpy(view + 8, &buffer, 4);
+    memcpy(view + 12, &offset, 4);
+    uint8_t *views = exact(view, sizeof view);
+    char *data = exact("0123456789abcdefghijklmnopqrst", 30);
+    int64_t *sizes = exact((int64_t[]){30}, 8);
+    table t;
+    table_init(&t, "vu", (struct ArrowArray){.length = 1, .n_buffers = 4,
+                                             .buffers = (const void *[]){NULL, views, data,
+                                                                         sizes}});
+    check_refused(&t, "missing buffer");
+    free(views);
+    free(data);
+    free(sizes);
+}
+
 int main(void)
 {
     RUN(test_valid_arrays_are_read);
@@ -237,5 +259,6 @@ int main(void)
     RUN(test_dictionary_negative_offset);
     RUN(test_string_offset_past_the_last);
     RUN(test_view_negative_length);
+    RUN(test_view_buffer_index_one_past);
     return check_exit();
 }
