@@ -20,14 +20,15 @@ BENCH_PACKAGES := connectorx asyncpg psycopg-pool adbc-driver-postgresql adbc-dr
                   matplotlib
 
 .PHONY: all demo test setup system-deps venv install c-test c-test-asan c-test-valgrind \
-        py-test typecheck tds-server bench bench-deps bench-quick fuzz clean
+        py-test typecheck tds-server bench bench-deps bench-quick fuzz fuzz-deps fuzz-build \
+        fuzz-brief clean
 
 all: install
 
 demo: install
 	$(PY) examples/quickstart.py
 
-test: install c-test py-test typecheck
+test: install c-test py-test typecheck fuzz-brief
 
 setup: install
 
@@ -92,22 +93,74 @@ bench: bench-deps
 bench-quick: bench-deps
 	$(PY) bench/run.py --quick --out build/bench/benchmarks.md
 
-# libFuzzer on the decoders of bytes from the network: PostgreSQL's binary
-# values and COPY framing (clang from Debian). FUZZ_SECONDS per harness.
+# libFuzzer (clang, with ASan and UBSan) on every parser of bytes we do not
+# control: PostgreSQL's binary values and COPY framing, SQL Server's values
+# from db-lib, SQLite's stored values and declared types, the text parsers,
+# the engines' settings and URLs, and the Arrow arrays write_frame reads.
+# `make fuzz` runs each harness FUZZ_SECONDS (one process, one after the
+# other), keeping its corpus in build/fuzz/corpus/<name>; `make fuzz-brief`
+# gives each 10 s (part of `make test`). A finding stops the run and leaves
+# the input in build/fuzz/ (replay: build/fuzz/fuzz_<name> <file>).
 FUZZ_SECONDS ?= 300
-FUZZ_SOURCES := src/core/column.c src/core/result.c src/core/alloc.c src/core/error.c \
-                src/core/textparse.c src/drivers/pg/pg_types.c src/drivers/pg/pg_copy.c
-fuzz:
-	@command -v clang >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	    $$SUDO apt-get install -y -q clang; }
-	for h in pg_types pg_copy; do \
-	    mkdir -p build/fuzz-corpus-$$h && \
-	    clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	        -fno-sanitize-recover=all -Iinclude -Isrc/core -Isrc/drivers/pg $(FUZZ_SOURCES) \
-	        tests/fuzz/fuzz_$$h.c -o build/fuzz_$$h && \
-	    build/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz-corpus-$$h \
-	        || exit 1; \
+FUZZ_TARGETS := pg_types pg_copy textparse sqlite_values tds_types arrow_input settings
+FUZZ_TEXT := src/core/alloc.c src/core/error.c src/core/textparse.c
+FUZZ_COLUMN := $(FUZZ_TEXT) src/core/column.c
+FUZZ_SRC_pg_types := $(FUZZ_COLUMN) src/drivers/pg/pg_types.c
+FUZZ_SRC_pg_copy := $(FUZZ_COLUMN) src/core/result.c src/drivers/pg/pg_types.c src/drivers/pg/pg_copy.c
+FUZZ_SRC_textparse := $(FUZZ_TEXT)
+# sqlite.c itself is included by its harness, to reach its static functions
+FUZZ_SRC_sqlite_values := $(FUZZ_COLUMN) src/core/result.c src/core/params.c src/core/textbuf.c \
+                          src/core/arrow_input.c
+FUZZ_SRC_tds_types := $(FUZZ_COLUMN) src/drivers/tds/tds_types.c
+FUZZ_SRC_arrow_input := src/core/alloc.c src/core/error.c src/core/arrow_input.c
+FUZZ_SRC_settings := $(wildcard src/core/*.c src/drivers/*/*.c)
+FUZZ_LIBS_sqlite_values := -lsqlite3 -lm
+FUZZ_LIBS_tds_types := -lsybdb
+FUZZ_LIBS_settings := -lsqlite3 -lpq -lsybdb -lpthread -lm
+FUZZ_CC := clang
+# (`=`: libpq's flags are asked for once fuzz-deps has installed it)
+FUZZ_CFLAGS = -std=gnu11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+              -Wmissing-prototypes -Wno-missing-field-initializers \
+              -fsanitize=address,undefined -fno-sanitize-recover=all \
+              -Iinclude -Isrc/core -Isrc/drivers/pg -Isrc/drivers/tds $(shell pkg-config --cflags libpq) \
+              -DDBP_HAVE_SQLITE=1 -DDBP_HAVE_PG=1 -DDBP_HAVE_MSSQL=1
+FUZZ_BINS := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+
+fuzz-deps: system-deps
+	@command -v $(FUZZ_CC) >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q clang; }
+
+# Sources compile once each (instrumented for coverage), harnesses link them.
+build/fuzz/obj/%.o: %.c | fuzz-deps
+	@mkdir -p $(dir $@)
+	@echo "fuzz: compiling $<"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+define FUZZ_HARNESS
+build/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(FUZZ_SRC_$(1):%.c=build/fuzz/obj/%.o) | fuzz-deps
+	@echo "fuzz: linking $$@"
+	@$$(FUZZ_CC) $$(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP $$(filter %.c %.o,$$^) \
+	    $(FUZZ_LIBS_$(1)) -o $$@
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_HARNESS,$(t))))
+-include $(wildcard build/fuzz/*.d build/fuzz/obj/*/*.d build/fuzz/obj/*/*/*.d \
+                    build/fuzz/obj/*/*/*/*.d)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p build/fuzz/corpus/$$t && echo "== fuzz_$$t for $(FUZZ_SECONDS) s" && \
+	    build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
+	        -artifact_prefix=build/fuzz/ $$( [ -f tests/fuzz/$$t.dict ] && echo -dict=tests/fuzz/$$t.dict ) \
+	        build/fuzz/corpus/$$t 2>build/fuzz/fuzz_$$t.log \
+	    && grep -E '^stat::(number_of_executed_units|average_exec_per_sec)' \
+	        build/fuzz/fuzz_$$t.log \
+	    || { tail -n 60 build/fuzz/fuzz_$$t.log; echo "fuzz_$$t found a bug: see above"; exit 1; }; \
 	done
+
+fuzz-brief:
+	$(MAKE) fuzz FUZZ_SECONDS=10
 
 clean:
 	rm -rf build

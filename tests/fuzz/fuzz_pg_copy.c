@@ -3,9 +3,8 @@
  *
  * The input is a COPY stream: a header, then tuples until the data ends, a
  * tuple is incomplete, or an error. Results other than OK, "need more",
- * PROTOCOL or DATA, or a sanitizer report are findings. Build like
- * fuzz_pg_types.c (see `make fuzz`), adding src/core/result.c and
- * src/drivers/pg/pg_copy.c. */
+ * PROTOCOL or DATA, or a sanitizer report are findings. Built and run by
+ * `make fuzz`. */
 #include <stdint.h>
 #include <stdlib.h>
 

@@ -5,23 +5,14 @@
  * into the same column (so state carried between values, like a growing
  * numeric scale, is exercised), then the column is exported and the Arrow
  * array checked. Any result other than OK, PROTOCOL or DATA, a broken
- * array, or a sanitizer report is a finding.
- *
- * Build and run (from the repository root):
- *   clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
- *       -fno-sanitize-recover=all -Iinclude -Isrc/core -Isrc/drivers/pg \
- *       src/core/column.c src/core/alloc.c src/core/error.c src/core/textparse.c \
- *       src/drivers/pg/pg_types.c tests/fuzz/fuzz_pg_types.c -o build/fuzz_pg_types
- *   mkdir -p build/fuzz-corpus
- *   build/fuzz_pg_types -max_total_time=300 -max_len=4096 build/fuzz-corpus
- */
+ * array, or a sanitizer report is a finding. Built and run by `make fuzz`. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "column.h"
+#include "fuzz_check.h"
 #include "pg_types.h"
-#include "textparse.h"
 
 /* OID and typmod of each plan kind; kinds past the table are arrays of the
  * same entries. */
@@ -43,55 +34,6 @@ static const struct {
 };
 
 #define N_KINDS (sizeof kinds / sizeof kinds[0])
-
-static int bit_set(const void *bits, int64_t i)
-{
-    return !bits || ((((const uint8_t *)bits)[i / 8] >> (i % 8)) & 1);
-}
-
-/* Aborts (a finding) unless `a` is a well-formed array of `type`. */
-static void check_array(const struct ArrowArray *a, dbp_type type)
-{
-    int64_t nulls = 0;
-    for (int64_t i = 0; i < a->length; i++)
-        nulls += !bit_set(a->buffers[0], i);
-    if (nulls != a->null_count)
-        abort();
-    if (type.id == DBP_T_LIST) {
-        const int32_t *offsets = a->buffers[1];
-        if (a->n_children != 1 || offsets[0] != 0)
-            abort();
-        for (int64_t i = 0; i < a->length; i++) {
-            if (offsets[i] > offsets[i + 1])
-                abort();
-        }
-        if (offsets[a->length] > a->children[0]->length)
-            abort();
-        check_array(a->children[0], *type.element);
-        return;
-    }
-    if (type.id != DBP_T_STRING && type.id != DBP_T_BINARY)
-        return;
-    int64_t n_data = a->n_buffers - 3;
-    const int64_t *sizes = a->buffers[a->n_buffers - 1];
-    for (int64_t i = 0; i < a->length; i++) {
-        const uint8_t *view = (const uint8_t *)a->buffers[1] + 16 * i;
-        int32_t len, buffer, offset;
-        memcpy(&len, view, 4);
-        const uint8_t *bytes = view + 4;
-        if (len < 0)
-            abort();
-        if (len > 12) {
-            memcpy(&buffer, view + 8, 4);
-            memcpy(&offset, view + 12, 4);
-            if (buffer < 0 || buffer >= n_data || offset < 0 || offset + (int64_t)len > sizes[buffer])
-                abort();
-            bytes = (const uint8_t *)a->buffers[2 + buffer] + offset;
-        }
-        if (type.id == DBP_T_STRING && !dbp_utf8_valid(bytes, (size_t)len))
-            abort();
-    }
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -118,11 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rc != DBP_OK && rc != DBP_E_PROTOCOL && rc != DBP_E_DATA)
             abort();
     }
-    struct ArrowArray array;
-    if (dbp_column_finish(&col, &array) != DBP_OK)
-        abort();
-    check_array(&array, col.type);
-    array.release(&array);
+    fuzz_check_column(&col);
     dbp_column_free(&col);
     pg_plan_free(&plan);
     return 0;
