@@ -99,6 +99,28 @@ static void test_decimal_size(void)
     CHECK_EQ_INT(decode(SYBDECIMAL, short_value, sizeof short_value, &unused), DBP_E_PROTOCOL);
 }
 
+/* Parameters: a date or time the caller's C API may hand over (any int64)
+ * outside SQL Server's range is refused, not cut to 32 bits or sent as a
+ * time past midnight. */
+static void test_param_date_time_range(void)
+{
+    tds_param p;
+    dbp_error err;
+    dbp_cell cell = {.kind = DBP_V_DATE, .i = 2932896}; /* 9999-12-31 */
+    CHECK_EQ_INT(tds_param_bind(NULL, &cell, 0, 1, &p, &err), DBP_OK);
+    CHECK_EQ_INT(p.store.dt.date, 2958463);
+    cell.i = (INT64_C(1) << 32) + 100; /* 100 once cut to 32 bits */
+    CHECK_EQ_INT(tds_param_bind(NULL, &cell, 0, 1, &p, &err), DBP_E_DATA);
+    cell.i = INT64_MAX;
+    CHECK_EQ_INT(tds_param_bind(NULL, &cell, 0, 1, &p, &err), DBP_E_DATA);
+    cell = (dbp_cell){.kind = DBP_V_TIME, .i = DAY_US - 1};
+    CHECK_EQ_INT(tds_param_bind(NULL, &cell, 0, 1, &p, &err), DBP_OK);
+    cell.i = DAY_US;
+    CHECK_EQ_INT(tds_param_bind(NULL, &cell, 0, 1, &p, &err), DBP_E_DATA);
+    cell.i = -1;
+    CHECK_EQ_INT(tds_param_bind(NULL, &cell, 0, 1, &p, &err), DBP_E_DATA);
+}
+
 int main(void)
 {
     CHECK(dbinit() != FAIL);
@@ -106,6 +128,7 @@ int main(void)
     RUN(test_smalldatetime_range);
     RUN(test_datetime2_range);
     RUN(test_decimal_size);
+    RUN(test_param_date_time_range);
     dbexit();
     return check_exit();
 }

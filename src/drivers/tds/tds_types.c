@@ -427,6 +427,12 @@ static void split_timestamp(int64_t us, int64_t *days, int64_t *time_us)
     }
 }
 
+static int outside_years(size_t position, dbp_error *err)
+{
+    return dbp_error_set(err, DBP_E_DATA, 0, "22008",
+                         "parameter %zu is outside SQL Server's years 1 to 9999", position);
+}
+
 int tds_param_bind(DBPROCESS *proc, const dbp_cell *cell, int null_binary, size_t position,
                    tds_param *out, dbp_error *err)
 {
@@ -510,6 +516,10 @@ int tds_param_bind(DBPROCESS *proc, const dbp_cell *cell, int null_binary, size_
         return DBP_OK;
     }
     case DBP_V_DATE:
+        /* Checked before db-lib's 32-bit day count could cut it short. */
+        if (cell->i < TDS_FIRST_DAY - TDS_DAYS_1900_TO_1970 ||
+            cell->i > TDS_LAST_DAY - TDS_DAYS_1900_TO_1970)
+            return outside_years(position, err);
         /* db-lib 1.3 refuses SYBMSDATE in dbrpcparam: the date goes as a
          * datetime2 at midnight and the declaration makes it a date. */
         set_datetimeall(&out->store.dt, cell->i, 0, 1, 1);
@@ -517,6 +527,10 @@ int tds_param_bind(DBPROCESS *proc, const dbp_cell *cell, int null_binary, size_
         snprintf(out->decl, sizeof out->decl, "date");
         break;
     case DBP_V_TIME:
+        if (cell->i < 0 || cell->i >= TDS_US_PER_DAY)
+            return dbp_error_set(err, DBP_E_DATA, 0, "22008",
+                                 "parameter %zu is not a time of day (00:00 to 24:00)",
+                                 position);
         set_datetimeall(&out->store.dt, -TDS_DAYS_1900_TO_1970, cell->i, 0, 1);
         out->type = SYBMSTIME;
         snprintf(out->decl, sizeof out->decl, "time(7)");
@@ -539,9 +553,8 @@ int tds_param_bind(DBPROCESS *proc, const dbp_cell *cell, int null_binary, size_
                              "parameter %zu: SQL Server has no type for %s; %s", position,
                              dbp_value_kind_name(cell->kind), dbp_value_kind_hint(cell->kind));
     }
-    if (out->store.dt.date < -693595 || out->store.dt.date > 2958463) /* 0001-01-01..9999-12-31 */
-        return dbp_error_set(err, DBP_E_DATA, 0, "22008",
-                             "parameter %zu is outside SQL Server's years 1 to 9999", position);
+    if (out->store.dt.date < TDS_FIRST_DAY || out->store.dt.date > TDS_LAST_DAY)
+        return outside_years(position, err);
     out->value = (const BYTE *)&out->store.dt;
     out->datalen = (DBINT)sizeof out->store.dt;
     return DBP_OK;
