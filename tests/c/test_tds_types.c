@@ -8,6 +8,7 @@
 #include "check.h"
 #include "column.h"
 #include "tds_types.h"
+#include "textparse.h"
 
 #define DAY_US INT64_C(86400000000)
 #define TICKS_PER_DAY 864000000000ULL
@@ -121,6 +122,27 @@ static void test_param_date_time_range(void)
     CHECK_EQ_INT(tds_param_bind(NULL, &cell, 0, 1, &p, &err), DBP_E_DATA);
 }
 
+/* Zero written with an exponent past decimal(38)'s scale (Python's
+ * Decimal("0E-50")) is 0; finding its digits used to read before them. */
+static void test_param_zero_with_exponent(void)
+{
+    static const char *const zeros[] = {"0E-50", "-00e-60", "0.000e-40"};
+    for (size_t k = 0; k < sizeof zeros / sizeof *zeros; k++) {
+        tds_param p;
+        dbp_error err;
+        dbp_cell cell = {.kind = DBP_V_DECIMAL, .data = zeros[k], .len = strlen(zeros[k])};
+        CHECK_EQ_INT(tds_param_bind(NULL, &cell, 0, 1, &p, &err), DBP_OK);
+        CHECK(strcmp(p.decl, "decimal(1,0)") == 0);
+        char text[64];
+        DBINT n = dbconvert(NULL, SYBNUMERIC, p.value, p.datalen, SYBCHAR, (BYTE *)text,
+                            (DBINT)sizeof text - 1);
+        CHECK(n > 0);
+        __int128 v = 1;
+        CHECK_EQ_INT(dbp_parse_decimal(text, (size_t)n, 38, 0, &v), DBP_OK);
+        CHECK(v == 0);
+    }
+}
+
 int main(void)
 {
     CHECK(dbinit() != FAIL);
@@ -129,6 +151,7 @@ int main(void)
     RUN(test_datetime2_range);
     RUN(test_decimal_size);
     RUN(test_param_date_time_range);
+    RUN(test_param_zero_with_exponent);
     dbexit();
     return check_exit();
 }

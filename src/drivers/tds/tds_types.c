@@ -372,6 +372,8 @@ static int plain_decimal(const char *s, size_t n, char *out, size_t out_size, in
         lead++;
     long int_digits, p;
     for (;;) { /* trailing fraction zeros only go when decimal(38) needs them gone */
+        if (nd == 0) /* they were all zeros (0E-50): the value is 0 */
+            sc = 0;
         int_digits = (long)(nd - lead) - sc;
         p = (int_digits > 0 ? int_digits : 0) + sc;
         if ((sc <= 38 && p <= 38) || sc == 0 || digits[nd - 1] != '0')
