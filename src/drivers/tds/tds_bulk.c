@@ -423,15 +423,20 @@ static int parse_guid(const char *s, size_t n, BYTE out[16])
     return 1;
 }
 
-/* Microseconds since 1970 of a date/timestamp cell; 0 if another kind. */
+/* Microseconds since 1970 of a date/timestamp cell; 0 if another kind. A
+ * date too far out for microseconds (date32 reaches 5.8 million years)
+ * becomes the farthest midnight they hold, which every column refuses as
+ * out of its range. */
 static int cell_instant(const dbp_cell *cell, int64_t *us)
 {
-    if (cell->kind == DBP_V_DATE)
-        *us = cell->i * TDS_US_PER_DAY;
-    else if (cell->kind == DBP_V_TIMESTAMP || cell->kind == DBP_V_TIMESTAMP_TZ)
+    if (cell->kind == DBP_V_DATE) {
+        if (__builtin_mul_overflow(cell->i, TDS_US_PER_DAY, us))
+            *us = (cell->i < 0 ? INT64_MIN : INT64_MAX) / TDS_US_PER_DAY * TDS_US_PER_DAY;
+    } else if (cell->kind == DBP_V_TIMESTAMP || cell->kind == DBP_V_TIMESTAMP_TZ) {
         *us = cell->i;
-    else
+    } else {
         return 0;
+    }
     return 1;
 }
 
