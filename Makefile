@@ -102,7 +102,8 @@ bench-quick: bench-deps
 # gives each 10 s (part of `make test`). A finding stops the run and leaves
 # the input in build/fuzz/ (replay: build/fuzz/fuzz_<name> <file>).
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS := pg_types pg_copy textparse sqlite_values tds_types arrow_input settings
+FUZZ_TARGETS := pg_types pg_copy textparse sqlite_values tds_types tds_params tds_bulk arrow_input \
+                settings
 FUZZ_TEXT := src/core/alloc.c src/core/error.c src/core/textparse.c
 FUZZ_COLUMN := $(FUZZ_TEXT) src/core/column.c
 FUZZ_SRC_pg_types := $(FUZZ_COLUMN) src/drivers/pg/pg_types.c
@@ -112,11 +113,16 @@ FUZZ_SRC_textparse := $(FUZZ_TEXT)
 FUZZ_SRC_sqlite_values := $(FUZZ_COLUMN) src/core/result.c src/core/params.c src/core/textbuf.c \
                           src/core/arrow_input.c
 FUZZ_SRC_tds_types := $(FUZZ_COLUMN) src/drivers/tds/tds_types.c
+FUZZ_SRC_tds_params := $(FUZZ_SRC_tds_types)
 FUZZ_SRC_arrow_input := src/core/alloc.c src/core/error.c src/core/arrow_input.c
 FUZZ_SRC_settings := $(wildcard src/core/*.c src/drivers/*/*.c)
+# tds_bulk.c is included by its harness too
+FUZZ_SRC_tds_bulk := $(filter-out src/drivers/tds/tds_bulk.c,$(FUZZ_SRC_settings))
 FUZZ_LIBS_sqlite_values := -lsqlite3 -lm
 FUZZ_LIBS_tds_types := -lsybdb
+FUZZ_LIBS_tds_params := -lsybdb
 FUZZ_LIBS_settings := -lsqlite3 -lpq -lsybdb -lpthread -lm
+FUZZ_LIBS_tds_bulk := $(FUZZ_LIBS_settings)
 FUZZ_CC := clang
 # (`=`: libpq's flags are asked for once fuzz-deps has installed it)
 FUZZ_CFLAGS = -std=gnu11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -139,7 +145,7 @@ build/fuzz/obj/%.o: %.c | fuzz-deps
 define FUZZ_HARNESS
 build/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(FUZZ_SRC_$(1):%.c=build/fuzz/obj/%.o) | fuzz-deps
 	@echo "fuzz: linking $$@"
-	@$$(FUZZ_CC) $$(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP $$(filter %.c %.o,$$^) \
+	@$$(FUZZ_CC) $$(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP $$< $$(filter %.o,$$^) \
 	    $(FUZZ_LIBS_$(1)) -o $$@
 endef
 $(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_HARNESS,$(t))))
