@@ -96,7 +96,8 @@ bench-quick: bench-deps
 # libFuzzer (clang, with ASan and UBSan) on every parser of bytes we do not
 # control: PostgreSQL's binary values and COPY framing, SQL Server's values
 # from db-lib, SQLite's stored values and declared types, the text parsers,
-# the engines' settings and URLs, and the Arrow arrays write_frame reads.
+# the engines' settings and URLs, the Arrow arrays write_frame reads, and
+# the conversions of parameters and frame cells for SQL Server.
 # `make fuzz` runs each harness FUZZ_SECONDS (one process, one after the
 # other), keeping its corpus in build/fuzz/corpus/<name>; `make fuzz-brief`
 # gives each 10 s (part of `make test`). A finding stops the run and leaves
