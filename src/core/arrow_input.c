@@ -103,6 +103,11 @@ static int check_layout(const dbp_arrow_reader *r, dbp_error *err)
                                                                   : 2;
     if (a->n_buffers < needed || (needed && !a->buffers))
         return bad_array(r, "it has fewer buffers than its type's layout", err);
+    /* A buffer may be NULL only where it holds no bytes: the values (offsets,
+     * views) of an empty array, a view's sizes when it has no data buffer. */
+    if ((needed && a->length > 0 && !a->buffers[1]) ||
+        (r->kind == AR_VIEW && a->n_buffers > 3 && !a->buffers[a->n_buffers - 1]))
+        return bad_array(r, "a buffer it reads is NULL", err);
     if (a->offset < 0 || a->length < 0) /* a dictionary's too */
         return bad_array(r, "it has a negative offset or length", err);
     return DBP_OK;
@@ -269,8 +274,11 @@ int dbp_arrow_reader_get(const dbp_arrow_reader *r, int64_t row, dbp_cell *out, 
         }
         if (start < 0 || end < start || end > last)
             return bad_array(r, "its offsets go backwards", err);
+        const char *data = a->buffers[2]; /* NULL when every value is empty */
+        if (!data && end > start)
+            return bad_array(r, "a buffer it reads is NULL", err);
         out->kind = r->binary ? DBP_V_BLOB : DBP_V_TEXT;
-        out->data = (const char *)a->buffers[2] + start;
+        out->data = data ? data + start : "";
         out->len = (size_t)(end - start);
         return DBP_OK;
     }
@@ -295,6 +303,8 @@ int dbp_arrow_reader_get(const dbp_arrow_reader *r, int64_t row, dbp_cell *out, 
         memcpy(&size, (const char *)a->buffers[a->n_buffers - 1] + (size_t)buffer * 8, 8);
         if (offset < 0 || (int64_t)offset + len > size)
             return bad_array(r, "a string view points outside its buffer", err);
+        if (!a->buffers[2 + buffer])
+            return bad_array(r, "a buffer it reads is NULL", err);
         out->data = (const char *)a->buffers[2 + buffer] + offset;
         return DBP_OK;
     }

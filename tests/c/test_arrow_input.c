@@ -251,6 +251,52 @@ static void test_view_buffer_index_one_past(void)
     free(sizes);
 }
 
+/* A buffer may be NULL only where it holds no bytes: a NULL values buffer
+ * of a non-empty array, a NULL string data buffer under non-empty strings,
+ * a NULL view data buffer or sizes buffer are refused, not dereferenced;
+ * empty strings over a NULL data buffer are read as empty. */
+static void test_null_buffers(void)
+{
+    table t;
+    table_init(&t, "l", (struct ArrowArray){.length = 2, .n_buffers = 2,
+                                            .buffers = (const void *[]){NULL, NULL}});
+    check_refused(&t, "is NULL");
+
+    int32_t *offsets = exact((int32_t[]){0, 3, 3}, 12);
+    table_init(&t, "u", (struct ArrowArray){.length = 2, .n_buffers = 3,
+                                            .buffers = (const void *[]){NULL, offsets, NULL}});
+    check_refused(&t, "is NULL");
+    int32_t *empty = exact((int32_t[]){0, 0, 0}, 12);
+    table_init(&t, "u", (struct ArrowArray){.length = 2, .n_buffers = 3,
+                                            .buffers = (const void *[]){NULL, empty, NULL}});
+    int64_t rows = 0;
+    dbp_error err;
+    CHECK_EQ_INT(walk(&t, &rows, &err), DBP_OK);
+    CHECK_EQ_INT(rows, 2);
+
+    uint8_t view[16] = {0};
+    int32_t len = 20, buffer = 0, offset = 0;
+    memcpy(view, &len, 4);
+    memcpy(view + 8, &buffer, 4);
+    memcpy(view + 12, &offset, 4);
+    uint8_t *views = exact(view, sizeof view);
+    int64_t *sizes = exact((int64_t[]){30}, 8);
+    table_init(&t, "vu", (struct ArrowArray){.length = 1, .n_buffers = 4,
+                                             .buffers = (const void *[]){NULL, views, NULL,
+                                                                         sizes}});
+    check_refused(&t, "is NULL");
+    char *data = exact("0123456789abcdefghijklmnopqrst", 30);
+    table_init(&t, "vu", (struct ArrowArray){.length = 1, .n_buffers = 4,
+                                             .buffers = (const void *[]){NULL, views, data,
+                                                                         NULL}});
+    check_refused(&t, "is NULL");
+    free(offsets);
+    free(empty);
+    free(views);
+    free(sizes);
+    free(data);
+}
+
 int main(void)
 {
     RUN(test_valid_arrays_are_read);
@@ -260,5 +306,6 @@ int main(void)
     RUN(test_string_offset_past_the_last);
     RUN(test_view_negative_length);
     RUN(test_view_buffer_index_one_past);
+    RUN(test_null_buffers);
     return check_exit();
 }

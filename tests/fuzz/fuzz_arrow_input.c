@@ -16,8 +16,8 @@
  * length + 1, a string's data buffer as large as its last offset says, a
  * view's data buffers as large as its sizes buffer says). Everything else
  * comes from the input: offsets and views (going backwards, past the end,
- * negative), dictionary indices, null counts, buffer counts, negative
- * offsets, batch offsets and lengths of any size. Lengths and offsets of
+ * negative), dictionary indices, null counts, buffer counts, NULL buffers,
+ * negative offsets, batch offsets and lengths of any size. Lengths and offsets of
  * the columns stay small, since their buffers are allocated. */
 #include <stdint.h>
 #include <stdio.h>
@@ -215,6 +215,8 @@ static void build_column(input *in, int depth, struct ArrowSchema **schema_out,
         }
         buffers[a->n_buffers - 1] = sizes;
     }
+    if ((flags & 32) && a->n_buffers > 1) /* a NULL buffer: allowed where its size is 0 */
+        buffers[1 + (size_t)take(in, 1) % (size_t)(a->n_buffers - 1)] = NULL;
     if (dictionary)
         build_column(in, 1, &schema->dictionary, &a->dictionary);
     *schema_out = schema;
