@@ -110,10 +110,11 @@ FUZZ_COLUMN := $(FUZZ_TEXT) src/core/column.c
 FUZZ_SRC_pg_types := $(FUZZ_COLUMN) src/drivers/pg/pg_types.c
 FUZZ_SRC_pg_copy := $(FUZZ_COLUMN) src/core/result.c src/drivers/pg/pg_types.c src/drivers/pg/pg_copy.c
 FUZZ_SRC_textparse := $(FUZZ_TEXT)
-# sqlite.c itself is included by its harness, to reach its static functions
+# sqlite_read.c is included by its harness, to reach its static functions
 FUZZ_SRC_sqlite_values := $(FUZZ_COLUMN) src/core/result.c src/core/params.c src/core/textbuf.c \
-                          src/core/arrow_input.c
-FUZZ_SRC_tds_types := $(FUZZ_COLUMN) src/drivers/tds/tds_types.c
+                          src/core/arrow_input.c $(filter-out %/sqlite_read.c, \
+                          $(wildcard src/drivers/sqlite/*.c))
+FUZZ_SRC_tds_types := $(FUZZ_COLUMN) src/core/params.c src/drivers/tds/tds_types.c
 FUZZ_SRC_tds_params := $(FUZZ_SRC_tds_types)
 FUZZ_SRC_arrow_input := src/core/alloc.c src/core/error.c src/core/arrow_input.c
 FUZZ_SRC_settings := $(wildcard src/core/*.c src/drivers/*/*.c)

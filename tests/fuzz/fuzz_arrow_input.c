@@ -89,7 +89,8 @@ static const char *const formats[] = {
     "I",    "L",     "f",     "g",     "u",      "U",        "z",       "Z",
     "vu",   "vz",    "tdD",   "tdm",   "tts",    "ttm",      "ttu",     "ttn",
     "tss:", "tsm:",  "tsu:",  "tsn:",  "tsu:UTC", "d:38,10", "d:5,2",   "d:10,0,128",
-    "d:38,38", "d:9,2,256", "+l", "tDu", "w:4",  "+s",
+    "d:38,38", "d:9,2,256", "tDs", "tDm", "tDu",  "tDn",     "+l",      "w:4",
+    "+s",
 };
 #define N_FORMATS (sizeof formats / sizeof formats[0])
 /* dictionary index types */
@@ -109,7 +110,7 @@ static size_t slot_width(const char *f)
     if (strcmp(f, "tdD") == 0 || strcmp(f, "tts") == 0 || strcmp(f, "ttm") == 0)
         return 4;
     if (strcmp(f, "tdm") == 0 || strcmp(f, "ttu") == 0 || strcmp(f, "ttn") == 0 ||
-        strncmp(f, "ts", 2) == 0)
+        strncmp(f, "ts", 2) == 0 || strncmp(f, "tD", 2) == 0)
         return 8;
     if (f[0] == 'd' && f[1] == ':')
         return 16;

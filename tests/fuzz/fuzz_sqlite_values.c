@@ -1,9 +1,9 @@
 /* fuzz_sqlite_values.c - libFuzzer harness for how the SQLite driver turns
- * stored values into Arrow (sqlite.c): the declared column type it plans
- * from (plan_column) and the conversion of each value (append_value, with
- * the text parsers of textparse.c behind it), over a real SQLite.
+ * stored values into Arrow (sqlite_read.c): the declared column type it plans
+ * from (sqlite_plan_column) and the conversion of each value (append_value,
+ * with the text parsers of textparse.c behind it), over a real SQLite.
  *
- * The driver's static functions are reached by including sqlite.c. Input:
+ * append_value is reached by including sqlite_read.c. Input:
  * the declared type as SQLite's sqlite3_column_decltype would report it
  * (bytes up to the first NUL), a flags byte (bit 0: the column's types are
  * already fixed by an earlier batch), then up to 16 values, each a storage
@@ -12,7 +12,7 @@
  * append_value, as a fetch does. Findings: a sanitizer report, a result
  * other than OK or DATA, a failed append that changed the column's length,
  * or a broken Arrow array. */
-#include "../../src/drivers/sqlite/sqlite.c"
+#include "../../src/drivers/sqlite/sqlite_read.c"
 
 #include "fuzz_check.h"
 
@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *declared = strndup((const char *)data, (size_t)(nul - data));
     p = nul + 1;
     uint8_t flags = (uint8_t)take(&p, end, 1);
-    column_plan plan = plan_column(declared);
+    column_plan plan = sqlite_plan_column(declared);
     plan.declared = declared;
     cursor cur = {.stmt = stmt, .n_cols = 1, .plans = &plan, .fetched_once = flags & 1};
     dbp_column col;

@@ -26,7 +26,7 @@ static const int target_types[] = {
 };
 static const dbp_value_kind kinds[] = {
     DBP_V_NULL, DBP_V_BOOL, DBP_V_INT64, DBP_V_DOUBLE, DBP_V_TEXT, DBP_V_BLOB,
-    DBP_V_DATE, DBP_V_TIME, DBP_V_TIMESTAMP, DBP_V_TIMESTAMP_TZ, DBP_V_DECIMAL,
+    DBP_V_DATE, DBP_V_TIME, DBP_V_TIMESTAMP, DBP_V_TIMESTAMP_TZ, DBP_V_DECIMAL, DBP_V_INTERVAL,
 };
 
 /* The GUID text of db-lib's 16 bytes, as tds_types.c formats results. */

@@ -18,7 +18,8 @@
 
 static const dbp_value_kind kinds[] = {
     DBP_V_DECIMAL, DBP_V_TEXT, DBP_V_BLOB, DBP_V_DOUBLE, DBP_V_INT64, DBP_V_DATE,
-    DBP_V_TIME, DBP_V_TIMESTAMP, DBP_V_TIMESTAMP_TZ, DBP_V_BOOL, DBP_V_NULL,
+    DBP_V_TIME, DBP_V_TIMESTAMP, DBP_V_TIMESTAMP_TZ, DBP_V_BOOL, DBP_V_NULL, DBP_V_UUID,
+    DBP_V_JSON, DBP_V_INET, DBP_V_INTERVAL, DBP_V_ARRAY,
 };
 
 static void check_decimal(const dbp_cell *cell, const tds_param *p)
