@@ -1,8 +1,8 @@
 /* fuzz_settings.c - libFuzzer harness for the engines' connection
  * settings: each driver's parse_config (values checked and turned into
- * libpq keywords, a PostgreSQL URL handed to libpq's parser, FreeTDS's
- * freetds.conf section written from the values), describe and free_config,
- * reached through dbp_driver_find as the pool reaches them.
+ * libpq keywords, a PostgreSQL URL checked and handed to libpq's parser,
+ * FreeTDS's freetds.conf section written from the values), describe and
+ * free_config, reached through dbp_driver_find as the pool reaches them.
  *
  * Input: byte 0 picks the engine; then up to 8 settings, each a key byte
  * (one of the engine's keys, or 0xff: the key's text follows up to a NUL)
@@ -14,7 +14,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "driver.h"
 
@@ -28,8 +27,8 @@ static const char *const keys[][20] = {
      "statement_cache_size", "connect_timeout", "sslmode", "application_name", "options",
      "client_encoding", "hostaddr", "target_session_attrs", NULL},
     {"host", "server", "port", "instance", "database", "dbname", "user", "username",
-     "password", "app_name", "login_timeout", "packet_size", "encryption", "ca_file",
-     "crl_file", "check_hostname", NULL},
+     "password", "app_name", "login_timeout", "packet_size", "encrypt", "encryption",
+     "ca_file", "crl_file", "check_hostname", NULL},
 };
 
 /* The text up to the next NUL (or the end), as a new string. */
@@ -44,18 +43,7 @@ static char *take_string(const uint8_t **p, const uint8_t *end, const char *suff
     return s;
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* The mssql driver writes its freetds.conf for every pool: in memory, that
- * costs a tenth of what it does on disk. */
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc, (void)argv;
-    if (access("/dev/shm", W_OK) == 0)
-        setenv("TMPDIR", "/dev/shm", 1);
-    return 0;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
