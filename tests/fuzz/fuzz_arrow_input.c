@@ -263,9 +263,10 @@ static const char *last_error(struct ArrowArrayStream *s)
 
 static volatile uint8_t sink_sum;
 
-static int on_columns(void *arg, size_t n, const char *const *names, dbp_error *err)
+static int on_columns(void *arg, size_t n, const char *const *names,
+                      const dbp_value_kind *kinds, dbp_error *err)
 {
-    (void)arg, (void)err;
+    (void)arg, (void)kinds, (void)err;
     for (size_t i = 0; i < n; i++)
         sink_sum += (uint8_t)strlen(names[i]);
     return DBP_OK;
