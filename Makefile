@@ -97,18 +97,21 @@ bench-quick: bench-deps
 # control: PostgreSQL's binary values and COPY framing, SQL Server's values
 # from db-lib, SQLite's stored values and declared types, the text parsers,
 # the engines' settings and URLs, the Arrow arrays write_frame reads, and
-# the conversions of parameters and frame cells for SQL Server.
+# the conversions of parameters and frame cells for SQL Server and of frame
+# cells into PostgreSQL's COPY binary format.
 # `make fuzz` runs each harness FUZZ_SECONDS (one process, one after the
 # other), keeping its corpus in build/fuzz/corpus/<name>; `make fuzz-brief`
 # gives each 10 s (part of `make test`). A finding stops the run and leaves
 # the input in build/fuzz/ (replay: build/fuzz/fuzz_<name> <file>).
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS := pg_types pg_copy textparse sqlite_values tds_types tds_params tds_bulk arrow_input \
+FUZZ_TARGETS := pg_types pg_copy pg_copy_binary textparse sqlite_values tds_types tds_params tds_bulk arrow_input \
                 settings
 FUZZ_TEXT := src/core/alloc.c src/core/error.c src/core/textparse.c
 FUZZ_COLUMN := $(FUZZ_TEXT) src/core/column.c
 FUZZ_SRC_pg_types := $(FUZZ_COLUMN) src/drivers/pg/pg_types.c
 FUZZ_SRC_pg_copy := $(FUZZ_COLUMN) src/core/result.c src/drivers/pg/pg_types.c src/drivers/pg/pg_copy.c
+FUZZ_SRC_pg_copy_binary := $(FUZZ_COLUMN) src/core/textbuf.c src/drivers/pg/pg_types.c \
+                           src/drivers/pg/pg_copy_binary.c
 FUZZ_SRC_textparse := $(FUZZ_TEXT)
 # sqlite_read.c is included by its harness, to reach its static functions
 FUZZ_SRC_sqlite_values := $(FUZZ_COLUMN) src/core/result.c src/core/params.c src/core/textbuf.c \
