@@ -124,9 +124,12 @@ int dbp_arrow_reader_init(dbp_arrow_reader *r, const struct ArrowSchema *schema,
         rc = check_layout(r, err);
     if (rc != DBP_OK || !schema->dictionary)
         return rc;
-    /* Categorical / enum columns: integer indices into a dictionary. */
+    /* Categorical / enum columns: integer indices into a dictionary of
+     * plain values (values encoded again, or naming themselves, are not). */
     if (r->kind != AR_INT && r->kind != AR_UINT)
         return unsupported(r->name, schema->format, err);
+    if (schema->dictionary->dictionary)
+        return unsupported(r->name, "dictionary of a dictionary", err);
     if (!array->dictionary)
         return dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL,
                              "column '%s' is dictionary-encoded but has no dictionary", r->name);
@@ -368,8 +371,8 @@ int dbp_arrow_reader_get(const dbp_arrow_reader *r, int64_t row, dbp_cell *out, 
  * or a type the reader refuses, which the walk reports when it reads). */
 static dbp_value_kind column_kind(const struct ArrowSchema *schema)
 {
-    if (schema->dictionary)
-        return column_kind(schema->dictionary);
+    if (schema->dictionary) /* one level: the reader refuses more */
+        schema = schema->dictionary;
     dbp_arrow_reader r = {.name = ""};
     if (init_plain(&r, schema->format, NULL) != DBP_OK)
         return DBP_V_NULL;

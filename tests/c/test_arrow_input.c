@@ -297,6 +297,31 @@ static void test_null_buffers(void)
     free(data);
 }
 
+/* A dictionary whose values name themselves as their dictionary (a broken
+ * producer) is refused, not followed until the stack runs out. */
+static void test_dictionary_of_itself(void)
+{
+    int8_t *indices = exact((int8_t[]){0}, 1);
+    int64_t *values = exact((int64_t[]){10}, 8);
+    struct ArrowSchema dictionary_schema = {.format = "c", .name = "values"};
+    dictionary_schema.dictionary = &dictionary_schema;
+    struct ArrowArray dictionary = {.length = 1, .n_buffers = 2,
+                                    .buffers = (const void *[]){NULL, values}};
+    dictionary.dictionary = &dictionary;
+    table t;
+    table_init(&t, "c", (struct ArrowArray){.length = 1, .n_buffers = 2,
+                                            .buffers = (const void *[]){NULL, indices},
+                                            .dictionary = &dictionary});
+    t.column_schema.dictionary = &dictionary_schema;
+    int64_t rows = -1;
+    dbp_error err;
+    CHECK_EQ_INT(walk(&t, &rows, &err), DBP_E_DATA);
+    CHECK_EQ_INT(rows, 0);
+    CHECK(strstr(err.message, "dictionary of a dictionary") != NULL);
+    free(indices);
+    free(values);
+}
+
 int main(void)
 {
     RUN(test_valid_arrays_are_read);
@@ -307,5 +332,6 @@ int main(void)
     RUN(test_view_negative_length);
     RUN(test_view_buffer_index_one_past);
     RUN(test_null_buffers);
+    RUN(test_dictionary_of_itself);
     return check_exit();
 }

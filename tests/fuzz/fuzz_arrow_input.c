@@ -17,7 +17,8 @@
  * view's data buffers as large as its sizes buffer says). Everything else
  * comes from the input: offsets and views (going backwards, past the end,
  * negative), dictionary indices, null counts, buffer counts, NULL buffers,
- * negative offsets, batch offsets and lengths of any size. Lengths and offsets of
+ * a dictionary whose values name themselves as their dictionary, negative
+ * offsets, batch offsets and lengths of any size. Lengths and offsets of
  * the columns stay small, since their buffers are allocated. */
 #include <stdint.h>
 #include <stdio.h>
@@ -220,6 +221,10 @@ static void build_column(input *in, int depth, struct ArrowSchema **schema_out,
         buffers[1 + (size_t)take(in, 1) % (size_t)(a->n_buffers - 1)] = NULL;
     if (dictionary)
         build_column(in, 1, &schema->dictionary, &a->dictionary);
+    if (depth == 1 && (flags & 64)) { /* a broken producer's dictionary of itself */
+        schema->dictionary = schema;
+        a->dictionary = a;
+    }
     *schema_out = schema;
     *array_out = a;
 }
