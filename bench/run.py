@@ -226,7 +226,10 @@ class Bench:
                                {"url": f"sqlite:///{point_path}", "path": str(point_path),
                                 "sql": SMALL_SQL, "queries": queries, "keys": KEYS,
                                 "concurrency": 1})
-        self.summary.append("- W4 point (db_pool QPS / peer QPS): " + ratio_summary(point, "qps"))
+        sync_ratio = medians(point, "qps")["db_pool_sync"] / medians(point, "qps")["sqlite3_df"]
+        async_ratio = medians(point, "qps")["db_pool"] / medians(point, "qps")["aiosqlite_df"]
+        self.summary.append(f"- W4 point (QPS ratios): db_pool_sync / sqlite3_df {sync_ratio:.2f}, "
+                            f"db_pool / aiosqlite_df {async_ratio:.2f}")
         self.section(
             "W4: bulk read (SQLite)",
             f"`SELECT * FROM t`, {self.rows:,} rows of (i INTEGER, i8 INTEGER, f REAL, "
