@@ -69,7 +69,7 @@ c-test-asan: build/asan/build.ninja
 
 c-test-valgrind: build/plain/build.ninja
 	meson test -C build/plain --print-errorlogs --timeout-multiplier 10 \
-	    --wrapper 'valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect --quiet'
+	    --wrapper 'valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect --quiet --fair-sched=yes'
 
 py-test: install
 	$(PY) -m pytest -q tests/python

@@ -762,14 +762,17 @@ static void test_inline_request_runs_during_submit(void)
 
 static void test_inline_request_obeys_its_deadline(void)
 {
-    /* The janitor interrupts it on the caller's thread, as on a worker. */
+    /* The janitor interrupts it on the caller's thread, as on a worker: the
+     * statement never ends on its own, so returning at all proves it. The
+     * time bound is loose for valgrind (which the Makefile runs with
+     * --fair-sched, or a CPU-bound thread can starve the janitor). */
     dbp_request *req = inline_request(
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c", 100);
     dbp_error err;
     int64_t t0 = monotonic_ms();
     CHECK_EQ_INT(dbp_submit(mgr, "db", req, NULL, &err), DBP_OK);
     CHECK(dbp_request_is_done(req));
-    CHECK(monotonic_ms() - t0 < 2000);
+    CHECK(monotonic_ms() - t0 < 5000);
     CHECK_EQ_INT(outcome(req, &err), DBP_E_QUERY_TIMEOUT);
     dbp_request_unref(req);
 }
