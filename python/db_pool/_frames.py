@@ -91,16 +91,16 @@ def _array_element(dtype: Any) -> pl.Expr:
 
 # ---- create=True ---------------------------------------------------------------
 
+def _quote(engine: str, name: str) -> str:
+    """One identifier quoted as the bulk loaders quote it, the quote doubled."""
+    open_, close = ("[", "]") if engine == "mssql" else ('"', '"')
+    return open_ + name.replace(close, close * 2) + close
+
+
 def quote_table(engine: str, table: str) -> str:
     """The table name quoted as the bulk loader quotes it (dots separate
     schema and table)."""
-    open_, close = ("[", "]") if engine == "mssql" else ('"', '"')
-    return ".".join(open_ + part.replace(close, close * 2) + close for part in table.split("."))
-
-
-def _quote_column(engine: str, name: str) -> str:
-    open_, close = ("[", "]") if engine == "mssql" else ('"', '"')
-    return open_ + name.replace(close, close * 2) + close
+    return ".".join(_quote(engine, part) for part in table.split("."))
 
 
 _SCALARS: dict[str, dict[Any, str]] = {
@@ -134,8 +134,8 @@ _SCALARS: dict[str, dict[Any, str]] = {
 def sql_type(engine: str, name: str, dtype: Any) -> str:
     """The column type create=True gives a frame column."""
     if isinstance(dtype, pl.Decimal):
-        precision = dtype.precision or 38
-        return f"{'DECIMAL' if engine == 'sqlite' else 'numeric' if engine == 'postgresql' else 'decimal'}({precision},{dtype.scale})"
+        name = {"sqlite": "DECIMAL", "postgresql": "numeric", "mssql": "decimal"}[engine]
+        return f"{name}({dtype.precision or 38},{dtype.scale})"
     if isinstance(dtype, pl.Datetime):
         zoned = dtype.time_zone is not None
         return {"sqlite": "TIMESTAMPTZ" if zoned else "DATETIME",
@@ -154,19 +154,17 @@ def create_statements(engine: str, table: str, schema: pl.Schema, if_exists: str
     created if missing; if it exists, kept ("append"), an error ("fail": the
     engine's own duplicate-table error), or dropped and created anew."""
     quoted = quote_table(engine, table)
-    columns = ", ".join(f"{_quote_column(engine, n)} {sql_type(engine, n, t)}" for n, t in schema.items())
-    create = f"CREATE TABLE {quoted} ({columns})"
-    out = []
-    if engine == "mssql":
+    columns = ", ".join(f"{_quote(engine, n)} {sql_type(engine, n, t)}" for n, t in schema.items())
+    if engine == "mssql":  # no IF [NOT] EXISTS on its CREATE and DROP
         exists = f"OBJECT_ID(N'{quoted.replace(chr(39), chr(39) * 2)}', N'U')"
-        if if_exists == "replace":
-            out.append(f"IF {exists} IS NOT NULL DROP TABLE {quoted}")
-        out.append(create if if_exists != "append" else f"IF {exists} IS NULL {create}")
-        return out
-    if if_exists == "replace":
-        out.append(f"DROP TABLE IF EXISTS {quoted}")
-    out.append(create if if_exists != "append" else create.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
-    return out
+        drop, if_missing = f"IF {exists} IS NOT NULL DROP TABLE {quoted}", f"IF {exists} IS NULL "
+        create = f"CREATE TABLE {quoted} ({columns})"
+    else:
+        drop, if_missing = f"DROP TABLE IF EXISTS {quoted}", ""
+        create = f"CREATE TABLE {'IF NOT EXISTS ' if if_exists == 'append' else ''}{quoted} ({columns})"
+    if if_exists == "append":
+        return [if_missing + create]
+    return ([drop] if if_exists == "replace" else []) + [create]
 
 
 def check_if_exists(create: bool, if_exists: str) -> None:
