@@ -14,7 +14,10 @@ Workloads (one function per contender each):
 - point  (W4 point): the same on SQLite, one caller;
 - write  (W3): a DataFrame (read from a Parquet file before the clock
   starts) appended to a table; run.py truncates before and checks after;
-- seed   (W5): the seed's own three measurements, with db_pool only.
+- seed   (W5): the seed's own three measurements, with db_pool only;
+- many   (W6): execute_many of parameter rows into a table; run.py
+  truncates before and checks after;
+- waiters (P5): db_pool's small query from many more tasks than connections.
 
 Connections and pools are opened before the clock starts, except where a
 peer's own API opens them inside the call (pl.read_database_uri), which is
@@ -214,8 +217,10 @@ def figures(seconds: float, latencies: list[float], total: int, n: int) -> Resul
 
 async def drive_async(one: Callable[[int], Awaitable[int]], a: Args) -> Result:
     """Runs a["queries"] calls of `one` from a["concurrency"] asyncio tasks,
-    after an untimed warm-up that touches every connection."""
+    after an untimed warm-up that touches every connection (a["warmup"]
+    calls, 4 per task by default)."""
     n, conc, keys = a["queries"], a["concurrency"], a["keys"]
+    warmup = a.get("warmup", 4 * conc)
 
     async def worker(k: int, count: int, latencies: list[float]) -> int:
         total = 0
@@ -225,7 +230,7 @@ async def drive_async(one: Callable[[int], Awaitable[int]], a: Args) -> Result:
             latencies.append(time.perf_counter() - t)
         return total
 
-    await asyncio.gather(*(worker(k, 4 * conc, []) for k in range(conc)))
+    await asyncio.gather(*(worker(k, warmup, []) for k in range(min(conc, warmup))))
     latencies: list[float] = []
     start = time.perf_counter()
     totals = await asyncio.gather(*(worker(k, n, latencies) for k in range(conc)))
@@ -452,6 +457,28 @@ SMALL: dict[str, Callable[[Args], Any]] = {
 }
 
 
+async def waiters_db_pool(a: Args) -> Result:
+    """W1's query from a["concurrency"] tasks sharing a["pool_size"]
+    connections: each query's latency is mostly its wait for a connection."""
+    from db_pool import DatabasePool
+
+    async with DatabasePool() as pool:
+        await pool.create_pool("b", url=a["url"], min_size=a["pool_size"],
+                               max_size=a["pool_size"], max_waiting=a["concurrency"],
+                               acquire_timeout=600)
+
+        async def one(key: int) -> int:
+            return row_value((await pool.query("b", a["sql"], [key])).row(0))
+
+        return await drive_async(one, {**a, "warmup": 10 * a["pool_size"]})
+
+
+WAITERS: dict[str, Callable[[Args], Any]] = {
+    "db_pool_100_tasks": lambda a: waiters_db_pool({**a, "concurrency": 100}),
+    "db_pool_10000_tasks": lambda a: waiters_db_pool({**a, "concurrency": 10_000}),
+}
+
+
 # ---- W3: a DataFrame into a table ------------------------------------------------------
 # Each returns the seconds of the write; run.py truncates the table before
 # and checks count + checksum after.
@@ -520,6 +547,68 @@ WRITE: dict[str, Callable[[Args, pl.DataFrame], float]] = {
 }
 
 
+# ---- W6: execute_many of parameter rows --------------------------------------------------
+# Each returns the seconds of the call (one transaction); run.py truncates the
+# table before and checks count + checksum after.
+
+
+def many_rows(a: Args) -> list[tuple[int, str, float]]:
+    return [(i, f"name-{i}", i * 0.5) for i in range(1, a["rows"] + 1)]
+
+
+def many_db_pool(a: Args) -> float:
+    from db_pool import DatabasePool
+
+    rows = many_rows(a)
+
+    async def run() -> float:
+        async with DatabasePool() as pool:
+            await pool.create_pool("b", url=a["url"], min_size=1, max_size=1)
+            with Clock() as c:
+                await pool.execute_many("b", f"INSERT INTO {a['table']} VALUES ($1, $2, $3)",
+                                        rows)
+            return c.seconds
+
+    return asyncio.run(run())
+
+
+def many_asyncpg(a: Args) -> float:
+    import asyncpg
+
+    rows = many_rows(a)
+
+    async def run() -> float:
+        conn = await asyncpg.connect(a["pg_url"])
+        try:
+            with Clock() as c:  # atomic: asyncpg runs it in one implicit transaction
+                await conn.executemany(f"INSERT INTO {a['table']} VALUES ($1, $2, $3)", rows)
+            return c.seconds
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def many_psycopg(a: Args) -> float:
+    """psycopg 3's executemany, which pipelines the statements (libpq >= 14)."""
+    import psycopg
+
+    rows = many_rows(a)
+    with psycopg.connect(a["pg_url"]) as conn:
+        with Clock() as c:
+            with conn.cursor() as cur:
+                cur.executemany(f"INSERT INTO {a['table']} VALUES (%s, %s, %s)", rows)
+            conn.commit()
+    return c.seconds
+
+
+MANY: dict[str, Callable[[Args], float]] = {
+    "db_pool": many_db_pool,
+    "asyncpg": many_asyncpg,
+    "psycopg": many_psycopg,
+}
+
+
 # ---- W5: the seed's own workload, db_pool on one engine --------------------------------
 
 
@@ -569,8 +658,10 @@ def main() -> None:
     elif workload == "write":
         frame = pl.read_parquet(a["parquet"])
         result = {"seconds": WRITE[contender](a, frame), "rows": frame.height}
-    elif workload in ("small", "point"):
-        out = (SMALL if workload == "small" else POINT)[contender](a)
+    elif workload == "many":
+        result = {"seconds": MANY[contender](a), "rows": a["rows"]}
+    elif workload in ("small", "point", "waiters"):
+        out = {"small": SMALL, "point": POINT, "waiters": WAITERS}[workload][contender](a)
         result = asyncio.run(out) if asyncio.iscoroutine(out) else out
     elif workload == "seed":
         result = asyncio.run(seed_db_pool(a))

@@ -45,10 +45,12 @@ def table_time(results: Results) -> list[str]:
     return lines + [""]
 
 
-def table_qps(results: Results) -> list[str]:
-    """Small-query workloads: throughput and latency, fastest first."""
-    ours = median(results["db_pool"], "qps")
-    lines = ["| contender | median QPS | min – max QPS | p50 ms | p99 ms | db_pool QPS / this |",
+def table_qps(results: Results, base: str = "db_pool") -> list[str]:
+    """Small-query workloads: throughput and latency, fastest first; the
+    last column compares each with `base`."""
+    ours = median(results[base], "qps")
+    lines = ["| contender | median QPS | min – max QPS | p50 ms | p99 ms | "
+             f"{label(base)} QPS / this |",
              "|---|---:|---:|---:|---:|---:|"]
     for c, runs in sorted(results.items(), key=lambda kv: -median(kv[1], "qps")):
         q = median(runs, "qps")

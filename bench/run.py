@@ -11,10 +11,12 @@ for another; each round runs the contenders in a fresh random order.
 Medians over the repetitions; ratios are contender / db_pool time (or
 db_pool / contender QPS): above 1 means db_pool is faster.
 
-Workloads: W1 1-row primary-key SELECTs at concurrency 1, 10, 100; W2 bulk
-read of an 8-column table (1M rows; 10M more with --big); W3 bulk write of a
-1M-row DataFrame; W4 the same bulk read on SQLite; W5 the seed's own
-workload on SQLite and PostgreSQL. --quick: small sizes, 2 repetitions.
+Workloads: W1 1-row primary-key SELECTs at concurrency 1, 10, 100, and at 10
+on pgbench's own table and beside a CPU hog; W2 bulk read of an 8-column
+table (1M rows; 10M more with --big); W3 bulk write of a 1M-row DataFrame;
+W4 the same bulk read on SQLite; W5 the seed's own workload on SQLite and
+PostgreSQL; W6 execute_many; P5 10,000 waiters on 10 connections. --quick:
+small sizes, 2 repetitions.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ from pg_server import PgServer  # noqa: E402
 WIDE_COLUMNS = ("i4 int4, i8 int8, f8 float8, n numeric(12,2), t text, ts timestamp, "
                 "b bool, d date")
 SMALL_SQL = "SELECT id, name, score FROM bench_small WHERE id = $1"
+# pgbench -S's query on its own table (filler is char(84)), columns in W1's
+# checksum order: key, text, number.
+PGBENCH_SQL = "SELECT aid, filler, abalance, bid FROM pgbench_accounts WHERE aid = $1"
+PGBENCH_SCALE = 10  # 1,000,000 accounts
 KEYS = 100_000
 # The checksum of a written table: row count and the sum of every row's text hash.
 TABLE_SUM = "SELECT count(*) || ' ' || coalesce(sum(hashtext(x::text)::int8), 0) FROM {} x"
@@ -118,6 +124,32 @@ class Bench:
             panels.append((f"concurrency {conc}", medians(res, "qps"), "median QPS"))
             self.summary.append(f"- W1 c={conc} (db_pool QPS / peer QPS): "
                                 + ratio_summary(res, "qps"))
+        extra = ["db_pool", "db_pool_sync", "asyncpg", "asyncpg_df", "pgbench"]
+        common = {**self.pg, "queries": queries, "concurrency": 10,
+                  "seconds": 1 if self.quick else 3}
+        subprocess.run(["pgbench", "-i", "-q", "-s", str(PGBENCH_SCALE), self.dsn],
+                       check=True, capture_output=True)
+        res = self.alternate("W1 pgbench table", "small", extra,
+                             {**common, "sql": PGBENCH_SQL, "keys": PGBENCH_SCALE * 100_000})
+        body += ["### Concurrency 10 on pgbench's table", "",
+                 f"`{PGBENCH_SQL}` (pgbench -S's query; `filler` is char(84)) on `pgbench -i "
+                 f"-s {PGBENCH_SCALE}`'s {PGBENCH_SCALE * 100_000:,} accounts.", ""]
+        body += table_qps(res)
+        panels.append(("pgbench's table, c=10", medians(res, "qps"), "median QPS"))
+        self.summary.append("- W1 c=10 on pgbench's table (db_pool QPS / peer QPS): "
+                            + ratio_summary(res, "qps"))
+        hog = CpuHog()
+        res = self.alternate("W1 CPU hog", "small", extra, {**common, "sql": SMALL_SQL,
+                                                            "keys": KEYS},
+                             before=hog.start, after=lambda _: hog.stop())
+        body += ["### Concurrency 10 beside a CPU hog", "",
+                 f"As concurrency 10, with {os.cpu_count()} busy-looping processes (one per "
+                 "core) running beside each contender: an application server whose cores "
+                 "are busy with other work.", ""]
+        body += table_qps(res)
+        panels.append(("c=10 beside a CPU hog", medians(res, "qps"), "median QPS"))
+        self.summary.append("- W1 c=10 beside a CPU hog (db_pool QPS / peer QPS): "
+                            + ratio_summary(res, "qps"))
         plot(self.png("bench_w1.png"), "W1: 1-row primary-key SELECT (higher is better)", panels)
         self.section(
             "W1: small queries", f"`{SMALL_SQL}` with a random key among {KEYS:,}, "
@@ -130,6 +162,56 @@ class Bench:
             "does, on our table); its p50/p99 come from its per-transaction log. Checksum: "
             "the sum over all queries of id + 2*score + len(name).",
             body, "bench_w1.png")
+
+    # ---- W6 ----
+
+    def w6(self) -> None:
+        rows = 1_000 if self.quick else 10_000
+        expected = psql_value(self.dsn, TABLE_SUM.format(
+            f"(SELECT i AS id, 'name-' || i AS name, i * 0.5::float8 AS score "
+            f"FROM generate_series(1, {rows}) i)"))
+
+        def truncate() -> None:
+            psql(self.dsn, "TRUNCATE bench_many")
+
+        def verify(r: dict[str, Any]) -> None:
+            r["checksum"] = psql_value(self.dsn, TABLE_SUM.format("bench_many"))
+            if r["checksum"] != expected:
+                raise SystemExit(f"W6: table holds {r['checksum']}, expected {expected}")
+            r["rows_per_s"] = rows / r["seconds"]
+
+        res = self.alternate("W6", "many", ["db_pool", "asyncpg", "psycopg"],
+                             {**self.pg, "table": "bench_many", "rows": rows}, truncate, verify)
+        truncate()
+        self.summary.append("- W6 execute_many (peer time / db_pool time): "
+                            + ratio_summary(res, "seconds"))
+        self.section(
+            "W6: execute_many (PostgreSQL)",
+            f"{rows:,} parameter rows (int4, text, float8) inserted by one `INSERT ... VALUES "
+            "($1, $2, $3)` run once per row, all in one transaction, into an empty table "
+            "with a primary key. db_pool: `execute_many` (async API); asyncpg: "
+            "`Connection.executemany`; psycopg: `Cursor.executemany` then `commit` (psycopg 3 "
+            "pipelines the statements). The table is truncated before each run and checked "
+            "after it (row count and the sum of `hashtext(row::text)`).",
+            table_time(res))
+
+    # ---- P5 ----
+
+    def p5(self) -> None:
+        queries = 2_000 if self.quick else 20_000
+        res = self.alternate("P5", "waiters", ["db_pool_100_tasks", "db_pool_10000_tasks"],
+                             {**self.pg, "sql": SMALL_SQL, "queries": queries, "keys": KEYS,
+                              "pool_size": 10})
+        qps = medians(res, "qps")
+        ratio = qps["db_pool_10000_tasks"] / qps["db_pool_100_tasks"]
+        self.summary.append(f"- P5 (QPS with 10,000 waiters / QPS with 100): {ratio:.2f}")
+        self.section(
+            "P5: many waiters",
+            f"W1's query, {queries:,} queries from 100 and from 10,000 asyncio tasks sharing "
+            "one pool of 10 connections (async API). Each query's latency is mostly its "
+            "wait for a connection; the pool serves waiters first come, first served, so "
+            "p99 stays close to p50 when there are many. Throughput with 10,000 tasks "
+            f"is {ratio:.2f}x that with 100.", table_qps(res, base="db_pool_100_tasks"))
 
     # ---- W2 ----
 
@@ -325,6 +407,27 @@ class Bench:
 # ---- helpers ---------------------------------------------------------------------------
 
 
+class CpuHog:
+    """One busy-looping process per core while a contender runs. Each stops
+    by itself after 10 minutes should the run die before stop()."""
+
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        loop = "import time\nend = time.monotonic() + 600\nwhile time.monotonic() < end: pass"
+        self.procs = [subprocess.Popen([sys.executable, "-c", loop])
+                      for _ in range(os.cpu_count() or 1)]
+        time.sleep(2)  # in their stride, as on a busy server, before the contender starts
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.kill()
+            p.wait()
+        self.procs = []
+
+
 def run_contender(workload: str, contender: str, args: dict[str, Any]) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "contenders.py"), workload, contender,
@@ -369,7 +472,8 @@ def load_pg(dsn: str, rows: int, big_rows: int | None) -> None:
 
     script = (
         "SET client_min_messages = warning;\n"
-        "DROP TABLE IF EXISTS bench_wide, bench_wide_big, bench_w3, bench_small, seed_batch;\n"
+        "DROP TABLE IF EXISTS bench_wide, bench_wide_big, bench_w3, bench_small, seed_batch, "
+        "bench_many;\n"
         + wide("bench_wide", rows) + (wide("bench_wide_big", big_rows) if big_rows else "")
         + f"CREATE TABLE bench_w3 ({WIDE_COLUMNS});\n"
         "CREATE TABLE bench_small (id int4 PRIMARY KEY, name text, score float8);\n"
@@ -377,6 +481,7 @@ def load_pg(dsn: str, rows: int, big_rows: int | None) -> None:
         f"FROM generate_series(1, {KEYS}) i;\n"
         "VACUUM ANALYZE bench_small;\n"
         "CREATE TABLE seed_batch (id int4 PRIMARY KEY, name text, score float8);\n"
+        "CREATE TABLE bench_many (id int4 PRIMARY KEY, name text, score float8);\n"
     )
     subprocess.run(["psql", dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"],
                    input=script, text=True, check=True)
@@ -460,7 +565,7 @@ def main() -> None:
     ap.add_argument("--big-rows", type=int, default=10_000_000)
     ap.add_argument("--dsn", help="use this PostgreSQL instead of a throwaway one (W1 at "
                     "concurrency 100 needs max_connections >= 110)")
-    ap.add_argument("--only", default="w1,w2,w3,w4,w5", help="workloads to run")
+    ap.add_argument("--only", default="w1,w2,w3,w4,w5,w6,p5", help="workloads to run")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 5)")
     ap.add_argument("--rows", type=int, default=None, help="rows for W2-W4 (default 1M)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))

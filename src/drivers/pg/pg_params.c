@@ -157,6 +157,42 @@ int pg_scalar_text(const dbp_cell *v, char *t)
     }
 }
 
+/* Big-endian bytes of the low `n` bytes of `x`. */
+static int put_be(uint64_t x, int n, char *t)
+{
+    for (int k = n - 1; k >= 0; k--, x >>= 8)
+        t[k] = (char)(x & 0xff);
+    return n;
+}
+
+/* The binary form of a value whose parameter type is exactly its own (an
+ * integer for int2/int4/int8 within range, a float for float8, a bool for
+ * bool), which spares the server parsing its text; 0 when there is none:
+ * the text form goes, and the server reports an out-of-range value itself. */
+static int binary_scalar(const dbp_cell *v, Oid type, char *t)
+{
+    uint64_t bits;
+    switch (v->kind) {
+    case DBP_V_BOOL:
+        return type == 16 ? put_be(v->i != 0, 1, t) : 0;
+    case DBP_V_INT64:
+        if (type == 20)
+            return put_be((uint64_t)v->i, 8, t);
+        if (type == 23 && v->i >= INT32_MIN && v->i <= INT32_MAX)
+            return put_be((uint64_t)v->i, 4, t);
+        if (type == 21 && v->i >= INT16_MIN && v->i <= INT16_MAX)
+            return put_be((uint64_t)v->i, 2, t);
+        return 0;
+    case DBP_V_DOUBLE:
+        if (type != 701)
+            return 0;
+        memcpy(&bits, &v->d, sizeof bits);
+        return put_be(bits, 8, t);
+    default:
+        return 0;
+    }
+}
+
 static int bind_row(const pg_statement *st, const dbp_params *params, size_t row,
                     bound_params *b, dbp_error *err)
 {
@@ -204,8 +240,11 @@ static int bind_row(const pg_statement *st, const dbp_params *params, size_t row
             b->formats[i] = v.kind == DBP_V_BLOB;
             continue;
         }
-        b->values[i] = b->text + i * 48;
-        b->lengths[i] = pg_scalar_text(&v, b->text + i * 48);
+        char *t = b->text + i * 48;
+        b->values[i] = t;
+        int n = st->param_types ? binary_scalar(&v, st->param_types[i], t) : 0;
+        b->formats[i] = n > 0;
+        b->lengths[i] = n > 0 ? n : pg_scalar_text(&v, t);
     }
     return DBP_OK;
 }

@@ -190,6 +190,22 @@ async def test_binding_errors_are_raised_before_running(pg: Any) -> None:
     await assert_healthy(pg)
 
 
+@pytest.mark.parametrize("sqltype,lo,hi", [("int2", -(2**15), 2**15 - 1),
+                                            ("int4", -(2**31), 2**31 - 1)])
+async def test_integer_parameter_at_and_past_its_type_range(
+    pg: Any, sqltype: str, lo: int, hi: int
+) -> None:
+    """Integers within the parameter's type go in binary; one past its edge
+    goes as text, and the server refuses it with its own error."""
+    df = await pg.query(POOL_ID, f"SELECT $1::{sqltype} AS a, $2::{sqltype} AS b", [lo, hi])
+    assert df.row(0) == (lo, hi)
+    for bad in (lo - 1, hi + 1):
+        with pytest.raises(DataError) as info:
+            await pg.query(POOL_ID, f"SELECT $1::{sqltype} AS a", [bad])
+        assert info.value.sqlstate == "22003"
+    await assert_healthy(pg)
+
+
 async def test_float_parameter_into_numeric_is_the_shortest_decimal(pg: Any) -> None:
     df = await pg.query(POOL_ID, "SELECT $1::numeric AS n, $2::text AS t", [0.1, 0.3])
     assert df.row(0) == (Decimal("0.1"), "0.3")
