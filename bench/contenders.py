@@ -17,7 +17,9 @@ Workloads (one function per contender each):
 - seed   (W5): the seed's own three measurements, with db_pool only;
 - many   (W6): execute_many of parameter rows into a table; run.py
   truncates before and checks after;
-- waiters (P5): db_pool's small query from many more tasks than connections.
+- waiters (P5): db_pool's small query from many more tasks than connections;
+- memory (P4): db_pool's peak memory reading a table into one frame, or
+  streaming a long query batch by batch, against the data it holds.
 
 Connections and pools are opened before the clock starts, except where a
 peer's own API opens them inside the call (pl.read_database_uri), which is
@@ -65,6 +67,12 @@ def checksum(df: pl.DataFrame) -> str:
             v = str(dtype)
         parts.append(f"{name}={v}/{col.null_count()}")
     return " ".join(parts)
+
+
+def rss_mib(field: str = "VmRSS") -> float:
+    with open("/proc/self/status") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith(f"{field}:"))
+    return kib / 1024
 
 
 def peak_rss_mib() -> float:
@@ -609,6 +617,46 @@ MANY: dict[str, Callable[[Args], float]] = {
 }
 
 
+# ---- P4: peak memory against the data held -------------------------------------------
+
+
+def memory_query(a: Args) -> Result:
+    """The whole table into one DataFrame."""
+    from db_pool import SyncDatabasePool
+
+    with SyncDatabasePool() as pool:
+        pool.create_pool("b", url=a["url"], min_size=1, max_size=1)
+        idle = rss_mib()
+        with Clock() as c:
+            df = pool.query("b", a["sql"])
+        return {"seconds": c.seconds, "rows": df.height, "checksum": checksum(df),
+                "idle_mib": idle, "data_mib": df.estimated_size() / 2**20}
+
+
+def memory_stream(a: Args) -> Result:
+    """A long query through stream(), each batch dropped once summed: memory
+    should stay at a few batches whatever the row count."""
+    from db_pool import SyncDatabasePool
+
+    with SyncDatabasePool() as pool:
+        pool.create_pool("b", url=a["url"], min_size=1, max_size=1)
+        idle = rss_mib()
+        rows, total, largest = 0, 0, 0.0
+        with Clock() as c:
+            for batch in pool.stream("b", a["sql"], batch_rows=a["batch_rows"]):
+                rows += batch.height
+                total += int(batch["i"].sum())
+                largest = max(largest, batch.estimated_size() / 2**20)
+        return {"seconds": c.seconds, "rows": rows, "checksum": f"{rows}/{total}",
+                "idle_mib": idle, "data_mib": largest}
+
+
+MEMORY: dict[str, Callable[[Args], Result]] = {
+    "db_pool_query": memory_query,
+    "db_pool_stream": memory_stream,
+}
+
+
 # ---- W5: the seed's own workload, db_pool on one engine --------------------------------
 
 
@@ -658,6 +706,8 @@ def main() -> None:
     elif workload == "write":
         frame = pl.read_parquet(a["parquet"])
         result = {"seconds": WRITE[contender](a, frame), "rows": frame.height}
+    elif workload == "memory":
+        result = MEMORY[contender](a)
     elif workload == "many":
         result = {"seconds": MANY[contender](a), "rows": a["rows"]}
     elif workload in ("small", "point", "waiters"):

@@ -195,6 +195,40 @@ class Bench:
             "after it (row count and the sum of `hashtext(row::text)`).",
             table_time(res))
 
+    # ---- P4 ----
+
+    def p4(self) -> None:
+        stream_rows = 1_000_000 if self.quick else 10_000_000
+        query = self.alternate("P4 query", "memory", ["db_pool_query"],
+                               {**self.pg, "sql": "SELECT * FROM bench_wide"})
+        stream = self.alternate(
+            "P4 stream", "memory", ["db_pool_stream"],
+            {**self.pg, "batch_rows": 100_000,
+             "sql": "SELECT i, i::int8 * 1000003 AS i8, i / 7.0::float8 AS f8, md5(i::text) AS t, "
+                    f"timestamp '2020-01-01' + i * interval '1 second' AS ts "
+                    f"FROM generate_series(1, {stream_rows}) AS i"})
+        lines = ["| read | rows | data held, MiB | idle process, MiB | peak, MiB | "
+                 "(peak - idle) / data held |", "|---|---:|---:|---:|---:|---:|"]
+        ratios = []
+        for name, res in [("query into one DataFrame (data: the frame)", query["db_pool_query"]),
+                          ("stream, batches of 100,000 (data: the largest batch)",
+                           stream["db_pool_stream"])]:
+            held, idle, peak = (median(res, k) for k in ("data_mib", "idle_mib", "peak_rss_mib"))
+            ratios.append((peak - idle) / held)
+            lines.append(f"| {name} | {median(res, 'rows'):,.0f} | {held:.0f} | {idle:.0f} | "
+                         f"{peak:.0f} | {ratios[-1]:.2f} |")
+        self.summary.append(
+            f"- P4 (peak - idle) / data held: query into one DataFrame {ratios[0]:.2f}x the "
+            f"frame; stream of {stream_rows:,} rows {ratios[1]:.1f}x one batch")
+        self.section(
+            "P4: peak memory",
+            "db_pool's own process (VmHWM, never the parent's ru_maxrss): the W2 table read "
+            f"into one DataFrame, and a {stream_rows:,}-row query (5 columns from "
+            "generate_series) read through `stream(batch_rows=100_000)` with each batch "
+            "dropped once summed. \"Data held\" is polars' `estimated_size()` of the frame, "
+            "or of the largest batch; \"idle\" is the process's RSS after imports and "
+            "connecting, just before the read.", lines + [""])
+
     # ---- P5 ----
 
     def p5(self) -> None:
@@ -565,7 +599,7 @@ def main() -> None:
     ap.add_argument("--big-rows", type=int, default=10_000_000)
     ap.add_argument("--dsn", help="use this PostgreSQL instead of a throwaway one (W1 at "
                     "concurrency 100 needs max_connections >= 110)")
-    ap.add_argument("--only", default="w1,w2,w3,w4,w5,w6,p5", help="workloads to run")
+    ap.add_argument("--only", default="w1,w2,w3,w4,w5,w6,p4,p5", help="workloads to run")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 5)")
     ap.add_argument("--rows", type=int, default=None, help="rows for W2-W4 (default 1M)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
