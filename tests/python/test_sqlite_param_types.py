@@ -48,6 +48,21 @@ async def test_parameter_is_stored_as_documented(mem: Any, value: Any, storage: 
     assert df.row(0) == (want, storage)
 
 
+@pytest.mark.parametrize("value,storage,want", STORED, ids=[f"{type(v[0]).__name__}-{i}" for i, v in enumerate(STORED)])
+async def test_stream_parameters_outlive_the_cursor_open(mem: Any, value: Any, storage: str,
+                                                         want: Any) -> None:
+    """stream() steps its statement in later requests than the one that
+    bound the values: text and bytes must still be there (they were read
+    from freed memory)."""
+    await mem.execute("db", "CREATE TABLE s (k INTEGER, v)")
+    await mem.execute_many("db", "INSERT INTO s VALUES (?, ?)", [(k, value) for k in range(50)])
+    sql = "SELECT k, ? AS v, typeof(?) AS t FROM s WHERE v = ?"
+    batches = [b async for b in mem.stream("db", sql, [value, value, value], batch_rows=7)]
+    assert sum(b.height for b in batches) == 50
+    for b in batches:
+        assert b.select("v", "t").unique().rows() == [(want, storage)]
+
+
 async def test_json_parameter_works_with_sqlite_json_functions(mem: Any) -> None:
     df = await mem.query("db", "SELECT json_extract(?, '$.a[1]') AS v", [{"a": [1, 2]}])
     assert df.item() == 2

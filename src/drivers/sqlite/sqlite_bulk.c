@@ -202,7 +202,7 @@ static int bulk_row(void *arg, const dbp_cell *cells, size_t n, dbp_error *err)
             return dbp_error_set(err, DBP_E_DATA, 0, "22000",
                                  "column '%.100s' (declared %.40s): a value %s", b->names[i],
                                  b->plans[i].declared ? b->plans[i].declared : "", why);
-        rc = sqlite_bind_value(b->c, b->stmt, (int)i + 1, &v, "column", b->names[i], err);
+        rc = sqlite_bind_value(b->c, b->stmt, (int)i + 1, &v, "column", b->names[i], 0, err);
     }
     if (rc == DBP_OK) {
         int step = sqlite3_step(b->stmt);

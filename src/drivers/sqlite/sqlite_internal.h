@@ -89,12 +89,14 @@ int sqlite_prepare(sqlite_conn *c, const char *sql, size_t len, sqlite3_stmt **o
                    dbp_error *err);
 void sqlite_release_stmt(sqlite3_stmt *stmt, int cached);
 /* Binds one value; `what` and `name` name it in messages ("parameter ':id'",
- * "column 'price'"; `name` NULL: by its position). */
+ * "column 'price'"; `name` NULL: by its position). Text and bytes are bound
+ * in place, unless `copy`: a cursor's statement steps after the request
+ * that holds the values has been freed, so SQLite must keep its own copy. */
 int sqlite_bind_value(sqlite_conn *c, sqlite3_stmt *stmt, int index, const dbp_cell *v,
-                      const char *what, const char *name, dbp_error *err);
-/* Binds one row of parameters, by position or by name. */
+                      const char *what, const char *name, int copy, dbp_error *err);
+/* Binds one row of parameters, by position or by name (`copy`: as above). */
 int sqlite_bind_row(sqlite_conn *c, sqlite3_stmt *stmt, const dbp_params *params, size_t row,
-                    dbp_error *err);
+                    int copy, dbp_error *err);
 int sqlite_execute(void *conn, const char *sql, size_t len, const dbp_params *params,
                    const dbp_exec_ctx *ctx, int64_t *affected, dbp_error *err);
 

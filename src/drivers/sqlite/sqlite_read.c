@@ -274,7 +274,7 @@ int sqlite_cursor_open(void *conn, const char *sql, size_t len, const dbp_params
         cur->stmt = NULL;
         return rc;
     }
-    rc = sqlite_bind_row(c, cur->stmt, params, 0, err);
+    rc = sqlite_bind_row(c, cur->stmt, params, 0, 1, err); /* stream(): fetched later */
     if (rc == DBP_OK && sqlite3_column_count(cur->stmt) == 0)
         rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
                            "the statement returns no columns; use execute() for it");

@@ -108,8 +108,9 @@ static const char *value_label(char *buf, size_t size, const char *what, const c
 }
 
 int sqlite_bind_value(sqlite_conn *c, sqlite3_stmt *stmt, int index, const dbp_cell *v,
-                      const char *what, const char *name, dbp_error *err)
+                      const char *what, const char *name, int copy, dbp_error *err)
 {
+    sqlite3_destructor_type keep = copy ? SQLITE_TRANSIENT : SQLITE_STATIC;
     char label[128];
     char text[48];
     int n, rc;
@@ -134,10 +135,10 @@ int sqlite_bind_value(sqlite_conn *c, sqlite3_stmt *stmt, int index, const dbp_c
     case DBP_V_UUID:
     case DBP_V_JSON: /* SQLite's JSON functions read text */
     case DBP_V_INET:
-        rc = sqlite3_bind_text64(stmt, index, v->data, v->len, SQLITE_STATIC, SQLITE_UTF8);
+        rc = sqlite3_bind_text64(stmt, index, v->data, v->len, keep, SQLITE_UTF8);
         break;
     case DBP_V_BLOB:
-        rc = sqlite3_bind_blob64(stmt, index, v->data, v->len, SQLITE_STATIC);
+        rc = sqlite3_bind_blob64(stmt, index, v->data, v->len, keep);
         break;
     case DBP_V_DATE:
     case DBP_V_TIMESTAMP:
@@ -170,7 +171,7 @@ int sqlite_bind_value(sqlite_conn *c, sqlite3_stmt *stmt, int index, const dbp_c
 
 /* Binds one row of parameters, by position or by name. */
 int sqlite_bind_row(sqlite_conn *c, sqlite3_stmt *stmt, const dbp_params *params, size_t row,
-                    dbp_error *err)
+                    int copy, dbp_error *err)
 {
     int expected = sqlite3_bind_parameter_count(stmt);
     size_t given = dbp_params_width(params);
@@ -204,7 +205,8 @@ int sqlite_bind_row(sqlite_conn *c, sqlite3_stmt *stmt, const dbp_params *params
         dbp_cell cell;
         dbp_params_cell(params, v, &cell);
         int rc = sqlite_bind_value(c, stmt, i, &cell, "parameter",
-                            named ? sqlite3_bind_parameter_name(stmt, i) : NULL, err);
+                                   named ? sqlite3_bind_parameter_name(stmt, i) : NULL, copy,
+                                   err);
         if (rc != DBP_OK)
             return rc;
     }
@@ -291,7 +293,7 @@ static int execute_watched(sqlite_conn *c, const char *sql, size_t len,
     *affected = 0;
     for (size_t row = 0; row < (rows ? rows : 1) && rc == DBP_OK; row++) {
         int64_t before = sqlite3_total_changes64(c->db);
-        rc = sqlite_bind_row(c, stmt, params, row, err);
+        rc = sqlite_bind_row(c, stmt, params, row, 0, err);
         if (rc == DBP_OK)
             rc = step_to_end(c, stmt, ctx, err);
         if (rc == DBP_OK)
