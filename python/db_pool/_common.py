@@ -145,18 +145,20 @@ def warn_abandoned(what: str, timeout: float) -> None:
 
 
 class StreamDeadline:
-    """The deadline of a whole stream: each of its requests gets what is left."""
+    """The deadline of a whole stream (or of a partitioned query): each of
+    its requests gets what is left."""
 
-    def __init__(self, timeout: float | None) -> None:
+    def __init__(self, timeout: float | None, what: str = "the stream") -> None:
         self._timeout = call_timeout(timeout)
         self._end = None if self._timeout is None else time.monotonic() + self._timeout
+        self._what = what
 
     def left(self) -> float | None:
         if self._end is None:
             return None
         left = self._end - time.monotonic()
         if left <= 0:
-            exc = QueryTimeout(f"the stream did not finish within timeout={self._timeout:g} s")
+            exc = QueryTimeout(f"{self._what} did not finish within timeout={self._timeout:g} s")
             exc.sqlstate, exc.category = "57014", "query-timeout"
             raise exc
         return left

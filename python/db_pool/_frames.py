@@ -91,8 +91,9 @@ def _array_element(dtype: Any) -> pl.Expr:
 
 # ---- create=True ---------------------------------------------------------------
 
-def _quote(engine: str, name: str) -> str:
-    """One identifier quoted as the bulk loaders quote it, the quote doubled."""
+def quote_identifier(engine: str, name: str) -> str:
+    """One identifier quoted as the bulk loaders quote it, the quote doubled
+    (also the partition column of a partitioned read)."""
     open_, close = ("[", "]") if engine == "mssql" else ('"', '"')
     return open_ + name.replace(close, close * 2) + close
 
@@ -100,7 +101,7 @@ def _quote(engine: str, name: str) -> str:
 def quote_table(engine: str, table: str) -> str:
     """The table name quoted as the bulk loader quotes it (dots separate
     schema and table)."""
-    return ".".join(_quote(engine, part) for part in table.split("."))
+    return ".".join(quote_identifier(engine, part) for part in table.split("."))
 
 
 _SCALARS: dict[str, dict[Any, str]] = {
@@ -154,7 +155,7 @@ def create_statements(engine: str, table: str, schema: pl.Schema, if_exists: str
     created if missing; if it exists, kept ("append"), an error ("fail": the
     engine's own duplicate-table error), or dropped and created anew."""
     quoted = quote_table(engine, table)
-    columns = ", ".join(f"{_quote(engine, n)} {sql_type(engine, n, t)}" for n, t in schema.items())
+    columns = ", ".join(f"{quote_identifier(engine, n)} {sql_type(engine, n, t)}" for n, t in schema.items())
     if engine == "mssql":  # no IF [NOT] EXISTS on its CREATE and DROP
         exists = f"OBJECT_ID(N'{quoted.replace(chr(39), chr(39) * 2)}', N'U')"
         drop, if_missing = f"IF {exists} IS NOT NULL DROP TABLE {quoted}", f"IF {exists} IS NULL "
