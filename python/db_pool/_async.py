@@ -15,6 +15,8 @@ import polars as pl
 
 from . import _native
 from ._frames import FrameInput, IfExists, check_if_exists, create_statements, prepare_frame
+from ._partition import PartitionRange, query_async, refuse_in_transaction, stream_async
+from ._partition import options as partition_options
 from ._common import (
     DEFAULT_BATCH_ROWS,
     CopyMode,
@@ -158,8 +160,13 @@ class Transaction:
         *,
         copy: CopyMode = "auto",
         timeout: float | None = None,
+        partition_on: str | None = None,
+        partitions: int | None = None,
+        partition_range: PartitionRange | None = None,
     ) -> pl.DataFrame:
-        """Runs a query inside the transaction and returns its rows."""
+        """Runs a query inside the transaction and returns its rows. (A
+        partitioned read needs several connections: ProgrammingError here.)"""
+        refuse_in_transaction(partition_on, partitions, partition_range)
         req = await self._run(_native.OP_QUERY, sql, params, copy=copy_mode(copy), timeout=timeout)
         return frame(req)
 
@@ -373,6 +380,10 @@ class DatabasePool(PoolRegistry):
         copy: CopyMode = "auto",
         readonly: bool | None = None,
         timeout: float | None = None,
+        partition_on: str | None = None,
+        partitions: int | None = None,
+        partition_range: PartitionRange | None = None,
+        rechunk: bool = False,
     ) -> pl.DataFrame:
         """Runs a query and returns all its rows as a DataFrame.
 
@@ -391,7 +402,21 @@ class DatabasePool(PoolRegistry):
         connection included; when it passes the statement is cancelled on
         the server and QueryTimeout raised (default: the pool's
         ``query_timeout``). Every method takes it.
+
+        ``partition_on="col", partitions=N`` reads the rows as N range
+        queries on ``col`` (integer, float, decimal, date or datetime) run
+        at once on N pooled connections, and stacks their frames without
+        copying (``rechunk=True`` makes each column one contiguous chunk).
+        The ranges split MIN..MAX of the column, or ``partition_range=(low,
+        high)``; the first and last are open-ended and NULLs go to the
+        first, so every row comes back once, in no particular order.
+        ``timeout`` bounds the whole call. See docs/partitioned_reads.md.
         """
+        part = partition_options(partition_on, partitions, partition_range)
+        if part is not None:
+            return await query_async(
+                self, pool_id, sql, params, part, copy=copy_mode(copy),
+                readonly=readonly_flag(readonly), timeout=timeout, rechunk=rechunk)
         req = await self._submit(
             pool_id,
             _native.OP_QUERY,
@@ -401,7 +426,7 @@ class DatabasePool(PoolRegistry):
             readonly=readonly_flag(readonly),
             timeout=timeout,
         )
-        return frame(req)
+        return frame(req).rechunk() if rechunk else frame(req)
 
     async def execute(
         self, pool_id: str, sql: str, params: Params = None, *, timeout: float | None = None
@@ -490,6 +515,9 @@ class DatabasePool(PoolRegistry):
         copy: CopyMode = "auto",
         readonly: bool = True,
         timeout: float | None = None,
+        partition_on: str | None = None,
+        partitions: int | None = None,
+        partition_range: PartitionRange | None = None,
     ) -> AsyncIterator[pl.DataFrame]:
         """Yields the rows of a query as DataFrames of at most ``batch_rows`` rows.
 
@@ -499,10 +527,24 @@ class DatabasePool(PoolRegistry):
         ``timeout`` bounds the whole stream (each batch gets what is left;
         time the caller spends between batches counts too); the pool's
         ``query_timeout`` bounds each batch.
+
+        ``partition_on``, ``partitions`` and ``partition_range`` split it as
+        query() does: N streams on N connections, whose batches are yielded
+        as they arrive, interleaved (at most two batches per partition held).
         """
         if batch_rows < 1:
             raise ValueError("batch_rows must be at least 1")
         copy_mode(copy)  # a bad value fails before a connection is taken
+        part = partition_options(partition_on, partitions, partition_range)
+        if part is not None:
+            parts = stream_async(self, pool_id, sql, params, part, batch_rows=batch_rows,
+                                 copy=copy, readonly=readonly, timeout=timeout)
+            try:
+                async for df in parts:
+                    yield df
+            finally:
+                await parts.aclose()
+            return
         deadline = StreamDeadline(timeout)
         tx = Transaction(self, pool_id, "")
         req = await self._submit(

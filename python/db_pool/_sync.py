@@ -15,6 +15,8 @@ import polars as pl
 from . import _native
 from ._async import Params
 from ._frames import FrameInput, IfExists, check_if_exists, create_statements, prepare_frame
+from ._partition import PartitionRange, query_sync, refuse_in_transaction, stream_sync
+from ._partition import options as partition_options
 from ._common import (
     DEFAULT_BATCH_ROWS,
     CopyMode,
@@ -96,8 +98,13 @@ class SyncTransaction:
         *,
         copy: CopyMode = "auto",
         timeout: float | None = None,
+        partition_on: str | None = None,
+        partitions: int | None = None,
+        partition_range: PartitionRange | None = None,
     ) -> pl.DataFrame:
-        """Runs a query inside the transaction and returns its rows."""
+        """Runs a query inside the transaction and returns its rows. (A
+        partitioned read needs several connections: ProgrammingError here.)"""
+        refuse_in_transaction(partition_on, partitions, partition_range)
         return frame(
             self._run(_native.OP_QUERY, sql, params, copy=copy_mode(copy), timeout=timeout)
         )
@@ -261,8 +268,18 @@ class SyncDatabasePool(PoolRegistry):
         copy: CopyMode = "auto",
         readonly: bool | None = None,
         timeout: float | None = None,
+        partition_on: str | None = None,
+        partitions: int | None = None,
+        partition_range: PartitionRange | None = None,
+        rechunk: bool = False,
     ) -> pl.DataFrame:
-        """Runs a query and returns all its rows as a DataFrame; see DatabasePool.query."""
+        """Runs a query and returns all its rows as a DataFrame; see DatabasePool.query
+        (partitioned reads too: the partitions run at once on the C workers)."""
+        part = partition_options(partition_on, partitions, partition_range)
+        if part is not None:
+            return query_sync(
+                self, pool_id, sql, params, part, copy=copy_mode(copy),
+                readonly=readonly_flag(readonly), timeout=timeout, rechunk=rechunk)
         req = self._submit(
             pool_id,
             _native.OP_QUERY,
@@ -272,7 +289,7 @@ class SyncDatabasePool(PoolRegistry):
             readonly=readonly_flag(readonly),
             timeout=timeout,
         )
-        return frame(req)
+        return frame(req).rechunk() if rechunk else frame(req)
 
     def execute(
         self, pool_id: str, sql: str, params: Params = None, *, timeout: float | None = None
@@ -341,12 +358,20 @@ class SyncDatabasePool(PoolRegistry):
         copy: CopyMode = "auto",
         readonly: bool = True,
         timeout: float | None = None,
+        partition_on: str | None = None,
+        partitions: int | None = None,
+        partition_range: PartitionRange | None = None,
     ) -> Iterator[pl.DataFrame]:
         """Yields the rows of a query as DataFrames of at most ``batch_rows`` rows;
-        see DatabasePool.stream."""
+        see DatabasePool.stream (partitioned: batches interleaved as they arrive)."""
         if batch_rows < 1:
             raise ValueError("batch_rows must be at least 1")
         mode = copy_mode(copy)
+        part = partition_options(partition_on, partitions, partition_range)
+        if part is not None:
+            yield from stream_sync(self, pool_id, sql, params, part, batch_rows=batch_rows,
+                                   copy=mode, readonly=readonly, timeout=timeout)
+            return
         deadline = StreamDeadline(timeout)
         tx = SyncTransaction(self, pool_id, "", int(readonly))
         tx._acquire(deadline.left())
