@@ -9,7 +9,8 @@ calls this in alternating order, compares the checksums and aggregates.
 
 Workloads (one function per contender each):
 
-- read   (W2 PostgreSQL, W4 SQLite): a whole table into a polars DataFrame;
+- read   (W2 PostgreSQL, W4 SQLite): a whole table into a polars DataFrame
+  (``_pN``: as N range queries at once, partitioned on a["partition_on"]);
 - small  (W1): many 1-row primary-key SELECTs at a concurrency;
 - point  (W4 point): the same on SQLite, one caller;
 - write  (W3): a DataFrame (read from a Parquet file before the clock
@@ -115,6 +116,27 @@ def read_db_pool(a: Args) -> tuple[pl.DataFrame, float]:
     return df, c.seconds
 
 
+def read_db_pool_partitioned(a: Args, n: int) -> tuple[pl.DataFrame, float]:
+    """n range queries on a["partition_on"] at once, on a pool of n connections.
+    The rows arrive in no particular order: sorted after the clock stops, so
+    the checksum's float sums add in the same order as everyone else's."""
+    from db_pool import SyncDatabasePool
+
+    with SyncDatabasePool() as pool:
+        pool.create_pool("b", url=a["url"], min_size=n, max_size=n)
+        with Clock() as c:
+            df = pool.query("b", a["sql"], partition_on=a["partition_on"], partitions=n)
+    return df.sort(a["partition_on"]), c.seconds
+
+
+def read_connectorx_partitioned(a: Args, n: int) -> tuple[pl.DataFrame, float]:
+    """ConnectorX's own partitioning on the same column (MIN/MAX, then n ranges)."""
+    with Clock() as c:
+        df = pl.read_database_uri(a["sql"], a["cx_url"], engine="connectorx",
+                                  partition_on=a["partition_on"], partition_num=n)
+    return df.sort(a["partition_on"]), c.seconds
+
+
 def read_connectorx(a: Args) -> tuple[pl.DataFrame, float]:
     with Clock() as c:
         df = pl.read_database_uri(a["sql"], a["cx_url"], engine="connectorx")
@@ -201,6 +223,10 @@ READ: dict[str, Callable[[Args], tuple[pl.DataFrame | None, float]]] = {
     "asyncpg_df": read_asyncpg,
     "psycopg_copy": read_psycopg_copy,
     "psql_copy": read_psql_copy,
+    "db_pool_p2": lambda a: read_db_pool_partitioned(a, 2),
+    "db_pool_p4": lambda a: read_db_pool_partitioned(a, 4),
+    "connectorx_p2": lambda a: read_connectorx_partitioned(a, 2),
+    "connectorx_p4": lambda a: read_connectorx_partitioned(a, 4),
 }
 
 
