@@ -37,7 +37,7 @@ import polars as pl
 from . import _native
 from ._common import StreamDeadline, copy_mode, frame, log_notices
 from ._frames import quote_identifier
-from .errors import DataError, ProgrammingError
+from .errors import DataError, NotSupportedError, ProgrammingError
 
 if TYPE_CHECKING:
     from ._async import DatabasePool
@@ -270,7 +270,10 @@ def _literal(engine: str, kind: str, v: Any) -> str:
         return repr(v)
     if kind == "decimal":
         return format(v, "f")
-    date_form, naive_form, aware_form = _TEMPORAL_LITERALS[engine]
+    forms = _TEMPORAL_LITERALS.get(engine)
+    if forms is None:  # an engine added later: give it its row above
+        raise NotSupportedError(f"partitioned reads on {engine} split numeric columns only")
+    date_form, naive_form, aware_form = forms
     if kind == "date":
         return date_form.format(v.isoformat())
     return (naive_form if v.tzinfo is None else aware_form).format(v.isoformat(sep=" "))
