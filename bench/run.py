@@ -532,7 +532,7 @@ def load_pg(dsn: str, rows: int, big_rows: int | None) -> None:
                 "(i % 100000) / 100.0, md5(i::text), "
                 "timestamp '2020-01-01' + i * interval '1 second', i % 3 = 0, "
                 f"date '2000-01-01' + (i % 10000) FROM generate_series(1, {n}) AS i;\n"
-                f"VACUUM ANALYZE {table};\n")
+                f"CREATE INDEX ON {table} (i4);\nVACUUM ANALYZE {table};\n")
 
     script = (
         "SET client_min_messages = warning;\n"
