@@ -271,6 +271,87 @@ typedef struct dbp_endpoint_stats {
 int dbp_manager_endpoint_stats(dbp_manager *mgr, const char *pool_id, int index,
                                dbp_endpoint_stats *out, dbp_error *err);
 
+/* ---- metrics (docs/observability.md) -------------------------------------- */
+
+/* Histograms have fixed upper bounds per kind (dbp_histogram_bounds), plus
+ * a last +Inf bucket. */
+#define DBP_HIST_BUCKETS 22
+typedef enum dbp_hist_kind {
+    DBP_HIST_SECONDS = 0, /* durations, bounds 10 us .. 60 s, log-spaced 1-2.5-5 */
+    DBP_HIST_ROWS = 1,    /* row counts, bounds 0, 1, 10 .. 1e8 */
+} dbp_hist_kind;
+
+/* The upper bounds (inclusive, ascending) of a kind's finite buckets; *n is
+ * how many (the +Inf bucket follows them). Static; NULL for an unknown kind. */
+const double *dbp_histogram_bounds(int kind, int *n);
+
+typedef struct dbp_histogram_snapshot {
+    int kind;                           /* dbp_hist_kind */
+    uint64_t buckets[DBP_HIST_BUCKETS]; /* observations per bucket, not cumulative; index
+                                           n (of dbp_histogram_bounds) is +Inf */
+    uint64_t count;
+    double sum;                         /* seconds or rows */
+} dbp_histogram_snapshot;
+
+/* Why the pool closed a connection. Append-only. */
+typedef enum dbp_close_reason {
+    DBP_CLOSE_IDLE = 0,          /* idle longer than idle_timeout above min_size */
+    DBP_CLOSE_LIFETIME = 1,      /* older than max_lifetime (with jitter) */
+    DBP_CLOSE_BROKEN = 2,        /* the connection failed while in use */
+    DBP_CLOSE_RESET_FAILED = 3,  /* rollback / cursor close / session reset on release failed */
+    DBP_CLOSE_VALIDATION = 4,    /* a ping or role probe before use failed */
+    DBP_CLOSE_TOPOLOGY = 5,      /* its endpoint changed role */
+    DBP_CLOSE_ENDPOINT_DOWN = 6, /* its endpoint was found unreachable */
+    DBP_CLOSE_POOL_CLOSED = 7,   /* the pool or manager closed */
+} dbp_close_reason;
+#define DBP_CLOSE_REASON_SLOTS 16 /* every dbp_close_reason is below this */
+/* "idle", "lifetime", ...; static; "unknown" past the last. */
+const char *dbp_close_reason_name(int reason);
+
+#define DBP_CATEGORY_SLOTS 32 /* every dbp_category is below this */
+
+/* A pool's own metrics; its connections are counted per endpoint. */
+typedef struct dbp_pool_metrics {
+    int waiting;     /* callers queued for a connection now */
+    int n_endpoints;
+    uint64_t requests[DBP_CATEGORY_SLOTS]; /* finished requests by outcome: [DBP_OK] succeeded,
+                                              else the error's dbp_category */
+    uint64_t acquire_timeouts; /* waits for a connection that passed acquire_timeout */
+    uint64_t rejected;         /* refused at submission: the wait queue was full */
+    uint64_t retries;          /* requests moved to another endpoint before running */
+    uint64_t abandoned;        /* callers answered while their statement was still stuck */
+    uint64_t failovers;        /* times writes moved to a different primary */
+    uint64_t topology_generation;
+    uint64_t bulk_rows_in;     /* rows written by write_frame */
+    uint64_t bulk_rows_out;    /* rows read by cursor fetches (stream) */
+    dbp_histogram_snapshot wait_time;   /* acquire wait of each checkout, seconds */
+    dbp_histogram_snapshot result_rows; /* rows of each query() result */
+} dbp_pool_metrics;
+
+typedef struct dbp_endpoint_metrics {
+    char label[128];   /* host, port and database; never a password */
+    int role, health, is_primary; /* dbp_role, dbp_health (the circuit breaker's state) */
+    double lag_seconds; /* < 0 unknown */
+    int failures;       /* consecutive failed connects or probes */
+    int idle, in_use, opening, closing; /* connections by state now */
+    int max_size, min_size;
+    uint64_t acquired;          /* checkouts by callers */
+    uint64_t opened;            /* connections opened */
+    uint64_t connect_failures;  /* connection attempts that failed */
+    uint64_t validations_failed;
+    uint64_t role_changes;      /* a known role that changed (not its first discovery) */
+    uint64_t closed[DBP_CLOSE_REASON_SLOTS]; /* by dbp_close_reason */
+    dbp_histogram_snapshot create_time; /* connect (+ init_sql) of each new connection */
+    dbp_histogram_snapshot use_time;    /* checkout to return of each caller's connection */
+} dbp_endpoint_metrics;
+
+/* Reads a pool's metrics and its endpoints' (up to max_eps into `eps`; the
+ * pool's count is out->n_endpoints) in one critical section, so they agree
+ * with each other. engine_out (optional) gets the engine's name. */
+int dbp_manager_pool_metrics(dbp_manager *mgr, const char *pool_id, dbp_pool_metrics *out,
+                             dbp_endpoint_metrics *eps, int max_eps, char *engine_out,
+                             size_t engine_out_size, dbp_error *err);
+
 /* ---- topology events ------------------------------------------------------- */
 
 typedef enum dbp_event_kind {

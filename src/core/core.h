@@ -19,6 +19,7 @@
 #include "arrow_abi.h"
 #include "db_pool.h"
 #include "driver.h"
+#include "metrics.h"
 #include "result.h"
 
 typedef struct dbp_pool dbp_pool;
@@ -49,6 +50,11 @@ struct dbp_conn {
     int reused;            /* the running request got it from idle, not newly opened */
     int broken;            /* close instead of reusing */
     int has_cursor;        /* a cursor is open on it */
+    int close_why;         /* dbp_close_reason once broken by something other than a failure
+                              in use (a failed reset, a closing pool); 0 otherwise */
+    dbp_gauge_cell *closing; /* its endpoint's closing gauge, counted in until disconnected */
+    int64_t checkout_ns;   /* when a caller's request or lease got it; 0: not a caller's */
+    int64_t connect_ns;    /* how long its connect took (for create_time) */
     dbp_request *running;  /* the request running on it, for cancel */
     dbp_conn *prev, *next; /* on endpoint->idle or endpoint->busy */
 };
@@ -166,7 +172,8 @@ struct dbp_endpoint {
     int64_t next_probe_ns;
     int probing;            /* a probe is queued or running */
     char last_error[256];
-    uint64_t acquired_total, failed_total;
+    uint64_t failed_total;  /* failed connects and probes (stats(): "failed") */
+    dbp_endpoint_counters m; /* metrics.h */
 };
 
 struct dbp_pool {
@@ -183,7 +190,7 @@ struct dbp_pool {
     dbp_endpoint *last_primary; /* the latest non-NULL primary, to count failovers */
     int starved;            /* a waiting request has no endpoint in its role: probe fast */
     unsigned next_rr;       /* round-robin position */
-    dbp_pool_stats stats;   /* counters; gauges are filled on read */
+    dbp_pool_counters m;    /* metrics.h; stats() derives its counters from them */
     unsigned rng;           /* for lifetime jitter and backoff */
     dbp_request *submitting; /* being submitted and may run on its caller's thread */
     dbp_pool *next_dead;    /* chains pools to destroy after unlocking */
@@ -282,14 +289,22 @@ int64_t dbp_pool_maintain_locked(dbp_pool *pool, int64_t now, request_list *expi
 /* Marks the pool closed: waiters move to `failed`, idle connections to
  * *to_close. */
 void dbp_pool_close_locked(dbp_pool *pool, request_list *failed, dbp_conn **to_close);
-/* Records that a slot is connected (called by the worker). */
+/* Records that a slot is connected (called by the worker); its connect
+ * took conn->connect_ns. */
 void dbp_pool_conn_opened_locked(dbp_pool *pool, dbp_conn *conn, void *handle, int64_t now);
 /* Puts a request whose connection attempt failed, or whose endpoint turned
  * out to have the wrong role, back in the wait queue in its original place,
  * then dispatches. It was never sent, so this is always safe. */
 void dbp_pool_requeue_locked(dbp_pool *pool, dbp_request *req);
-/* Moves an endpoint's idle connections to *to_close. */
-void dbp_endpoint_close_idle_locked(dbp_endpoint *ep, dbp_conn **to_close);
+/* Moves an endpoint's idle connections to *to_close, counted as closed for
+ * `why` (dbp_close_reason). */
+void dbp_endpoint_close_idle_locked(dbp_endpoint *ep, dbp_conn **to_close, int why);
+/* Counts a connection about to be disconnected outside the lock: closed
+ * for `why`, and closing until dbp_conns_destroy or dbp_conn_closed. */
+void dbp_conn_count_close_locked(dbp_conn *conn, int why);
+/* The disconnect of a connection counted by dbp_conn_count_close_locked is
+ * done (no lock needed). */
+void dbp_conn_closed(dbp_conn *conn);
 /* An idle connection of `ep` moved to busy, else a new unconnected slot
  * when the endpoint has room; NULL when neither (or out of memory). */
 dbp_conn *dbp_endpoint_take_conn_locked(dbp_endpoint *ep);
@@ -355,7 +370,9 @@ int dbp_request_may_have_written(const dbp_request *req);
 /* events.c */
 void dbp_event_push_locked(dbp_manager *mgr, dbp_event_kind kind, const dbp_endpoint *ep,
                            dbp_role old_role, const char *message);
-/* Disconnects and frees a chain of connections. No lock needed. */
+/* Disconnects and frees a chain of connections. No lock needed, but the
+ * pool may be gone: counted ones (dbp_conn_count_close_locked) hold their
+ * closing gauge themselves. */
 void dbp_conns_destroy(dbp_conn *chain);
 
 /* worker.c */

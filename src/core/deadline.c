@@ -94,7 +94,7 @@ static void answer_early_locked(dbp_request *req)
     if (req->on_lease)
         req->on_lease->lost = 1;
     if (!DBP_OP_IS_INTERNAL(req->op))
-        pool->stats.abandoned_total++;
+        dbp_counter_inc(&pool->m.abandoned);
     dbp_request_count_locked(pool, req, req->early_status);
     dbp_request_answer_locked(req);
 }

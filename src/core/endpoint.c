@@ -79,7 +79,7 @@ void dbp_endpoint_failed_locked(dbp_endpoint *ep, const dbp_error *err, dbp_conn
     ep->break_ns = now;
     if (ep->health != DBP_HEALTH_DOWN)
         set_health(ep, DBP_HEALTH_DOWN, DBP_EVENT_DOWN);
-    dbp_endpoint_close_idle_locked(ep, to_close); /* their server is gone too */
+    dbp_endpoint_close_idle_locked(ep, to_close, DBP_CLOSE_ENDPOINT_DOWN); /* gone too */
     dbp_janitor_wake_locked(pool->mgr);
 }
 
@@ -97,7 +97,7 @@ void dbp_endpoint_suspect_locked(dbp_endpoint *ep, const dbp_error *err)
 static void set_primary(dbp_pool *pool, dbp_endpoint *ep)
 {
     if (ep && pool->last_primary && pool->last_primary != ep)
-        pool->stats.failovers_total++;
+        dbp_counter_inc(&pool->m.failovers);
     pool->primary = ep;
     if (ep) {
         pool->last_primary = ep;
@@ -145,8 +145,9 @@ void dbp_endpoint_probed_locked(dbp_endpoint *ep, dbp_conn *conn, dbp_role role,
         if (old != DBP_ROLE_UNKNOWN) {
             /* connections opened under the old role retire */
             ep->generation++;
-            pool->stats.topology_generation++;
-            dbp_endpoint_close_idle_locked(ep, to_close);
+            dbp_counter_inc(&pool->m.topology_generation);
+            dbp_counter_inc(&ep->m.role_changes);
+            dbp_endpoint_close_idle_locked(ep, to_close, DBP_CLOSE_TOPOLOGY);
         }
         if (conn) /* the probe's own connection has seen the new role: it stays */
             conn->generation = ep->generation;

@@ -100,6 +100,7 @@ void dbp_lease_release(dbp_lease *lease)
     int on_worker = lease->busy; /* the running request's worker returns it */
     if (!on_worker && (mgr->closing || lease->pool->closed)) {
         lease->conn->broken = 1; /* closed, not reset: the server rolls back */
+        lease->conn->close_why = DBP_CLOSE_POOL_CLOSED;
     } else if (!on_worker && needs_reset(lease)) {
         dbp_request *reset = dbp_request_new_internal(DBP_OP_RESET_LEASE, mgr);
         if (reset) { /* else: reset here, on the caller's thread */

@@ -193,9 +193,11 @@ static dbp_conn *conn_new_open(dbp_endpoint *ep, dbp_error *err, int *rc)
     atomic_int never = 0;
     dbp_exec_ctx ctx;
     creation_ctx(ep->pool, &never, &ctx);
+    int64_t started = dbp_now_ns();
     *rc = conn->driver->connect(ep->config, &ctx, &conn->handle, err);
     if (*rc == DBP_OK)
         *rc = dbp_conn_init(ep->pool, conn->handle, &ctx, err);
+    conn->connect_ns = dbp_now_ns() - started;
     if (*rc != DBP_OK) {
         if (conn->handle)
             conn->driver->disconnect(conn->handle);
@@ -510,6 +512,42 @@ void dbp_free_strings(char **strings)
     dbp_free(strings);
 }
 
+/* stats() keeps its older, coarser shape, computed from the metrics
+ * (metrics.h) so that each thing is counted once. */
+static void stats_from_metrics_locked(const dbp_pool *pool, dbp_pool_stats *out)
+{
+    const dbp_pool_counters *m = &pool->m;
+    memset(out, 0, sizeof *out);
+    for (int c = 0; c < DBP_CATEGORY_SLOTS; c++) {
+        uint64_t n = dbp_counter_get(&m->requests[c]);
+        out->requests_total += n;
+        if (c != DBP_OK && c != DBP_E_CANCELLED)
+            out->errors_total += n;
+    }
+    out->cancelled_total = dbp_counter_get(&m->requests[DBP_E_CANCELLED]);
+    out->query_timeouts_total = dbp_counter_get(&m->requests[DBP_E_QUERY_TIMEOUT]);
+    out->timeouts_total = dbp_counter_get(&m->acquire_timeouts);
+    out->rejected_total = dbp_counter_get(&m->rejected);
+    out->retries_total = dbp_counter_get(&m->retries);
+    out->abandoned_total = dbp_counter_get(&m->abandoned);
+    out->failovers_total = dbp_counter_get(&m->failovers);
+    out->topology_generation = dbp_counter_get(&m->topology_generation);
+    out->acquire_wait_ms_total = (double)dbp_counter_get(&m->wait_time.sum) / 1e6;
+    for (int e = 0; e < pool->n_endpoints; e++) {
+        const dbp_endpoint *ep = pool->endpoints[e];
+        const dbp_endpoint_counters *em = &ep->m;
+        out->idle += ep->idle.count;
+        out->in_use += ep->busy.count - ep->opening;
+        out->opening += ep->opening;
+        out->acquired_total += dbp_counter_get(&em->acquired);
+        out->created_total += dbp_counter_get(&em->opened);
+        out->failed_total += dbp_counter_get(&em->connect_failures);
+        out->validations_failed_total += dbp_counter_get(&em->validations_failed);
+        for (int r = 0; r < DBP_CLOSE_REASON_SLOTS; r++)
+            out->closed_total += dbp_counter_get(&em->closed[r]);
+    }
+}
+
 int dbp_manager_pool_stats(dbp_manager *mgr, const char *pool_id, dbp_pool_stats *out,
                            char *engine_out, size_t engine_out_size, dbp_error *err)
 {
@@ -517,14 +555,7 @@ int dbp_manager_pool_stats(dbp_manager *mgr, const char *pool_id, dbp_pool_stats
     size_t i = dbp_manager_find_pool_locked(mgr, pool_id);
     if (i != SIZE_MAX) {
         const dbp_pool *pool = mgr->pools[i];
-        *out = pool->stats;
-        out->idle = out->in_use = out->opening = 0;
-        for (int e = 0; e < pool->n_endpoints; e++) {
-            const dbp_endpoint *ep = pool->endpoints[e];
-            out->idle += ep->idle.count;
-            out->in_use += ep->busy.count - ep->opening;
-            out->opening += ep->opening;
-        }
+        stats_from_metrics_locked(pool, out);
         out->size = out->idle + out->in_use + out->opening;
         out->waiting = pool->waiting.count;
         out->max_size = pool->opts.max_size;
@@ -573,7 +604,7 @@ int dbp_manager_endpoint_stats(dbp_manager *mgr, const char *pool_id, int index,
         out->opening = ep->opening;
         out->in_use = ep->busy.count - ep->opening;
         out->size = out->idle + out->in_use + out->opening;
-        out->acquired_total = ep->acquired_total;
+        out->acquired_total = dbp_counter_get(&ep->m.acquired);
         out->failed_total = ep->failed_total;
     }
     pthread_mutex_unlock(&mgr->mu);

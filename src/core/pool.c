@@ -95,6 +95,10 @@ int dbp_pool_new(dbp_manager *mgr, const char *id, const dbp_driver *driver, voi
     int ok = pool && pool->endpoints && pool->id;
     for (int i = 0; ok && i < n_endpoints; i++) {
         dbp_endpoint *ep = dbp_calloc(1, sizeof *ep);
+        if (ep && dbp_endpoint_counters_init(&ep->m) < 0) {
+            dbp_free(ep);
+            ep = NULL;
+        }
         if (!ep) {
             ok = 0;
             break;
@@ -131,6 +135,7 @@ int dbp_pool_new(dbp_manager *mgr, const char *id, const dbp_driver *driver, voi
         return dbp_error_nomem(err);
     }
     pool->rng = (unsigned)(uintptr_t)pool ^ (unsigned)dbp_now_ns();
+    dbp_pool_counters_init(&pool->m);
     if (n_endpoints == 1)
         pool->primary = pool->endpoints[0];
     *out = pool;
@@ -149,6 +154,7 @@ void dbp_pool_destroy_unregistered(dbp_pool *pool)
         return;
     for (int i = 0; i < pool->n_endpoints; i++) {
         pool->driver->free_config(pool->endpoints[i]->config);
+        dbp_endpoint_counters_free(&pool->endpoints[i]->m);
         dbp_free(pool->endpoints[i]);
     }
     dbp_free(pool->endpoints);
@@ -172,6 +178,7 @@ void dbp_conns_destroy(dbp_conn *chain)
         dbp_conn *next = chain->next;
         if (chain->handle)
             chain->driver->disconnect(chain->handle);
+        dbp_conn_closed(chain);
         dbp_free(chain);
         chain = next;
     }
@@ -235,7 +242,8 @@ void dbp_pool_conn_opened_locked(dbp_pool *pool, dbp_conn *conn, void *handle, i
         conn->state = CONN_BUSY;
         ep->opening--;
     }
-    pool->stats.created_total++;
+    dbp_counter_inc(&ep->m.opened);
+    dbp_histogram_observe(&ep->m.create_time, conn->connect_ns);
 }
 
 /* ---- waiting and dispatch ------------------------------------------------ */
@@ -245,7 +253,7 @@ int dbp_pool_submit_locked(dbp_pool *pool, dbp_request *req, dbp_error *err)
     if (pool->closed)
         return dbp_error_set(err, DBP_E_CLOSED, 0, NULL, "pool '%s' is closed", pool->id);
     if (pool->opts.max_waiting > 0 && pool->waiting.count >= pool->opts.max_waiting) {
-        pool->stats.rejected_total++;
+        dbp_counter_inc(&pool->m.rejected);
         return dbp_error_set(err, DBP_E_POOL_FULL, 0, NULL,
                              "pool '%s' has %d callers waiting for a connection, the limit "
                              "(max_waiting); retry later or raise max_waiting",
@@ -280,7 +288,7 @@ void dbp_pool_requeue_locked(dbp_pool *pool, dbp_request *req)
     req->state = REQ_WAITING;
     req->conn = NULL;
     req->attempts++;
-    pool->stats.retries_total++;
+    dbp_counter_inc(&pool->m.retries);
     /* insert after `after` (at the head when NULL) */
     request_list *l = &pool->waiting;
     req->prev = after;
@@ -317,10 +325,11 @@ static void assign(dbp_pool *pool, dbp_request *req, dbp_conn *conn, int64_t now
     dbp_endpoint *ep = conn->endpoint;
     dbp_request_list_remove(&pool->waiting, req);
     req->conn = conn;
+    conn->checkout_ns = 0;
     if (!DBP_OP_IS_INTERNAL(req->op)) {
-        pool->stats.acquired_total++;
-        ep->acquired_total++;
-        pool->stats.acquire_wait_ms_total += (double)(now - req->enqueued_ns) / 1e6;
+        conn->checkout_ns = now;
+        dbp_counter_inc(&ep->m.acquired);
+        dbp_histogram_observe(&pool->m.wait_time, now - req->enqueued_ns);
     }
     if (req == pool->submitting) { /* its caller runs it: no thread hand-off */
         req->state = REQ_RUNNING;
@@ -378,8 +387,9 @@ void dbp_pool_dispatch_locked(dbp_pool *pool)
 
 /* ---- returning --------------------------------------------------------- */
 
-static void conn_forget(dbp_pool *pool, dbp_conn *conn)
+static void conn_forget(dbp_pool *pool, dbp_conn *conn, int why)
 {
+    (void)pool;
     dbp_endpoint *ep = conn->endpoint;
     if (conn->state == CONN_IDLE) {
         dbp_conn_list_remove(&ep->idle, conn);
@@ -389,14 +399,34 @@ static void conn_forget(dbp_pool *pool, dbp_conn *conn)
         dbp_conn_list_remove(&ep->busy, conn);
     }
     if (conn->handle)
-        pool->stats.closed_total++;
+        dbp_conn_count_close_locked(conn, why);
 }
 
-void dbp_endpoint_close_idle_locked(dbp_endpoint *ep, dbp_conn **to_close)
+void dbp_conn_count_close_locked(dbp_conn *conn, int why)
+{
+    dbp_endpoint *ep = conn->endpoint;
+    dbp_counter_inc(&ep->m.closed[why]);
+    if (!conn->closing) {
+        conn->closing = dbp_gauge_cell_ref(ep->m.closing);
+        atomic_fetch_add_explicit(&conn->closing->value, 1, memory_order_relaxed);
+    }
+}
+
+void dbp_conn_closed(dbp_conn *conn)
+{
+    dbp_gauge_cell *cell = conn->closing;
+    if (cell) {
+        conn->closing = NULL;
+        atomic_fetch_sub_explicit(&cell->value, 1, memory_order_relaxed);
+        dbp_gauge_cell_unref(cell);
+    }
+}
+
+void dbp_endpoint_close_idle_locked(dbp_endpoint *ep, dbp_conn **to_close, int why)
 {
     dbp_conn *conn;
     while ((conn = ep->idle.head)) {
-        conn_forget(ep->pool, conn);
+        conn_forget(ep->pool, conn, why);
         conn->next = *to_close;
         *to_close = conn;
     }
@@ -408,10 +438,20 @@ dbp_conn *dbp_pool_return_conn_locked(dbp_pool *pool, dbp_conn *conn)
     dbp_endpoint *ep = conn->endpoint;
     dbp_conn *to_close = NULL;
     conn->running = NULL;
+    if (conn->checkout_ns) { /* a caller's checkout ends here (lease or request) */
+        dbp_histogram_observe(&ep->m.use_time, now - conn->checkout_ns);
+        conn->checkout_ns = 0;
+    }
     /* a connection opened before its endpoint's role changed retires */
-    if (pool->closed || conn->broken || !conn->handle || now >= conn->retire_ns ||
-        conn->generation != ep->generation || ep->health == DBP_HEALTH_DOWN) {
-        conn_forget(pool, conn);
+    int why = pool->closed                          ? DBP_CLOSE_POOL_CLOSED
+              : conn->broken                        ? (conn->close_why ? conn->close_why
+                                                                       : DBP_CLOSE_BROKEN)
+              : conn->generation != ep->generation  ? DBP_CLOSE_TOPOLOGY
+              : ep->health == DBP_HEALTH_DOWN       ? DBP_CLOSE_ENDPOINT_DOWN
+              : now >= conn->retire_ns              ? DBP_CLOSE_LIFETIME
+                                                    : -1;
+    if (why >= 0 || !conn->handle) {
+        conn_forget(pool, conn, why >= 0 ? why : DBP_CLOSE_BROKEN);
         conn->next = NULL;
         to_close = conn;
     } else {
@@ -488,7 +528,7 @@ static void expire(dbp_pool *pool, dbp_request *req, int routable, int64_t now)
             (long long)pool->opts.acquire_timeout_ms, pool->id, pool_size(pool),
             pool->opts.max_size, pool->waiting.count);
         if (!DBP_OP_IS_INTERNAL(req->op))
-            pool->stats.timeouts_total++;
+            dbp_counter_inc(&pool->m.acquire_timeouts);
     } else {
         char states[512];
         dbp_route_describe(pool, states, sizeof states);
@@ -536,7 +576,7 @@ int64_t dbp_pool_maintain_locked(dbp_pool *pool, int64_t now, request_list *expi
                                 now - conn->last_used_ns >= MS_TO_NS(pool->opts.idle_timeout_ms) &&
                                 dbp_endpoint_size(ep) > pool->opts.min_size;
             if (too_old || idle_too_long) {
-                conn_forget(pool, conn);
+                conn_forget(pool, conn, too_old ? DBP_CLOSE_LIFETIME : DBP_CLOSE_IDLE);
                 conn->next = *to_close;
                 *to_close = conn;
             }
@@ -563,7 +603,7 @@ void dbp_pool_close_locked(dbp_pool *pool, request_list *failed, dbp_conn **to_c
     int64_t now = dbp_now_ns();
     for (int i = 0; i < pool->n_endpoints; i++) {
         dbp_endpoint *ep = pool->endpoints[i];
-        dbp_endpoint_close_idle_locked(ep, to_close);
+        dbp_endpoint_close_idle_locked(ep, to_close, DBP_CLOSE_POOL_CLOSED);
         /* statements and connection attempts under way are stopped */
         for (dbp_conn *conn = ep->busy.head; conn; conn = conn->next)
             if (conn->running)

@@ -157,13 +157,16 @@ void dbp_request_count_locked(dbp_pool *pool, const dbp_request *req, int status
 {
     if (DBP_OP_IS_INTERNAL(req->op))
         return;
-    pool->stats.requests_total++;
-    if (status == DBP_E_CANCELLED)
-        pool->stats.cancelled_total++;
-    else if (status != DBP_OK)
-        pool->stats.errors_total++;
-    if (status == DBP_E_QUERY_TIMEOUT)
-        pool->stats.query_timeouts_total++;
+    dbp_counter_inc(&pool->m.requests[status >= 0 && status < DBP_CATEGORY_SLOTS ? status
+                                                                                 : DBP_E_PROTOCOL]);
+    if (status != DBP_OK || req->answered)
+        return;
+    if (req->op == DBP_OP_QUERY && req->result)
+        dbp_histogram_observe(&pool->m.result_rows, dbp_result_total_rows(req->result));
+    else if (req->op == DBP_OP_CURSOR_FETCH && req->result)
+        dbp_counter_add(&pool->m.bulk_rows_out, (uint64_t)dbp_result_total_rows(req->result));
+    else if (req->op == DBP_OP_WRITE_FRAME && req->rows_affected > 0)
+        dbp_counter_add(&pool->m.bulk_rows_in, (uint64_t)req->rows_affected);
 }
 
 dbp_pool *dbp_request_detach_locked(dbp_request *req)

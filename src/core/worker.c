@@ -56,7 +56,8 @@ static int open_conn(dbp_pool *pool, dbp_conn *conn, dbp_error *err)
 {
     dbp_manager *mgr = pool->mgr;
     dbp_request *req = conn->running;
-    int64_t deadline = dbp_now_ns() + MS_TO_NS(pool->opts.connect_timeout_ms);
+    int64_t started = dbp_now_ns();
+    int64_t deadline = started + MS_TO_NS(pool->opts.connect_timeout_ms);
     dbp_exec_ctx ctx = {.cancelled = &req->cancelled,
                         .deadline_ns = req->call_deadline_ns < deadline ? req->call_deadline_ns
                                                                         : deadline,
@@ -70,10 +71,12 @@ static int open_conn(dbp_pool *pool, dbp_conn *conn, dbp_error *err)
     dbp_conn *to_close = NULL;
     pthread_mutex_lock(&mgr->mu);
     if (rc == DBP_OK) {
-        dbp_pool_conn_opened_locked(pool, conn, handle, dbp_now_ns());
+        int64_t now = dbp_now_ns();
+        conn->connect_ns = now - started;
+        dbp_pool_conn_opened_locked(pool, conn, handle, now);
         dbp_endpoint_connected_locked(conn->endpoint);
     } else {
-        pool->stats.failed_total++;
+        dbp_counter_inc(&conn->endpoint->m.connect_failures);
         conn->broken = 1;
         /* pools of several endpoints record it after the connect (failover.c) */
         if (!dbp_pool_has_topology(pool) && rc != DBP_E_CANCELLED && rc != DBP_E_NOMEM)
@@ -85,14 +88,15 @@ static int open_conn(dbp_pool *pool, dbp_conn *conn, dbp_error *err)
 }
 
 /* Drops the connection's handle, keeping its slot, before reopening it. */
-static void close_handle(dbp_pool *pool, dbp_conn *conn)
+static void close_handle(dbp_pool *pool, dbp_conn *conn, int why)
 {
     pthread_mutex_lock(&pool->mgr->mu);
     void *handle = conn->handle;
     conn->handle = NULL;
-    pool->stats.closed_total++;
+    dbp_conn_count_close_locked(conn, why);
     pthread_mutex_unlock(&pool->mgr->mu);
     pool->driver->disconnect(handle);
+    dbp_conn_closed(conn); /* the request running on it keeps its pool alive */
 }
 
 /* Makes sure the connection is open, young enough and, after a long idle
@@ -105,7 +109,7 @@ static int prepare_conn(dbp_pool *pool, dbp_conn *conn, int ping_if_idle, int *o
         return open_conn(pool, conn, err);
     int64_t now = dbp_now_ns();
     if (now >= conn->retire_ns) {
-        close_handle(pool, conn);
+        close_handle(pool, conn, DBP_CLOSE_LIFETIME);
         return open_conn(pool, conn, err);
     }
     int64_t validate_after = pool->opts.validate_after_ms;
@@ -120,13 +124,13 @@ static int prepare_conn(dbp_pool *pool, dbp_conn *conn, int ping_if_idle, int *o
         housekeeping_ctx(pool, &never, &ctx);
         if (!usable || pool->driver->ping(conn->handle, &ctx, &ping_err) != DBP_OK) {
             pthread_mutex_lock(&pool->mgr->mu);
-            pool->stats.validations_failed_total++;
+            dbp_counter_inc(&conn->endpoint->m.validations_failed);
             if (!ping_err.message[0])
                 snprintf(ping_err.message, sizeof ping_err.message,
                          "an idle connection was found closed by the server");
             dbp_endpoint_broke_locked(conn->endpoint, &ping_err); /* check its siblings */
             pthread_mutex_unlock(&pool->mgr->mu);
-            close_handle(pool, conn);
+            close_handle(pool, conn, DBP_CLOSE_VALIDATION);
             return open_conn(pool, conn, err);
         }
         conn->validated_ns = dbp_now_ns();
@@ -152,7 +156,7 @@ static int prepare_and_probe(dbp_pool *pool, dbp_request *req, dbp_probe_result 
     housekeeping_ctx(pool, &req->cancelled, &ctx);
     rc = pool->driver->probe_role(conn->handle, &ctx, &probe->role, &probe->lag_s, &req->error);
     if (rc != DBP_OK && !opened) {
-        close_handle(pool, conn);
+        close_handle(pool, conn, DBP_CLOSE_VALIDATION);
         rc = open_conn(pool, conn, &req->error);
         housekeeping_ctx(pool, &req->cancelled, &ctx);
         if (rc == DBP_OK)
@@ -260,6 +264,8 @@ void dbp_conn_reset(dbp_conn *conn)
     /* a driver that could not stop a cursor or reset cleanly says so here */
     if ((talked || did_reset) && drv->is_usable && !drv->is_usable(conn->handle))
         conn->broken = 1;
+    if (conn->broken) /* it was not on entry */
+        conn->close_why = DBP_CLOSE_RESET_FAILED;
 }
 
 static int run_op(dbp_pool *pool, dbp_request *req)
