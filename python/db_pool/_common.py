@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, quote, unquote, unquote_to_bytes
 
 import polars as pl
 
-from . import _native
+from . import _metrics, _native
 from .errors import ConfigurationError, PoolClosed, PoolNotFound, ProgrammingError, QueryTimeout
 
 #: Pool options (times in seconds); every other keyword is an engine setting.
@@ -549,6 +549,20 @@ class PoolRegistry:
         stats = self._manager().stats(pool_id)
         stats["events"] = list(self._events.get(pool_id, ()))
         return stats
+
+    def metrics(self, pool_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """A snapshot of the metrics of one pool, or of every open pool:
+        metric name -> samples, each ``{"labels": {...}, "value": n}`` or, for
+        histograms, ``{"labels", "buckets": [(le, cumulative count), ...],
+        "sum", "count"}`` (docs/observability.md lists every metric)."""
+        if pool_id is not None:
+            self._engine(pool_id)
+        ids = [pool_id] if pool_id is not None else self.list_pools()
+        return _metrics.snapshot(self._manager(), ids)
+
+    def prometheus_text(self, pool_id: str | None = None) -> str:
+        """metrics() in the Prometheus text exposition format."""
+        return _metrics.prometheus_text(self.metrics(pool_id))
 
 
 #: Endpoint events kept per pool for stats().

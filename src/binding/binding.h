@@ -29,4 +29,10 @@ int bind_params_init(void);
  * them). *out stays NULL for params=None. Returns -1 with an exception set. */
 int build_params(module_state *st, PyObject *params, int many, dbp_params **out);
 
+/* ---- metrics (metrics.c) ---- */
+
+/* One pool's metrics as a dict (see db_pool/_metrics.py); NULL with an
+ * exception set. */
+PyObject *pool_metrics(module_state *st, dbp_manager *mgr, const char *pool_id);
+
 #endif

@@ -1149,6 +1149,15 @@ static PyObject *manager_stats(ManagerObject *self, PyObject *args)
         "abandoned", s.abandoned_total, "endpoints", endpoints);
 }
 
+static PyObject *manager_metrics(ManagerObject *self, PyObject *args)
+{
+    module_state *st = state_of_type(Py_TYPE(self));
+    const char *pool_id;
+    if (!PyArg_ParseTuple(args, "s", &pool_id) || manager_check(self, st) < 0)
+        return NULL;
+    return pool_metrics(st, self->mgr, pool_id);
+}
+
 static const char *const event_kind_names[] = {
     [DBP_EVENT_UP] = "up",     [DBP_EVENT_SUSPECT] = "suspect", [DBP_EVENT_DOWN] = "down",
     [DBP_EVENT_ROLE] = "role", [DBP_EVENT_PRIMARY] = "primary",
@@ -1251,6 +1260,8 @@ static PyMethodDef manager_methods[] = {
     {"close_pool", (PyCFunction)manager_close_pool, METH_VARARGS, "Close one pool."},
     {"list_pools", (PyCFunction)manager_list_pools, METH_NOARGS, "Names of the open pools."},
     {"stats", (PyCFunction)manager_stats, METH_VARARGS, "A pool's counters and gauges."},
+    {"metrics", (PyCFunction)manager_metrics, METH_VARARGS,
+     "metrics(pool_id): a pool's counters, gauges and histograms (db_pool/_metrics.py)."},
     {"wait_events", (PyCFunction)manager_wait_events, METH_VARARGS,
      "wait_events(timeout): endpoint events, or None once closed."},
     {"submit", (PyCFunction)(void (*)(void))manager_submit, METH_VARARGS | METH_KEYWORDS,
