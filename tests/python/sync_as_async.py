@@ -68,6 +68,12 @@ class SyncAsAsync:
     def stats(self, pool_id: str) -> dict[str, Any]:
         return self.pool.stats(pool_id)
 
+    def metrics(self, pool_id: str | None = None) -> dict[str, Any]:
+        return self.pool.metrics(pool_id)
+
+    def prometheus_text(self, pool_id: str | None = None) -> str:
+        return self.pool.prometheus_text(pool_id)
+
     async def query(self, pool_id: str, sql: str, params: Any = None, **options: Any) -> pl.DataFrame:
         return self.pool.query(pool_id, sql, params, **options)
 
