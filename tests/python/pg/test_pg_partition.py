@@ -16,7 +16,7 @@ import pytest
 
 from db_pool import DatabasePool, DataError, ProgrammingError, QueryTimeout, SyncDatabasePool
 
-from .conftest import POOL_ID, assert_healthy, wait_idle, wait_no_active
+from .conftest import POOL_ID, active_queries, assert_healthy, wait_idle, wait_no_active
 
 COLUMNS = ("id int4, big int8, n numeric(12,2), f float8, r real, d date, ts timestamp, "
            "tz timestamptz, s text, b bool, u uuid, iv interval")
@@ -157,7 +157,7 @@ async def test_timeout_bounds_the_whole_call(pg: Any, admin: Any) -> None:
         await pg.query(POOL_ID, SLOW.format(5), partition_on="k", partitions=4,
                        partition_range=(1, 4), timeout=0.5)
     assert time.monotonic() - start < 2.0
-    await wait_no_active(admin, "pg_sleep")
+    await wait_no_active(admin, "dbp_part")
     await wait_idle(pg)
     await assert_healthy(pg)
 
@@ -170,12 +170,12 @@ async def test_a_failing_partition_stops_the_others(pg: Any, admin: Any) -> None
         await pg.query(POOL_ID, sql, partition_on="k", partitions=4, partition_range=(1, 4))
     assert info.value.sqlstate == "22012"
     assert time.monotonic() - start < 3.0
-    await wait_no_active(admin, "pg_sleep")
+    await wait_no_active(admin, "dbp_part")
     with pytest.raises(DataError):
         async for _ in pg.stream(POOL_ID, sql, partition_on="k", partitions=4,
                                  partition_range=(1, 4)):
             pass
-    await wait_no_active(admin, "pg_sleep")
+    await wait_no_active(admin, "dbp_part")
     await wait_idle(pg)
     await assert_healthy(pg)
 
@@ -184,14 +184,13 @@ async def test_cancelling_the_task_cancels_every_partition(apg: DatabasePool, ad
     task = asyncio.ensure_future(apg.query(POOL_ID, SLOW.format(30), partition_on="k",
                                            partitions=4, partition_range=(1, 4)))
     deadline = time.monotonic() + 5
-    while len(admin.execute("SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' "
-                            "AND state = 'active' AND pid <> pg_backend_pid()").fetchall()) < 4:
+    while len(active_queries(admin, "dbp_part")) < 4:
         assert time.monotonic() < deadline, "the four partitions never ran at once"
         await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await wait_no_active(admin, "pg_sleep")
+    await wait_no_active(admin, "dbp_part")
     await wait_idle(apg)
     await assert_healthy(apg)
 
