@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 Runs = list[dict[str, Any]]
 Results = dict[str, Runs]
@@ -102,3 +102,68 @@ def plot(path: Path, title: str, panels: list[tuple[str, dict[str, float], str]]
 
 def medians(results: Results, key: str) -> dict[str, float]:
     return {c: median(runs, key) for c, runs in results.items()}
+
+
+# ---- the issue's goals, each marked met or not ---------------------------------------
+
+def _qps(raw: dict[str, Results], name: str, ours: str, peer: str) -> float:
+    return median(raw[name][ours], "qps") / median(raw[name][peer], "qps")
+
+
+def _speed(raw: dict[str, Results], name: str, ours: str, peer: str) -> float:
+    return median(raw[name][peer], "seconds") / median(raw[name][ours], "seconds")
+
+
+def goals_table(raw: dict[str, Results]) -> list[str]:
+    """The performance goals (issue 13) against this run's medians: each a
+    ratio where above the target is met (P4: below)."""
+    rows: list[tuple[str, str, float, float, bool]] = []  # workload, measure, ratio, target, higher
+
+    def add(workload: str, measure: str, ratio: Callable[[], float], target: float,
+            higher: bool = True) -> None:
+        try:
+            rows.append((workload, measure, ratio(), target, higher))
+        except KeyError:  # the workload did not run (--only)
+            pass
+
+    for name, title in [("W1 c=10", "W1 c=10, bench table"),
+                        ("W1 pgbench table", "W1 c=10, pgbench's table")]:
+        add(title, "db_pool / asyncpg + DataFrame, QPS",
+            lambda n=name: _qps(raw, n, "db_pool", "asyncpg_df"), 2.0)
+        add(title, "db_pool / asyncpg records, QPS",
+            lambda n=name: _qps(raw, n, "db_pool", "asyncpg"), 1.5)
+        add(title, "db_pool / pgbench -S -M prepared, QPS",
+            lambda n=name: _qps(raw, n, "db_pool", "pgbench"), 0.5)
+    add("W1 c=10 beside a CPU hog", "db_pool / asyncpg + DataFrame, QPS",
+        lambda: _qps(raw, "W1 CPU hog", "db_pool", "asyncpg_df"), 1.5)
+    w2 = next((k for k in raw if k.startswith("W2 ") and "partitioned" not in k), "W2")
+    add("W2 bulk read, one connection", "psql binary COPY time / db_pool time",
+        lambda: _speed(raw, w2, "db_pool", "psql_copy"), 1.0)
+    part = next((k for k in raw if k.startswith("W2 partitioned")), "W2 partitioned")
+    for n in (2, 4):
+        add(f"W2 partitioned, N={n}", "ConnectorX time / db_pool time, same N",
+            lambda n=n: _speed(raw, part, f"db_pool_p{n}", f"connectorx_p{n}"), 1.5)
+    add("W3 bulk write", "ADBC time / db_pool time", lambda: _speed(raw, "W3", "db_pool", "adbc"),
+        1.5)
+    add("W3 bulk write", "psql binary COPY time / db_pool time",
+        lambda: _speed(raw, "W3", "db_pool", "psql_copy"), 1 / 1.3)
+    add("W4 point, sync", "db_pool / sqlite3 + DataFrame, QPS",
+        lambda: _qps(raw, "W4 point", "db_pool_sync", "sqlite3_df"), 1.0)
+    add("W4 point, async", "db_pool / aiosqlite + DataFrame, QPS",
+        lambda: _qps(raw, "W4 point", "db_pool", "aiosqlite_df"), 3.0)
+    add("P4 peak memory", "(peak - idle) / DataFrame size",
+        lambda: ((median(raw["P4 query"]["db_pool_query"], "peak_rss_mib")
+                  - median(raw["P4 query"]["db_pool_query"], "idle_mib"))
+                 / median(raw["P4 query"]["db_pool_query"], "data_mib")), 1.3, higher=False)
+    add("P5 10,000 waiters", "QPS with 10,000 tasks / with 100",
+        lambda: _qps(raw, "P5", "db_pool_10000_tasks", "db_pool_100_tasks"), 0.9)
+    add("W6 execute_many", "asyncpg time / db_pool time",
+        lambda: _speed(raw, "W6", "db_pool", "asyncpg"), 1.5)
+    add("W6 execute_many", "psycopg time / db_pool time",
+        lambda: _speed(raw, "W6", "db_pool", "psycopg"), 1.5)
+    lines = ["| workload | measure | this run | goal | met |", "|---|---|---:|---:|---|"]
+    for workload, measure, ratio, target, higher in rows:
+        met = ratio >= target if higher else ratio <= target
+        lines.append(f"| {workload} | {measure} | {ratio:.2f} | {'≥' if higher else '≤'} "
+                     f"{target:.2f} | {'met' if met else '**missed**'} |")
+    return lines + [""]

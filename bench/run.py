@@ -39,7 +39,8 @@ from typing import Any, Callable
 
 import polars as pl
 
-from report import Results, median, medians, plot, ratio_summary, table_qps, table_time
+from report import (Results, goals_table, median, medians, plot, ratio_summary, table_qps,
+                    table_time)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -686,7 +687,10 @@ def write_doc(bench: Bench, dsn: str, today: str, seconds: float) -> None:
         "\"(limit)\" rows are the server's own tools (pgbench, psql), not DataFrame builders.",
         "",
         "## Summary: ratios to db_pool", "",
-    ] + bench.summary + [""]
+    ] + bench.summary + ["", "## Goals", "",
+                         "The performance goals of this round (issue 13), from this run's "
+                         "medians; where db_pool misses one, \"Where db_pool loses, and why\" "
+                         "below says where the time goes.", ""] + goals_table(bench.raw)
     footer = ["", notes.read_text()] if notes.exists() else []
     bench.out.write_text("\n".join(header + bench.sections + footer))
 
