@@ -227,8 +227,10 @@ class Bench:
             f"into one DataFrame, and a {stream_rows:,}-row query (5 columns from "
             "generate_series) read through `stream(batch_rows=100_000)` with each batch "
             "dropped once summed. \"Data held\" is polars' `estimated_size()` of the frame, "
-            "or of the largest batch; \"idle\" is the process's RSS after imports and "
-            "connecting, just before the read.", lines + [""])
+            "or of the largest batch; it does not count the 16-byte view polars keeps per "
+            "string value (16 MiB for the table's text column). \"Idle\" is the process's "
+            "RSS after imports, connecting and one tiny query (polars starts its thread "
+            "pool on the first DataFrame), just before the read.", lines + [""])
 
     # ---- P5 ----
 
