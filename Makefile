@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 APT_PACKAGES := gcc pkg-config libsqlite3-dev libpq-dev postgresql postgresql-client \
                 freetds-bin freetds-dev openssl python3-dev python3-venv valgrind pgbouncer
 PY_PACKAGES := meson meson-python ninja polars pyarrow numpy pytest pytest-asyncio mypy \
-               "psycopg[binary]" python-tds pyopenssl prometheus-client
+               "psycopg[binary]" python-tds pyopenssl prometheus-client playwright
 # Peers for `make bench` only.
 BENCH_PACKAGES := connectorx asyncpg psycopg-pool adbc-driver-postgresql adbc-driver-sqlite aiosqlite \
                   matplotlib
@@ -40,12 +40,24 @@ system-deps:
 	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	    $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
+	@# Debian's Chromium for the dashboard's browser test (Playwright drives it;
+	@# no browser download): a machine without it skips that one test.
+	@if ! dpkg-query -W -f='$${Status}\n' chromium 2>/dev/null | grep -q 'install ok installed'; then \
+	    if command -v apt-get >/dev/null 2>&1; then \
+	        SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	        echo "installing Debian packages: chromium"; \
+	        ( $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium ) \
+	            || echo "chromium could not be installed: the dashboard browser test will be skipped"; \
+	    else \
+	        echo "no apt-get here: chromium not installed, the dashboard browser test will be skipped"; \
+	    fi; \
+	fi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 venv: system-deps $(BIN)/python
-	@$(PY) -c "import mesonpy, polars, pyarrow, numpy, pytest, pytest_asyncio, mypy, psycopg, pytds, OpenSSL, prometheus_client" \
+	@$(PY) -c "import mesonpy, polars, pyarrow, numpy, pytest, pytest_asyncio, mypy, psycopg, pytds, OpenSSL, prometheus_client, playwright" \
 	    2>/dev/null || $(PY) -m pip install -q $(PY_PACKAGES)
 
 # Editable install: importing db_pool rebuilds the extension when C changed.

@@ -352,6 +352,7 @@ class DatabasePool(PoolRegistry):
         manager, self._native = self._native, None
         if manager is None:
             return
+        self._close_servers()
         self._forget()
         if not await asyncio.to_thread(manager.close, limit):
             warn_abandoned("the DatabasePool", limit)

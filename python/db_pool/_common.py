@@ -10,12 +10,12 @@ import numbers
 import threading
 import time
 import weakref
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Iterable, Literal, Mapping, Sequence
 from urllib.parse import parse_qsl, quote, unquote, unquote_to_bytes
 
 import polars as pl
 
-from . import _metrics, _native
+from . import _metrics, _native, _serve
 from .errors import ConfigurationError, PoolClosed, PoolNotFound, ProgrammingError, QueryTimeout
 
 #: Pool options (times in seconds); every other keyword is an engine setting.
@@ -495,6 +495,7 @@ class PoolRegistry:
         self._closed_ids: set[str] = set()
         self._events: dict[str, collections.deque[dict[str, Any]]] = {}
         self._event_thread: threading.Thread | None = None
+        self._servers: set[_serve.MetricsServer] = set()
 
     def __repr__(self) -> str:
         state = "closed" if self._native is None else f"pools={sorted(self._engines)}"
@@ -517,7 +518,12 @@ class PoolRegistry:
         self._engines[pool_id] = engine
         self._closed_ids.discard(pool_id)
         self._events[pool_id] = collections.deque(maxlen=RECENT_EVENTS)
-        if n_endpoints > 1 and self._event_thread is None:
+        if n_endpoints > 1:
+            self._watch_events()
+
+    def _watch_events(self) -> None:
+        """Starts the thread that logs endpoint events and keeps the latest."""
+        if self._event_thread is None:
             self._event_thread = threading.Thread(
                 target=_log_events, args=(weakref.ref(self),), name="db_pool-events", daemon=True
             )
@@ -527,6 +533,10 @@ class PoolRegistry:
         recent = self._events.get(event["pool_id"])
         if recent is not None:
             recent.append(event)
+
+    def _close_servers(self) -> None:
+        for server in list(self._servers):
+            server.close()
 
     def _forget(self, pool_id: str | None = None) -> None:
         ids = [pool_id] if pool_id is not None else list(self._engines)
@@ -563,6 +573,29 @@ class PoolRegistry:
     def prometheus_text(self, pool_id: str | None = None) -> str:
         """metrics() in the Prometheus text exposition format."""
         return _metrics.prometheus_text(self.metrics(pool_id))
+
+    def serve_metrics(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 9187,
+        *,
+        allow_remote: bool = False,
+        read_only: Iterable[str] = (),
+    ) -> _serve.MetricsServer:
+        """Serves /metrics (prometheus_text()), /healthz, /readyz and the live
+        dashboard (/) over HTTP on its own thread, until the returned
+        server's close() or this pool's close(). ``port=0`` picks a free
+        port (see ``.port`` and ``.url``). Only loopback addresses unless
+        ``allow_remote=True``: the pages show the pools' topology. /readyz
+        wants a reachable primary in each pool with several endpoints,
+        except the pools named in ``read_only``, for which any reachable
+        endpoint will do (docs/observability.md). Returns at once."""
+        self._manager()
+        server = _serve.MetricsServer(self, host, port, allow_remote=allow_remote,
+                                      read_only=read_only)
+        self._servers.add(server)
+        self._watch_events()  # events of single-endpoint pools too, for the page
+        return server
 
 
 #: Endpoint events kept per pool for stats().

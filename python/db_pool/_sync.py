@@ -244,6 +244,7 @@ class SyncDatabasePool(PoolRegistry):
         limit = close_timeout(timeout)
         manager, self._native = self._native, None
         if manager is not None:
+            self._close_servers()
             self._forget()
             if not manager.close(limit):
                 warn_abandoned(f"the {type(self).__name__}", limit)
