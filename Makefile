@@ -19,7 +19,7 @@ PY_PACKAGES := meson meson-python ninja polars pyarrow numpy pytest pytest-async
 BENCH_PACKAGES := connectorx asyncpg psycopg-pool adbc-driver-postgresql adbc-driver-sqlite aiosqlite \
                   matplotlib
 
-.PHONY: all demo test setup system-deps venv install c-test c-test-asan c-test-valgrind \
+.PHONY: all demo test setup system-deps browser-deps venv install c-test c-test-asan c-test-valgrind \
         py-test typecheck tds-server bench bench-deps bench-quick fuzz fuzz-deps fuzz-build \
         fuzz-brief clean
 
@@ -40,8 +40,11 @@ system-deps:
 	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	    $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
-	@# Debian's Chromium for the dashboard's browser test (Playwright drives it;
-	@# no browser download): a machine without it skips that one test.
+
+# Debian's Chromium for the dashboard's browser test (Playwright drives it;
+# no browser download): a machine without it skips that one test; only
+# `make test` needs it.
+browser-deps:
 	@if ! dpkg-query -W -f='$${Status}\n' chromium 2>/dev/null | grep -q 'install ok installed'; then \
 	    if command -v apt-get >/dev/null 2>&1; then \
 	        SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -83,7 +86,7 @@ c-test-valgrind: build/plain/build.ninja
 	meson test -C build/plain --print-errorlogs --timeout-multiplier 10 \
 	    --wrapper 'valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect --quiet --fair-sched=yes'
 
-py-test: install
+py-test: install browser-deps
 	$(PY) -m pytest -q tests/python
 
 typecheck: install
