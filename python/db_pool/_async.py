@@ -67,9 +67,11 @@ class _Completions:
 
 async def _finish(req: _native.Request) -> _native.Request:
     """Waits for a submitted request. If the waiting task is cancelled, the
-    request is cancelled too (dequeued, or its statement interrupted)."""
+    request is cancelled too (dequeued, or its statement interrupted). A
+    short SQLite read may be done already: it ran inline during submit."""
     try:
-        await req.future
+        if not req.done():
+            await req.future
     except asyncio.CancelledError:
         req.cancel()
         raise

@@ -1225,16 +1225,14 @@ static PyObject *manager_submit(ManagerObject *self, PyObject *args, PyObject *k
     dbp_request_set_readonly(req->req, readonly);
     dbp_error err;
     int rc;
-    if (queue) {
-        rc = dbp_submit(self->mgr, pool_id, req->req, queue->cq, &err);
-    } else {
-        /* The sync API waits anyway: an in-process engine (SQLite) may run
-         * the request right here, without the GIL, instead of on a worker. */
-        dbp_request_set_inline(req->req, 1);
-        Py_BEGIN_ALLOW_THREADS
-        rc = dbp_submit(self->mgr, pool_id, req->req, NULL, &err);
-        Py_END_ALLOW_THREADS
-    }
+    /* An in-process engine (SQLite) may run the request right here, without
+     * the GIL, instead of on a worker: any statement for the sync API, which
+     * waits anyway; a short read for the async one (the core hands anything
+     * longer to a worker, so the event loop is held at most about 1 ms). */
+    dbp_request_set_inline(req->req, 1);
+    Py_BEGIN_ALLOW_THREADS
+    rc = dbp_submit(self->mgr, pool_id, req->req, queue ? queue->cq : NULL, &err);
+    Py_END_ALLOW_THREADS
     return request_submitted(st, req, rc, &err, queue);
 }
 

@@ -114,6 +114,8 @@ struct dbp_request {
     int readonly;          /* dbp_request_set_readonly: -1, 0 or 1 */
     int inline_allowed;    /* dbp_request_set_inline */
     int run_inline;        /* got a connection during dbp_submit: the caller runs it */
+    int inline_budget;     /* ... on an event loop (it has a completion queue): a
+                            * QUERY the driver may hand back to a worker */
     dbp_endpoint *target;  /* internal requests: the endpoint they are for */
     int attempts;          /* times moved to another endpoint */
     int replied;           /* the driver's dbp_exec_ctx.replied for the running call */

@@ -62,6 +62,13 @@ typedef struct dbp_exec_ctx {
                                     is the baseline, not a change for `reset` to undo */
     dbp_copy_mode copy_mode;     /* QUERY / CURSOR_OPEN: bulk read path */
     int read_all;                /* CURSOR_OPEN for a QUERY: every row is wanted at once */
+    /* > 0 (a QUERY run on the caller's event-loop thread): the thread must not
+     * be held longer than this. A driver that can tell refuses up front a
+     * statement that may write or wait for a lock, and stops a read that runs
+     * past the budget; either way it sets *over_budget, changes nothing and
+     * returns DBP_E_CANCELLED, and the core runs the request on a worker. */
+    int64_t inline_budget_ns;
+    int *over_budget;
     /* Passes an engine message (a NOTICE) to the caller. */
     void (*notice)(void *arg, const char *severity, const char *text);
     void *notice_arg;

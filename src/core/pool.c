@@ -270,8 +270,11 @@ int dbp_pool_submit_locked(dbp_pool *pool, dbp_request *req, dbp_error *err)
     dbp_deadline_start_locked(pool, req, now);
     int was_empty = pool->waiting.count == 0;
     dbp_request_list_push(&pool->waiting, req);
-    if (req->inline_allowed && !req->cq && (pool->driver->caps & DBP_CAP_INLINE) &&
-        (req->op == DBP_OP_QUERY || req->op == DBP_OP_EXECUTE || req->op == DBP_OP_EXECUTE_MANY))
+    /* A blocking caller may run any statement itself; an event loop (a
+     * completion queue) only a query, within INLINE_BUDGET_NS (worker.c). */
+    if (req->inline_allowed && (pool->driver->caps & DBP_CAP_INLINE) &&
+        (req->op == DBP_OP_QUERY ||
+         (!req->cq && (req->op == DBP_OP_EXECUTE || req->op == DBP_OP_EXECUTE_MANY))))
         pool->submitting = req;
     dbp_pool_dispatch_locked(pool);
     pool->submitting = NULL;
@@ -335,6 +338,7 @@ static void assign(dbp_pool *pool, dbp_request *req, dbp_conn *conn, int64_t now
         req->state = REQ_RUNNING;
         conn->running = req;
         req->run_inline = 1;
+        req->inline_budget = req->cq != NULL;
         return;
     }
     dbp_worker_enqueue_locked(pool->mgr, req);

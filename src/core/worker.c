@@ -13,6 +13,8 @@
 /* A result batch is cut at this many bytes even below batch_rows. */
 #define BATCH_BYTES ((size_t)64 << 20)
 #define QUERY_BATCH_ROWS ((int64_t)1 << 20)
+/* How long a query may hold an event loop's thread (dbp_exec_ctx.inline_budget_ns). */
+#define INLINE_BUDGET_NS ((int64_t)1000000)
 
 void dbp_worker_enqueue_locked(dbp_manager *mgr, dbp_request *req)
 {
@@ -268,7 +270,7 @@ void dbp_conn_reset(dbp_conn *conn)
         conn->close_why = DBP_CLOSE_RESET_FAILED;
 }
 
-static int run_op(dbp_pool *pool, dbp_request *req)
+static int run_op(dbp_pool *pool, dbp_request *req, int *over_budget)
 {
     const dbp_driver *drv = pool->driver;
     void *h = req->conn->handle;
@@ -278,6 +280,8 @@ static int run_op(dbp_pool *pool, dbp_request *req)
                         .deadline_ns = req->call_deadline_ns,
                         .cancel_grace_ns = MS_TO_NS(pool->opts.cancel_grace_ms),
                         .copy_mode = req->copy_mode,
+                        .inline_budget_ns = req->inline_budget ? INLINE_BUDGET_NS : 0,
+                        .over_budget = over_budget,
                         .notice = dbp_request_add_notice,
                         .notice_arg = req};
     dbp_error *err = &req->error;
@@ -318,6 +322,24 @@ static int run_op(dbp_pool *pool, dbp_request *req)
     }
 }
 
+/* A query the driver would not finish within its inline budget: it runs
+ * again, from the start, on a worker (the driver changed nothing). 0 when
+ * the request was stopped meanwhile, to be answered as it is. */
+static int hand_to_worker(dbp_request *req)
+{
+    dbp_manager *mgr = req->pool->mgr;
+    pthread_mutex_lock(&mgr->mu);
+    int go = !atomic_load(&req->cancelled);
+    if (go) {
+        req->inline_budget = 0;
+        req->run_inline = 0;
+        memset(&req->error, 0, sizeof req->error);
+        dbp_worker_enqueue_locked(mgr, req);
+    }
+    pthread_mutex_unlock(&mgr->mu);
+    return go;
+}
+
 static void run_request(dbp_request *req)
 {
     dbp_pool *pool = req->pool;
@@ -341,7 +363,10 @@ static void run_request(dbp_request *req)
     if (rc == DBP_OK && atomic_load(&req->cancelled))
         rc = dbp_error_set(&req->error, DBP_E_CANCELLED, 0, NULL, "cancelled before it started");
     if (rc == DBP_OK) {
-        rc = run_op(pool, req);
+        int over_budget = 0;
+        rc = run_op(pool, req, &over_budget);
+        if (over_budget && hand_to_worker(req))
+            return;
         /* a driver that could not stop the statement cleanly says so here */
         if (rc != DBP_OK && conn->handle && pool->driver->is_usable &&
             !pool->driver->is_usable(conn->handle))

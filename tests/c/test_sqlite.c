@@ -792,6 +792,50 @@ static void test_inline_request_waits_its_turn_when_the_pool_is_busy(void)
     dbp_lease_release(b);
 }
 
+/* Submitted with a completion queue (an event loop): a short read runs
+ * during submit; a long one is handed to a worker once over its budget and
+ * still gives the right answer; a statement that writes runs once, on a worker. */
+static void test_inline_request_with_a_queue_keeps_to_its_budget(void)
+{
+    dbp_error err;
+    dbp_completion_queue *cq = NULL;
+    CHECK_EQ_INT(dbp_completion_queue_new(&cq, &err), DBP_OK);
+    dbp_request *quick = inline_request("SELECT 42", 0);
+    CHECK_EQ_INT(dbp_submit(mgr, "db", quick, cq, &err), DBP_OK);
+    CHECK(dbp_request_is_done(quick));
+    CHECK_EQ_INT(outcome(quick, &err), DBP_OK);
+
+    dbp_request *slow = inline_request(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) "
+        "SELECT count(*) FROM c", 0);
+    int64_t t0 = monotonic_ms();
+    CHECK_EQ_INT(dbp_submit(mgr, "db", slow, cq, &err), DBP_OK);
+    CHECK(monotonic_ms() - t0 < 1000); /* back within about the budget */
+    CHECK_EQ_INT(outcome(slow, &err), DBP_OK);
+    table t;
+    CHECK_EQ_INT(table_from(slow, &t), DBP_OK);
+    CHECK_EQ_INT(t.rows, 1);
+    CHECK_EQ_INT(int_at(&t, 0, 0), 300000);
+    table_free(&t);
+
+    run_req("db", NULL, DBP_OP_EXECUTE, "CREATE TABLE budget_w (id INTEGER PRIMARY KEY)", NULL,
+            &err, NULL);
+    dbp_request *write = inline_request("INSERT INTO budget_w DEFAULT VALUES RETURNING id", 0);
+    CHECK_EQ_INT(dbp_submit(mgr, "db", write, cq, &err), DBP_OK);
+    CHECK_EQ_INT(outcome(write, &err), DBP_OK);
+    CHECK_EQ_INT(count_rows("SELECT count(*) FROM budget_w"), 1); /* it ran once */
+
+    dbp_request *done[8];
+    size_t n = dbp_completion_queue_drain(cq, done, 8);
+    CHECK_EQ_INT((int)n, 3);
+    for (size_t i = 0; i < n; i++)
+        dbp_request_unref(done[i]);
+    dbp_request_unref(quick);
+    dbp_request_unref(slow);
+    dbp_request_unref(write);
+    dbp_completion_queue_free(cq);
+}
+
 /* ---- databases and files --------------------------------------------------------------- */
 
 static void test_memory_database_is_one_per_pool(void)
@@ -1139,6 +1183,7 @@ int main(void)
     RUN(test_inline_request_runs_during_submit);
     RUN(test_inline_request_obeys_its_deadline);
     RUN(test_inline_request_waits_its_turn_when_the_pool_is_busy);
+    RUN(test_inline_request_with_a_queue_keeps_to_its_budget);
     RUN(test_memory_database_is_one_per_pool);
     RUN(test_read_only_missing_file_is_a_network_error);
     RUN(test_read_only_file_refuses_writes);

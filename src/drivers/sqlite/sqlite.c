@@ -227,11 +227,32 @@ int sqlite_exec_simple(sqlite_conn *c, const char *sql, dbp_error *err)
 
 /* Called by SQLite every few thousand VM steps: a cancel that arrived
  * before the statement started (where sqlite3_interrupt has no effect)
- * still stops it. */
+ * still stops it, and so does the end of an inline budget. */
 static int check_cancelled(void *arg)
 {
-    const sqlite_conn *c = arg;
-    return c->cancelled && atomic_load(c->cancelled);
+    sqlite_conn *c = arg;
+    if (c->budget_end_ns && dbp_now_ns() > c->budget_end_ns)
+        c->over_budget = 1;
+    return c->over_budget || (c->cancelled && atomic_load(c->cancelled));
+}
+
+void sqlite_budget_begin(sqlite_conn *c, const dbp_exec_ctx *ctx)
+{
+    c->over_budget = 0;
+    c->budget_end_ns = ctx->inline_budget_ns > 0 ? dbp_now_ns() + ctx->inline_budget_ns : 0;
+}
+
+int sqlite_budget_end(sqlite_conn *c, const dbp_exec_ctx *ctx, int rc, dbp_error *err)
+{
+    int over = c->over_budget && rc != DBP_OK;
+    c->budget_end_ns = 0;
+    c->over_budget = 0;
+    if (!over)
+        return rc;
+    if (ctx->over_budget)
+        *ctx->over_budget = 1;
+    return dbp_error_set(err, DBP_E_CANCELLED, 0, NULL,
+                         "statement stopped: over its inline budget");
 }
 
 /* Waits for another connection's lock like sqlite3_busy_timeout, in short
@@ -240,6 +261,10 @@ static int check_cancelled(void *arg)
 static int wait_for_lock(void *arg, int attempt)
 {
     sqlite_conn *c = arg;
+    if (c->budget_end_ns) { /* an event loop's thread never waits for a lock */
+        c->over_budget = 1;
+        return 0;
+    }
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;

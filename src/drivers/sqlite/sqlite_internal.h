@@ -66,6 +66,8 @@ typedef struct sqlite_conn {
     const sqlite_config *cfg;
     const atomic_int *cancelled; /* the running call's cancel flag, or NULL */
     int64_t busy_since_ms;       /* when the current wait for a lock began */
+    int64_t budget_end_ns;       /* the running query's inline budget ends (0: none) */
+    int over_budget;             /* ... and it was stopped for it */
     cached_stmt *cache;
     int n_cached;
     uint64_t tick;
@@ -81,6 +83,10 @@ int sqlite_fail(sqlite3 *db, int rc, int at_prepare, dbp_error *err);
 int sqlite_exec_simple(sqlite_conn *c, const char *sql, dbp_error *err);
 /* Turns an interrupted call into the cancel or deadline error it stands for. */
 int sqlite_stopped(sqlite_conn *c, int rc, dbp_error *err);
+/* A query's inline budget (dbp_exec_ctx.inline_budget_ns): begin starts it,
+ * end stops it and, if the query was stopped for it, tells the core. */
+void sqlite_budget_begin(sqlite_conn *c, const dbp_exec_ctx *ctx);
+int sqlite_budget_end(sqlite_conn *c, const dbp_exec_ctx *ctx, int rc, dbp_error *err);
 
 /* ---- sqlite_stmt.c ---- */
 

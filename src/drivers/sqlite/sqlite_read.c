@@ -265,22 +265,29 @@ void sqlite_cursor_close(void *conn, const dbp_exec_ctx *ctx)
 int sqlite_cursor_open(void *conn, const char *sql, size_t len, const dbp_params *params,
                        const dbp_exec_ctx *ctx, dbp_error *err)
 {
-    (void)ctx;
     sqlite_conn *c = conn;
     sqlite_cursor_reset(c);
+    sqlite_budget_begin(c, ctx);
     cursor *cur = &c->cur;
     int rc = sqlite_prepare(c, sql, len, &cur->stmt, &cur->cached, err);
     if (rc != DBP_OK) {
         cur->stmt = NULL;
-        return rc;
+        return sqlite_budget_end(c, ctx, rc, err);
+    }
+    if (c->budget_end_ns && !sqlite3_stmt_readonly(cur->stmt)) {
+        c->over_budget = 1; /* a write may wait for a lock: not on an event loop */
+        sqlite_cursor_reset(c);
+        return sqlite_budget_end(c, ctx, DBP_E_CANCELLED, err);
     }
     rc = sqlite_bind_row(c, cur->stmt, params, 0, 1, err); /* stream(): fetched later */
     if (rc == DBP_OK && sqlite3_column_count(cur->stmt) == 0)
         rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
                            "the statement returns no columns; use execute() for it");
-    if (rc != DBP_OK)
+    if (rc != DBP_OK) {
         sqlite_cursor_reset(c);
-    return rc;
+        return sqlite_budget_end(c, ctx, rc, err);
+    }
+    return rc; /* the budget runs on into the fetch */
 }
 
 /* Steps to the first row, then plans the columns: a cached statement is
@@ -356,7 +363,7 @@ int sqlite_cursor_fetch(void *conn, const dbp_fetch_limits *limits, const dbp_ex
     int rc = c->cur.plans ? DBP_OK : plan_columns(c, err);
     if (rc == DBP_OK)
         rc = fetch_watched(c, limits, ctx, out, done, err);
-    rc = sqlite_stopped(c, rc, err);
+    rc = sqlite_budget_end(c, ctx, sqlite_stopped(c, rc, err), err);
     c->cancelled = NULL;
     return rc;
 }
