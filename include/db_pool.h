@@ -485,11 +485,15 @@ void dbp_request_set_readonly(dbp_request *req, int readonly);
 /* May run on the submitting thread (1) instead of a worker: when the pool's
  * engine runs in-process (SQLite) and a connection is free at once, dbp_submit
  * runs the request itself and returns with it done, saving two thread
- * hand-offs. Only for QUERY and EXECUTE(_MANY) waited for with
- * dbp_request_wait (no completion queue): the caller blocks for the call, so
- * it must not hold locks others need (the CPython binding releases the GIL).
- * Cancel and deadlines work as on a worker (the janitor interrupts). */
+ * hand-offs. Waited for with dbp_request_wait (no completion queue): QUERY
+ * and EXECUTE(_MANY); with a completion queue (an event loop): a QUERY that
+ * only reads, stopped and handed to a worker once it runs past about 1 ms.
+ * The caller blocks for the call, so it must not hold locks others need
+ * (the CPython binding releases the GIL). Cancel and deadlines work as on a
+ * worker (the janitor interrupts). */
 void dbp_request_set_inline(dbp_request *req, int allowed);
+/* 1 when `engine`'s requests may run on the submitting thread (above). */
+int dbp_engine_runs_inline(const char *engine);
 /* WRITE_FRAME: the rows to load, an Arrow stream of struct batches whose
  * field names are the table's columns. The request takes the stream over
  * (and releases it); `*in` is left released. */

@@ -1229,10 +1229,17 @@ static PyObject *manager_submit(ManagerObject *self, PyObject *args, PyObject *k
      * the GIL, instead of on a worker: any statement for the sync API, which
      * waits anyway; a short read for the async one (the core hands anything
      * longer to a worker, so the event loop is held at most about 1 ms). */
-    dbp_request_set_inline(req->req, 1);
-    Py_BEGIN_ALLOW_THREADS
-    rc = dbp_submit(self->mgr, pool_id, req->req, queue ? queue->cq : NULL, &err);
-    Py_END_ALLOW_THREADS
+    const char *name = engine != Py_None ? PyUnicode_AsUTF8(engine) : NULL;
+    if (!name)
+        PyErr_Clear();
+    if (!queue || dbp_engine_runs_inline(name)) {
+        dbp_request_set_inline(req->req, 1);
+        Py_BEGIN_ALLOW_THREADS
+        rc = dbp_submit(self->mgr, pool_id, req->req, queue ? queue->cq : NULL, &err);
+        Py_END_ALLOW_THREADS
+    } else { /* a worker runs it: a quick hand-over, no need to let the GIL go */
+        rc = dbp_submit(self->mgr, pool_id, req->req, queue->cq, &err);
+    }
     return request_submitted(st, req, rc, &err, queue);
 }
 

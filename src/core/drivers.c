@@ -72,3 +72,9 @@ const dbp_driver *dbp_driver_find(const char *engine)
 }
 
 const char *const *dbp_engines(void) { return engines; }
+
+int dbp_engine_runs_inline(const char *engine)
+{
+    const dbp_driver *d = engine ? dbp_driver_find(engine) : NULL;
+    return d && (d->caps & DBP_CAP_INLINE);
+}
