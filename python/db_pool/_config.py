@@ -418,7 +418,8 @@ def _gather(ctx: Context, engine: str, table: Mapping[Any, Any], parts: tuple[Pa
         if (pool_level and canon in K.POOL_KEY) or canon in _ENDPOINT_SOURCE or (
                 pool_level and canon in K.SOURCE_KEY):
             if canon in rest:
-                ctx.add(here, f"{name} and engine are the same key: give one")
+                first = rest[canon][1][-1]
+                ctx.add(here, f"{name} and {first} are the same key: give one")
                 continue
             rest[canon] = (value, here)
             continue

@@ -168,6 +168,8 @@ BROKEN: list[tuple[str, Any, list[str]]] = [
       '"verify-full", got "on"',
       "pools.p.min_size: expected an integer >= 0, got -1",
       "pools.p.max_size: expected an integer >= 1, got 0"]),
+    ("engine twice", {"engine": "sqlite", "db_type": "sqlite3", "database": "x.db"},
+     ["pools.p.db_type: db_type and engine are the same key: give one"]),
     ("pool not a table", "sqlite:///x.db",
      ["pools.p: expected a table of settings, got a string"]),
 ]
