@@ -11,10 +11,19 @@ from __future__ import annotations
 
 from . import errors
 from ._async import DatabasePool, Transaction
+from ._config_model import Config, ConfigDiff, EndpointConfig, PoolConfig, PoolDiff, diff
+from ._config_sources import (
+    ConfigWarning,
+    config_from_env,
+    config_from_keywords,
+    config_from_url,
+    load_config,
+)
 from ._native import engines
 from ._sync import SyncDatabasePool, SyncTransaction
 from .errors import (
     AuthenticationError,
+    ConfigProblem,
     ConfigurationError,
     DatabaseError,
     DataError,
@@ -48,6 +57,18 @@ __all__ = [
     "SyncTransaction",
     "engines",
     "errors",
+    "Config",
+    "ConfigDiff",
+    "ConfigProblem",
+    "ConfigWarning",
+    "EndpointConfig",
+    "PoolConfig",
+    "PoolDiff",
+    "config_from_env",
+    "config_from_keywords",
+    "config_from_url",
+    "diff",
+    "load_config",
     "AuthenticationError",
     "ConfigurationError",
     "DatabaseError",

@@ -32,6 +32,8 @@ from ._common import (
     readonly_flag,
     warn_abandoned,
 )
+from ._config_model import Config, native_arguments
+from ._config_sources import ConfigSource, config_from_env, load_config
 from .errors import InterfaceError, PoolClosed
 
 Params = Sequence[Any] | Mapping[str, Any] | None
@@ -360,6 +362,41 @@ class DatabasePool(PoolRegistry):
             warn_abandoned("the DatabasePool", limit)
         if self._completions is not None:
             self._completions.close()
+
+    # ---- configuration (docs/configuration.md) ----
+
+    @classmethod
+    async def from_config(cls, source: ConfigSource, *, env: bool = False) -> DatabasePool:
+        """A DatabasePool with every pool of a configuration created:
+        ``pool = await DatabasePool.from_config("db.toml")`` (a TOML file, a
+        dict ``{"pools": {"orders": {"url": ..., "max_size": 10}}}`` or a
+        Config). ``env=True`` lets DB_POOL_<POOL>_<KEY> variables override
+        it. The whole configuration is checked first (ConfigurationError
+        lists every problem, nothing connects); a pool that then fails to
+        open closes those already made."""
+        config = await asyncio.to_thread(load_config, source, env=env)
+        return await cls._from_model(config)
+
+    @classmethod
+    async def from_env(cls, environ: Mapping[str, str] | None = None) -> DatabasePool:
+        """A DatabasePool with the pools the environment names (DATABASE_URL
+        is the pool "default"; DB_POOL_<POOL>_URL, DB_POOL_<POOL>_<KEY>)."""
+        config = await asyncio.to_thread(config_from_env, environ)
+        return await cls._from_model(config)
+
+    @classmethod
+    async def _from_model(cls, config: Config) -> DatabasePool:
+        pool = cls()
+        try:
+            for name, pool_config in config.pools.items():
+                engine, settings, options = native_arguments(pool_config)
+                manager = pool._manager()
+                await asyncio.to_thread(manager.create_pool, name, engine, settings, options)
+                pool._registered(name, engine, len(settings))
+        except BaseException:
+            await pool.close()
+            raise
+        return pool
 
     async def __aenter__(self) -> DatabasePool:
         return self

@@ -15,54 +15,27 @@ from urllib.parse import parse_qsl, quote, unquote, unquote_to_bytes
 
 import polars as pl
 
-from . import _metrics, _native, _serve
+from . import _config_keys, _metrics, _native, _serve
 from .errors import ConfigurationError, PoolClosed, PoolNotFound, ProgrammingError, QueryTimeout
 
 #: Pool options (times in seconds); every other keyword is an engine setting.
-POOL_OPTIONS = frozenset(
-    {
-        "min_size",
-        "max_size",
-        "max_waiting",
-        "acquire_timeout",
-        "idle_timeout",
-        "max_lifetime",
-        "lifetime_jitter",
-        "validate_after",
-        "read_from",
-        "balance",
-        "failover_timeout",
-        "probe_interval",
-        "max_replica_lag",
-        "query_timeout",
-        "connect_timeout",
-        "cancel_grace",
-        "init_sql",
-        "reset_on_release",
-    }
-)
+#: Derived from the configuration's key table (_config_keys.py).
+POOL_OPTIONS = frozenset(k.name for k in _config_keys.POOL_KEYS)
 
 #: Pool options that are times in seconds, and what each accepts: "zero"
 #: (0 or more; 0 often means "no limit"), "positive" (more than 0), or
 #: "any" (validate_after: negative means never).
 _TIME_OPTIONS = {
-    "acquire_timeout": "zero",
-    "idle_timeout": "zero",
-    "max_lifetime": "zero",
-    "validate_after": "any",
-    "failover_timeout": "zero",
-    "probe_interval": "positive",
-    "max_replica_lag": "zero",
-    "query_timeout": "zero",
-    "connect_timeout": "positive",
-    "cancel_grace": "positive",
+    k.name: "positive" if k.low_open or (k.low or 0) > 0 else "any" if (k.low or 0) < 0 else "zero"
+    for k in _config_keys.POOL_KEYS
+    if k.kind == "seconds"
 }
 
 #: connect_timeout when not given (the C library's default too).
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
 #: The longest time any option or timeout= takes: ten years.
-MAX_SECONDS = 315_360_000
+MAX_SECONDS = _config_keys.MAX_SECONDS
 
 #: read_from= values: where reads go in a pool with several endpoints.
 _READ_FROM = {"primary": 0, "replicas": 1, "any": 2}
@@ -72,15 +45,7 @@ _BALANCE = {"round_robin": 0, "least_busy": 1}
 _RESET = {"auto": 0, "always": 1, "never": 2}
 
 #: Names users may give for each engine, mapped to the native engine name.
-ENGINE_ALIASES = {
-    "sqlite": "sqlite",
-    "sqlite3": "sqlite",
-    "postgresql": "postgresql",
-    "postgres": "postgresql",
-    "pg": "postgresql",
-    "mssql": "mssql",
-    "sqlserver": "mssql",
-}
+ENGINE_ALIASES = _config_keys.ENGINE_ALIASES
 
 DEFAULT_BATCH_ROWS = 65_536
 

@@ -32,6 +32,8 @@ from ._common import (
     readonly_flag,
     warn_abandoned,
 )
+from ._config_model import Config, native_arguments
+from ._config_sources import ConfigSource, config_from_env, load_config
 from .errors import PoolClosed
 
 
@@ -248,6 +250,33 @@ class SyncDatabasePool(PoolRegistry):
             self._forget()
             if not manager.close(limit):
                 warn_abandoned(f"the {type(self).__name__}", limit)
+
+    # ---- configuration (docs/configuration.md) ----
+
+    @classmethod
+    def from_config(cls, source: ConfigSource, *, env: bool = False) -> SyncDatabasePool:
+        """A SyncDatabasePool with every pool of a configuration created;
+        see DatabasePool.from_config."""
+        return cls._from_model(load_config(source, env=env))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SyncDatabasePool:
+        """A SyncDatabasePool with the pools the environment names; see
+        DatabasePool.from_env."""
+        return cls._from_model(config_from_env(environ))
+
+    @classmethod
+    def _from_model(cls, config: Config) -> SyncDatabasePool:
+        pool = cls()
+        try:
+            for name, pool_config in config.pools.items():
+                engine, settings, options = native_arguments(pool_config)
+                pool._manager().create_pool(name, engine, settings, options)
+                pool._registered(name, engine, len(settings))
+        except BaseException:
+            pool.close()
+            raise
+        return pool
 
     def __enter__(self) -> SyncDatabasePool:
         return self

@@ -13,6 +13,8 @@ apply:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 __all__ = [
     "Warning",
     "Error",
@@ -37,6 +39,7 @@ __all__ = [
     "OutcomeUnknown",
     "TimeoutOutcomeUnknown",
     "ConfigurationError",
+    "ConfigProblem",
 ]
 
 
@@ -151,5 +154,21 @@ class TimeoutOutcomeUnknown(QueryTimeout, OutcomeUnknown):
     ``except OutcomeUnknown`` alike."""
 
 
+class ConfigProblem(NamedTuple):
+    """One problem in a configuration: where (``pools.orders.port``, or an
+    environment variable's name) and what is wrong. Never holds a secret."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
 class ConfigurationError(InterfaceError, ValueError):
-    """Invalid pool configuration: unknown engine or setting, bad value."""
+    """Invalid pool configuration: unknown engine or setting, bad value.
+
+    A configuration checked as a whole (from_config, from_env) reports every
+    problem at once: the message lists them and ``problems`` holds them."""
+
+    problems: tuple[ConfigProblem, ...] = ()
