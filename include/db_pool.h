@@ -550,6 +550,9 @@ dbp_lease *dbp_request_take_lease(dbp_request *req);
 void dbp_lease_release(dbp_lease *lease);
 /* 1 while the connection is inside a transaction. */
 int dbp_lease_in_transaction(const dbp_lease *lease);
+/* The endpoint the lease's connection belongs to (host, port, database or
+ * the SQLite path; never a password), for leak reports. Valid until release. */
+const char *dbp_lease_endpoint(const dbp_lease *lease);
 
 /* ---- completion queue ------------------------------------------------------ */
 

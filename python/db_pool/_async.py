@@ -8,6 +8,7 @@ each wake-up resolves every finished request's future at once.
 from __future__ import annotations
 
 import asyncio
+import time
 from types import TracebackType
 from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
 
@@ -30,10 +31,12 @@ from ._common import (
     log_notices,
     pool_arguments,
     readonly_flag,
+    split_watch_options,
     warn_abandoned,
 )
 from ._config_model import Config, native_arguments
 from ._config_sources import ConfigSource, config_from_env, load_config
+from ._alerts import LeaseRecord
 from .errors import InterfaceError, PoolClosed
 
 Params = Sequence[Any] | Mapping[str, Any] | None
@@ -106,6 +109,7 @@ class Transaction:
         self._lease: _native.Lease | None = None
         self._last: _native.Request | None = None
         self._in_use = False  # a task awaits a statement on it
+        self._leak: LeaseRecord | None = None
 
     async def _run(
         self,
@@ -127,8 +131,12 @@ class Transaction:
                 "await the running one first"
             )
         self._in_use = True
+        if self._leak is not None and sql is not None:
+            self._leak.sql = sql
+        watch = self._pool._slow_watch(self._pool_id, op)
         try:
             await self._settle()
+            started = time.monotonic() if watch is not None else 0.0
             completions = self._pool._loop_completions()
             fut = completions.loop.create_future()
             req = self._lease.submit(
@@ -144,7 +152,16 @@ class Transaction:
                 timeout=self._timeout if timeout is None else call_timeout(timeout),
             )
             self._last = req
-            return await _finish(req)
+            if watch is None:
+                return await _finish(req)
+            endpoint = self._lease.endpoint
+            try:
+                await _finish(req)
+            except BaseException:
+                self._pool._slow_done(watch, req, op, sql, params, started, endpoint, True)
+                raise
+            self._pool._slow_done(watch, req, op, sql, params, started, endpoint, False)
+            return req
         finally:
             self._in_use = False
 
@@ -211,7 +228,7 @@ class Transaction:
         req = await self._pool._submit(
             self._pool_id, _native.OP_LEASE, readonly=self._readonly, timeout=self._timeout
         )
-        self._lease = req.take_lease()
+        self._taken(req.take_lease())
         try:
             await self._run(_native.OP_BEGIN, self._begin)
         except BaseException:
@@ -233,10 +250,16 @@ class Transaction:
         finally:
             self._release()
 
+    def _taken(self, lease: _native.Lease) -> None:
+        self._lease = lease
+        self._leak = self._pool._lease_taken(self._pool_id, lease)
+
     def _release(self) -> None:
         lease, self._lease = self._lease, None
+        leak, self._leak = self._leak, None
         if lease is not None:
             lease.release()  # rolls back anything left open
+        self._pool._lease_returned(self._pool_id, leak)
 
 
 class DatabasePool(PoolRegistry):
@@ -276,6 +299,8 @@ class DatabasePool(PoolRegistry):
     ) -> _native.Request:
         completions = self._loop_completions()
         fut = completions.loop.create_future()
+        watch = self._slow_watch(pool_id, op)
+        started = time.monotonic() if watch is not None else 0.0
         req = self._manager().submit(
             pool_id,
             op,
@@ -290,7 +315,15 @@ class DatabasePool(PoolRegistry):
             readonly=readonly,
             timeout=call_timeout(timeout),
         )
-        return await _finish(req)
+        if watch is None:
+            return await _finish(req)
+        try:
+            await _finish(req)
+        except BaseException:
+            self._slow_done(watch, req, op, sql, params, started, None, True)
+            raise
+        self._slow_done(watch, req, op, sql, params, started, None, False)
+        return req
 
     # ---- pools ----
 
@@ -328,13 +361,21 @@ class DatabasePool(PoolRegistry):
         call's default deadline, none unless set), ``connect_timeout`` (10)
         and ``cancel_grace`` (2: how long a cancelled statement may take to
         stop before its connection is discarded).
+
+        Alerts and forensics (docs/observability.md): ``alerts`` (a list of
+        rules such as ``{"rule": "saturation", "threshold": 0.9, "for": 30}``),
+        ``on_alert`` (called with each event, on the alerts thread),
+        ``alert_interval`` (seconds between evaluations, 1),
+        ``leak_detection_threshold`` and ``slow_query_threshold`` (seconds),
+        ``log_parameters`` (False: the slow-query log never shows parameters).
         """
+        pool_options, watch = split_watch_options(pool_options)
         engine, settings, options = pool_arguments(
             db_type, host, port, database, username, password, url, pool_options, endpoints
         )
         manager = self._manager()
         await asyncio.to_thread(manager.create_pool, pool_id, engine, settings, options)
-        self._registered(pool_id, engine, len(settings))
+        self._registered(pool_id, engine, len(settings), watch)
 
     async def close_pool(self, pool_id: str, *, timeout: float | None = None) -> None:
         """Closes one pool: waiting calls fail with PoolClosed, running
@@ -590,7 +631,7 @@ class DatabasePool(PoolRegistry):
         req = await self._submit(
             pool_id, _native.OP_LEASE, readonly=int(readonly), timeout=deadline.left()
         )
-        tx._lease = req.take_lease()
+        tx._taken(req.take_lease())
         cursor_open = False
         try:
             await tx._run(

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, quote, unquote, unquote_to_bytes
 
 import polars as pl
 
-from . import _config_keys, _metrics, _native, _serve
+from . import _alerts, _config_keys, _metrics, _native, _serve
 from .errors import ConfigurationError, PoolClosed, PoolNotFound, ProgrammingError, QueryTimeout
 
 #: Pool options (times in seconds); every other keyword is an engine setting.
@@ -447,7 +447,24 @@ def readonly_flag(readonly: bool | None) -> int:
 
 def frame(req: _native.Request) -> pl.DataFrame:
     """The rows of a finished query request as a DataFrame."""
-    return pl.DataFrame(req.result())
+    df = pl.DataFrame(req.result())
+    if _alerts._SLOW_PENDING:
+        _alerts.slow_rows(req, df.height)
+    return df
+
+
+#: Operations the slow-query log times (the statements a caller wrote).
+_TIMED_OPS = frozenset({_native.OP_QUERY, _native.OP_EXECUTE, _native.OP_EXECUTE_MANY,
+                        _native.OP_CURSOR_OPEN, _native.OP_WRITE_FRAME})
+
+
+def split_watch_options(pool_options: Mapping[str, Any]) -> tuple[dict[str, Any],
+                                                                  dict[str, Any] | None]:
+    """create_pool's keywords without the alert, leak and slow-query options,
+    and those options checked (None when there are none)."""
+    rest = {k: v for k, v in pool_options.items() if k not in _alerts.WATCH_OPTIONS}
+    watch = {k: v for k, v in pool_options.items() if k in _alerts.WATCH_OPTIONS}
+    return rest, _alerts.check_options(watch)
 
 
 class PoolRegistry:
@@ -461,6 +478,7 @@ class PoolRegistry:
         self._events: dict[str, collections.deque[dict[str, Any]]] = {}
         self._event_thread: threading.Thread | None = None
         self._servers: set[_serve.MetricsServer] = set()
+        self._watcher = _alerts.Watcher()
 
     def __repr__(self) -> str:
         state = "closed" if self._native is None else f"pools={sorted(self._engines)}"
@@ -479,10 +497,13 @@ class PoolRegistry:
             raise PoolNotFound(f"no pool named {pool_id!r}")
         return engine
 
-    def _registered(self, pool_id: str, engine: str, n_endpoints: int = 1) -> None:
+    def _registered(self, pool_id: str, engine: str, n_endpoints: int = 1,
+                    watch: dict[str, Any] | None = None) -> None:
         self._engines[pool_id] = engine
         self._closed_ids.discard(pool_id)
         self._events[pool_id] = collections.deque(maxlen=RECENT_EVENTS)
+        if watch is not None:
+            self._watcher.add(self, pool_id, watch)
         if n_endpoints > 1:
             self._watch_events()
 
@@ -503,7 +524,46 @@ class PoolRegistry:
         for server in list(self._servers):
             server.close()
 
+    def _lease_taken(self, pool_id: str, lease: _native.Lease) -> _alerts.LeaseRecord | None:
+        """Starts watching a lease for leaks when its pool asks for it."""
+        watch = self._watcher.pools.get(pool_id)
+        if watch is None or watch.leak is None:
+            return None
+        return watch.lease_taken(lease.endpoint)
+
+    def _lease_returned(self, pool_id: str, rec: _alerts.LeaseRecord | None) -> None:
+        watch = self._watcher.pools.get(pool_id)
+        if rec is not None and watch is not None:
+            watch.lease_returned(rec)
+
+    def _slow_watch(self, pool_id: str, op: int) -> _alerts.PoolWatch | None:
+        """The pool's watch when it logs slow statements and `op` is one."""
+        watch = self._watcher.pools.get(pool_id)
+        if watch is None or watch.slow is None or op not in _TIMED_OPS:
+            return None
+        return watch
+
+    def _slow_done(self, watch: _alerts.PoolWatch, req: _native.Request | None, op: int,
+                   sql: str | None, params: Any, started: float, endpoint: str | None,
+                   failed: bool) -> None:
+        if time.monotonic() - started < (watch.slow or 0.0):
+            return
+        if endpoint is None:  # a pool-level request: name the endpoint when there is one
+            try:
+                eps = [e["endpoint"] for e in self._manager().metrics(watch.pool_id)["endpoints"]]
+            except Exception:
+                eps = []
+            endpoint = eps[0] if len(eps) == 1 else "one of " + ", ".join(eps)
+        rows = None
+        if req is not None and not failed and op != _native.OP_QUERY:
+            rows = req.rows_affected()
+        if op == _native.OP_WRITE_FRAME:
+            sql = f"write_frame into {sql}"
+        _alerts.slow_check(watch, req, op == _native.OP_QUERY, sql, params, started, rows,
+                           endpoint, failed)
+
     def _forget(self, pool_id: str | None = None) -> None:
+        self._watcher.remove(pool_id)
         ids = [pool_id] if pool_id is not None else list(self._engines)
         for i in ids:
             self._engines.pop(i, None)
@@ -533,7 +593,9 @@ class PoolRegistry:
         if pool_id is not None:
             self._engine(pool_id)
         ids = [pool_id] if pool_id is not None else self.list_pools()
-        return _metrics.snapshot(self._manager(), ids)
+        snap = _metrics.snapshot(self._manager(), ids)
+        self._watcher.samples(ids, self._engines, snap)
+        return snap
 
     def prometheus_text(self, pool_id: str | None = None) -> str:
         """metrics() in the Prometheus text exposition format."""

@@ -125,6 +125,16 @@ METRICS: dict[str, MetricInfo] = {
     "dbpool_replica_lag_seconds": MetricInfo(
         "gauge", "seconds", _E, "Replay lag at the last probe (only when known)."
     ),
+    # alerts, leak detection and the slow-query log (db_pool/_alerts.py)
+    "dbpool_alert_firing": MetricInfo(
+        "gauge", "", _P, "1 while the pool's alert rule (label rule) fires, else 0."
+    ),
+    "dbpool_leaks_reported_total": MetricInfo(
+        "counter", "", _P, "Leases reported held longer than leak_detection_threshold."
+    ),
+    "dbpool_slow_queries_total": MetricInfo(
+        "counter", "", _P, "Statements that took slow_query_threshold or longer."
+    ),
 }
 
 _HEALTH = ("up", "suspect", "down")

@@ -40,6 +40,8 @@ class Request:
 class Lease:
     @property
     def in_transaction(self) -> bool: ...
+    @property
+    def endpoint(self) -> str | None: ...
     def submit(
         self,
         op: int,

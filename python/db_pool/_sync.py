@@ -7,6 +7,7 @@ statement and raises KeyboardInterrupt.
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -30,10 +31,12 @@ from ._common import (
     log_notices,
     pool_arguments,
     readonly_flag,
+    split_watch_options,
     warn_abandoned,
 )
 from ._config_model import Config, native_arguments
 from ._config_sources import ConfigSource, config_from_env, load_config
+from ._alerts import LeaseRecord
 from .errors import PoolClosed
 
 
@@ -66,6 +69,7 @@ class SyncTransaction:
         self._readonly = readonly
         self._timeout = call_timeout(timeout)
         self._lease: _native.Lease | None = None
+        self._leak: LeaseRecord | None = None
 
     def _run(
         self,
@@ -81,6 +85,10 @@ class SyncTransaction:
     ) -> _native.Request:
         if self._lease is None:
             raise PoolClosed("the transaction is not active")
+        if self._leak is not None and sql is not None:
+            self._leak.sql = sql
+        watch = self._pool._slow_watch(self._pool_id, op)
+        started = time.monotonic() if watch is not None else 0.0
         req = self._lease.submit(
             op,
             sql,
@@ -91,7 +99,15 @@ class SyncTransaction:
             input=input,
             timeout=self._timeout if timeout is None else call_timeout(timeout),
         )
-        return _finish(req)
+        if watch is None:
+            return _finish(req)
+        try:
+            _finish(req)
+        except BaseException:
+            self._pool._slow_done(watch, req, op, sql, params, started, self._lease.endpoint, True)
+            raise
+        self._pool._slow_done(watch, req, op, sql, params, started, self._lease.endpoint, False)
+        return req
 
     def query(
         self,
@@ -149,6 +165,7 @@ class SyncTransaction:
             timeout=self._timeout if timeout is None else timeout,
         )
         self._lease = req.take_lease()
+        self._leak = self._pool._lease_taken(self._pool_id, self._lease)
 
     def __enter__(self) -> SyncTransaction:
         self._acquire()
@@ -172,8 +189,10 @@ class SyncTransaction:
 
     def _release(self) -> None:
         lease, self._lease = self._lease, None
+        leak, self._leak = self._leak, None
         if lease is not None:
             lease.release()
+        self._pool._lease_returned(self._pool_id, leak)
 
 
 class SyncDatabasePool(PoolRegistry):
@@ -197,6 +216,8 @@ class SyncDatabasePool(PoolRegistry):
         readonly: int = -1,
         timeout: float | None = None,
     ) -> _native.Request:
+        watch = self._slow_watch(pool_id, op)
+        started = time.monotonic() if watch is not None else 0.0
         req = self._manager().submit(
             pool_id,
             op,
@@ -209,7 +230,15 @@ class SyncDatabasePool(PoolRegistry):
             readonly=readonly,
             timeout=call_timeout(timeout),
         )
-        return _finish(req)
+        if watch is None:
+            return _finish(req)
+        try:
+            _finish(req)
+        except BaseException:
+            self._slow_done(watch, req, op, sql, params, started, None, True)
+            raise
+        self._slow_done(watch, req, op, sql, params, started, None, False)
+        return req
 
     def create_pool(
         self,
@@ -225,11 +254,12 @@ class SyncDatabasePool(PoolRegistry):
         **pool_options: Any,
     ) -> None:
         """Creates the pool ``pool_id``; see DatabasePool.create_pool."""
+        pool_options, watch = split_watch_options(pool_options)
         engine, settings, options = pool_arguments(
             db_type, host, port, database, username, password, url, pool_options, endpoints
         )
         self._manager().create_pool(pool_id, engine, settings, options)
-        self._registered(pool_id, engine, len(settings))
+        self._registered(pool_id, engine, len(settings), watch)
 
     def close_pool(self, pool_id: str, *, timeout: float | None = None) -> None:
         """Closes one pool within ``timeout`` seconds; see DatabasePool.close_pool."""

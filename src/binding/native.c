@@ -738,6 +738,15 @@ static PyObject *lease_in_transaction(LeaseObject *self, void *closure)
     return PyBool_FromLong(self->lease && dbp_lease_in_transaction(self->lease));
 }
 
+static PyObject *lease_endpoint(LeaseObject *self, void *closure)
+{
+    (void)closure;
+    if (!self->lease)
+        Py_RETURN_NONE;
+    const char *label = dbp_lease_endpoint(self->lease);
+    return PyUnicode_DecodeUTF8(label, (Py_ssize_t)strlen(label), "replace");
+}
+
 /* submit(op, sql=None, params=None, *, many=False, batch_rows=0, queue=None,
  *        future=None) -> Request */
 static PyObject *lease_submit(LeaseObject *self, PyObject *args, PyObject *kwargs)
@@ -778,6 +787,7 @@ static PyMethodDef lease_methods[] = {
 
 static PyGetSetDef lease_getset[] = {
     {"in_transaction", (getter)lease_in_transaction, NULL, "A transaction is open.", NULL},
+    {"endpoint", (getter)lease_endpoint, NULL, "Its connection's endpoint (no password).", NULL},
     {NULL},
 };
 

@@ -60,6 +60,12 @@ int dbp_lease_in_transaction(const dbp_lease *lease)
     return conn->handle && conn->pool->driver->in_transaction(conn->handle);
 }
 
+const char *dbp_lease_endpoint(const dbp_lease *lease)
+{
+    /* the label is written once when the endpoint is made: no lock needed */
+    return lease->conn->endpoint->label;
+}
+
 void dbp_lease_return(dbp_lease *lease)
 {
     dbp_pool *pool = lease->pool;

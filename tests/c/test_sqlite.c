@@ -717,6 +717,7 @@ static void test_errors_map_to_categories_and_sqlstates(void)
 static void test_transaction_kinds(void)
 {
     dbp_lease *lease = take_lease("db");
+    CHECK(strcmp(dbp_lease_endpoint(lease), ":memory:") == 0); /* for leak reports */
     dbp_error err;
     CHECK_EQ_INT(run_req(NULL, lease, DBP_OP_BEGIN, "SOMETIMES", NULL, &err, NULL), DBP_E_MISUSE);
     CHECK_EQ_INT(dbp_lease_in_transaction(lease), 0);
