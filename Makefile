@@ -130,7 +130,7 @@ FUZZ_SRC_pg_copy_binary := $(FUZZ_COLUMN) src/core/textbuf.c src/drivers/pg/pg_t
 FUZZ_SRC_textparse := $(FUZZ_TEXT)
 # sqlite_read.c is included by its harness, to reach its static functions
 FUZZ_SRC_sqlite_values := $(FUZZ_COLUMN) src/core/result.c src/core/params.c src/core/textbuf.c \
-                          src/core/arrow_input.c $(filter-out %/sqlite_read.c, \
+                          src/core/arrow_input.c src/core/clock.c $(filter-out %/sqlite_read.c, \
                           $(wildcard src/drivers/sqlite/*.c))
 FUZZ_SRC_tds_types := $(FUZZ_COLUMN) src/core/params.c src/drivers/tds/tds_types.c
 FUZZ_SRC_tds_params := $(FUZZ_SRC_tds_types)

@@ -9,13 +9,6 @@
 #include "core.h"
 #include "error.h"
 
-int64_t dbp_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 void dbp_pool_options_init(dbp_pool_options *opts)
 {
     opts->min_size = 1;
