@@ -267,6 +267,15 @@ def _parse_url(url: str) -> tuple[str, dict[str, str]]:
     return engine, settings
 
 
+def split_host_port(hostport: str) -> tuple[str, str]:
+    """(host, port) of a URL's ``host:port`` or ``[IPv6]:port``; either may be ""."""
+    if hostport.startswith("["):
+        host, _, rest = hostport[1:].partition("]")
+        return host, rest[1:] if rest.startswith(":") else ""
+    host, _, port = hostport.partition(":")
+    return host, port
+
+
 def _mssql_url_settings(
     credentials: str | None, hostport: str, path: str, settings: dict[str, str]
 ) -> dict[str, str]:
@@ -277,11 +286,7 @@ def _mssql_url_settings(
         settings["user"] = unquote(user)
         if colon:
             settings["password"] = unquote(password)
-    if hostport.startswith("["):  # [IPv6]:port
-        host, _, rest = hostport[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-    else:
-        host, _, port = hostport.partition(":")
+    host, port = split_host_port(hostport)
     if host:
         settings["host"] = unquote(host)
     if port:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import unquote
 
 from . import _config_keys as K
-from ._common import _parse_url, _query_settings, _split_url
+from ._common import _parse_url, _query_settings, _split_url, split_host_port
 from .errors import ConfigProblem, ConfigurationError
 
 from ._config_model import Config, EndpointConfig, PoolConfig, Value
@@ -324,11 +324,7 @@ def _pg_url_settings(url: str) -> list[dict[str, str]]:
     out = []
     for hostport in hosts.split(",") if hosts else [""]:
         ep = dict(settings)
-        if hostport.startswith("["):
-            host, _, rest = hostport[1:].partition("]")
-            port = rest[1:] if rest.startswith(":") else ""
-        else:
-            host, _, port = hostport.partition(":")
+        host, port = split_host_port(hostport)
         if host:
             ep["host"] = unquote(host)
         if port:
