@@ -19,6 +19,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from ._config_keys import WATCH_OPTIONS
 from .errors import ConfigurationError, PoolClosed, PoolNotFound
 
 if TYPE_CHECKING:
@@ -31,8 +32,7 @@ AlertEvent = dict[str, Any]
 AlertCallback = Callable[[AlertEvent], object]
 
 #: create_pool options handled here, not by the C pool.
-WATCH_OPTIONS = frozenset({"alerts", "on_alert", "alert_interval", "leak_detection_threshold",
-                           "slow_query_threshold", "log_parameters"})
+
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 DEFAULT_INTERVAL = 1.0

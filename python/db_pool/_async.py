@@ -430,10 +430,10 @@ class DatabasePool(PoolRegistry):
         pool = cls()
         try:
             for name, pool_config in config.pools.items():
-                engine, settings, options = native_arguments(pool_config)
+                engine, settings, options, watch = native_arguments(pool_config)
                 manager = pool._manager()
                 await asyncio.to_thread(manager.create_pool, name, engine, settings, options)
-                pool._registered(name, engine, len(settings))
+                pool._registered(name, engine, len(settings), watch)
         except BaseException:
             await pool.close()
             raise

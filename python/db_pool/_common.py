@@ -20,7 +20,7 @@ from .errors import ConfigurationError, PoolClosed, PoolNotFound, ProgrammingErr
 
 #: Pool options (times in seconds); every other keyword is an engine setting.
 #: Derived from the configuration's key table (_config_keys.py).
-POOL_OPTIONS = frozenset(k.name for k in _config_keys.POOL_KEYS)
+POOL_OPTIONS = frozenset(k.name for k in _config_keys.POOL_KEYS) - _config_keys.WATCH_OPTIONS
 
 #: Pool options that are times in seconds, and what each accepts: "zero"
 #: (0 or more; 0 often means "no limit"), "positive" (more than 0), or
@@ -28,7 +28,7 @@ POOL_OPTIONS = frozenset(k.name for k in _config_keys.POOL_KEYS)
 _TIME_OPTIONS = {
     k.name: "positive" if k.low_open or (k.low or 0) > 0 else "any" if (k.low or 0) < 0 else "zero"
     for k in _config_keys.POOL_KEYS
-    if k.kind == "seconds"
+    if k.kind == "seconds" and k.name not in _config_keys.WATCH_OPTIONS
 }
 
 #: connect_timeout when not given (the C library's default too).

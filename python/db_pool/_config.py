@@ -17,7 +17,7 @@ import re
 from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import unquote
 
-from . import _config_keys as K
+from . import _alerts, _config_keys as K
 from ._common import _parse_url, _query_settings, _split_url, split_host_port
 from .errors import ConfigProblem, ConfigurationError
 
@@ -174,6 +174,8 @@ def _expected(key: K.Key) -> str:
         return "a file path" + "".join(f' or "{c}"' for c in key.choices)
     if key.kind == "command":
         return "a command: a string or a list of strings"
+    if key.kind == "alerts":
+        return "a list of alert rules"
     return "a string"
 
 
@@ -220,6 +222,12 @@ def typed(key: K.Key, value: object, engine_setting: bool = False) -> Any:
             if value == c or (engine_setting and value.lower() == c.lower()):
                 return c
         raise _Bad(_expected(key), did_you_mean(value, set(key.choices)))
+    if kind == "alerts":
+        try:
+            _alerts.parse_rules(value, None)
+        except ConfigurationError as exc:
+            raise _Bad(_expected(key), message=str(exc)) from None
+        return [dict(rule) for rule in value]  # type: ignore[attr-defined]
     if kind == "command":
         if isinstance(value, str) and value.strip():
             return value

@@ -39,6 +39,9 @@ def _value_schema(key: K.Key) -> dict[str, Any]:
         s = {"anyOf": [{"type": "string", "minLength": 1},
                        {"type": "array", "minItems": 1,
                         "items": {"type": "string", "minLength": 1}}]}
+    elif kind == "alerts":
+        s = {"type": "array", "items": {"type": "object", "required": ["rule"],
+                                        "properties": {"rule": {"type": "string"}}}}
     elif kind == "endpoints":
         s = {"type": "array", "minItems": 1,
              "items": {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/endpoint"}]}}
@@ -158,8 +161,9 @@ def _default(key: K.Key) -> str:
 
 def _row(key: K.Key) -> str:
     names = f"`{key.name}`" + "".join(f", `{a}`" for a in key.aliases)
-    if key.kind in ("str", "endpoints"):
-        kind = "list of URLs or tables" if key.kind == "endpoints" else "string"
+    if key.kind in ("str", "endpoints", "alerts"):
+        kind = {"endpoints": "list of URLs or tables", "alerts": "list of rule tables"}.get(
+            key.kind, "string")
     else:
         kind = _expected(key)
     if key.note:

@@ -80,7 +80,23 @@ POOL_KEYS: tuple[Key, ...] = (
     Key("init_sql", "str", "SQL run on every new connection"),
     Key("reset_on_release", "choice", "when a released connection's session is reset", "auto",
         choices=("auto", "always", "never")),
+    # Watched by the Python layer (docs/observability.md), not the native pool;
+    # on_alert= is code, so create_pool's keyword only.
+    _secs("leak_detection_threshold", None, "a connection held longer (a transaction, a "
+          "stream) is reported once, with the stack that took it (none unless set)"),
+    _secs("slow_query_threshold", None, "statements slower than this go to logging "
+          "(none unless set)"),
+    Key("log_parameters", "bool", "the slow-query log shows parameters too (default false)"),
+    _secs("alert_interval", None, "how often alert rules are evaluated (default 1 s)",
+          low_open=True),
+    Key("alerts", "alerts", "alert rules: a list of tables such as { rule = \"saturation\", "
+        "threshold = 0.9, for = 30 } (docs/observability.md)"),
 )
+
+#: The pool options above that the Python layer watches with (alerts, leak
+#: detection, slow-query log): not passed to the native pool.
+WATCH_OPTIONS = frozenset({"leak_detection_threshold", "slow_query_threshold",
+                           "log_parameters", "alert_interval", "alerts", "on_alert"})
 
 #: Keys that say where a pool's (or an endpoint's) settings come from.
 SOURCE_KEYS: tuple[Key, ...] = (

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from . import _config_keys as K
-from ._common import pool_arguments
+from ._common import pool_arguments, split_watch_options
 
 Value = str | int | float | bool | None
 Part = str | int
@@ -132,10 +132,13 @@ def diff(old: Config, new: Config) -> ConfigDiff:
     )
 
 
-def native_arguments(pool: PoolConfig) -> tuple[str, list[dict[str, str]], dict[str, Any]]:
+def native_arguments(pool: PoolConfig) -> tuple[str, list[dict[str, str]], dict[str, Any],
+                                                dict[str, Any] | None]:
     """(engine, settings per endpoint, options) for the native create_pool,
     through create_pool's own path (pool_arguments), so a pool made from a
-    configuration is made exactly as one made with keywords."""
+    configuration is made exactly as one made with keywords; and the
+    options the Python layer watches with (alerts, leaks, slow queries)."""
     endpoints = [{k: v for k, v in e.settings.items() if v is not None} for e in pool.endpoints]
-    options = {k: v for k, v in pool.options.items() if v is not None}
-    return pool_arguments(pool.engine, None, None, None, None, None, None, options, endpoints)
+    options, watch = split_watch_options({k: v for k, v in pool.options.items() if v is not None})
+    return (*pool_arguments(pool.engine, None, None, None, None, None, None, options, endpoints),
+            watch)

@@ -300,9 +300,9 @@ class SyncDatabasePool(PoolRegistry):
         pool = cls()
         try:
             for name, pool_config in config.pools.items():
-                engine, settings, options = native_arguments(pool_config)
+                engine, settings, options, watch = native_arguments(pool_config)
                 pool._manager().create_pool(name, engine, settings, options)
-                pool._registered(name, engine, len(settings))
+                pool._registered(name, engine, len(settings), watch)
         except BaseException:
             pool.close()
             raise

@@ -352,6 +352,30 @@ def test_pools_from_config_work_on_both_apis(tmp_path: Path) -> None:
         assert pool.query("mem", "SELECT 41 + 1 AS x")["x"][0] == 42
 
 
+@pytest.mark.skipif(not HAVE_TOML, reason="TOML needs Python 3.11's tomllib")
+def test_a_file_sets_alerts_leak_detection_and_the_slow_query_log(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The options the Python layer watches with come from a file as from
+    create_pool (on_alert= is code: create_pool only)."""
+    path = tmp_path / "db.toml"
+    path.write_text(
+        "[pools.w]\nurl = \"sqlite:///:memory:\"\nmax_size = 1\nslow_query_threshold = 0\n"
+        "alert_interval = 0.05\n"
+        "alerts = [{ rule = \"saturation\", threshold = 1.0 }]\n")
+    with SyncDatabasePool.from_config(path) as pool:
+        with caplog.at_level("WARNING", logger="db_pool"):
+            pool.query("w", "SELECT 1 AS x")
+        assert any("slow" in r.getMessage() for r in caplog.records)
+        samples = pool.metrics("w")["dbpool_alert_firing"]
+        assert [s["labels"]["rule"] for s in samples] == ["saturation"]
+    bad = {"pools": {"w": {"url": "sqlite:///:memory:",
+                           "alerts": [{"rule": "saturation", "threshold": 90}]}}}
+    with pytest.raises(ConfigurationError) as info:
+        load_config(bad)
+    assert [p.path for p in info.value.problems] == ["pools.w.alerts"]
+    assert "threshold must be a fraction" in str(info.value)
+
+
 async def test_async_from_config_and_from_env(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     pool = await DatabasePool.from_config(
