@@ -467,8 +467,8 @@ def split_watch_options(pool_options: Mapping[str, Any]) -> tuple[dict[str, Any]
                                                                   dict[str, Any] | None]:
     """create_pool's keywords without the alert, leak and slow-query options,
     and those options checked (None when there are none)."""
-    rest = {k: v for k, v in pool_options.items() if k not in _alerts.WATCH_OPTIONS}
-    watch = {k: v for k, v in pool_options.items() if k in _alerts.WATCH_OPTIONS}
+    rest = {k: v for k, v in pool_options.items() if k not in _config_keys.WATCH_OPTIONS}
+    watch = {k: v for k, v in pool_options.items() if k in _config_keys.WATCH_OPTIONS}
     return rest, _alerts.check_options(watch)
 
 
