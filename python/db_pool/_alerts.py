@@ -19,7 +19,6 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ._config_keys import WATCH_OPTIONS
 from .errors import ConfigurationError, PoolClosed, PoolNotFound
 
 if TYPE_CHECKING:
