@@ -389,9 +389,10 @@ class Bench:
                                f"W1's `SELECT id, name, score ... WHERE id = ?` on a SQLite "
                                f"file of {KEYS:,} keys, {queries:,} queries from one caller: "
                                "db_pool's sync API (which runs SQLite on the calling thread "
-                               "when a connection is free) and async API (a worker thread, so "
-                               "the event loop never blocks), against Python's `sqlite3` and "
-                               "`aiosqlite`, each answer made a polars DataFrame.", ""]
+                               "when a connection is free) and async API (the same for reads, "
+                               "on the event loop's thread within a 1 ms budget, a worker "
+                               "beyond it), against Python's `sqlite3` and `aiosqlite`, each "
+                               "answer made a polars DataFrame.", ""]
             + table_qps(point), "bench_w4.png")
 
     # ---- W5 ----
