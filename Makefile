@@ -14,7 +14,8 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 APT_PACKAGES := gcc pkg-config libsqlite3-dev libpq-dev postgresql postgresql-client \
                 freetds-bin freetds-dev openssl python3-dev python3-venv valgrind pgbouncer
 PY_PACKAGES := meson meson-python ninja polars pyarrow numpy pytest pytest-asyncio mypy \
-               "psycopg[binary]" python-tds pyopenssl prometheus-client playwright jsonschema
+               "psycopg[binary]" python-tds pyopenssl prometheus-client playwright jsonschema \
+               opentelemetry-api opentelemetry-sdk
 # Peers for `make bench` only.
 BENCH_PACKAGES := connectorx asyncpg psycopg-pool adbc-driver-postgresql adbc-driver-sqlite aiosqlite \
                   matplotlib
@@ -60,7 +61,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 venv: system-deps $(BIN)/python
-	@$(PY) -c "import mesonpy, polars, pyarrow, numpy, pytest, pytest_asyncio, mypy, psycopg, pytds, OpenSSL, prometheus_client, playwright, jsonschema" \
+	@$(PY) -c "import mesonpy, polars, pyarrow, numpy, pytest, pytest_asyncio, mypy, psycopg, pytds, OpenSSL, prometheus_client, playwright, jsonschema, opentelemetry.sdk.metrics" \
 	    2>/dev/null || $(PY) -m pip install -q $(PY_PACKAGES)
 
 # Editable install: importing db_pool rebuilds the extension when C changed.

@@ -46,3 +46,40 @@ def check_round_trip(snap: dict[str, list[dict[str, Any]]], text: str) -> None:
             assert abs(samples[(name + "_sum", tuple(sorted(labels.items())))] - s["sum"]) < 1e-9
             n += len(s["buckets"]) + 2
     assert n == len(samples)
+
+
+#: An OpenTelemetry data point: (metric name, sorted attributes).
+OtelKey = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def otel_points(reader: Any) -> dict[OtelKey, Any]:
+    """Every data point an opentelemetry-sdk InMemoryMetricReader collects now."""
+    out: dict[OtelKey, Any] = {}
+    for rm in reader.get_metrics_data().resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                for p in metric.data.data_points:
+                    key = (metric.name, tuple(sorted((k, str(v)) for k, v in p.attributes.items())))
+                    assert key not in out, key
+                    out[key] = p.value
+    return out
+
+
+def check_otel_matches(points: dict[OtelKey, Any], snap: dict[str, list[dict[str, Any]]]) -> None:
+    """The collected points are exactly the snapshot's samples under their
+    OpenTelemetry names (histograms as <name>.count and <name>.sum)."""
+    from db_pool.otel import OTEL_METRICS, attributes
+
+    want: dict[OtelKey, Any] = {}
+    for name, series in snap.items():
+        m = OTEL_METRICS[name]
+        for s in series:
+            attrs = tuple(sorted(attributes(s["labels"]).items()))
+            if "buckets" in s:
+                want[(m.name + ".count", attrs)] = s["count"]
+                want[(m.name + ".sum", attrs)] = s["sum"]
+            else:
+                want[(m.name, attrs)] = s["value"]
+    assert points.keys() == want.keys(), set(points) ^ set(want)
+    for key, v in want.items():
+        assert points[key] == v, (key, points[key], v)
