@@ -72,6 +72,7 @@ const char *dbp_close_reason_name(int reason)
 
 void dbp_histogram_init(dbp_histogram *h, int kind) { h->kind = kind; }
 
+#ifndef DBP_NO_METRICS
 void dbp_histogram_observe(dbp_histogram *h, int64_t value)
 {
     if (value < 0)
@@ -86,6 +87,7 @@ void dbp_histogram_observe(dbp_histogram *h, int64_t value)
     dbp_counter_inc(&h->count);
     dbp_counter_add(&h->sum, (uint64_t)value);
 }
+#endif
 
 void dbp_histogram_read(const dbp_histogram *h, dbp_histogram_snapshot *out)
 {

@@ -14,10 +14,21 @@
 
 typedef _Atomic uint64_t dbp_counter;
 
+/* -DDBP_NO_METRICS (meson -Dmetrics=false) makes every update a no-op, so
+ * the overhead benchmark can set the pool against itself without metrics;
+ * snapshots then report zeros. */
+#ifdef DBP_NO_METRICS
+static inline void dbp_counter_add(dbp_counter *c, uint64_t n)
+{
+    (void)c;
+    (void)n;
+}
+#else
 static inline void dbp_counter_add(dbp_counter *c, uint64_t n)
 {
     atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
+#endif
 
 static inline void dbp_counter_inc(dbp_counter *c) { dbp_counter_add(c, 1); }
 
@@ -39,7 +50,15 @@ typedef struct dbp_histogram {
 void dbp_histogram_init(dbp_histogram *h, int kind);
 /* Counts one value: nanoseconds for DBP_HIST_SECONDS, rows for DBP_HIST_ROWS;
  * a negative value counts as 0. */
+#ifdef DBP_NO_METRICS
+static inline void dbp_histogram_observe(dbp_histogram *h, int64_t value)
+{
+    (void)h;
+    (void)value;
+}
+#else
 void dbp_histogram_observe(dbp_histogram *h, int64_t value);
+#endif
 void dbp_histogram_read(const dbp_histogram *h, dbp_histogram_snapshot *out);
 
 /* Counted per pool (dbp_pool.m). */

@@ -155,6 +155,12 @@ void *dbp_request_user_data(const dbp_request *req) { return req->user_data; }
 
 void dbp_request_count_locked(dbp_pool *pool, const dbp_request *req, int status)
 {
+#ifdef DBP_NO_METRICS /* nothing to count (metrics.h): skip the row totals too */
+    (void)pool;
+    (void)req;
+    (void)status;
+    return;
+#endif
     if (DBP_OP_IS_INTERNAL(req->op))
         return;
     dbp_counter_inc(&pool->m.requests[status >= 0 && status < DBP_CATEGORY_SLOTS ? status
