@@ -305,7 +305,7 @@ async def small_db_pool(a: Args) -> Result:
 
     async with DatabasePool() as pool:
         await pool.create_pool("b", url=a["url"], min_size=a["concurrency"],
-                               max_size=a["concurrency"])
+                               max_size=a["concurrency"], **a.get("pool_options", {}))
 
         async def one(key: int) -> int:
             return row_value((await pool.query("b", a["sql"], [key])).row(0))
@@ -462,7 +462,7 @@ def point_db_pool_sync(a: Args) -> Result:
     from db_pool import SyncDatabasePool
 
     with SyncDatabasePool() as pool:
-        pool.create_pool("b", url=a["url"], min_size=1, max_size=1)
+        pool.create_pool("b", url=a["url"], min_size=1, max_size=1, **a.get("pool_options", {}))
         sql = a["sql"].replace("$1", "?")
 
         def one(key: int) -> int:
@@ -731,8 +731,35 @@ async def seed_db_pool(a: Args) -> Result:
             "rows": n, "checksum": f"{simple['checksum']}/{concurrent['checksum']}/{count}"}
 
 
+# ---- metrics overhead: db_pool against itself built without metrics --------------------
+# "CONTENDER@VARIANT" runs CONTENDER on the package built into a[VARIANT's
+# build] (run.py builds both the same way, only -Dmetrics differs), with
+# leak detection on for the _leak variants.
+
+LEAK_OPTIONS = {"leak_detection_threshold": 60.0}
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "metrics_off": ("build_off", {}),
+    "metrics_on": ("build_on", {}),
+    "metrics_off_leak": ("build_off", LEAK_OPTIONS),
+    "metrics_on_leak": ("build_on", LEAK_OPTIONS),
+}
+
+
+def use_build(path: str) -> None:
+    """Imports db_pool from `path` instead of the editable install (whose
+    finder sits first on sys.meta_path)."""
+    sys.meta_path[:] = [f for f in sys.meta_path
+                        if not type(f).__module__.startswith("_db_pool_editable")]
+    sys.path.insert(0, path)
+
+
 def main() -> None:
     workload, contender, a = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    contender, _, variant = contender.partition("@")
+    if variant:
+        build, options = VARIANTS[variant]
+        use_build(a[build])
+        a = {**a, "pool_options": options}
     result: Result
     if workload == "read":
         df, seconds = READ[contender](a)

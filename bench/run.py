@@ -15,8 +15,9 @@ Workloads: W1 1-row primary-key SELECTs at concurrency 1, 10, 100, and at 10
 on pgbench's own table and beside a CPU hog; W2 bulk read of an 8-column
 table (1M rows; 10M more with --big); W3 bulk write of a 1M-row DataFrame;
 W4 the same bulk read on SQLite; W5 the seed's own workload on SQLite and
-PostgreSQL; W6 execute_many; P5 10,000 waiters on 10 connections. --quick:
-small sizes, 2 repetitions.
+PostgreSQL; W6 execute_many; P5 10,000 waiters on 10 connections; M1
+(`metrics`) W4 point and W1 c=10 against a build with metrics compiled out.
+--quick: small sizes, 2 repetitions.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import random
 import re
 import shlex
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,12 +81,14 @@ class Bench:
 
     def alternate(self, name: str, workload: str, contenders: list[str], args: dict[str, Any],
                   before: Callable[[], None] | None = None,
-                  after: Callable[[dict[str, Any]], None] | None = None) -> Results:
-        """Runs every contender self.reps times, in a fresh random order each
-        round, then checks they all returned the same rows and checksum."""
+                  after: Callable[[dict[str, Any]], None] | None = None,
+                  reps: int | None = None) -> Results:
+        """Runs every contender self.reps (or reps) times, in a fresh random
+        order each round, then checks they all returned the same rows and checksum."""
         results: Results = {c: [] for c in contenders}
         rng = random.Random(name)
-        for rep in range(self.reps):
+        reps = reps or self.reps
+        for rep in range(reps):
             order = contenders[:]
             rng.shuffle(order)
             for c in order:
@@ -94,7 +98,7 @@ class Bench:
                 if after:
                     after(r)
                 results[c].append(r)
-                print(f"  {name} {rep + 1}/{self.reps} {c:16} {r['seconds']:8.3f} s"
+                print(f"  {name} {rep + 1}/{reps} {c:16} {r['seconds']:8.3f} s"
                       + (f" {r['qps']:9,.0f} qps" if "qps" in r else "")
                       + f" {r['peak_rss_mib']:6.0f} MiB", flush=True)
         check_same(name, results)
@@ -163,6 +167,51 @@ class Bench:
             "does, on our table); its p50/p99 come from its per-transaction log. Checksum: "
             "the sum over all queries of id + 2*score + len(name).",
             body, "bench_w1.png")
+
+    # ---- M1: the cost of metrics ----
+
+    def metrics(self) -> None:
+        """db_pool against itself built with metrics compiled out (meson
+        -Dmetrics=false), on W4 point and W1 c=10, with and without leak
+        detection; twice the usual repetitions, as the differences are small."""
+        builds = {f"build_{state}": str(build_variant(self.tmp, state == "on"))
+                  for state in ("off", "on")}
+        variants = ["metrics_off", "metrics_on", "metrics_off_leak", "metrics_on_leak"]
+        point_path = self.tmp / "m1_point.db"
+        make_sqlite(point_path, 0, small=True)
+        cases = [("W4 point (SQLite, sync API, 1 caller)", "point", "db_pool_sync",
+                  {"url": f"sqlite:///{point_path}", "queries": 2_000 if self.quick else 20_000,
+                   "concurrency": 1}),
+                 ("W1 c=10 (PostgreSQL, async API)", "small", "db_pool",
+                  {**self.pg, "queries": 2_000 if self.quick else 10_000, "concurrency": 10})]
+        body, ratios = [], []
+        for title, workload, contender, args in cases:
+            names = [f"{contender}@{v}" for v in variants]
+            res = self.alternate(f"M1 {title}", workload, names,
+                                 {**args, **builds, "sql": SMALL_SQL, "keys": KEYS},
+                                 reps=2 * self.reps)
+            off = res[names[0]]
+            # per round: the variants ran in the same round, in a random order
+            paired = {v: statistics.median(o["qps"] / r["qps"] for o, r in zip(off, res[n]))
+                      for v, n in zip(variants[1:], names[1:])}
+            ratios.append(f"{title.split(' (')[0]}: " + ", ".join(
+                f"{v} {paired[v]:.3f}" for v in variants[1:]))
+            body += [f"### {title}", ""] + table_qps(res, base=names[0]) + [
+                "Median over the rounds of QPS(metrics_off) / QPS(variant) in the same "
+                "round: " + ", ".join(f"{v} {paired[v]:.3f}" for v in variants[1:]), ""]
+        self.summary.append("- M1 metrics overhead (QPS compiled out / QPS variant; 1.00 = "
+                            "free): " + "; ".join(ratios))
+        self.section(
+            "M1: the cost of metrics",
+            "db_pool against itself: the package built twice into folders of its own by "
+            "`pip install --no-deps --no-build-isolation --target DIR . "
+            "-Csetup-args=-Dmetrics=true|false` (false defines `DBP_NO_METRICS`: every "
+            "counter and histogram update is a no-op, snapshots report zeros; checked "
+            "before the run). `_leak` variants add `leak_detection_threshold=60` (nothing "
+            "leaks: its cost is the watch on leases and the alerts thread). W4 point: W1's "
+            "query on SQLite, one caller, sync API; W1: 10 asyncio tasks on 10 PostgreSQL "
+            "connections. The ratio column reads how much slower each variant is than the "
+            "build without metrics (above 1: slower).", body)
 
     # ---- W6 ----
 
@@ -507,6 +556,38 @@ def run_contender(workload: str, contender: str, args: dict[str, Any]) -> dict[s
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+BUILD_CHECK = """import sys
+sys.path.insert(0, "bench")
+from contenders import use_build
+use_build(sys.argv[1])
+import db_pool
+assert db_pool.__file__.startswith(sys.argv[1]), db_pool.__file__
+with db_pool.SyncDatabasePool() as pool:
+    pool.create_pool("x", url="sqlite:///:memory:")
+    pool.query("x", "SELECT 1 AS one")
+    print(sum(s["value"] for s in pool.metrics("x")["dbpool_requests_total"]))
+"""
+
+
+def build_variant(tmp: Path, metrics: bool) -> Path:
+    """The package built into a folder of its own, with metrics or without
+    (both the same way, so only -Dmetrics differs), checked to count or not."""
+    state = "on" if metrics else "off"
+    target = tmp / f"db_pool_metrics_{state}"
+    print(f"building db_pool with metrics {state} into {target} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "--no-build-isolation", "--target", str(target), str(ROOT),
+                    f"-Cbuild-dir={ROOT / 'build' / 'bench' / f'metrics-{state}'}",
+                    f"-Csetup-args=-Dmetrics={str(metrics).lower()}"], check=True, cwd=ROOT,
+                   env={**os.environ,  # meson and ninja live beside this Python
+                        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
+    counted = subprocess.run([sys.executable, "-c", BUILD_CHECK, str(target)], check=True,
+                             capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    if counted != ("1" if metrics else "0"):
+        raise SystemExit(f"the build with metrics {state} counted {counted} requests of 1")
+    return target
+
+
 def check_same(name: str, results: Results) -> None:
     """Every run of every contender must have returned the same checksum
     (the server's limits, which build no result, say "n/a")."""
@@ -633,7 +714,8 @@ def main() -> None:
     ap.add_argument("--big-rows", type=int, default=10_000_000)
     ap.add_argument("--dsn", help="use this PostgreSQL instead of a throwaway one (W1 at "
                     "concurrency 100 needs max_connections >= 110)")
-    ap.add_argument("--only", default="w1,w2,w3,w4,w5,w6,p4,p5", help="workloads to run")
+    ap.add_argument("--only", default="w1,w2,w3,w4,w5,w6,p4,p5,metrics",
+                    help="workloads to run")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 5)")
     ap.add_argument("--rows", type=int, default=None, help="rows for W2-W4 (default 1M)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
