@@ -79,6 +79,11 @@ async def _finish(req: _native.Request) -> _native.Request:
             await req.future
     except asyncio.CancelledError:
         req.cancel()
+        if req.done():  # it finished as the task was cancelled: let go of what it holds
+            try:
+                req.take_lease().release()
+            except Exception:  # noqa: BLE001 - it holds no lease, or ended with an error
+                pass
         raise
     log_notices(req)
     req.check()
