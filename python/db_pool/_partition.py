@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from ._sync import SyncDatabasePool
 
 ALIAS = "dbp_part"
+#: Longest single wait of the blocking runners for their partitions.
+WAIT_SLICE_MS = 200
 
 #: How each engine writes a date, a naive and an aware timestamp bound. SQLite
 #: keeps them as ISO 8601 text (what db_pool binds), compared as text.
@@ -458,14 +460,15 @@ async def stream_async(pool: DatabasePool, pool_id: str, sql: str, params: Any,
 
 def _wait_any(queue: _native.CompletionQueue) -> list[_native.Request]:
     """Blocks (GIL released, Ctrl-C honoured) until requests submitted with
-    ``queue`` finished; returns them. Each request carries its own deadline."""
+    ``queue`` finished; returns them. Each request carries its own deadline;
+    the wait itself is sliced like Request.wait's, never unbounded."""
     poller = select.poll()
     poller.register(queue.fileno(), select.POLLIN)
     while True:
         done = queue.drain()
         if done:
             return done
-        poller.poll()
+        poller.poll(WAIT_SLICE_MS)
 
 
 def _stop(reqs: list[_native.Request | None]) -> None:
