@@ -198,6 +198,33 @@ int dbp_manager_create_pool_endpoints(dbp_manager *mgr, const char *pool_id, con
 int dbp_manager_close_pool(dbp_manager *mgr, const char *pool_id, int64_t timeout_ms,
                            dbp_error *err);
 
+/* What dbp_manager_reconfigure_pool changed. */
+typedef struct dbp_reconfigure_report {
+    int endpoints_added;     /* new addresses, or removed ones given again */
+    int endpoints_removed;   /* they take no new work; their connections close as they
+                                come back */
+    int endpoints_changed;   /* same address, other settings (a rotated password, say) */
+    int options_changed;     /* any pool option differs */
+    int connections_retired; /* idle connections closed at once (in-use ones close when
+                                their caller is done with them) */
+} dbp_reconfigure_report;
+
+/* Applies a new configuration to a running pool without cutting any work
+ * short (docs/configuration.md, "Reload"). Endpoints are matched by address
+ * (host, port, database): one listed with other settings gets them, and
+ * connections opened with the old ones retire (idle ones now, in-use ones
+ * when they come back); one no longer listed is removed the same way; new
+ * ones are added (probed for their role first in pools of several). The
+ * options are replaced whole: new waits and statements use them, those
+ * under way keep their deadlines; connections follow a lowered max_size or
+ * max_lifetime as they come back, and a changed init_sql retires them all.
+ * Nothing connects here. On error nothing has changed. `report` may be
+ * NULL. */
+int dbp_manager_reconfigure_pool(dbp_manager *mgr, const char *pool_id,
+                                 const dbp_endpoint_config *endpoints, size_t n_endpoints,
+                                 const dbp_pool_options *opts, dbp_reconfigure_report *report,
+                                 dbp_error *err);
+
 /* Names of the open pools; *out is a NULL-terminated array the caller frees
  * with dbp_free_strings. */
 int dbp_manager_list_pools(dbp_manager *mgr, char ***out, dbp_error *err);
@@ -264,6 +291,8 @@ typedef struct dbp_endpoint_stats {
     int size, idle, in_use, opening;
     uint64_t acquired_total;
     uint64_t failed_total; /* failed connection attempts and probes */
+    int removed;           /* a reconfigure removed it: it takes no new work, and its
+                              connections close as they come back */
 } dbp_endpoint_stats;
 
 /* Endpoint `index` (0-based, in the order given at creation) of a pool;
@@ -303,6 +332,8 @@ typedef enum dbp_close_reason {
     DBP_CLOSE_TOPOLOGY = 5,      /* its endpoint changed role */
     DBP_CLOSE_ENDPOINT_DOWN = 6, /* its endpoint was found unreachable */
     DBP_CLOSE_POOL_CLOSED = 7,   /* the pool or manager closed */
+    DBP_CLOSE_RECONFIGURED = 8,  /* a reconfigure replaced its settings, removed its endpoint
+                                    or lowered max_size */
 } dbp_close_reason;
 #define DBP_CLOSE_REASON_SLOTS 16 /* every dbp_close_reason is below this */
 /* "idle", "lifetime", ...; static; "unknown" past the last. */

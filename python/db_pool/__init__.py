@@ -20,6 +20,7 @@ from ._config_sources import (
     load_config,
 )
 from ._native import engines
+from ._reload import PoolChange, ReloadReport
 from ._sync import SyncDatabasePool, SyncTransaction
 from .errors import (
     AuthenticationError,
@@ -64,6 +65,8 @@ __all__ = [
     "EndpointConfig",
     "PoolConfig",
     "PoolDiff",
+    "PoolChange",
+    "ReloadReport",
     "config_from_env",
     "config_from_keywords",
     "config_from_url",

@@ -35,7 +35,8 @@ from ._common import (
     warn_abandoned,
 )
 from ._config_model import Config, native_arguments
-from ._config_sources import ConfigSource, config_from_env, load_config
+from ._config_sources import ConfigSource, config_from_env, keyword_model, load_config
+from ._reload import ReloadReport, reload
 from ._alerts import LeaseRecord
 from .errors import InterfaceError, PoolClosed
 
@@ -374,13 +375,15 @@ class DatabasePool(PoolRegistry):
         ``leak_detection_threshold`` and ``slow_query_threshold`` (seconds),
         ``log_parameters`` (False: the slow-query log never shows parameters).
         """
+        model = keyword_model(pool_id, db_type, host, port, database, username, password, url,
+                              endpoints, **pool_options)
         pool_options, watch = split_watch_options(pool_options)
         engine, settings, options = pool_arguments(
             db_type, host, port, database, username, password, url, pool_options, endpoints
         )
         manager = self._manager()
         await asyncio.to_thread(manager.create_pool, pool_id, engine, settings, options)
-        self._registered(pool_id, engine, len(settings), watch)
+        self._registered(pool_id, engine, len(settings), watch, model)
 
     async def close_pool(self, pool_id: str, *, timeout: float | None = None) -> None:
         """Closes one pool: waiting calls fail with PoolClosed, running
@@ -430,6 +433,25 @@ class DatabasePool(PoolRegistry):
         config = await asyncio.to_thread(config_from_env, environ)
         return await cls._from_model(config)
 
+    async def reload(self, source: ConfigSource, *, env: bool = False,
+                     timeout: float | None = None) -> ReloadReport:
+        """Applies a new configuration (a TOML path, a dict or a Config, as
+        from_config takes) to the running pools as a diff, and returns what
+        changed. Pools added are created, pools removed are closed within
+        ``timeout`` (their running statements finish or are cancelled as
+        close_pool does), and pools changed are changed in place without
+        cutting any statement short: sizes and timeouts apply to new work,
+        endpoints added are probed before they take work, endpoints removed
+        and connections opened with replaced settings (a rotated password)
+        close as they come back to the pool. A configuration with any
+        problem, or a change that cannot apply to a running pool (its
+        engine), raises ConfigurationError and changes nothing; a pool that
+        fails to open undoes the reload. Logged at INFO, and recorded in the
+        pools' events, without secrets (docs/configuration.md, "Reload")."""
+        config = await asyncio.to_thread(load_config, source, env=env)
+        limit = close_timeout(timeout)
+        return await asyncio.to_thread(reload, self, config, limit)
+
     @classmethod
     async def _from_model(cls, config: Config) -> DatabasePool:
         pool = cls()
@@ -438,7 +460,7 @@ class DatabasePool(PoolRegistry):
                 engine, settings, options, watch = native_arguments(pool_config)
                 manager = pool._manager()
                 await asyncio.to_thread(manager.create_pool, name, engine, settings, options)
-                pool._registered(name, engine, len(settings), watch)
+                pool._registered(name, engine, len(settings), watch, pool_config)
         except BaseException:
             await pool.close()
             raise

@@ -10,13 +10,17 @@ import numbers
 import threading
 import time
 import weakref
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
 from urllib.parse import parse_qsl, quote, unquote, unquote_to_bytes
 
 import polars as pl
 
 from . import _alerts, _config_keys, _metrics, _native, _serve
 from .errors import ConfigurationError, PoolClosed, PoolNotFound, ProgrammingError, QueryTimeout
+
+if TYPE_CHECKING:
+    from ._config_model import PoolConfig
+    from ._reload import ConfigWatcher
 
 #: Pool options (times in seconds); every other keyword is an engine setting.
 #: Derived from the configuration's key table (_config_keys.py).
@@ -484,6 +488,9 @@ class PoolRegistry:
         self._event_thread: threading.Thread | None = None
         self._servers: set[_serve.MetricsServer] = set()
         self._watcher = _alerts.Watcher()
+        #: each pool's configuration, for reload's diff (None: not known)
+        self._configs: dict[str, PoolConfig | None] = {}
+        self._config_watch: ConfigWatcher | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._native is None else f"pools={sorted(self._engines)}"
@@ -503,14 +510,28 @@ class PoolRegistry:
         return engine
 
     def _registered(self, pool_id: str, engine: str, n_endpoints: int = 1,
-                    watch: dict[str, Any] | None = None) -> None:
+                    watch: dict[str, Any] | None = None, config: PoolConfig | None = None
+                    ) -> None:
         self._engines[pool_id] = engine
+        self._configs[pool_id] = config
         self._closed_ids.discard(pool_id)
         self._events[pool_id] = collections.deque(maxlen=RECENT_EVENTS)
+        self._rewatch(pool_id, n_endpoints, watch)
+
+    def _rewatch(self, pool_id: str, n_endpoints: int, watch: dict[str, Any] | None) -> None:
+        """(Re)starts watching a pool: alerts, leaks and slow queries as its
+        options say, endpoint events when it has several endpoints."""
+        self._watcher.remove(pool_id)
         if watch is not None:
             self._watcher.add(self, pool_id, watch)
         if n_endpoints > 1:
             self._watch_events()
+
+    def _unregister(self, pool_id: str) -> None:
+        """Forgets a pool as if it had never been created (an undone reload)."""
+        self._watcher.remove(pool_id)
+        for table in (self._engines, self._events, self._configs):
+            table.pop(pool_id, None)
 
     def _watch_events(self) -> None:
         """Starts the thread that logs endpoint events and keeps the latest."""
@@ -526,8 +547,32 @@ class PoolRegistry:
             recent.append(event)
 
     def _close_servers(self) -> None:
+        """Stops what serves or watches the pools: metrics servers, the
+        configuration watch."""
         for server in list(self._servers):
             server.close()
+        if self._config_watch is not None:
+            self._config_watch.stop()
+            self._config_watch = None
+
+    def watch_config(self, path: str, *, sighup: bool = True, poll_interval: float | None = 2.0,
+                     env: bool = False, timeout: float | None = None) -> None:
+        """Reloads the pools from the TOML file ``path`` (as ``reload`` does)
+        whenever it changes, checked every ``poll_interval`` seconds (None:
+        not polled), and, with ``sighup``, when the process gets SIGHUP
+        (call from the main thread then). A reload that fails is logged as
+        an ERROR and changes nothing. A new call replaces the previous
+        watch; close() stops it. ``timeout`` bounds closing removed pools."""
+        from . import _reload
+
+        if poll_interval is not None:
+            poll_interval = seconds("poll_interval", poll_interval)
+        self._manager()
+        if self._config_watch is not None:
+            self._config_watch.stop()
+        self._config_watch = _reload.ConfigWatcher(
+            self, str(path), sighup=sighup, poll_interval=poll_interval, env=env,
+            close_timeout=close_timeout(timeout))
 
     def _lease_taken(self, pool_id: str, lease: _native.Lease) -> _alerts.LeaseRecord | None:
         """Starts watching a lease for leaks when its pool asks for it."""
@@ -573,6 +618,7 @@ class PoolRegistry:
         for i in ids:
             self._engines.pop(i, None)
             self._events.pop(i, None)
+            self._configs.pop(i, None)
             self._closed_ids.add(i)
 
     def list_pools(self) -> list[str]:

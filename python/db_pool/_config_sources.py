@@ -27,7 +27,8 @@ from typing import Any, Mapping, Sequence
 from . import _config_keys as K
 from . import _native
 from ._config import Config, Context, Part, build, did_you_mean, raise_problems
-from .errors import ConfigProblem
+from ._config_model import PoolConfig
+from .errors import ConfigProblem, ConfigurationError
 
 #: How long a password_command may run.
 PASSWORD_COMMAND_TIMEOUT = 10.0
@@ -112,6 +113,16 @@ def config_from_keywords(
                              "url": url, "endpoints": endpoints, **options}
     table = {k: v for k, v in table.items() if v is not None}
     return _finish(_context(), {"pools": {pool_id: table}}, "")
+
+
+def keyword_model(pool_id: str, *args: Any, **options: Any) -> PoolConfig | None:
+    """The model of a pool create_pool made from these arguments (as
+    config_from_keywords), kept for reload's diff; None when they are beyond
+    what a configuration can say (a callable on_alert, say)."""
+    try:
+        return config_from_keywords(pool_id, *args, **options).pools[pool_id]
+    except (ConfigurationError, TypeError):
+        return None
 
 
 def _context() -> Context:

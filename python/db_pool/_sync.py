@@ -35,7 +35,8 @@ from ._common import (
     warn_abandoned,
 )
 from ._config_model import Config, native_arguments
-from ._config_sources import ConfigSource, config_from_env, load_config
+from ._config_sources import ConfigSource, config_from_env, keyword_model, load_config
+from ._reload import ReloadReport, reload
 from ._alerts import LeaseRecord
 from .errors import PoolClosed
 
@@ -254,12 +255,14 @@ class SyncDatabasePool(PoolRegistry):
         **pool_options: Any,
     ) -> None:
         """Creates the pool ``pool_id``; see DatabasePool.create_pool."""
+        model = keyword_model(pool_id, db_type, host, port, database, username, password, url,
+                              endpoints, **pool_options)
         pool_options, watch = split_watch_options(pool_options)
         engine, settings, options = pool_arguments(
             db_type, host, port, database, username, password, url, pool_options, endpoints
         )
         self._manager().create_pool(pool_id, engine, settings, options)
-        self._registered(pool_id, engine, len(settings), watch)
+        self._registered(pool_id, engine, len(settings), watch, model)
 
     def close_pool(self, pool_id: str, *, timeout: float | None = None) -> None:
         """Closes one pool within ``timeout`` seconds; see DatabasePool.close_pool."""
@@ -295,6 +298,12 @@ class SyncDatabasePool(PoolRegistry):
         DatabasePool.from_env."""
         return cls._from_model(config_from_env(environ))
 
+    def reload(self, source: ConfigSource, *, env: bool = False,
+               timeout: float | None = None) -> ReloadReport:
+        """Applies a new configuration to the running pools as a diff; see
+        DatabasePool.reload."""
+        return reload(self, load_config(source, env=env), close_timeout(timeout))
+
     @classmethod
     def _from_model(cls, config: Config) -> SyncDatabasePool:
         pool = cls()
@@ -302,7 +311,7 @@ class SyncDatabasePool(PoolRegistry):
             for name, pool_config in config.pools.items():
                 engine, settings, options, watch = native_arguments(pool_config)
                 pool._manager().create_pool(name, engine, settings, options)
-                pool._registered(name, engine, len(settings), watch)
+                pool._registered(name, engine, len(settings), watch, pool_config)
         except BaseException:
             pool.close()
             raise

@@ -29,6 +29,20 @@ int bind_params_init(void);
  * them). *out stays NULL for params=None. Returns -1 with an exception set. */
 int build_params(module_state *st, PyObject *params, int many, dbp_params **out);
 
+/* ---- pool configuration (pool_config.c) ---- */
+
+/* A time in seconds as whole milliseconds (a fraction of one rounds up, so
+ * a tiny positive time never becomes 0, which means "none"); -1 with
+ * ValueError naming `what` unless it is a finite number in [lo_s, ten years]. */
+int64_t seconds_to_ms(PyObject *v, const char *what, double lo_s);
+/* The pool options of a dict; -1 with an exception set. */
+int pool_options_of(module_state *st, PyObject *opts, dbp_pool_options *o);
+/* One endpoint per dict of `settings` (a dict, or a list of dicts), the
+ * strings borrowed from them; free with endpoints_free. NULL with an
+ * exception set. */
+dbp_endpoint_config *endpoints_of(PyObject *settings, Py_ssize_t *n);
+void endpoints_free(dbp_endpoint_config *eps, Py_ssize_t n);
+
 /* ---- metrics (metrics.c) ---- */
 
 /* One pool's metrics as a dict (see db_pool/_metrics.py); NULL with an

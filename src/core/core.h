@@ -40,6 +40,7 @@ struct dbp_conn {
     dbp_endpoint *endpoint;
     const dbp_driver *driver; /* to close it without touching the pool */
     uint64_t generation;   /* the endpoint's role generation when opened or probed */
+    uint64_t settings_gen; /* the endpoint's settings generation it connected with */
     void *handle;          /* the driver's connection; NULL until opened */
     conn_state state;
     int64_t created_ns;    /* when connected */
@@ -157,7 +158,12 @@ struct dbp_endpoint {
     dbp_pool *pool;
     int index;
     char label[128];        /* from the driver: host, port, database; no password */
-    void *config;           /* the driver's parsed settings */
+    void *config;           /* the driver's parsed settings; a reconfigure replaces it and
+                               keeps the old one (pool->retired) for connects under way */
+    uint64_t settings_hash; /* of the settings it was made from, to tell a change */
+    uint64_t settings_gen;  /* bumped when its settings change; older connections retire */
+    int removed;            /* dropped by a reconfigure: no new work, its connections
+                               close when they come back; revived if added again */
     conn_list idle;         /* most recently used first */
     conn_list busy;
     int opening;
@@ -183,12 +189,17 @@ struct dbp_pool {
     int refs;               /* manager's + leases' + in-flight requests' */
     char *id;
     const dbp_driver *driver;
-    dbp_pool_options opts;
+    /* Replaced whole by a reconfigure, the old copy kept in `retired`, so
+     * workers read it without the lock: use dbp_pool_opts(). */
+    _Atomic(dbp_pool_options *) live_opts;
+    struct dbp_retired *retired; /* settings and options replaced while the pool lives */
+    int topology;           /* roles and health are tracked: it has or had several endpoints */
     int closed;
     request_list waiting;   /* FIFO of requests waiting for a connection */
-    dbp_endpoint **endpoints;
+    dbp_endpoint **endpoints; /* in the order first given; removed ones stay (flagged) */
     int n_endpoints;
-    dbp_endpoint *primary;  /* where writes go; NULL while none is known */
+    dbp_endpoint *primary;  /* where writes go; NULL while none is known (without
+                               topology: the one endpoint not removed) */
     dbp_endpoint *last_primary; /* the latest non-NULL primary, to count failovers */
     int starved;            /* a waiting request has no endpoint in its role: probe fast */
     unsigned next_rr;       /* round-robin position */
@@ -226,6 +237,12 @@ struct dbp_manager {
     size_t events_head, events_count;
     pthread_cond_t events_cv;
 };
+
+/* The pool's options, read with or without mgr->mu. */
+static inline const dbp_pool_options *dbp_pool_opts(const dbp_pool *pool)
+{
+    return atomic_load_explicit(&((dbp_pool *)pool)->live_opts, memory_order_acquire);
+}
 
 /* list helpers (caller holds mgr->mu) */
 void dbp_request_list_push(request_list *l, dbp_request *r);
@@ -311,6 +328,26 @@ void dbp_conn_closed(dbp_conn *conn);
  * when the endpoint has room; NULL when neither (or out of memory). */
 dbp_conn *dbp_endpoint_take_conn_locked(dbp_endpoint *ep);
 int dbp_endpoint_size(const dbp_endpoint *ep);
+/* A new endpoint of `pool` (not yet in its array) owning `config`; NULL
+ * when out of memory (config is not freed then). */
+dbp_endpoint *dbp_endpoint_new(dbp_pool *pool, int index, void *config);
+void dbp_endpoint_free(dbp_endpoint *ep);
+
+/* manager.c: DBP_E_CONFIG with the reason when the options are out of range. */
+int dbp_pool_options_validate(const dbp_pool_options *o, dbp_error *err);
+
+/* manager.c: parses each endpoint's settings into configs[i]; on failure
+ * none is left (the message names the endpoint when there are several). */
+int dbp_parse_endpoint_configs(const dbp_driver *driver, const dbp_endpoint_config *endpoints,
+                               size_t n, void **configs, dbp_error *err);
+
+/* reconfigure.c */
+/* A copy of `opts` with its own init_sql; NULL when out of memory. */
+dbp_pool_options *dbp_pool_options_copy(const dbp_pool_options *opts);
+/* Frees what reconfigures replaced (at pool destruction). */
+void dbp_retired_free(dbp_pool *pool);
+/* An order-independent hash of an endpoint's settings. */
+uint64_t dbp_settings_hash(const dbp_setting *settings, size_t n);
 
 /* endpoint.c: health, circuit breaker and roles (caller holds mgr->mu) */
 /* 1 when the pool tracks roles and health (it has several endpoints). */

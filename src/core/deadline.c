@@ -22,7 +22,7 @@
 
 void dbp_deadline_start_locked(dbp_pool *pool, dbp_request *req, int64_t now)
 {
-    int64_t ms = req->timeout_ms > 0 ? req->timeout_ms : pool->opts.query_timeout_ms;
+    int64_t ms = req->timeout_ms > 0 ? req->timeout_ms : dbp_pool_opts(pool)->query_timeout_ms;
     if (DBP_OP_IS_INTERNAL(req->op))
         ms = 0; /* the library's own work is bounded by connect_timeout */
     req->call_deadline_ns = ms > 0 ? now + MS_TO_NS(ms) : INT64_MAX;
@@ -38,7 +38,7 @@ void dbp_request_stop_locked(dbp_request *req, stop_reason why, int64_t now)
         return;
     req->stop = why;
     atomic_store(&req->cancelled, 1);
-    int64_t grace = MS_TO_NS(pool->opts.cancel_grace_ms);
+    int64_t grace = MS_TO_NS(dbp_pool_opts(pool)->cancel_grace_ms);
     req->answer_by_ns = now + (grace < ANSWER_SLACK_NS ? grace : ANSWER_SLACK_NS);
     dbp_conn *conn = req->conn;
     if (req->state == REQ_RUNNING && conn && conn->running == req && conn->handle)
@@ -54,7 +54,7 @@ static int stopped_error(dbp_request *req, int early, dbp_error *err)
                                 : "";
     switch (req->stop) {
     case STOP_DEADLINE: {
-        long long ms = req->timeout_ms > 0 ? req->timeout_ms : req->pool->opts.query_timeout_ms;
+        long long ms = req->timeout_ms > 0 ? req->timeout_ms : dbp_pool_opts(req->pool)->query_timeout_ms;
         const char *which = req->timeout_ms > 0 ? "timeout" : "query_timeout";
         if (early && dbp_request_may_have_written(req))
             return dbp_error_set(err, DBP_E_QUERY_TIMEOUT, 0, "08007",

@@ -26,7 +26,7 @@
 
 int dbp_pool_has_topology(const dbp_pool *pool)
 {
-    return pool->n_endpoints > 1;
+    return pool->topology;
 }
 
 static void set_health(dbp_endpoint *ep, dbp_health health, dbp_event_kind event)
@@ -109,6 +109,8 @@ static void set_primary(dbp_pool *pool, dbp_endpoint *ep)
 static void update_primary(dbp_pool *pool, dbp_endpoint *ep)
 {
     dbp_endpoint *cur = pool->primary;
+    if (ep->removed)
+        return; /* a probe sent before a reconfigure removed it */
     if (ep->role == DBP_ROLE_PRIMARY) {
         if (cur != ep && (!cur || cur->health == DBP_HEALTH_DOWN || cur->role != DBP_ROLE_PRIMARY))
             set_primary(pool, ep);
@@ -119,7 +121,8 @@ static void update_primary(dbp_pool *pool, dbp_endpoint *ep)
     pool->primary = NULL; /* demoted: another endpoint may have taken over already */
     for (int i = 0; i < pool->n_endpoints; i++) {
         dbp_endpoint *other = pool->endpoints[i];
-        if (other != ep && other->role == DBP_ROLE_PRIMARY && other->health != DBP_HEALTH_DOWN) {
+        if (other != ep && other->role == DBP_ROLE_PRIMARY && other->health != DBP_HEALTH_DOWN &&
+            !other->removed) {
             set_primary(pool, other);
             return;
         }
@@ -133,7 +136,7 @@ void dbp_endpoint_probed_locked(dbp_endpoint *ep, dbp_conn *conn, dbp_role role,
     int64_t now = dbp_now_ns();
     ep->lag_s = lag_s;
     ep->probed_ns = now;
-    ep->next_probe_ns = now + MS_TO_NS(pool->opts.probe_interval_ms);
+    ep->next_probe_ns = now + MS_TO_NS(dbp_pool_opts(pool)->probe_interval_ms);
     ep->failures = 0;
     if (ep->health != DBP_HEALTH_UP) {
         ep->last_error[0] = '\0';
@@ -186,7 +189,7 @@ int64_t dbp_pool_schedule_probes_locked(dbp_pool *pool, int64_t now)
         return next;
     for (int i = 0; i < pool->n_endpoints; i++) {
         dbp_endpoint *ep = pool->endpoints[i];
-        if (ep->probing)
+        if (ep->probing || ep->removed)
             continue;
         int64_t due = ep->health == DBP_HEALTH_DOWN ? ep->retry_ns : ep->next_probe_ns;
         if (pool->starved && ep->health != DBP_HEALTH_DOWN && ep->probed_ns + STARVED_PROBE_NS < due)
@@ -194,7 +197,7 @@ int64_t dbp_pool_schedule_probes_locked(dbp_pool *pool, int64_t now)
         if (due <= now) {
             if (start_probe(pool, ep))
                 continue;
-            due = now + MS_TO_NS(pool->opts.probe_interval_ms);
+            due = now + MS_TO_NS(dbp_pool_opts(pool)->probe_interval_ms);
             ep->next_probe_ns = due;
         }
         if (due < next)

@@ -89,7 +89,7 @@ static int needs_reset(const dbp_lease *lease)
 {
     const dbp_conn *conn = lease->conn;
     const dbp_driver *drv = conn->driver;
-    int mode = conn->pool->opts.reset_on_release;
+    int mode = dbp_pool_opts(conn->pool)->reset_on_release;
     if (!conn->handle || conn->broken || lease->lost)
         return 0;
     return conn->has_cursor || drv->in_transaction(conn->handle) ||

@@ -127,7 +127,7 @@ static void *janitor_main(void *arg)
     return NULL;
 }
 
-static int validate_options(const dbp_pool_options *o, dbp_error *err)
+int dbp_pool_options_validate(const dbp_pool_options *o, dbp_error *err)
 {
     const char *bad = NULL;
     if (o->max_size < 1)
@@ -169,8 +169,8 @@ static int validate_options(const dbp_pool_options *o, dbp_error *err)
 static void creation_ctx(const dbp_pool *pool, const atomic_int *never, dbp_exec_ctx *ctx)
 {
     *ctx = (dbp_exec_ctx){.cancelled = never,
-                          .deadline_ns = dbp_now_ns() + MS_TO_NS(pool->opts.connect_timeout_ms),
-                          .cancel_grace_ns = MS_TO_NS(pool->opts.cancel_grace_ms)};
+                          .deadline_ns = dbp_now_ns() + MS_TO_NS(dbp_pool_opts(pool)->connect_timeout_ms),
+                          .cancel_grace_ns = MS_TO_NS(dbp_pool_opts(pool)->cancel_grace_ms)};
 }
 
 static dbp_conn *conn_new_open(dbp_endpoint *ep, dbp_error *err, int *rc)
@@ -204,7 +204,7 @@ static dbp_conn *conn_new_open(dbp_endpoint *ep, dbp_error *err, int *rc)
  * surface from create_pool itself. */
 static int open_single(dbp_pool *pool, dbp_conn **opened, dbp_error *err)
 {
-    for (int i = 0; i < pool->opts.min_size; i++) {
+    for (int i = 0; i < dbp_pool_opts(pool)->min_size; i++) {
         int rc;
         dbp_conn *conn = conn_new_open(pool->endpoints[0], err, &rc);
         if (!conn)
@@ -302,14 +302,9 @@ static const dbp_driver *find_driver(const char *engine, dbp_error *err)
     return NULL;
 }
 
-/* Parses each endpoint's settings and builds the (unregistered) pool. */
-static int build_pool(dbp_manager *mgr, const char *pool_id, const dbp_driver *driver,
-                      const dbp_endpoint_config *endpoints, size_t n,
-                      const dbp_pool_options *opts, dbp_pool **out, dbp_error *err)
+int dbp_parse_endpoint_configs(const dbp_driver *driver, const dbp_endpoint_config *endpoints,
+                               size_t n, void **configs, dbp_error *err)
 {
-    void **configs = dbp_calloc(n, sizeof *configs);
-    if (!configs)
-        return dbp_error_nomem(err);
     int rc = DBP_OK;
     for (size_t i = 0; i < n && rc == DBP_OK; i++) {
         rc = driver->parse_config(endpoints[i].settings, endpoints[i].n_settings, &configs[i],
@@ -320,12 +315,29 @@ static int build_pool(dbp_manager *mgr, const char *pool_id, const dbp_driver *d
             snprintf(err->message, sizeof err->message, "endpoint %zu: %.990s", i + 1, msg);
         }
     }
-    if (rc == DBP_OK)
-        rc = dbp_pool_new(mgr, pool_id, driver, configs, (int)n, opts, out, err);
-    else
+    if (rc != DBP_OK)
         for (size_t i = 0; i < n; i++)
-            if (configs[i])
+            if (configs[i]) {
                 driver->free_config(configs[i]);
+                configs[i] = NULL;
+            }
+    return rc;
+}
+
+/* Parses each endpoint's settings and builds the (unregistered) pool. */
+static int build_pool(dbp_manager *mgr, const char *pool_id, const dbp_driver *driver,
+                      const dbp_endpoint_config *endpoints, size_t n,
+                      const dbp_pool_options *opts, dbp_pool **out, dbp_error *err)
+{
+    void **configs = dbp_calloc(n, sizeof *configs);
+    if (!configs)
+        return dbp_error_nomem(err);
+    int rc = dbp_parse_endpoint_configs(driver, endpoints, n, configs, err);
+    if (rc == DBP_OK &&
+        (rc = dbp_pool_new(mgr, pool_id, driver, configs, (int)n, opts, out, err)) == DBP_OK)
+        for (size_t i = 0; i < n; i++)
+            (*out)->endpoints[i]->settings_hash =
+                dbp_settings_hash(endpoints[i].settings, endpoints[i].n_settings);
     dbp_free(configs);
     return rc;
 }
@@ -354,7 +366,7 @@ int dbp_manager_create_pool_endpoints(dbp_manager *mgr, const char *pool_id, con
                              "the %s engine has no primary or replica roles, so a pool of it "
                              "takes one endpoint",
                              driver->name);
-    int rc = validate_options(opts, err);
+    int rc = dbp_pool_options_validate(opts, err);
     if (rc != DBP_OK)
         return rc;
 
@@ -551,8 +563,8 @@ int dbp_manager_pool_stats(dbp_manager *mgr, const char *pool_id, dbp_pool_stats
         stats_from_metrics_locked(pool, out);
         out->size = out->idle + out->in_use + out->opening;
         out->waiting = pool->waiting.count;
-        out->max_size = pool->opts.max_size;
-        out->min_size = pool->opts.min_size;
+        out->max_size = dbp_pool_opts(pool)->max_size;
+        out->min_size = dbp_pool_opts(pool)->min_size;
         out->n_endpoints = pool->n_endpoints;
         if (engine_out && engine_out_size)
             snprintf(engine_out, engine_out_size, "%s", pool->driver->name);
@@ -599,6 +611,7 @@ int dbp_manager_endpoint_stats(dbp_manager *mgr, const char *pool_id, int index,
         out->size = out->idle + out->in_use + out->opening;
         out->acquired_total = dbp_counter_get(&ep->m.acquired);
         out->failed_total = ep->failed_total;
+        out->removed = ep->removed;
     }
     pthread_mutex_unlock(&mgr->mu);
     return rc;

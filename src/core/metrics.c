@@ -59,6 +59,7 @@ static const char *const close_reason_names[] = {
     [DBP_CLOSE_TOPOLOGY] = "topology_change",
     [DBP_CLOSE_ENDPOINT_DOWN] = "endpoint_down",
     [DBP_CLOSE_POOL_CLOSED] = "pool_closed",
+    [DBP_CLOSE_RECONFIGURED] = "reconfigured",
 };
 _Static_assert(sizeof close_reason_names / sizeof *close_reason_names <= DBP_CLOSE_REASON_SLOTS,
                "close reasons fit");
@@ -155,8 +156,8 @@ static void read_endpoint_locked(const dbp_pool *pool, const dbp_endpoint *ep,
     out->opening = ep->opening;
     out->in_use = ep->busy.count - ep->opening;
     out->closing = (int)atomic_load_explicit(&m->closing->value, memory_order_relaxed);
-    out->max_size = pool->opts.max_size;
-    out->min_size = pool->opts.min_size;
+    out->max_size = dbp_pool_opts(pool)->max_size;
+    out->min_size = dbp_pool_opts(pool)->min_size;
     out->acquired = dbp_counter_get(&m->acquired);
     out->opened = dbp_counter_get(&m->opened);
     out->connect_failures = dbp_counter_get(&m->connect_failures);

@@ -84,41 +84,54 @@ static void free_configs(const dbp_driver *driver, void **configs, int n)
             driver->free_config(configs[i]);
 }
 
+dbp_endpoint *dbp_endpoint_new(dbp_pool *pool, int index, void *config)
+{
+    dbp_endpoint *ep = dbp_calloc(1, sizeof *ep);
+    if (ep && dbp_endpoint_counters_init(&ep->m) < 0) {
+        dbp_free(ep);
+        return NULL;
+    }
+    if (!ep)
+        return NULL;
+    ep->pool = pool;
+    ep->index = index;
+    ep->config = config;
+    ep->lag_s = -1;
+    if (pool->driver->describe)
+        pool->driver->describe(config, ep->label, sizeof ep->label);
+    if (!ep->label[0])
+        snprintf(ep->label, sizeof ep->label, "endpoint %d", index + 1);
+    return ep;
+}
+
+void dbp_endpoint_free(dbp_endpoint *ep)
+{
+    ep->pool->driver->free_config(ep->config);
+    dbp_endpoint_counters_free(&ep->m);
+    dbp_free(ep);
+}
+
 int dbp_pool_new(dbp_manager *mgr, const char *id, const dbp_driver *driver, void **configs,
                  int n_endpoints, const dbp_pool_options *opts, dbp_pool **out, dbp_error *err)
 {
     dbp_pool *pool = dbp_calloc(1, sizeof *pool);
-    if (pool)
+    if (pool) {
+        pool->driver = driver;
         pool->endpoints = dbp_calloc((size_t)n_endpoints, sizeof *pool->endpoints);
-    if (pool)
         pool->id = dbp_strdup(id);
-    int ok = pool && pool->endpoints && pool->id;
+        atomic_init(&pool->live_opts, dbp_pool_options_copy(opts));
+    }
+    int ok = pool && pool->endpoints && pool->id && dbp_pool_opts(pool);
     for (int i = 0; ok && i < n_endpoints; i++) {
-        dbp_endpoint *ep = dbp_calloc(1, sizeof *ep);
-        if (ep && dbp_endpoint_counters_init(&ep->m) < 0) {
-            dbp_free(ep);
-            ep = NULL;
-        }
-        if (!ep) {
-            ok = 0;
+        dbp_endpoint *ep = dbp_endpoint_new(pool, i, configs[i]);
+        if (!(ok = ep != NULL))
             break;
-        }
-        ep->pool = pool;
-        ep->index = i;
-        ep->config = configs[i];
         configs[i] = NULL; /* the endpoint owns it now */
-        ep->lag_s = -1;
-        if (driver->describe)
-            driver->describe(ep->config, ep->label, sizeof ep->label);
-        if (!ep->label[0])
-            snprintf(ep->label, sizeof ep->label, "endpoint %d", i + 1);
         pool->endpoints[i] = ep;
         pool->n_endpoints++;
     }
     if (!ok) {
         free_configs(driver, configs, n_endpoints);
-        if (pool)
-            pool->driver = driver;
         dbp_pool_destroy_unregistered(pool);
         return dbp_error_nomem(err);
     }
@@ -127,15 +140,9 @@ int dbp_pool_new(dbp_manager *mgr, const char *id, const dbp_driver *driver, voi
     mgr->refs++;
     pthread_mutex_unlock(&mgr->mu);
     pool->refs = 1;
-    pool->driver = driver;
-    pool->opts = *opts;
-    pool->opts.init_sql = NULL; /* the pool's own copy, below */
-    if (opts->init_sql && !(pool->opts.init_sql = dbp_strdup(opts->init_sql))) {
-        dbp_pool_destroy(pool);
-        return dbp_error_nomem(err);
-    }
     pool->rng = (unsigned)(uintptr_t)pool ^ (unsigned)dbp_now_ns();
     dbp_pool_counters_init(&pool->m);
+    pool->topology = n_endpoints > 1;
     if (n_endpoints == 1)
         pool->primary = pool->endpoints[0];
     *out = pool;
@@ -152,13 +159,14 @@ void dbp_pool_destroy_unregistered(dbp_pool *pool)
 {
     if (!pool)
         return;
-    for (int i = 0; i < pool->n_endpoints; i++) {
-        pool->driver->free_config(pool->endpoints[i]->config);
-        dbp_endpoint_counters_free(&pool->endpoints[i]->m);
-        dbp_free(pool->endpoints[i]);
-    }
+    for (int i = 0; i < pool->n_endpoints; i++)
+        dbp_endpoint_free(pool->endpoints[i]);
     dbp_free(pool->endpoints);
-    dbp_free((char *)pool->opts.init_sql);
+    dbp_pool_options *opts = atomic_load(&pool->live_opts);
+    if (opts)
+        dbp_free((char *)opts->init_sql);
+    dbp_free(opts);
+    dbp_retired_free(pool);
     dbp_free(pool->id);
     dbp_free(pool);
 }
@@ -201,10 +209,10 @@ static int pool_size(const dbp_pool *pool)
  * so connections opened together do not all close together. */
 static int64_t retire_time(dbp_pool *pool, int64_t now)
 {
-    if (pool->opts.max_lifetime_ms <= 0)
+    if (dbp_pool_opts(pool)->max_lifetime_ms <= 0)
         return INT64_MAX;
-    int64_t lifetime = MS_TO_NS(pool->opts.max_lifetime_ms);
-    double jitter = pool->opts.lifetime_jitter;
+    int64_t lifetime = MS_TO_NS(dbp_pool_opts(pool)->max_lifetime_ms);
+    double jitter = dbp_pool_opts(pool)->lifetime_jitter;
     if (jitter > 0) {
         pool->rng = pool->rng * 1103515245u + 12345u;
         double r = (double)((pool->rng >> 8) & 0xffff) / 65536.0;
@@ -252,7 +260,7 @@ int dbp_pool_submit_locked(dbp_pool *pool, dbp_request *req, dbp_error *err)
 {
     if (pool->closed)
         return dbp_error_set(err, DBP_E_CLOSED, 0, NULL, "pool '%s' is closed", pool->id);
-    if (pool->opts.max_waiting > 0 && pool->waiting.count >= pool->opts.max_waiting) {
+    if (dbp_pool_opts(pool)->max_waiting > 0 && pool->waiting.count >= dbp_pool_opts(pool)->max_waiting) {
         dbp_counter_inc(&pool->m.rejected);
         return dbp_error_set(err, DBP_E_POOL_FULL, 0, NULL,
                              "pool '%s' has %d callers waiting for a connection, the limit "
@@ -264,8 +272,8 @@ int dbp_pool_submit_locked(dbp_pool *pool, dbp_request *req, dbp_error *err)
     pool->refs++;
     req->state = REQ_WAITING;
     req->enqueued_ns = now;
-    req->deadline_ns = pool->opts.acquire_timeout_ms > 0
-                           ? now + MS_TO_NS(pool->opts.acquire_timeout_ms)
+    req->deadline_ns = dbp_pool_opts(pool)->acquire_timeout_ms > 0
+                           ? now + MS_TO_NS(dbp_pool_opts(pool)->acquire_timeout_ms)
                            : INT64_MAX;
     dbp_deadline_start_locked(pool, req, now);
     int was_empty = pool->waiting.count == 0;
@@ -313,7 +321,7 @@ dbp_conn *dbp_endpoint_take_conn_locked(dbp_endpoint *ep)
 {
     dbp_conn *conn = ep->idle.head;
     if (!conn)
-        return dbp_endpoint_size(ep) < ep->pool->opts.max_size ? conn_slot_new(ep) : NULL;
+        return dbp_endpoint_size(ep) < dbp_pool_opts(ep->pool)->max_size ? conn_slot_new(ep) : NULL;
     dbp_conn_list_remove(&ep->idle, conn);
     dbp_conn_list_push_front(&ep->busy, conn);
     conn->state = CONN_BUSY;
@@ -348,7 +356,7 @@ static int has_room(const dbp_pool *pool)
 {
     for (int i = 0; i < pool->n_endpoints; i++) {
         const dbp_endpoint *ep = pool->endpoints[i];
-        if (ep->idle.head || dbp_endpoint_size(ep) < pool->opts.max_size)
+        if (!ep->removed && (ep->idle.head || dbp_endpoint_size(ep) < dbp_pool_opts(pool)->max_size))
             return 1;
     }
     return 0;
@@ -377,7 +385,7 @@ void dbp_pool_dispatch_locked(dbp_pool *pool)
         /* a warm-up is there to open a connection, not to borrow one */
         int warm_up = (int)req->op == DBP_OP_WARM_UP;
         dbp_conn *conn = !warm_up ? dbp_endpoint_take_conn_locked(ep)
-                         : dbp_endpoint_size(ep) < pool->opts.max_size ? conn_slot_new(ep)
+                         : dbp_endpoint_size(ep) < dbp_pool_opts(pool)->max_size ? conn_slot_new(ep)
                                                                          : NULL;
         if (!conn && warm_up)
             continue; /* the endpoint is full: the janitor drops it */
@@ -446,14 +454,18 @@ dbp_conn *dbp_pool_return_conn_locked(dbp_pool *pool, dbp_conn *conn)
         dbp_histogram_observe(&ep->m.use_time, now - conn->checkout_ns);
         conn->checkout_ns = 0;
     }
-    /* a connection opened before its endpoint's role changed retires */
-    int why = pool->closed                          ? DBP_CLOSE_POOL_CLOSED
-              : conn->broken                        ? (conn->close_why ? conn->close_why
-                                                                       : DBP_CLOSE_BROKEN)
-              : conn->generation != ep->generation  ? DBP_CLOSE_TOPOLOGY
-              : ep->health == DBP_HEALTH_DOWN       ? DBP_CLOSE_ENDPOINT_DOWN
-              : now >= conn->retire_ns              ? DBP_CLOSE_LIFETIME
-                                                    : -1;
+    /* a connection opened before its endpoint's role changed retires, and
+     * so does one opened with settings or options a reconfigure replaced */
+    int why = pool->closed                              ? DBP_CLOSE_POOL_CLOSED
+              : conn->broken                            ? (conn->close_why ? conn->close_why
+                                                                           : DBP_CLOSE_BROKEN)
+              : conn->generation != ep->generation      ? DBP_CLOSE_TOPOLOGY
+              : ep->removed                             ? DBP_CLOSE_RECONFIGURED
+              : conn->settings_gen != ep->settings_gen  ? DBP_CLOSE_RECONFIGURED
+              : dbp_endpoint_size(ep) > dbp_pool_opts(pool)->max_size ? DBP_CLOSE_RECONFIGURED
+              : ep->health == DBP_HEALTH_DOWN           ? DBP_CLOSE_ENDPOINT_DOWN
+              : now >= conn->retire_ns                  ? DBP_CLOSE_LIFETIME
+                                                        : -1;
     if (why >= 0 || !conn->handle) {
         conn_forget(pool, conn, why >= 0 ? why : DBP_CLOSE_BROKEN);
         conn->next = NULL;
@@ -478,9 +490,10 @@ static void keep_min_size(dbp_pool *pool, int64_t now)
 {
     for (int i = 0; i < pool->n_endpoints && !pool->closed && pool->waiting.count == 0; i++) {
         dbp_endpoint *ep = pool->endpoints[i];
-        if (ep->health == DBP_HEALTH_DOWN && (dbp_pool_has_topology(pool) || now < ep->retry_ns))
+        if (ep->removed ||
+            (ep->health == DBP_HEALTH_DOWN && (dbp_pool_has_topology(pool) || now < ep->retry_ns)))
             continue;
-        while (dbp_endpoint_size(ep) < pool->opts.min_size && pool->waiting.count == 0) {
+        while (dbp_endpoint_size(ep) < dbp_pool_opts(pool)->min_size && pool->waiting.count == 0) {
             dbp_request *warm = dbp_request_new_internal(DBP_OP_WARM_UP, pool->mgr);
             if (!warm)
                 return;
@@ -501,9 +514,9 @@ static void keep_min_size(dbp_pool *pool, int64_t now)
  * Its own deadline, when earlier, ends the wait too. */
 static int64_t wait_deadline(const dbp_pool *pool, const dbp_request *req, int routable)
 {
-    if (routable || pool->opts.failover_timeout_ms <= 0)
+    if (routable || dbp_pool_opts(pool)->failover_timeout_ms <= 0)
         return req->deadline_ns;
-    return req->enqueued_ns + MS_TO_NS(pool->opts.failover_timeout_ms);
+    return req->enqueued_ns + MS_TO_NS(dbp_pool_opts(pool)->failover_timeout_ms);
 }
 
 static int64_t deadline_of(const dbp_pool *pool, const dbp_request *req, int routable)
@@ -517,20 +530,20 @@ static void expire(dbp_pool *pool, dbp_request *req, int routable, int64_t now)
     dbp_request_list_remove(&pool->waiting, req);
     int own_deadline = req->call_deadline_ns < wait_deadline(pool, req, routable);
     if (now >= req->call_deadline_ns && own_deadline) {
-        long long ms = req->timeout_ms > 0 ? req->timeout_ms : pool->opts.query_timeout_ms;
+        long long ms = req->timeout_ms > 0 ? req->timeout_ms : dbp_pool_opts(pool)->query_timeout_ms;
         req->status = dbp_error_set(
             &req->error, DBP_E_QUERY_TIMEOUT, 0, "57014",
             "the call's %s of %lld ms passed while it waited for a connection from pool '%s' "
             "(size %d of max_size %d per endpoint, %d waiting); nothing was sent",
             req->timeout_ms > 0 ? "timeout" : "query_timeout", ms, pool->id, pool_size(pool),
-            pool->opts.max_size, pool->waiting.count);
+            dbp_pool_opts(pool)->max_size, pool->waiting.count);
     } else if (routable) {
         req->status = dbp_error_set(
             &req->error, DBP_E_TIMEOUT, 0, NULL,
             "timed out after %lld ms waiting for a connection from pool '%s' "
             "(size %d of max_size %d per endpoint, %d waiting)",
-            (long long)pool->opts.acquire_timeout_ms, pool->id, pool_size(pool),
-            pool->opts.max_size, pool->waiting.count);
+            (long long)dbp_pool_opts(pool)->acquire_timeout_ms, pool->id, pool_size(pool),
+            dbp_pool_opts(pool)->max_size, pool->waiting.count);
         if (!DBP_OP_IS_INTERNAL(req->op))
             dbp_counter_inc(&pool->m.acquire_timeouts);
     } else {
@@ -539,7 +552,7 @@ static void expire(dbp_pool *pool, dbp_request *req, int routable, int64_t now)
         req->status = dbp_error_set(
             &req->error, DBP_E_UNAVAILABLE, 0, NULL,
             "pool '%s' has no %s endpoint up after waiting %lld ms: %s", pool->id,
-            dbp_route_is_read(req) && pool->opts.read_from != DBP_READ_PRIMARY ? "readable"
+            dbp_route_is_read(req) && dbp_pool_opts(pool)->read_from != DBP_READ_PRIMARY ? "readable"
                                                                                : "primary",
             (long long)((dbp_now_ns() - req->enqueued_ns) / 1000000), states);
     }
@@ -558,7 +571,7 @@ int64_t dbp_pool_maintain_locked(dbp_pool *pool, int64_t now, request_list *expi
         /* a warm-up for an endpoint that went down or has enough
          * connections by now is dropped */
         int needless = req->target && (!routable || dbp_endpoint_size(req->target) >=
-                                                        pool->opts.min_size);
+                                                        dbp_pool_opts(pool)->min_size);
         int64_t deadline = needless ? now : deadline_of(pool, req, routable);
         if (deadline <= now) {
             expire(pool, req, routable, now);
@@ -576,9 +589,9 @@ int64_t dbp_pool_maintain_locked(dbp_pool *pool, int64_t now, request_list *expi
         while (conn) {
             dbp_conn *prev = conn->prev;
             int too_old = now >= conn->retire_ns;
-            int idle_too_long = pool->opts.idle_timeout_ms > 0 &&
-                                now - conn->last_used_ns >= MS_TO_NS(pool->opts.idle_timeout_ms) &&
-                                dbp_endpoint_size(ep) > pool->opts.min_size;
+            int idle_too_long = dbp_pool_opts(pool)->idle_timeout_ms > 0 &&
+                                now - conn->last_used_ns >= MS_TO_NS(dbp_pool_opts(pool)->idle_timeout_ms) &&
+                                dbp_endpoint_size(ep) > dbp_pool_opts(pool)->min_size;
             if (too_old || idle_too_long) {
                 conn_forget(pool, conn, too_old ? DBP_CLOSE_LIFETIME : DBP_CLOSE_IDLE);
                 conn->next = *to_close;

@@ -23,9 +23,9 @@ static int primary_fits(const dbp_pool *pool, const dbp_endpoint *ep)
 
 static int replica_fits(const dbp_pool *pool, const dbp_endpoint *ep)
 {
-    if (ep->role != DBP_ROLE_REPLICA || !is_up(ep))
+    if (ep->role != DBP_ROLE_REPLICA || !is_up(ep) || ep->removed)
         return 0;
-    int64_t max_lag_ms = pool->opts.max_replica_lag_ms;
+    int64_t max_lag_ms = dbp_pool_opts(pool)->max_replica_lag_ms;
     return max_lag_ms <= 0 || (ep->lag_s >= 0 && ep->lag_s * 1000.0 <= (double)max_lag_ms);
 }
 
@@ -35,13 +35,14 @@ int dbp_route_candidates(const dbp_pool *pool, const dbp_request *req, dbp_endpo
         /* probes go even to a down endpoint, and so do a single endpoint's
          * warm-ups: that is how it comes back */
         *out = req->target;
-        return req->op == DBP_OP_PROBE || is_up(req->target) || !dbp_pool_has_topology(pool);
+        return !req->target->removed && (req->op == DBP_OP_PROBE || is_up(req->target) ||
+                                         !dbp_pool_has_topology(pool));
     }
     if (!dbp_pool_has_topology(pool)) {
-        *out = pool->endpoints[0];
+        *out = pool->primary; /* its one endpoint */
         return 1;
     }
-    int read_from = dbp_route_is_read(req) ? pool->opts.read_from : DBP_READ_PRIMARY;
+    int read_from = dbp_route_is_read(req) ? dbp_pool_opts(pool)->read_from : DBP_READ_PRIMARY;
     int n = 0;
     if (read_from != DBP_READ_PRIMARY)
         for (int i = 0; i < pool->n_endpoints; i++)
@@ -55,7 +56,7 @@ int dbp_route_candidates(const dbp_pool *pool, const dbp_request *req, dbp_endpo
 
 static int has_spare(const dbp_pool *pool, const dbp_endpoint *ep)
 {
-    return ep->idle.head || dbp_endpoint_size(ep) < pool->opts.max_size;
+    return ep->idle.head || dbp_endpoint_size(ep) < dbp_pool_opts(pool)->max_size;
 }
 
 dbp_endpoint *dbp_route_choose(dbp_pool *pool, dbp_endpoint **cands, int n)
@@ -68,7 +69,7 @@ dbp_endpoint *dbp_route_choose(dbp_pool *pool, dbp_endpoint **cands, int n)
         dbp_endpoint *ep = cands[(start + (unsigned)k) % (unsigned)n];
         if (!has_spare(pool, ep))
             continue;
-        if (pool->opts.balance != DBP_BALANCE_LEAST_BUSY)
+        if (dbp_pool_opts(pool)->balance != DBP_BALANCE_LEAST_BUSY)
             return ep;
         int in_use = ep->busy.count;
         if (!best || in_use < best->busy.count)

@@ -48,8 +48,8 @@ void dbp_worker_spawn_locked(dbp_manager *mgr)
 static void housekeeping_ctx(const dbp_pool *pool, const atomic_int *never, dbp_exec_ctx *ctx)
 {
     *ctx = (dbp_exec_ctx){.cancelled = never,
-                          .deadline_ns = dbp_now_ns() + MS_TO_NS(pool->opts.connect_timeout_ms),
-                          .cancel_grace_ns = MS_TO_NS(pool->opts.cancel_grace_ms)};
+                          .deadline_ns = dbp_now_ns() + MS_TO_NS(dbp_pool_opts(pool)->connect_timeout_ms),
+                          .cancel_grace_ns = MS_TO_NS(dbp_pool_opts(pool)->cancel_grace_ms)};
 }
 
 /* Opens the connection of a fresh slot, or replaces a retired or dead one,
@@ -59,13 +59,19 @@ static int open_conn(dbp_pool *pool, dbp_conn *conn, dbp_error *err)
     dbp_manager *mgr = pool->mgr;
     dbp_request *req = conn->running;
     int64_t started = dbp_now_ns();
-    int64_t deadline = started + MS_TO_NS(pool->opts.connect_timeout_ms);
+    int64_t deadline = started + MS_TO_NS(dbp_pool_opts(pool)->connect_timeout_ms);
     dbp_exec_ctx ctx = {.cancelled = &req->cancelled,
                         .deadline_ns = req->call_deadline_ns < deadline ? req->call_deadline_ns
                                                                         : deadline,
-                        .cancel_grace_ns = MS_TO_NS(pool->opts.cancel_grace_ms)};
+                        .cancel_grace_ns = MS_TO_NS(dbp_pool_opts(pool)->cancel_grace_ms)};
+    /* the settings may be replaced by a reconfigure meanwhile; the old ones
+     * stay valid until the pool is freed */
+    pthread_mutex_lock(&mgr->mu);
+    const void *config = conn->endpoint->config;
+    conn->settings_gen = conn->endpoint->settings_gen;
+    pthread_mutex_unlock(&mgr->mu);
     void *handle = NULL;
-    int rc = pool->driver->connect(conn->endpoint->config, &ctx, &handle, err);
+    int rc = pool->driver->connect(config, &ctx, &handle, err);
     if (rc == DBP_OK && (rc = dbp_conn_init(pool, handle, &ctx, err)) != DBP_OK) {
         pool->driver->disconnect(handle);
         handle = NULL;
@@ -114,7 +120,7 @@ static int prepare_conn(dbp_pool *pool, dbp_conn *conn, int ping_if_idle, int *o
         close_handle(pool, conn, DBP_CLOSE_LIFETIME);
         return open_conn(pool, conn, err);
     }
-    int64_t validate_after = pool->opts.validate_after_ms;
+    int64_t validate_after = dbp_pool_opts(pool)->validate_after_ms;
     int usable = !pool->driver->is_usable || pool->driver->is_usable(conn->handle);
     int stale = ping_if_idle && ((validate_after >= 0 &&
                                   now - conn->last_used_ns >= MS_TO_NS(validate_after)) ||
@@ -222,7 +228,7 @@ static int run_cursor_op(const dbp_driver *drv, dbp_request *req, const dbp_exec
 
 int dbp_conn_init(const dbp_pool *pool, void *handle, const dbp_exec_ctx *ctx, dbp_error *err)
 {
-    const char *sql = pool->opts.init_sql;
+    const char *sql = dbp_pool_opts(pool)->init_sql;
     if (!sql)
         return DBP_OK;
     int64_t affected = 0;
@@ -240,7 +246,7 @@ int dbp_conn_init(const dbp_pool *pool, void *handle, const dbp_exec_ctx *ctx, d
 void dbp_conn_reset(dbp_conn *conn)
 {
     const dbp_driver *drv = conn->driver;
-    const dbp_pool_options *opts = &conn->pool->opts;
+    const dbp_pool_options *opts = dbp_pool_opts(conn->pool);
     if (!conn->handle || conn->broken)
         return;
     atomic_int never = 0;
@@ -278,7 +284,7 @@ static int run_op(dbp_pool *pool, dbp_request *req, int *over_budget)
     dbp_exec_ctx ctx = {.cancelled = &req->cancelled,
                         .replied = &req->replied,
                         .deadline_ns = req->call_deadline_ns,
-                        .cancel_grace_ns = MS_TO_NS(pool->opts.cancel_grace_ms),
+                        .cancel_grace_ns = MS_TO_NS(dbp_pool_opts(pool)->cancel_grace_ms),
                         .copy_mode = req->copy_mode,
                         .inline_budget_ns = req->inline_budget ? INLINE_BUDGET_NS : 0,
                         .over_budget = over_budget,
