@@ -636,7 +636,8 @@ def _engine_rules(ctx: Context, engine: str, settings: Mapping[str, Value],
     text = {k: ("on" if v else "off") if isinstance(v, bool) else str(v)
             for k, v in settings.items() if v is not None}
     for name, message in _tls.plan(engine, text, check_files=False)[1]:
-        ctx.add(at(name), message)
+        from_url = name in merged and merged[name][2]  # the URL's path alone would not say
+        ctx.add(at(name), f"{name}: {message}" if from_url else message)
 
 
 def _options(ctx: Context, rest: Mapping[str, tuple[object, tuple[Part, ...]]], n_endpoints: int,
