@@ -185,7 +185,7 @@ def docs_table() -> str:
                   *(_row(k) for k in keys)]
         for name, why in K.REFUSED.get(engine, {}).items():
             parts.append(f"| `{name}` | refused | | {why} |")
-    parts += ["\n### TLS, every engine (pool or endpoint table; see TLS below)\n", head,
+    parts += ["\n### TLS, every engine (pool or endpoint table; see \"TLS\" above)\n", head,
               *(_row(k) for k in K.TLS_KEYS)]
     return "\n".join(parts) + "\n"
 

@@ -2,10 +2,11 @@
 key_file and key_password mapped to each engine's own settings.
 
 - postgresql (libpq): sslmode, sslrootcert, sslcert, sslkey, sslpassword.
-- mssql (FreeTDS): encrypt (disable: off, prefer: request, require:
-  require, verify-ca: require with check_hostname off, verify-full: strict)
-  and ca_file; FreeTDS cannot present a client certificate, so cert_file,
-  key_file and key_password are refused.
+- mssql (FreeTDS): encrypt (disable: off, require: require, verify-ca:
+  require with check_hostname off, verify-full: strict) and ca_file.
+  Refused: prefer (FreeTDS's request encrypts only the login unless the
+  server forces encryption) and client certificates (FreeTDS cannot
+  present one).
 - sqlite: embedded, no network: only tls = "disable" is accepted.
 
 What cannot be mapped exactly is refused, never weakened; a uniform key and
@@ -34,8 +35,8 @@ Problem = tuple[str, str]
 
 _PG_NAMES = {"tls": "sslmode", "ca_file": "sslrootcert", "cert_file": "sslcert",
              "key_file": "sslkey", "key_password": "sslpassword"}
-_MSSQL_ENCRYPT = {"disable": "off", "prefer": "request", "require": "require",
-                  "verify-ca": "require", "verify-full": "strict"}
+_MSSQL_ENCRYPT = {"disable": "off", "require": "require", "verify-ca": "require",
+                  "verify-full": "strict"}
 _YES = ("on", "yes", "true", "1")
 _NO = ("off", "no", "false", "0")
 
@@ -148,6 +149,12 @@ def _mssql(tls: str | None, uniform: Mapping[str, str], given: Mapping[str, str]
     if "ca_file" in uniform:
         native["ca_file"] = uniform["ca_file"]  # the driver's own key of the same name
     if tls is None:
+        return native
+    if tls == "prefer":
+        problems.append(("tls", 'mssql: FreeTDS\'s nearest mode, encrypt = "request", '
+                         "encrypts only the login unless the server forces encryption; "
+                         'give tls = "verify-full" (recommended) or "require", or '
+                         'encrypt = "request" if the login is enough'))
         return native
     encrypt = _MSSQL_ENCRYPT[tls]
     own = given.get("encrypt")

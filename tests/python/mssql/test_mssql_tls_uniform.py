@@ -1,7 +1,7 @@
 """The uniform TLS keys on MSSQL, against the TDS test server's real TLS (its
 certificate, made by openssl, names localhost and 127.0.0.1 and is its own
 CA): tls maps to FreeTDS's encrypt (verify-full: strict; verify-ca: require
-with the host name unchecked; require; prefer: request; disable: off), from
+with the host name unchecked; require; disable: off; prefer is refused), from
 keywords, URLs and the configuration model, on both APIs; what FreeTDS
 cannot do (client certificates) and uniform keys that contradict the
 driver's own are refused before connecting."""
@@ -104,13 +104,18 @@ async def test_verify_full_checks_the_host_name_verify_ca_does_not(server: Targe
         assert elsewhere.stats.get("tls_full") == before + 1
 
 
-async def test_require_and_prefer(tls_on: TdsTestServer) -> None:
+async def test_require_encrypts_everything_prefer_is_refused(tls_on: TdsTestServer) -> None:
+    """FreeTDS's request (the nearest to prefer) leaves the session after the
+    login in plaintext, as the test server's counters show: so prefer is
+    refused rather than quietly meaning less than on PostgreSQL."""
     full, login = tls_on.stats.get("tls_full"), tls_on.stats.get("tls_login")
     async with DatabasePool() as pool:
         await pool.create_pool("req", **kwargs(tls_on, tls="require"))
         await one(pool, "req")
-        await pool.create_pool("pref", **kwargs(tls_on, tls="prefer"))  # FreeTDS's request
-        await one(pool, "pref")
+        with pytest.raises(ConfigurationError, match="encrypts only the login"):
+            await pool.create_pool("pref", **kwargs(tls_on, tls="prefer"))
+        await pool.create_pool("request", **kwargs(tls_on, encrypt="request"))
+        await one(pool, "request")
     assert tls_on.stats.get("tls_full") == full + 1
     assert tls_on.stats.get("tls_login") == login + 1
 
@@ -138,6 +143,7 @@ async def test_disable_against_a_server_that_requires_tls(tls_require: TdsTestSe
     ({"tls": "verify-ca", "ca_file": "system"}, "ca_file", "any publicly trusted"),
     ({"tls": "disable", "ca_file": "A"}, "ca_file", "contradicts it"),
     ({"tls": "sometimes"}, "tls", "expected one of"),
+    ({"tls": "prefer"}, "tls", "encrypts only the login"),
 ])
 async def test_refused_before_connecting(server: Target, tmp_path: Path, bad: dict[str, Any],
                                          path: str, words: str) -> None:
