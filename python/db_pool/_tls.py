@@ -74,7 +74,9 @@ def plan(engine: str, given: Mapping[str, str], check_files: bool = True
                                  'apply (only tls = "disable" is accepted)'))
         return {}, problems
     if tls is not None:
-        _mode_rules(tls, uniform, problems)
+        # libpq's own sslrootcert is a CA file as good as ca_file for the rules
+        ca = uniform.get("ca_file", given.get("sslrootcert") if engine == "postgresql" else None)
+        _mode_rules(tls, uniform, ca, problems)
     if engine == "postgresql":
         return _postgresql(tls, uniform, given, problems), problems
     if engine == "mssql":
@@ -91,7 +93,8 @@ def _pairs(uniform: Mapping[str, str], problems: list[Problem]) -> None:
         problems.append(("key_password", "is the passphrase of key_file: give key_file too"))
 
 
-def _mode_rules(tls: str, uniform: Mapping[str, str], problems: list[Problem]) -> None:
+def _mode_rules(tls: str, uniform: Mapping[str, str], ca: str | None,
+                problems: list[Problem]) -> None:
     """What each mode needs and excludes, the same for every engine."""
     if tls == "disable":
         for k in uniform:
@@ -99,11 +102,11 @@ def _mode_rules(tls: str, uniform: Mapping[str, str], problems: list[Problem]) -
                 problems.append((k, f'tls = "disable" makes no TLS connection: {k} '
                                  "contradicts it"))
         return
-    ca = uniform.get("ca_file")
     if tls in ("prefer", "require") and ca is not None:
-        problems.append(("ca_file", f"is what verifies the server's certificate, which tls = "
-                         f'"{tls}" does not do: give tls = "verify-full" (recommended) or '
-                         '"verify-ca", or drop ca_file'))
+        at = "ca_file" if "ca_file" in uniform else "tls"
+        problems.append((at, f"a CA file is for verifying the server's certificate, which "
+                         f'tls = "{tls}" does not do: give tls = "verify-full" (recommended) '
+                         'or "verify-ca", or drop the CA file'))
     if tls in _VERIFY and ca is None:
         problems.append(("tls", f'tls = "{tls}" needs ca_file: the CA certificates that '
                          'signed the server\'s ("system": the system\'s trusted CAs)'))

@@ -97,11 +97,11 @@ def test_the_passphrase_is_never_shown(files: dict[str, str]) -> None:
     ({"tls": "require", "key_file": "KEY", "cert_file": "CERT", "key_password": "x"}, None, ""),
     ({"key_password": "x"}, "key_password", "is the passphrase of key_file: give key_file too"),
     ({"tls": "require", "ca_file": "CA"}, "ca_file",
-     'is what verifies the server\'s certificate, which tls = "require" does not do: give '
-     'tls = "verify-full" (recommended) or "verify-ca", or drop ca_file'),
+     'a CA file is for verifying the server\'s certificate, which tls = "require" does '
+     'not do: give tls = "verify-full" (recommended) or "verify-ca", or drop the CA file'),
     ({"tls": "prefer", "ca_file": "CA"}, "ca_file",
-     'is what verifies the server\'s certificate, which tls = "prefer" does not do: give '
-     'tls = "verify-full" (recommended) or "verify-ca", or drop ca_file'),
+     'a CA file is for verifying the server\'s certificate, which tls = "prefer" does '
+     'not do: give tls = "verify-full" (recommended) or "verify-ca", or drop the CA file'),
     ({"tls": "verify-ca"}, "tls",
      'tls = "verify-ca" needs ca_file: the CA certificates that signed the server\'s '
      '("system": the system\'s trusted CAs)'),
@@ -111,6 +111,10 @@ def test_the_passphrase_is_never_shown(files: dict[str, str]) -> None:
      "ca_file and sslrootcert disagree: give one (ca_file is the same for every engine)"),
     ({"tls": "VERIFY-FULL", "ca_file": "system", "sslmode": "verify-full"}, None, ""),
     ({"ca_file": "CA"}, None, ""),  # without tls: libpq's own sslmode decides
+    ({"tls": "verify-ca", "sslrootcert": "CA"}, None, ""),  # libpq's own CA key serves
+    ({"tls": "require", "sslrootcert": "CA"}, "tls",
+     'a CA file is for verifying the server\'s certificate, which tls = "require" does '
+     'not do: give tls = "verify-full" (recommended) or "verify-ca", or drop the CA file'),
 ])
 def test_rules_for_every_engine(files: dict[str, str], given: dict[str, Any], path: str | None,
                                 message: str) -> None:
