@@ -58,7 +58,8 @@ async def assert_over_tls(pool: Any, pool_id: str = "p", client_dn: str = "") ->
 # ---- verify-full from every source, both APIs ---------------------------------------------
 
 
-SOURCES = ["async-keywords", "sync-url", "async-dict-endpoints", "sync-env", "async-toml"]
+SOURCES = ["async-keywords", "sync-url", "sync-keyword-endpoints", "async-dict-endpoints",
+           "sync-env", "async-toml"]
 
 
 async def open_pool(source: str, t: TlsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -77,6 +78,15 @@ async def open_pool(source: str, t: TlsServer, tmp_path: Path, monkeypatch: pyte
         spool = SyncDatabasePool()
         try:
             spool.create_pool("p", url=url(t, tls=tls, ca_file=ca_file), connect_timeout=5)
+        except BaseException:
+            spool.close()
+            raise
+        return SyncAsAsync(spool)
+    if source == "sync-keyword-endpoints":  # create_pool(endpoints=[URL with ?tls=...])
+        spool = SyncDatabasePool()
+        try:
+            spool.create_pool("p", endpoints=[url(t, tls=tls, ca_file=ca_file)],
+                              connect_timeout=5)
         except BaseException:
             spool.close()
             raise
