@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, quote, unquote, unquote_to_bytes
 
 import polars as pl
 
-from . import _alerts, _config_keys, _metrics, _native, _serve
+from . import _alerts, _config_keys, _metrics, _native, _serve, _tls
 from .errors import ConfigurationError, PoolClosed, PoolNotFound, ProgrammingError, QueryTimeout
 
 if TYPE_CHECKING:
@@ -393,6 +393,7 @@ def pool_arguments(
     _translate_choices(options)
     settings = _endpoints(engine, base, common, url, host, endpoints)
     _check_no_nul(settings)
+    settings = [_tls.native_settings(engine, ep) for ep in settings]
     if engine == "postgresql":
         for ep in settings:
             for key in ("dsn", "url"):

@@ -12,12 +12,12 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import os
 import re
 from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import unquote
 
-from . import _alerts, _config_keys as K
+from . import _alerts, _config_keys as K, _tls
+from ._files import unreadable
 from ._common import _parse_url, _query_settings, _split_url, split_host_port
 from .errors import ConfigProblem, ConfigurationError
 
@@ -249,18 +249,6 @@ def typed(key: K.Key, value: object, engine_setting: bool = False) -> Any:
     return value
 
 
-def unreadable(path: str) -> str:
-    """Why a file cannot be read ("" if it can)."""
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as exc:
-        return f"cannot read {json.dumps(path, ensure_ascii=False)}: {exc.strerror or exc}"
-    if os.path.isdir(path):
-        return f"{json.dumps(path, ensure_ascii=False)} is a directory, not a file"
-    return ""
-
-
 def check_value(ctx: Context, parts: Sequence[Part], key: K.Key, value: object,
                 engine_setting: bool = False, from_url: bool = False) -> tuple[bool, Any]:
     """(True, the typed value), or (False, None) with the problem recorded."""
@@ -384,7 +372,7 @@ def _unknown(ctx: Context, parts: Sequence[Part], name: str, engine: str, pool_l
     if others:
         ctx.add(parts, f"not a {engine} setting (it is a {' and '.join(others)} one)")
         return
-    names = {n for k in K.ENGINE_KEYS[engine] for n in (k.name, *k.aliases)}
+    names = {n for k in K.keys_of(engine) for n in (k.name, *k.aliases)}
     names |= set(_ENDPOINT_SOURCE)
     if pool_level:
         names |= set(K.POOL_KEY) | set(K.SOURCE_KEY) | {"db_type", "username"}
@@ -479,7 +467,7 @@ def _put_url(ctx: Context, engine: str, into: _Settings, settings: Mapping[str, 
             if name in K.REFUSED.get(engine, {}):
                 ctx.add(parts, f"{name} {K.REFUSED[engine][name]}")
             else:
-                names = {n for k in K.ENGINE_KEYS[engine] for n in (k.name, *k.aliases)}
+                names = {n for k in K.keys_of(engine) for n in (k.name, *k.aliases)}
                 ctx.add(parts, f"unknown {engine} setting {shown(name)} in the url"
                         f"{did_you_mean(name, names)}")
             continue
@@ -641,6 +629,15 @@ def _engine_rules(ctx: Context, engine: str, settings: Mapping[str, Value],
             ctx.add(at("check_hostname"), "encrypt=strict checks the host name: false contradicts it")
         if "ca_file" in settings and settings.get("encrypt") == "off":
             ctx.add(at("encrypt"), "ca_file is for encrypted connections: off contradicts it")
+    # tls, ca_file, ... as the engine's own settings (files are checked
+    # already; a TLS value refused there is not judged again here)
+    if any(k in merged and k not in settings for k in _tls.UNIFORM):
+        return
+    text = {k: ("on" if v else "off") if isinstance(v, bool) else str(v)
+            for k, v in settings.items() if v is not None}
+    for name, message in _tls.plan(engine, text, check_files=False)[1]:
+        from_url = name in merged and merged[name][2]  # the URL's path alone would not say
+        ctx.add(at(name), f"{name}: {message}" if from_url else message)
 
 
 def _options(ctx: Context, rest: Mapping[str, tuple[object, tuple[Part, ...]]], n_endpoints: int,

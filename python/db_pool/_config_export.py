@@ -66,8 +66,8 @@ def _setting_properties(level: str) -> dict[str, Any]:
     """Every engine's settings (and aliases): a name several engines share
     takes any of their forms; the per-engine rules below narrow it."""
     props: dict[str, list[dict[str, Any]]] = {}
-    for engine, keys in K.ENGINE_KEYS.items():
-        for key in keys:
+    for engine in K.ENGINE_KEYS:
+        for key in K.keys_of(engine):
             if level == "pool" and key.name in K.POOL_KEY:
                 continue
             for name in (key.name, *key.aliases):
@@ -91,8 +91,8 @@ def _engine_rules(level: str) -> list[dict[str, Any]]:
     common = {"url", "password_file", "password_command"}
     if level == "pool":
         common |= set(K.POOL_KEY) | set(K.SOURCE_KEY) | {"db_type", "username"}
-    for engine, keys in K.ENGINE_KEYS.items():
-        names = sorted(common | {n for k in keys for n in (k.name, *k.aliases)})
+    for engine in K.ENGINE_KEYS:
+        names = sorted(common | {n for k in K.keys_of(engine) for n in (k.name, *k.aliases)})
         aliases = sorted(a for a, e in K.ENGINE_ALIASES.items() if e == engine)
         then = {"propertyNames": {"enum": names}}
         conditions: list[dict[str, Any]] = [
@@ -185,6 +185,8 @@ def docs_table() -> str:
                   *(_row(k) for k in keys)]
         for name, why in K.REFUSED.get(engine, {}).items():
             parts.append(f"| `{name}` | refused | | {why} |")
+    parts += ["\n### TLS, every engine (pool or endpoint table; see \"TLS\" above)\n", head,
+              *(_row(k) for k in K.TLS_KEYS)]
     return "\n".join(parts) + "\n"
 
 

@@ -229,6 +229,22 @@ ENGINE_KEYS: dict[str, tuple[Key, ...]] = {
     ),
 }
 
+#: TLS the same way for every engine (pool or endpoint table), mapped to each
+#: engine's own settings by _tls.py (docs/configuration.md, "TLS").
+TLS_KEYS: tuple[Key, ...] = (
+    Key("tls", "choice", "TLS mode: verify-full (recommended: an encrypted connection to a "
+        "server whose certificate a CA of ca_file signed for the host name), verify-ca (the "
+        "same without the host name check), require (encrypted, not verified), prefer (TLS "
+        "if the server offers it), disable", None,
+        choices=("disable", "prefer", "require", "verify-ca", "verify-full")),
+    Key("ca_file", "path", "CA certificates that verify the server (\"system\": the "
+        "system's trusted CAs); with tls, only verify-ca and verify-full take it",
+        choices=("system",)),
+    Key("cert_file", "path", "client certificate (PEM), with key_file"),
+    Key("key_file", "path", "the client certificate's private key (PEM)"),
+    Key("key_password", "str", "passphrase of key_file", secret=True),
+)
+
 #: libpq keywords the driver refuses or overrides, and why.
 REFUSED: dict[str, dict[str, str]] = {
     "postgresql": {
@@ -244,9 +260,17 @@ POOL_KEY = {k.name: k for k in POOL_KEYS}
 SOURCE_KEY = {k.name: k for k in SOURCE_KEYS}
 
 
+def keys_of(engine: str) -> tuple[Key, ...]:
+    """Every setting an endpoint of ``engine`` takes: its own, then the TLS
+    keys it does not name itself (MSSQL's own ca_file is the TLS one)."""
+    own = ENGINE_KEYS[engine]
+    names = {n for k in own for n in (k.name, *k.aliases)}
+    return own + tuple(k for k in TLS_KEYS if k.name not in names)
+
+
 def engine_key(engine: str, name: str) -> Key | None:
     """The engine's setting ``name`` (or alias), None if it has none."""
-    for key in ENGINE_KEYS[engine]:
+    for key in keys_of(engine):
         if key.name == name or name in key.aliases:
             return key
     return None
@@ -254,4 +278,4 @@ def engine_key(engine: str, name: str) -> Key | None:
 
 def all_setting_names() -> set[str]:
     """Every engine setting name and alias of every engine."""
-    return {n for keys in ENGINE_KEYS.values() for k in keys for n in (k.name, *k.aliases)}
+    return {n for e in ENGINE_KEYS for k in keys_of(e) for n in (k.name, *k.aliases)}

@@ -72,7 +72,7 @@ class Config:
 
 def _is_secret(name: str) -> bool:
     """Whether any engine's setting of that name is a secret (the key table says)."""
-    return any(k.secret and k.name == name for keys in K.ENGINE_KEYS.values() for k in keys)
+    return any(k.secret and k.name == name for e in K.ENGINE_KEYS for k in K.keys_of(e))
 
 
 @dataclass(frozen=True)

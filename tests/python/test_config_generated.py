@@ -31,7 +31,8 @@ def test_docs_table_is_generated() -> None:
 def test_docs_name_every_key() -> None:
     table = _config_export.docs_table()
     keys = [*_config_keys.POOL_KEYS, *_config_keys.SOURCE_KEYS,
-            *(k for keys in _config_keys.ENGINE_KEYS.values() for k in keys)]
+            *(k for keys in _config_keys.ENGINE_KEYS.values() for k in keys),
+            *_config_keys.TLS_KEYS]
     for key in keys:
         assert f"| `{key.name}`" in table
 

@@ -4,6 +4,7 @@ scripts, row counts, streams, notices."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -64,11 +65,15 @@ def test_url_with_escaped_password_and_query_settings(server: Target) -> None:
         ({"nonsense": "1"}, "unknown mssql setting"),
         ({"port": "0"}, "port"),
         ({"encryption": "maybe"}, "encryption"),
-        ({"ca_file": "/tmp/a;b"}, "cannot be passed to FreeTDS"),
+        ({"ca_file": "a;b.pem"}, "cannot be passed to FreeTDS"),  # a file that exists
         ({"login_timeout": "x"}, "login_timeout"),
     ],
 )
-async def test_bad_settings_fail_at_create_pool(server: Target, setting: dict[str, str], message: str) -> None:
+async def test_bad_settings_fail_at_create_pool(server: Target, setting: dict[str, str], message: str,
+                                                tmp_path: Path) -> None:
+    if "ca_file" in setting:  # a CA file must be readable (checked first): make one
+        (tmp_path / setting["ca_file"]).write_text("PEM\n")
+        setting = {"ca_file": str(tmp_path / setting["ca_file"])}
     async with DatabasePool() as pool:
         with pytest.raises(ConfigurationError, match=message):
             await pool.create_pool("bad", **{**server.kwargs(), **setting})

@@ -23,9 +23,13 @@ tests/python/conftest.py for the SQLite tests.
 from __future__ import annotations
 
 import asyncio
+import os
+import pwd
+import shutil
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 from urllib.parse import quote
@@ -40,6 +44,7 @@ if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
 from pg_server import ENV_DSN, PgServer  # noqa: E402
+from tls_certs import CertificateSet, make_certificates  # noqa: E402
 from sync_as_async import SyncAsAsync
 
 HAVE_PG_ENGINE = "postgresql" in db_pool.engines()
@@ -83,6 +88,70 @@ def pg_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
         pytest.skip(f"no PostgreSQL server to test against: {exc} (or set {ENV_DSN})")
     request.addfinalizer(server.cleanup)  # atexit covers a killed session too
     yield server
+
+
+#: The TLS server's roles: one that logs in by its client certificate alone
+#: (pg_hba "cert"), and the test role over hostssl only.
+TLS_CLIENT_ROLE = "dbpool_client"
+TLS_CLIENT_PASSWORD = "client-secret"
+
+
+@dataclass
+class TlsServer:
+    server: PgServer
+    certs: CertificateSet
+
+
+TLS_HBA = (
+    "# written by tests/python/pg/conftest.py: TLS connections only over TCP\n"
+    "local all all trust\n"
+    f"hostssl postgres {TLS_CLIENT_ROLE} 127.0.0.1/32 cert\n"
+    f"hostssl all {TLS_CLIENT_ROLE} 127.0.0.1/32 scram-sha-256 clientcert=verify-full\n"
+    "hostssl all all 127.0.0.1/32 scram-sha-256\n"
+)
+
+
+@pytest.fixture(scope="module")
+def pg_tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
+    """A private server with ssl=on (certificates made now by openssl: a CA,
+    a server certificate for localhost and 127.0.0.1, a client certificate
+    for the role dbpool_client) that takes TCP connections over TLS only
+    (hostssl lines; one needing a verified client certificate)."""
+    if not HAVE_PG_ENGINE:
+        pytest.skip(SKIP_REASON)
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make the test certificates")
+    try:
+        server = PgServer.new_private(prefix="dbpool-pg-tls-")
+    except FileNotFoundError as exc:
+        pytest.skip(f"no PostgreSQL server to test against: {exc}")
+    try:
+        assert server.root is not None
+        # the server's copies live in its own directory, owned by the user it runs as
+        certs = make_certificates(tmp_path_factory.mktemp("tls"), TLS_CLIENT_ROLE)
+        tls_dir = server.root / "tls"
+        tls_dir.mkdir()
+        for src in (certs.server_cert, certs.server_key, certs.ca_cert):
+            shutil.copy(src, tls_dir / src.name)
+        (tls_dir / certs.server_key.name).chmod(0o600)
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            for f in (tls_dir, *tls_dir.iterdir()):
+                os.chown(f, pw.pw_uid, pw.pw_gid)
+        server._initdb(extra_conf=(
+            "ssl = on\n"
+            f"ssl_cert_file = '{tls_dir / certs.server_cert.name}'\n"
+            f"ssl_key_file = '{tls_dir / certs.server_key.name}'\n"
+            f"ssl_ca_file = '{tls_dir / certs.ca_cert.name}'\n"))
+        (server.data_dir / "pg_hba.conf").write_text(TLS_HBA)
+        server.start_on_free_port()
+        server._bootstrap()
+        server._psql(f"CREATE ROLE {TLS_CLIENT_ROLE} LOGIN PASSWORD '{TLS_CLIENT_PASSWORD}'")
+    except BaseException:
+        server.cleanup()
+        raise
+    yield TlsServer(server, certs)
+    server.cleanup()
 
 
 @pytest.fixture
