@@ -160,7 +160,7 @@ def begin_options(engine: str, begin: str, isolation: str | None, readonly: bool
         if isolation is None or isolation.lower() not in levels:
             raise ConfigurationError(f"isolation must be one of {', '.join(levels)}; got {isolation!r}")
         return f"ISOLATION LEVEL {isolation.upper()}"
-    if engine != "postgresql":
+    if engine not in ("postgresql", "mysql"):
         raise ConfigurationError(f"{engine} transactions take no isolation or readonly option")
     if begin:
         raise ConfigurationError("give either begin= or isolation=/readonly=, not both")
@@ -256,8 +256,8 @@ def _parse_url(url: str) -> tuple[str, dict[str, str]]:
         return engine, {"dsn": url}  # libpq parses its URIs (pool_arguments encodes them)
     path, _, query = tail.partition("?")
     settings = _query_settings(query)
-    if engine == "mssql":
-        return engine, _mssql_url_settings(credentials, hosts, path, settings)
+    if engine in ("mssql", "mysql"):
+        return engine, _host_url_settings(engine, credentials, hosts, path, settings)
     if engine == "sqlite":
         if credentials is not None or hosts:
             raise ConfigurationError(
@@ -280,11 +280,11 @@ def split_host_port(hostport: str) -> tuple[str, str]:
     return host, port
 
 
-def _mssql_url_settings(
-    credentials: str | None, hostport: str, path: str, settings: dict[str, str]
+def _host_url_settings(
+    engine: str, credentials: str | None, hostport: str, path: str, settings: dict[str, str]
 ) -> dict[str, str]:
-    """mssql://user:password@host:port/database?setting=value (parts
-    percent-encoded; ?instance=NAME for a named instance)."""
+    """mssql:// or mysql://user:password@host:port/database?setting=value
+    (parts percent-encoded; mssql's ?instance=NAME for a named instance)."""
     if credentials is not None:
         user, colon, password = credentials.partition(":")
         settings["user"] = unquote(user)
@@ -296,7 +296,7 @@ def _mssql_url_settings(
     if port:
         if not port.isdigit():
             raise ConfigurationError(
-                "the mssql url's port is not a number (not shown, in case it is a piece of a "
+                f"the {engine} url's port is not a number (not shown, in case it is a piece of a "
                 "password: percent-encode '?' and '#' in one)"
             )
         settings["port"] = port
@@ -423,12 +423,12 @@ def _endpoints(
         if url is not None or host is not None:
             raise ConfigurationError("give either endpoints= or url=/host=, not both")
         return [{**_endpoint_settings(e, engine), **common} for e in endpoints]
-    if url is not None and engine == "postgresql" and host is None:
+    if url is not None and engine in ("postgresql", "mysql") and host is None:
         urls = split_hosts(url)
         if len(urls) > 1:
             return [{**_parse_url(u)[1], **common} for u in urls]
     settings = {**base, **common}
-    if engine == "postgresql" and "," in settings.get("host", ""):
+    if engine in ("postgresql", "mysql") and "," in settings.get("host", ""):
         return _split_keyword_hosts(settings)
     return [settings]
 

@@ -340,7 +340,7 @@ def url_settings(ctx: Context, parts: Sequence[Part], url: object, engine: str
         scheme = _url_engine(url)
         if scheme is None:
             ctx.add(parts, "the url's scheme is not an engine (sqlite://, postgresql://, "
-                    "mssql://; the url is not shown)")
+                    "mssql://, mysql://; the url is not shown)")
             return []
         if scheme != engine:
             ctx.add(parts, f"the url is {scheme}, but the pool's engine is {engine}")
@@ -348,8 +348,8 @@ def url_settings(ctx: Context, parts: Sequence[Part], url: object, engine: str
         if "\0" in url:
             ctx.add(parts, "contains a NUL byte")
             return []
-        if engine == "postgresql":
-            return _pg_url_settings(url)
+        if engine in ("postgresql", "mysql"):
+            return _pg_url_settings(url)  # the same URL form, hosts and all
         return [_parse_url(url)[1]]
     except ConfigurationError as exc:  # its messages never show the URL
         ctx.add(parts, str(exc))
@@ -547,7 +547,7 @@ def _pool_engine(ctx: Context, table: Mapping[Any, Any], built: Sequence[str],
     engine = _url_engine(source)
     if engine is None:
         ctx.add(parts + (where,) if where == "url" else parts + (where, 0),
-                "the url's scheme is not an engine (sqlite://, postgresql://, mssql://; "
+                "the url's scheme is not an engine (sqlite://, postgresql://, mssql://, mysql://; "
                 "the url is not shown)")
         return None
     if engine not in built:
@@ -574,7 +574,7 @@ def _pool_endpoints(ctx: Context, engine: str, rest: Mapping[str, tuple[object, 
             out.append(ep)
         return out
     host = common.values.get("host")
-    if engine == "postgresql" and host and isinstance(host[0], str) and "," in host[0]:
+    if engine in ("postgresql", "mysql") and host and isinstance(host[0], str) and "," in host[0]:
         return _split_hosts(ctx, common)
     return [_Settings()]
 

@@ -101,7 +101,7 @@ WATCH_OPTIONS = frozenset({"leak_detection_threshold", "slow_query_threshold",
 #: Keys that say where a pool's (or an endpoint's) settings come from.
 SOURCE_KEYS: tuple[Key, ...] = (
     Key("engine", "choice", "the engine; or given by the url's scheme", None,
-        choices=("sqlite", "postgresql", "mssql"), aliases=("db_type",)),
+        choices=("sqlite", "postgresql", "mssql", "mysql"), aliases=("db_type",)),
     Key("url", "str", "a database URL (its settings; every engine's form, see the engine's "
         "doc); never shown in messages", secret=True),
     Key("endpoints", "endpoints", "several endpoints of one database (primary and "
@@ -122,6 +122,8 @@ ENGINE_ALIASES = {
     "pg": "postgresql",
     "mssql": "mssql",
     "sqlserver": "mssql",
+    "mysql": "mysql",
+    "mariadb": "mysql",
 }
 
 _TLS_VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
@@ -226,6 +228,25 @@ ENGINE_KEYS: dict[str, tuple[Key, ...]] = {
             choices=("system",), aliases=("cafile", "sslrootcert")),
         Key("crl_file", "path", "certificate revocation list"),
         Key("check_hostname", "bool", "check the certificate's host name (default: FreeTDS's)"),
+    ),
+    "mysql": (
+        Key("host", "str", "server host name", "localhost"),
+        Key("port", "int", "TCP port", 3306, 1, 65535),
+        Key("unix_socket", "str", "a Unix socket path (instead of host and port)"),
+        Key("database", "str", "database (schema) name", aliases=("dbname",)),
+        Key("user", "str", "login", aliases=("username",), required=True),
+        Key("password", "str", "password", secret=True),
+        Key("connect_timeout", "int", "the connector's own bound on a login in s (the "
+            "pool's connect_timeout bounds it too)", 10, 1, 3600),
+        Key("ssl_mode", "choice", "TLS: verify_identity (verified certificate and host "
+            "name), verify_ca, required, preferred, disabled", "preferred",
+            choices=("disabled", "preferred", "required", "verify_ca", "verify_identity")),
+        Key("ssl_ca", "path", "CA certificates to verify the server with"),
+        Key("ssl_cert", "path", "client certificate"),
+        Key("ssl_key", "path", "the client certificate's key"),
+        Key("zero_dates", "choice", "what a 0000-00-00 (or otherwise invalid) date becomes: "
+            "an error, or NULL", "error", choices=("error", "null")),
+        Key("tinyint1_bool", "bool", "TINYINT(1) columns are Boolean", True),
     ),
 }
 

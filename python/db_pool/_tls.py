@@ -7,6 +7,10 @@ key_file and key_password mapped to each engine's own settings.
   Refused: prefer (FreeTDS's request encrypts only the login unless the
   server forces encryption) and client certificates (FreeTDS cannot
   present one).
+- mysql (MariaDB Connector/C): ssl_mode (disable: disabled, prefer:
+  preferred, require: required, verify-ca: verify_ca, verify-full:
+  verify_identity), ssl_ca, ssl_cert, ssl_key. Refused: key_password and
+  ca_file = "system" (not wired to the connector yet).
 - sqlite: embedded, no network: only tls = "disable" is accepted.
 
 What cannot be mapped exactly is refused, never weakened; a uniform key and
@@ -37,6 +41,10 @@ _PG_NAMES = {"tls": "sslmode", "ca_file": "sslrootcert", "cert_file": "sslcert",
              "key_file": "sslkey", "key_password": "sslpassword"}
 _MSSQL_ENCRYPT = {"disable": "off", "require": "require", "verify-ca": "require",
                   "verify-full": "strict"}
+_MYSQL_NAMES = {"tls": "ssl_mode", "ca_file": "ssl_ca", "cert_file": "ssl_cert",
+                "key_file": "ssl_key"}
+_MYSQL_MODES = {"disable": "disabled", "prefer": "preferred", "require": "required",
+                "verify-ca": "verify_ca", "verify-full": "verify_identity"}
 _YES = ("on", "yes", "true", "1")
 _NO = ("off", "no", "false", "0")
 
@@ -81,6 +89,8 @@ def plan(engine: str, given: Mapping[str, str], check_files: bool = True
         return _postgresql(tls, uniform, given, problems), problems
     if engine == "mssql":
         return _mssql(tls, uniform, given, problems), problems
+    if engine == "mysql":
+        return _mysql(tls, uniform, given, problems), problems
     return {}, problems
 
 
@@ -174,6 +184,26 @@ def _mssql(tls: str | None, uniform: Mapping[str, str], given: Mapping[str, str]
                              "certificate: check_hostname = true contradicts it"))
     if tls in _VERIFY:
         native["check_hostname"] = "on" if tls == "verify-full" else "off"
+    return native
+
+
+def _mysql(tls: str | None, uniform: Mapping[str, str], given: Mapping[str, str],
+           problems: list[Problem]) -> dict[str, str]:
+    native: dict[str, str] = {}
+    if "key_password" in uniform:
+        problems.append(("key_password", "mysql: a passphrase-protected client key is not "
+                         "supported yet; give an unencrypted key_file"))
+    if uniform.get("ca_file") == "system":
+        problems.append(("ca_file", 'mysql: ca_file = "system" is not supported yet; give '
+                         "the CA file"))
+    for k, name in _MYSQL_NAMES.items():
+        if k not in uniform:
+            continue
+        value = _MYSQL_MODES[tls] if k == "tls" and tls is not None else uniform[k]
+        own = given.get(name)
+        if own is not None and own != value:
+            _disagree(problems, k, name, (value, own) if k == "tls" else None)
+        native[name] = value
     return native
 
 

@@ -50,6 +50,8 @@ void dbp_type_format(dbp_type type, char *buf, size_t size)
     case DBP_T_BINARY: format = "vz"; break;
     case DBP_T_UINT32: format = "I"; break;
     case DBP_T_LIST: format = "+l"; break;
+    case DBP_T_UINT16: format = "S"; break;
+    case DBP_T_UINT64: format = "L"; break;
     }
     snprintf(buf, size, "%s", format);
 }
@@ -61,6 +63,7 @@ size_t dbp_type_width(dbp_type_id id)
     case DBP_T_UINT8:
         return 1;
     case DBP_T_INT16:
+    case DBP_T_UINT16:
         return 2;
     case DBP_T_INT32:
     case DBP_T_UINT32:
@@ -68,6 +71,7 @@ size_t dbp_type_width(dbp_type_id id)
     case DBP_T_DATE32:
         return 4;
     case DBP_T_INT64:
+    case DBP_T_UINT64:
     case DBP_T_FLOAT64:
     case DBP_T_TIME64_US:
     case DBP_T_TIMESTAMP_US:
@@ -116,7 +120,9 @@ static int is_integer_backed(dbp_type_id id)
     case DBP_T_INT32:
     case DBP_T_INT64:
     case DBP_T_UINT8:
+    case DBP_T_UINT16:
     case DBP_T_UINT32:
+    case DBP_T_UINT64:
     case DBP_T_DATE32:
     case DBP_T_TIME64_US:
     case DBP_T_TIMESTAMP_US:
@@ -469,7 +475,7 @@ int dbp_column_append_int(dbp_column *col, int64_t v)
         break;
     }
     case 2: {
-        int16_t narrow = (int16_t)v;
+        uint16_t narrow = (uint16_t)v; /* INT16 and UINT16 share the low bytes */
         push_value(col, &narrow, 2);
         break;
     }

@@ -35,6 +35,8 @@ typedef enum dbp_type_id {
     DBP_T_BINARY,        /* "vz" BinaryView */
     DBP_T_UINT32,        /* "I" */
     DBP_T_LIST,          /* "+l"  int32 offsets into one child column */
+    DBP_T_UINT16,        /* "S" */
+    DBP_T_UINT64,        /* "L"   appended as the int64 of the same bits */
 } dbp_type_id;
 
 typedef struct dbp_type {

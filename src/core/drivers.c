@@ -13,6 +13,9 @@ extern const dbp_driver dbp_pg_driver;
 #if DBP_HAVE_MSSQL
 extern const dbp_driver dbp_mssql_driver;
 #endif
+#if DBP_HAVE_MYSQL
+extern const dbp_driver dbp_mysql_driver;
+#endif
 
 /* Aliases map the names users type to one driver. */
 static const struct {
@@ -31,6 +34,10 @@ static const struct {
     {"mssql", &dbp_mssql_driver},
     {"sqlserver", &dbp_mssql_driver},
 #endif
+#if DBP_HAVE_MYSQL
+    {"mysql", &dbp_mysql_driver},
+    {"mariadb", &dbp_mysql_driver},
+#endif
     {NULL, NULL},
 };
 
@@ -43,6 +50,9 @@ static const char *const engines[] = {
 #endif
 #if DBP_HAVE_MSSQL
     "mssql",
+#endif
+#if DBP_HAVE_MYSQL
+    "mysql",
 #endif
     NULL,
 };
