@@ -4,18 +4,21 @@ check, query, load, stats and serve (docs/cli.md).
 This module runs a command and turns what it raises into an exit code and
 one line on stderr: 0 done, 1 the work failed, 2 usage or configuration
 error, 130 interrupted. A traceback only with --debug. The commands live
-in _cli_check.py, _cli_data.py and _cli_monitor.py.
+in _cli_check.py, _cli_data.py and _cli_monitor.py; they run on the asyncio
+API (one asyncio.run per command), whose cancellation stops a running
+statement on the server when Ctrl-C comes.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
 import traceback
 import warnings
-from typing import Callable, Sequence, TextIO
+from typing import Any, Callable, Coroutine, Sequence, TextIO
 
 from . import _cli_base as base
 from ._cli_check import run_check
@@ -24,7 +27,7 @@ from ._cli_monitor import run_serve, run_stats
 from ._cli_parser import build
 from .errors import ConfigurationError, Error, PoolNotFound
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
     "check": run_check,
     "query": run_query,
     "load": run_load,
@@ -39,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(args.debug)
     _set_up_messages(debug)
     try:
-        return COMMANDS[args.command](args)
+        return asyncio.run(COMMANDS[args.command](args))
     except KeyboardInterrupt:
         print(file=sys.stderr)  # after the ^C the terminal shows
         base.error("interrupted")

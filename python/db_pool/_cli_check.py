@@ -21,14 +21,14 @@ from ._cli_base import EXIT_FAILURE, EXIT_OK, one_line
 from ._cli_output import print_json
 from ._cli_pools import load, select, source_label
 from ._config_model import Config, EndpointConfig, PoolConfig
-from ._sync import SyncDatabasePool
+from ._async import DatabasePool
 from .errors import Error
 
 #: Bound on opening one endpoint's connection with --connect (seconds).
 CONNECT_TIMEOUT = 5.0
 
 
-def run_check(args: argparse.Namespace) -> int:
+async def run_check(args: argparse.Namespace) -> int:
     where = source_label(args)
     config = select(load(args), args.pool or [], where)
     if args.format == "json":
@@ -42,7 +42,7 @@ def run_check(args: argparse.Namespace) -> int:
     failed = 0
     for name, pool in config.pools.items():
         for i, endpoint in enumerate(pool.endpoints):
-            ok, message = try_endpoint(pool, i, args.timeout)
+            ok, message = await try_endpoint(pool, i, args.timeout)
             failed += not ok
             print(f"# connect pools.{_key(name)}.endpoints[{i}] ({endpoint.address()}): "
                   f"{message}", flush=True)
@@ -52,7 +52,7 @@ def run_check(args: argparse.Namespace) -> int:
 # ---- --connect ---------------------------------------------------------------------------
 
 
-def try_endpoint(pool: PoolConfig, index: int, timeout: float) -> tuple[bool, str]:
+async def try_endpoint(pool: PoolConfig, index: int, timeout: float) -> tuple[bool, str]:
     """(ok, what happened) of opening one connection to one endpoint and
     running SELECT 1, each bounded by ``timeout`` seconds."""
     endpoint = pool.endpoints[index]
@@ -68,8 +68,8 @@ def try_endpoint(pool: PoolConfig, index: int, timeout: float) -> tuple[bool, st
     one = dataclasses.replace(pool, endpoints=(endpoint,), options=options)
     started = time.monotonic()
     try:
-        with SyncDatabasePool._from_model(Config({pool.name: one})) as probe:
-            probe.query(pool.name, "SELECT 1 AS one", timeout=timeout)
+        async with await DatabasePool._from_model(Config({pool.name: one})) as probe:
+            await probe.query(pool.name, "SELECT 1 AS one", timeout=timeout)
     except Error as exc:
         return False, f"failed: {type(exc).__name__}: {one_line(str(exc))}"
     return True, f"ok ({(time.monotonic() - started) * 1000:.0f} ms)"

@@ -22,7 +22,7 @@ from ._cli_base import EXIT_OK, UsageError, info
 from ._cli_pools import for_pool, opened
 from ._cli_progress import Progress
 from ._frames import IfExists
-from ._sync import SyncDatabasePool
+from ._async import DatabasePool
 from .errors import Error
 
 #: Rows per batch of a read with a progress line.
@@ -38,35 +38,35 @@ _INPUT_KINDS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 # ---- query ----------------------------------------------------------------------------
 
 
-def run_query(args: argparse.Namespace) -> int:
+async def run_query(args: argparse.Namespace) -> int:
     fmt = out.choose_format(args.format, args.output)
     config, pool_id = for_pool(args, args.pool)
     progress = Progress("query", enabled=False if args.no_progress else None)
-    with opened(config) as pool:
-        df = read(pool, pool_id, args.sql, args.timeout, progress)
+    async with opened(config) as pool:
+        df = await read(pool, pool_id, args.sql, args.timeout, progress)
     out.write_frame(df, fmt, args.output, args.max_rows)
     if args.output is not None and args.output != "-":
         info(f"wrote {df.height:,} rows ({fmt}) to {args.output}")
     return EXIT_OK
 
 
-def read(pool: SyncDatabasePool, pool_id: str, sql: str, timeout: float | None,
+async def read(pool: DatabasePool, pool_id: str, sql: str, timeout: float | None,
          progress: Progress) -> pl.DataFrame:
     """The query's rows: one query() call, or, when the progress line may
     show, stream() batches counted as they come and stacked."""
     if not progress.enabled:
-        return pool.query(pool_id, sql, timeout=timeout)
+        return await pool.query(pool_id, sql, timeout=timeout)
     batches = []
     with progress:
-        for batch in pool.stream(pool_id, sql, batch_rows=READ_BATCH_ROWS, timeout=timeout):
+        async for batch in pool.stream(pool_id, sql, batch_rows=READ_BATCH_ROWS, timeout=timeout):
             batches.append(batch)
             progress.add(batch.height, batch.estimated_size())
     if batches:
         return pl.concat(batches, rechunk=False)
-    return _empty_result(pool, pool_id, sql, timeout)
+    return await _empty_result(pool, pool_id, sql, timeout)
 
 
-def _empty_result(pool: SyncDatabasePool, pool_id: str, sql: str,
+async def _empty_result(pool: DatabasePool, pool_id: str, sql: str,
                   timeout: float | None) -> pl.DataFrame:
     """The columns of a query that streamed no rows (stream() yields no
     batch then), so the output is the same as query()'s: read again as a
@@ -78,7 +78,7 @@ def _empty_result(pool: SyncDatabasePool, pool_id: str, sql: str,
     else:
         probe = f"SELECT * FROM (\n{body}\n) AS db_pool_q LIMIT 0"
     try:
-        return pool.query(pool_id, probe, timeout=timeout)
+        return await pool.query(pool_id, probe, timeout=timeout)
     except Error:
         return pl.DataFrame()
 
@@ -107,7 +107,7 @@ def read_input(path: str, kind: str) -> pl.DataFrame:
     return pl.read_csv(path, infer_schema_length=CSV_INFER_ROWS, try_parse_dates=True)
 
 
-def run_load(args: argparse.Namespace) -> int:
+async def run_load(args: argparse.Namespace) -> int:
     kind = input_kind(args.file)
     mode: IfExists = args.mode
     create = bool(args.create) or mode != "append"  # fail / replace are about creating it
@@ -115,28 +115,29 @@ def run_load(args: argparse.Namespace) -> int:
     config, pool_id = for_pool(args, args.pool)
     progress = Progress("load", total_rows=df.height,
                         enabled=False if args.no_progress else None)
-    with opened(config) as pool:
-        n = load(pool, pool_id, args.table, df, create, mode, args.timeout, progress)
+    async with opened(config) as pool:
+        n = await load(pool, pool_id, args.table, df, create, mode, args.timeout, progress)
     print(f"{n:,} rows loaded into {args.table}", flush=True)
     return EXIT_OK
 
 
-def load(pool: SyncDatabasePool, pool_id: str, table: str, df: pl.DataFrame, create: bool,
+async def load(pool: DatabasePool, pool_id: str, table: str, df: pl.DataFrame, create: bool,
          mode: IfExists, timeout: float | None, progress: Progress,
          slice_rows: int = LOAD_SLICE_ROWS) -> int:
     """Writes every row of ``df`` into ``table``, all or nothing; returns the
     rows written. With the progress line: slices in one transaction (the
     first creates the table), counted as each is written."""
     if not progress.enabled or df.height <= slice_rows:
-        n = pool.write_frame(pool_id, df, table, create=create, if_exists=mode, timeout=timeout)
+        n = await pool.write_frame(pool_id, df, table, create=create, if_exists=mode, timeout=timeout)
         progress.add(df.height, df.estimated_size())
         return n
     written = 0
-    with progress, pool.transaction(pool_id, timeout=timeout) as tx:
-        for i, part in enumerate(df.iter_slices(slice_rows)):
-            first = i == 0
-            written += tx.write_frame(part, table, create=create and first,
-                                      if_exists=mode if first else "append")
-            progress.add(part.height, part.estimated_size())
+    with progress:
+        async with pool.transaction(pool_id, timeout=timeout) as tx:
+            for i, part in enumerate(df.iter_slices(slice_rows)):
+                first = i == 0
+                written += await tx.write_frame(part, table, create=create and first,
+                                                if_exists=mode if first else "append")
+                progress.add(part.height, part.estimated_size())
     return written
 

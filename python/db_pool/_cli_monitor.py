@@ -8,10 +8,9 @@ and the pools close within --close-timeout.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import signal
 import sys
-import threading
-from types import FrameType
 from typing import Any, Iterator
 
 import polars as pl
@@ -19,10 +18,7 @@ import polars as pl
 from ._cli_base import EXIT_OK, info
 from ._cli_output import print_json, table_text
 from ._cli_pools import load, opened, select, source_label
-from ._sync import SyncDatabasePool
-
-#: How often serve looks at its stop flag (seconds).
-SERVE_POLL = 0.2
+from ._async import DatabasePool
 
 _POOL_COLUMNS = ("engine", "size", "idle", "in_use", "opening", "waiting", "max_size",
                  "requests", "errors", "timeouts", "query_timeouts", "failovers")
@@ -33,9 +29,9 @@ _ENDPOINT_COLUMNS = ("endpoint", "role", "health", "is_primary", "size", "idle",
 # ---- stats ---------------------------------------------------------------------------
 
 
-def run_stats(args: argparse.Namespace) -> int:
+async def run_stats(args: argparse.Namespace) -> int:
     config = select(load(args), args.pool or [], source_label(args))
-    with opened(config) as pool:
+    async with opened(config) as pool:
         names = list(config.pools)
         if args.format == "prometheus":
             sys.stdout.write("".join(pool.prometheus_text(n) for n in names))
@@ -57,7 +53,7 @@ def _merged(snapshots: Iterator[dict[str, list[dict[str, Any]]]]) -> dict[str, l
     return out
 
 
-def stats_tables(pool: SyncDatabasePool, names: list[str]) -> str:
+def stats_tables(pool: DatabasePool, names: list[str]) -> str:
     """Two tables in Polars' format: one row per pool, one per endpoint."""
     pools, endpoints = [], []
     for name in names:
@@ -72,43 +68,44 @@ def stats_tables(pool: SyncDatabasePool, names: list[str]) -> str:
 # ---- serve ---------------------------------------------------------------------------
 
 
-def run_serve(args: argparse.Namespace) -> int:
+async def run_serve(args: argparse.Namespace) -> int:
     config = select(load(args), args.pool or [], source_label(args))
     read_only = args.read_only or []
     select(config, read_only, "the pools served")  # a typo in --read-only is an error
-    stop = threading.Event()
-    with opened(config, close_timeout=args.close_timeout) as pool:
-        with _stop_on_signals(stop):  # before the URL is out: whoever reads it may stop us
+    async with opened(config, close_timeout=args.close_timeout) as pool:
+        with _stop_on_signals() as stop:  # before the URL is out: whoever reads it may stop us
             server = pool.serve_metrics(args.host, args.port, allow_remote=args.allow_remote,
                                         read_only=read_only)
             print(f"serving {len(config.pools)} pool{'s' * (len(config.pools) != 1)} at "
                   f"{server.url} (dashboard), {server.url}metrics, {server.url}healthz, "
                   f"{server.url}readyz", flush=True)
-            while not stop.wait(SERVE_POLL):
-                pass
+            await stop.wait()
         info("stopping: closing the server and the pools")
         server.close()
     return EXIT_OK
 
 
 class _stop_on_signals:
-    """While active, SIGINT and SIGTERM set ``stop`` instead of ending the
-    process; the previous handlers come back afterwards (so a second
-    Ctrl-C while closing interrupts as usual)."""
+    """While active, SIGINT and SIGTERM set an asyncio.Event instead of
+    ending the process; the usual handlers come back afterwards (so a
+    second Ctrl-C while closing interrupts as usual). A SIGINT the process
+    was started with ignored (a shell's background job) stays ignored."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self, stop: threading.Event) -> None:
-        self.stop = stop
-        self.previous: dict[int, Any] = {}
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.loop = asyncio.get_running_loop()
+        self.taken: list[int] = []
 
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.stop.set()
-
-    def __enter__(self) -> None:
+    def __enter__(self) -> asyncio.Event:
         for sig in self.SIGNALS:
-            self.previous[sig] = signal.signal(sig, self._handle)
+            if signal.getsignal(sig) is signal.SIG_IGN:
+                continue
+            self.loop.add_signal_handler(sig, self.stop.set)
+            self.taken.append(sig)
+        return self.stop
 
     def __exit__(self, *exc: object) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
+        for sig in self.taken:
+            self.loop.remove_signal_handler(sig)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import re
-from contextlib import contextmanager
-from typing import Iterator, Sequence
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Sequence
 
 from ._cli_base import UsageError
 from ._config_model import Config
 from ._config_sources import config_from_env, config_from_url, load_config
-from ._sync import SyncDatabasePool
+from ._async import DatabasePool
 
 #: The pool made from a URL given in place of a pool name.
 URL_POOL_ID = "cli"
@@ -77,13 +77,15 @@ def for_pool(args: argparse.Namespace, pool: str) -> tuple[Config, str]:
     return select(load(args), [pool], source_label(args)), pool
 
 
-@contextmanager
-def opened(config: Config, close_timeout: float = CLOSE_TIMEOUT) -> Iterator[SyncDatabasePool]:
+@asynccontextmanager
+async def opened(config: Config, close_timeout: float = CLOSE_TIMEOUT
+                 ) -> AsyncIterator[DatabasePool]:
     """The pools of ``config``, open (each connects min_size connections
     now, so bad settings fail here), closed within ``close_timeout`` at the
-    end whatever happens."""
-    pool = SyncDatabasePool._from_model(config)
+    end whatever happens (Ctrl-C included: the asyncio API cancels a
+    running statement on the server and leaves the pool whole)."""
+    pool = await DatabasePool._from_model(config)
     try:
         yield pool
     finally:
-        pool.close(timeout=close_timeout)
+        await pool.close(timeout=close_timeout)
