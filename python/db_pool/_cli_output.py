@@ -6,6 +6,7 @@ place); and plain data (stats, metrics) as JSON that any parser reads.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -88,7 +89,12 @@ def write_frame(df: pl.DataFrame, fmt: str, output: str | None, max_rows: int) -
     write = _writer(df, fmt, max_rows)
     if output is None or output == "-":
         sys.stdout.flush()
-        write(sys.stdout.buffer)
+        try:
+            write(sys.stdout.buffer)
+        except Exception as exc:  # Polars writes to the descriptor itself: its own error
+            if f"(os error {errno.EPIPE})" in str(exc):
+                raise BrokenPipeError(errno.EPIPE, "broken pipe") from None
+            raise
         sys.stdout.buffer.flush()
         return
     write_atomically(output, write)
