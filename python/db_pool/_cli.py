@@ -90,11 +90,21 @@ def report(exc: BaseException) -> None:
 def _set_up_messages(debug: bool) -> None:
     """The library's log records and warnings as ``db-pool:`` lines on stderr."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"{base.PROG}: %(levelname)s: %(message)s"))
+    handler.setFormatter(_LogLine())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
     warnings.showwarning = _show_warning
+
+
+class _LogLine(logging.Formatter):
+    """``db-pool: warning: message`` (one line, as our own messages)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = base.one_line(record.getMessage())
+        if record.exc_info and record.levelno <= logging.DEBUG:
+            text += "\n" + self.formatException(record.exc_info)
+        return f"{base.PROG}: {record.levelname.lower()}: {text}"
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,

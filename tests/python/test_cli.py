@@ -194,6 +194,21 @@ def test_check_reports_every_problem_at_once_and_a_missing_file(tmp_path: Path) 
     assert_one_error_line(r.stderr, "cannot read the file")
 
 
+def test_check_warns_of_a_password_file_others_can_read(tmp_path: Path) -> None:
+    secret_file = tmp_path / "pw"
+    secret_file.write_text(SECRET + "\n")
+    secret_file.chmod(0o644)
+    path = tmp_path / "c.toml"
+    path.write_text('[pools.orders]\nengine = "postgresql"\nhost = "h"\nuser = "u"\n'
+                    f'password_file = "{secret_file}"\n')
+    r = run("check", path, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith(f'db-pool: warning: password file "{secret_file}" may be read by '
+                               "group or others (mode 644): chmod 600 it\n")
+    assert 'password = "***"' in r.stdout
+    assert SECRET not in r.stdout + r.stderr
+
+
 def test_check_connect_tries_each_endpoint_within_a_bound(tmp_path: Path, db: Path) -> None:
     new_file = tmp_path / "sub" / "new.db"
     new_file.parent.mkdir()
@@ -407,6 +422,13 @@ def test_stats_in_each_format(config: Path) -> None:
             if name == "db_client_connection_count" and ("state", "idle") in labels
             and ("pool", "main") in labels]
     assert idle == [1.0]
+    # --env: DB_POOL_<POOL>_<KEY> overrides the file only when asked
+    env = {"DB_POOL_MAIN_MAX_SIZE": "2"}
+    r = run("stats", "main", "-c", config, "-f", "json", "--env", env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["pools"]["main"]["max_size"] == 2
+    r = run("stats", "main", "-c", config, "-f", "json", env=env)
+    assert json.loads(r.stdout)["pools"]["main"]["max_size"] == 3
     r = run("stats", "other", "-c", config)
     assert r.returncode == 2
     assert_one_error_line(r.stderr, "no pool named 'other'")
@@ -460,8 +482,8 @@ def test_serve_refuses_a_remote_address_without_allow_remote(config: Path) -> No
 
 # ---- progress ------------------------------------------------------------------------
 
-#: About two million rows: a read of a second or more here.
-LONG_READ = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) "
+#: Three million rows: a read of two seconds or more here.
+LONG_READ = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) "
              "SELECT x, printf('%040d', x) AS s FROM c")
 
 
@@ -477,11 +499,11 @@ def test_progress_line_on_a_terminal_only(tmp_path: Path) -> None:
     assert draws, text
     assert " rows  " in draws[-1] and "MiB" in draws[-1] and "rows/s" in draws[-1]
     assert text.count("\x1b[K") >= len(draws)  # each drawn in place, then erased
-    assert pl.read_parquet(out).height == 2_000_000
+    assert pl.read_parquet(out).height == 3_000_000
     # the same read with stderr on a pipe: no progress line at all
     r = run("query", url, LONG_READ, "-o", out, timeout=120)
     assert r.returncode == 0
-    assert r.stderr == f"db-pool: wrote 2,000,000 rows (parquet) to {out}\n"
+    assert r.stderr == f"db-pool: wrote 3,000,000 rows (parquet) to {out}\n"
 
 
 def test_load_progress_on_a_terminal_loads_every_slice(tmp_path: Path) -> None:
