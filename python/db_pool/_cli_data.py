@@ -51,7 +51,7 @@ async def run_query(args: argparse.Namespace) -> int:
 
 
 async def read(pool: DatabasePool, pool_id: str, sql: str, timeout: float | None,
-         progress: Progress) -> pl.DataFrame:
+               progress: Progress) -> pl.DataFrame:
     """The query's rows: one query() call, or, when the progress line may
     show, stream() batches counted as they come and stacked."""
     if not progress.enabled:
@@ -62,12 +62,13 @@ async def read(pool: DatabasePool, pool_id: str, sql: str, timeout: float | None
             batches.append(batch)
             progress.add(batch.height, batch.estimated_size())
     if batches:
-        return pl.concat(batches, rechunk=False)
+        # relaxed: a batch of only NULLs may have typed a column less precisely
+        return pl.concat(batches, how="vertical_relaxed", rechunk=False)
     return await _empty_result(pool, pool_id, sql, timeout)
 
 
 async def _empty_result(pool: DatabasePool, pool_id: str, sql: str,
-                  timeout: float | None) -> pl.DataFrame:
+                        timeout: float | None) -> pl.DataFrame:
     """The columns of a query that streamed no rows (stream() yields no
     batch then), so the output is the same as query()'s: read again as a
     subquery limited to no rows, which never runs a second write (a write
@@ -122,13 +123,14 @@ async def run_load(args: argparse.Namespace) -> int:
 
 
 async def load(pool: DatabasePool, pool_id: str, table: str, df: pl.DataFrame, create: bool,
-         mode: IfExists, timeout: float | None, progress: Progress,
-         slice_rows: int = LOAD_SLICE_ROWS) -> int:
+               mode: IfExists, timeout: float | None, progress: Progress,
+               slice_rows: int = LOAD_SLICE_ROWS) -> int:
     """Writes every row of ``df`` into ``table``, all or nothing; returns the
     rows written. With the progress line: slices in one transaction (the
     first creates the table), counted as each is written."""
     if not progress.enabled or df.height <= slice_rows:
-        n = await pool.write_frame(pool_id, df, table, create=create, if_exists=mode, timeout=timeout)
+        n = await pool.write_frame(pool_id, df, table, create=create, if_exists=mode,
+                                   timeout=timeout)
         progress.add(df.height, df.estimated_size())
         return n
     written = 0

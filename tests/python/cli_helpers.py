@@ -71,30 +71,34 @@ def run_with_terminal_stderr(*args: str | Path, env: Mapping[str, str] | None = 
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
                             preexec_fn=_sigint_as_usual)
     os.close(slave)
-    seen = b""
+    assert proc.stdout is not None
+    out_fd = proc.stdout.fileno()
+    seen, out = b"", b""
+    open_fds = {master, out_fd}
     deadline = started + timeout
     try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.1)
-            if ready:
+        while open_fds and time.monotonic() < deadline:  # both read, so neither fills up
+            ready, _, _ = select.select(list(open_fds), [], [], 0.1)
+            for fd in ready:
                 try:
-                    data = os.read(master, 65536)
+                    data = os.read(fd, 65536)
                 except OSError:  # EIO: every writer closed the terminal
-                    break
+                    data = b""
                 if not data:
-                    break
-                seen += data
-            elif proc.poll() is not None:
+                    open_fds.discard(fd)
+                elif fd == master:
+                    seen += data
+                else:
+                    out += data
+            if not ready and proc.poll() is not None and out_fd not in open_fds:
                 break
-        else:
-            proc.kill()
+        if open_fds and time.monotonic() >= deadline:
             raise AssertionError(f"db-pool did not finish within {timeout} s")
-        assert proc.stdout is not None
-        out = proc.stdout.read().decode()
         code = proc.wait(timeout=max(deadline - time.monotonic(), 1.0))
     finally:
         os.close(master)
+        proc.stdout.close()
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=5)
-    return code, out, seen, time.monotonic() - started
+    return code, out.decode(), seen, time.monotonic() - started
