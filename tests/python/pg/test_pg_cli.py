@@ -53,9 +53,10 @@ def test_query_on_postgresql_to_files(pg_server: Any, schema: str, admin: Any,
     r = run("query", "orders", sql, "-c", config, "-o", out, env=env)
     assert r.returncode == 0, r.stderr
     got = pl.read_parquet(out)
-    assert got.schema == pl.Schema({"id": pl.Int32, "customer": pl.String,
-                                    "total": pl.Decimal(10, 2),
-                                    "placed": pl.Datetime("us", "UTC"), "note": pl.String})
+    expected_types: dict[str, pl.DataType] = {
+        "id": pl.Int32(), "customer": pl.String(), "total": pl.Decimal(10, 2),
+        "placed": pl.Datetime("us", "UTC"), "note": pl.String()}
+    assert dict(got.schema) == expected_types
     assert got.rows() == rows  # what psycopg wrote, read back exactly
 
     r2 = run("query", "orders", sql, "-c", config, "--format", "csv", env=env)
