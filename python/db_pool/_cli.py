@@ -44,15 +44,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(COMMANDS[args.command](args))
     except KeyboardInterrupt:
-        print(file=sys.stderr)  # after the ^C the terminal shows
+        if sys.stderr.isatty():
+            print(file=sys.stderr)  # past the ^C the terminal echoed
         base.error("interrupted")
         return base.EXIT_INTERRUPTED
     except BrokenPipeError:
         _quiet_stdout()
         return base.EXIT_BROKEN_PIPE
-    except BaseException as exc:  # noqa: BLE001 - every error becomes an exit code
-        if isinstance(exc, SystemExit):
-            raise
+    except Exception as exc:  # noqa: BLE001 - every error becomes an exit code
         code = exit_code(exc)
         if debug:
             traceback.print_exc()
