@@ -65,9 +65,12 @@ venv: system-deps $(BIN)/python
 	    2>/dev/null || $(PY) -m pip install -q $(PY_PACKAGES)
 
 # Editable install: importing db_pool rebuilds the extension when C changed.
+# Reinstalled also when the console script is missing (a .venv made before
+# [project.scripts] had db-pool).
 install: venv
-	@$(PY) -c "import db_pool" 2>/dev/null \
-	    || $(PY) -m pip install -q --no-build-isolation -e . -Cbuild-dir=build/python
+	@if ! $(PY) -c "import db_pool" 2>/dev/null || [ ! -x $(BIN)/db-pool ]; then \
+	    $(PY) -m pip install -q --no-build-isolation -e . -Cbuild-dir=build/python; \
+	fi
 	@$(PY) -c "import db_pool; print('db_pool', db_pool.__version__, 'engines:', db_pool.engines())"
 
 # C unit tests under AddressSanitizer + UBSan, then under valgrind.
