@@ -47,9 +47,13 @@ def prepare_frame(frame: FrameInput, engine: str, *, create: bool = False) -> tu
         if "\0" in name:  # Polars would abort the process exporting it
             raise ProgrammingError(f"write_frame: column name {name!r} contains a NUL byte")
     nested = [n for n, t in df.schema.items() if isinstance(t, (pl.List, pl.Array, pl.Struct))]
-    if not nested:
+    # MySQL's BIGINT UNSIGNED takes values past the int64 the bulk reader
+    # hands over: they go as exact decimal digits
+    wide = [n for n, t in df.schema.items() if engine == "mysql" and t == pl.UInt64]
+    if not nested and not wide:
         return df, df.schema
-    return df.with_columns(_encoded(df, n, engine) for n in nested), df.schema
+    return (df.with_columns([_encoded(df, n, engine) for n in nested]
+                            + [pl.col(n).cast(pl.Decimal(20, 0)) for n in wide]), df.schema)
 
 
 def _encoded(frame: pl.DataFrame, name: str, engine: str) -> pl.Expr:
@@ -94,7 +98,7 @@ def _array_element(dtype: Any) -> pl.Expr:
 def quote_identifier(engine: str, name: str) -> str:
     """One identifier quoted as the bulk loaders quote it, the quote doubled
     (also the partition column of a partitioned read)."""
-    open_, close = ("[", "]") if engine == "mssql" else ('"', '"')
+    open_, close = ("[", "]") if engine == "mssql" else ("`", "`") if engine == "mysql" else ('"', '"')
     return open_ + name.replace(close, close * 2) + close
 
 
@@ -129,19 +133,29 @@ _SCALARS: dict[str, dict[Any, str]] = {
         pl.Null: "nvarchar(max)", pl.List: "nvarchar(max)", pl.Array: "nvarchar(max)",
         pl.Struct: "nvarchar(max)",
     },
+    "mysql": {
+        pl.Boolean: "BOOLEAN", pl.Int8: "TINYINT", pl.Int16: "SMALLINT", pl.Int32: "INT",
+        pl.Int64: "BIGINT", pl.UInt8: "TINYINT UNSIGNED", pl.UInt16: "SMALLINT UNSIGNED",
+        pl.UInt32: "INT UNSIGNED", pl.UInt64: "BIGINT UNSIGNED", pl.Float32: "FLOAT",
+        pl.Float64: "DOUBLE", pl.String: "LONGTEXT", pl.Categorical: "LONGTEXT",
+        pl.Enum: "LONGTEXT", pl.Binary: "LONGBLOB", pl.Date: "DATE", pl.Time: "TIME(6)",
+        pl.Duration: "TIME(6)", pl.Null: "LONGTEXT",
+    },
 }
 
 
 def sql_type(engine: str, name: str, dtype: Any) -> str:
     """The column type create=True gives a frame column."""
     if isinstance(dtype, pl.Decimal):
-        name = {"sqlite": "DECIMAL", "postgresql": "numeric", "mssql": "decimal"}[engine]
+        name = {"sqlite": "DECIMAL", "postgresql": "numeric", "mssql": "decimal",
+                "mysql": "DECIMAL"}[engine]
         return f"{name}({dtype.precision or 38},{dtype.scale})"
     if isinstance(dtype, pl.Datetime):
         zoned = dtype.time_zone is not None
         return {"sqlite": "TIMESTAMPTZ" if zoned else "DATETIME",
                 "postgresql": "timestamptz" if zoned else "timestamp",
-                "mssql": "datetimeoffset(7)" if zoned else "datetime2(7)"}[engine]
+                "mssql": "datetimeoffset(7)" if zoned else "datetime2(7)",
+                "mysql": "TIMESTAMP(6) NULL" if zoned else "DATETIME(6)"}[engine]
     if engine == "postgresql" and isinstance(dtype, (pl.List, pl.Array)):
         return sql_type(engine, name, dtype.inner) + "[]"
     found = _SCALARS[engine].get(dtype.base_type())

@@ -152,6 +152,9 @@ static void describe(const void *config, char *buf, size_t size)
                  l->database ? l->database : "");
 }
 
+static int first_row(my_conn *c, const char *sql, MYSQL_RES **res, MYSQL_ROW *row,
+                     dbp_error *err);
+
 /* ---- connections ------------------------------------------------------ */
 
 static void my_disconnect(void *p)
@@ -189,6 +192,13 @@ static int my_open(const void *config, const dbp_exec_ctx *ctx, void **out, dbp_
     int rc = my_connect(c->db, &cfg->login, cfg->connect_timeout_ms, c, err);
     if (rc == DBP_OK)
         rc = my_query(c, SESSION_SETUP, sizeof SESSION_SETUP - 1, NULL, err);
+    if (rc == DBP_OK) { /* so that an oversized value is refused before it is sent */
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+        rc = first_row(c, "SELECT @@max_allowed_packet", &res, &row, err);
+        c->max_packet = row && row[0] ? strtoul(row[0], NULL, 10) : 0;
+        mysql_free_result(res);
+    }
     my_call_end(c);
     if (rc != DBP_OK) {
         c->dead = 1;
@@ -383,7 +393,8 @@ static int session_changed(void *p)
 
 const dbp_driver dbp_mysql_driver = {
     .abi_version = DBP_DRIVER_ABI_VERSION,
-    .caps = DBP_CAP_CANCEL | DBP_CAP_DEADLINES | DBP_CAP_ROLES | DBP_CAP_RESET,
+    .caps = DBP_CAP_CANCEL | DBP_CAP_DEADLINES | DBP_CAP_ROLES | DBP_CAP_RESET |
+            DBP_CAP_BULK_LOAD,
     .name = "mysql",
     .parse_config = parse_config,
     .free_config = free_config,
@@ -397,6 +408,7 @@ const dbp_driver dbp_mysql_driver = {
     .cursor_open = my_cursor_open,
     .cursor_fetch = my_cursor_fetch,
     .cursor_close = my_cursor_close,
+    .bulk_load = my_bulk_load,
     .reset = reset,
     .session_changed = session_changed,
     .begin = begin,

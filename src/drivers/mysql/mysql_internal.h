@@ -5,6 +5,7 @@
  *   mysql_stmt.c    statements: parameters (binary protocol), execute
  *   mysql_cursor.c  query results, streamed row by row into Arrow
  *   mysql_types.c   MySQL column types and values <-> Arrow
+ *   mysql_bulk.c    write_frame: LOAD DATA LOCAL INFILE from memory
  *
  * Connections use MariaDB Connector/C's non-blocking API (the _start/_cont
  * calls): the worker polls the socket itself, in bounded slices, so every
@@ -50,6 +51,7 @@ typedef struct my_conn {
     MYSQL *db;                /* in the connector's non-blocking mode */
     const my_config *cfg;     /* valid during calls (not in disconnect) */
     unsigned long thread_id;  /* the server's id of this session, for KILL QUERY */
+    unsigned long max_packet; /* the server's max_allowed_packet (0: unknown) */
     int cancel_fd;            /* eventfd written by interrupt() */
     const dbp_exec_ctx *ctx;  /* of the running call */
     int64_t cancel_sent_ns;   /* when this call sent KILL QUERY; 0: not yet */
@@ -124,6 +126,14 @@ int my_cursor_open(void *conn, const char *sql, size_t sql_len, const dbp_params
 int my_cursor_fetch(void *conn, const dbp_fetch_limits *limits, const dbp_exec_ctx *ctx,
                     dbp_result **out, int *done, dbp_error *err);
 void my_cursor_close(void *conn, const dbp_exec_ctx *ctx);
+
+/* ---- mysql_bulk.c ---- */
+
+/* Installs the local-infile handler that refuses every file request (the
+ * server's, or a user's LOAD DATA LOCAL) unless write_frame serves one. */
+void my_infile_guard(MYSQL *db);
+int my_bulk_load(void *conn, const char *table, struct ArrowArrayStream *rows,
+                 const dbp_exec_ctx *ctx, int64_t *loaded, dbp_error *err);
 
 /* ---- mysql_types.c ---- */
 

@@ -73,6 +73,7 @@ int my_stmt_bind_row(my_conn *c, MYSQL_STMT *stmt, const dbp_params *params, siz
     }
     MYSQL_BIND *binds = *storage;
     my_param *store = (my_param *)(binds + width);
+    size_t total = 0;
     for (size_t i = 0; i < width; i++) {
         const dbp_value *v = dbp_params_get(params, row, i);
         if (dbp_params_name(params, v))
@@ -83,7 +84,15 @@ int my_stmt_bind_row(my_conn *c, MYSQL_STMT *stmt, const dbp_params *params, siz
         int rc = my_param_bind(&cell, i + 1, &store[i], &binds[i], err);
         if (rc != DBP_OK)
             return rc;
+        total += dbp_value_kind_has_bytes(cell.kind) ? cell.len : 8;
     }
+    /* the server would drop the connection on a bigger packet: refuse it
+     * while nothing is sent */
+    if (c->max_packet && total + 1024 > c->max_packet)
+        return dbp_error_set(err, DBP_E_DATA, 1153, "08S01",
+                             "the parameters take %zu bytes, more than the server's "
+                             "max_allowed_packet (%lu); nothing was sent",
+                             total, c->max_packet);
     if (mysql_stmt_bind_param(stmt, binds))
         return my_error(c, stmt, err);
     return DBP_OK;

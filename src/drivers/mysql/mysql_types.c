@@ -65,11 +65,17 @@ int my_plan_column(const MYSQL_FIELD *f, const my_config *cfg, my_column_plan *o
         int precision = (int)f->length - (scale > 0) - !is_unsigned;
         if (precision < 1)
             precision = 1;
-        if (precision > 38 || scale > precision)
+        if (scale > 38)
             return dbp_error_set(err, DBP_E_DATA, 0, "22003",
-                                 "column '%s' is DECIMAL(%d,%d): more than the 38 digits of "
-                                 "Decimal128; CAST it to DECIMAL(38,%d) or to CHAR in the query",
-                                 f->name, precision, scale, scale < 38 ? scale : 37);
+                                 "column '%s' is DECIMAL(%d,%d): more fraction digits than the "
+                                 "38 of Decimal128; CAST it to fewer in the query",
+                                 f->name, precision, scale);
+        /* wider columns (SUM() of BIGINT is DECIMAL(41,0)) take Decimal128's
+         * 38 digits: a value that needs more is an error, never rounded */
+        if (precision > 38)
+            precision = 38;
+        if (scale > precision)
+            precision = scale;
         out->decoder = MYD_DECIMAL;
         out->type = (dbp_type){DBP_T_DECIMAL128, precision, scale, NULL};
         out->field = MYSQL_TYPE_NEWDECIMAL;

@@ -391,13 +391,17 @@ int my_connect(MYSQL *db, const my_login *l, int64_t connect_timeout_ms, my_conn
     apply_login_options(db, l, 0);
     unsigned secs = (unsigned)((connect_timeout_ms + 999) / 1000);
     mysql_optionsv(db, MYSQL_OPT_CONNECT_TIMEOUT, &secs);
-    my_bool off = 0;
-    mysql_optionsv(db, MYSQL_OPT_LOCAL_INFILE, &off); /* only our own LOAD DATA, per call */
+    /* LOAD DATA LOCAL is negotiated at login; the guard serves write_frame's
+     * own data and refuses every other request (mysql_bulk.c) */
+    unsigned int on = 1;
+    mysql_optionsv(db, MYSQL_OPT_LOCAL_INFILE, &on);
+    my_infile_guard(db);
     MYSQL *ret = NULL;
     int rc = DBP_OK, status;
     MY_RUN(c, status,
            mysql_real_connect_start(&ret, db, l->host, l->user, l->password, l->database, l->port,
-                                    l->unix_socket, CLIENT_MULTI_STATEMENTS | CLIENT_FOUND_ROWS),
+                                    l->unix_socket,
+                                    CLIENT_MULTI_STATEMENTS | CLIENT_FOUND_ROWS | CLIENT_LOCAL_FILES),
            mysql_real_connect_cont(&ret, db, status), rc, err);
     if (rc != DBP_OK)
         return rc;

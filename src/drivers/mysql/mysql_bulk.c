@@ -1,0 +1,304 @@
+/* mysql_bulk.c - write_frame for MySQL / MariaDB: the rows go as LOAD DATA
+ * LOCAL INFILE, fed from memory through the connector's local-infile
+ * handler (no file is read or written), in chunks of CHUNK_BYTES inside one
+ * transaction, so all rows are written or none.
+ *
+ * Only our own statement may read "local files": the connection's handler
+ * refuses every request otherwise (a user's LOAD DATA LOCAL, or a server
+ * asking for a file it was not given), and during our statement it serves
+ * only the in-memory chunk. LOAD DATA LOCAL turns data errors into
+ * warnings, so any warning fails the load (and rolls it back) with the
+ * server's first warning: nothing is truncated or converted silently.
+ * Values are written in their exact text forms (decimals as digits,
+ * doubles as their shortest exact digits, times in UTC, the session's zone). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "arrow_input.h"
+#include "error.h"
+#include "mysql_internal.h"
+#include "textbuf.h"
+#include "textparse.h"
+
+#define CHUNK_BYTES (8u << 20)
+
+/* What the local-infile handler serves: the chunk of our own statement,
+ * or nothing at all. */
+typedef struct infile {
+    const dbp_textbuf *chunk; /* NULL: refuse */
+    size_t pos;
+} infile;
+
+static int infile_init(void **ptr, const char *filename, void *userdata)
+{
+    (void)filename;
+    *ptr = userdata;
+    infile *f = userdata;
+    f->pos = 0;
+    return f->chunk ? 0 : 1;
+}
+
+static int infile_read(void *ptr, char *buf, unsigned int size)
+{
+    infile *f = ptr;
+    if (!f->chunk)
+        return -1;
+    size_t left = f->chunk->len - f->pos;
+    size_t n = left < size ? left : size;
+    memcpy(buf, f->chunk->data + f->pos, n);
+    f->pos += n;
+    return (int)n;
+}
+
+static void infile_end(void *ptr)
+{
+    (void)ptr;
+}
+
+static int infile_error(void *ptr, char *buf, unsigned int size)
+{
+    infile *f = ptr;
+    snprintf(buf, size, "%s",
+             f && f->chunk ? "write_frame's data could not be read"
+                           : "db-pool does not send local files (LOAD DATA LOCAL is for "
+                             "write_frame only)");
+    return 1148; /* ER_NOT_ALLOWED_COMMAND: the statement fails, the session stays */
+}
+
+/* The connection's handler: refuses until a bulk load sets a chunk. */
+static infile refuse_all;
+
+void my_infile_guard(MYSQL *db)
+{
+    mysql_set_local_infile_handler(db, infile_init, infile_read, infile_end, infile_error,
+                                   &refuse_all);
+}
+
+typedef struct bulk {
+    my_conn *c;
+    const char *table;
+    dbp_textbuf statement; /* LOAD DATA ... (columns) */
+    dbp_textbuf chunk;
+    const char *const *names;
+    int64_t loaded;
+} bulk;
+
+/* ---- the text form of each cell -------------------------------------------------- */
+
+/* LOAD DATA's escapes (ESCAPED BY '\\'): what would end a field or a line,
+ * the escape itself and NUL. */
+static void add_escaped(dbp_textbuf *t, const char *s, size_t n)
+{
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *esc = s[i] == '\t' ? "\\t" : s[i] == '\n' ? "\\n" : s[i] == '\\' ? "\\\\"
+                          : s[i] == '\0'                       ? "\\0"
+                                                               : NULL;
+        if (!esc)
+            continue;
+        dbp_textbuf_add(t, s + start, i - start);
+        dbp_textbuf_str(t, esc);
+        start = i + 1;
+    }
+    dbp_textbuf_add(t, s + start, n - start);
+}
+
+static int add_cell(bulk *b, const dbp_cell *cell, size_t column, dbp_error *err)
+{
+    dbp_textbuf *t = &b->chunk;
+    char buf[48];
+    int len;
+    switch (cell->kind) {
+    case DBP_V_NULL:
+        dbp_textbuf_str(t, "\\N");
+        return DBP_OK;
+    case DBP_V_BOOL:
+        dbp_textbuf_str(t, cell->i ? "1" : "0");
+        return DBP_OK;
+    case DBP_V_INT64:
+        dbp_textbuf_printf(t, "%lld", (long long)cell->i);
+        return DBP_OK;
+    case DBP_V_DOUBLE:
+        if (cell->d != cell->d || cell->d - cell->d != 0)
+            return dbp_error_set(err, DBP_E_DATA, 0, "22003",
+                                 "column '%s': MySQL has no NaN or infinity", b->names[column]);
+        dbp_format_double(cell->d, buf, sizeof buf);
+        dbp_textbuf_str(t, buf);
+        return DBP_OK;
+    case DBP_V_DATE:
+        len = dbp_format_date(cell->i, buf, sizeof buf);
+        dbp_textbuf_add(t, buf, (size_t)len);
+        return DBP_OK;
+    case DBP_V_TIME:
+        len = dbp_format_time(cell->i, buf, sizeof buf);
+        dbp_textbuf_add(t, buf, (size_t)len);
+        return DBP_OK;
+    case DBP_V_INTERVAL: { /* a duration as TIME: [-]H:MM:SS.ffffff, up to 838 hours */
+        uint64_t mag = cell->i < 0 ? (uint64_t)0 - (uint64_t)cell->i : (uint64_t)cell->i;
+        dbp_textbuf_printf(t, "%s%llu:%02llu:%02llu.%06llu", cell->i < 0 ? "-" : "",
+                           (unsigned long long)(mag / 3600000000ULL),
+                           (unsigned long long)(mag / 60000000ULL % 60),
+                           (unsigned long long)(mag / 1000000ULL % 60),
+                           (unsigned long long)(mag % 1000000ULL));
+        return DBP_OK;
+    }
+    case DBP_V_TIMESTAMP:
+    case DBP_V_TIMESTAMP_TZ: /* UTC: the session's time zone */
+        len = dbp_format_timestamp(cell->i, buf, sizeof buf);
+        dbp_textbuf_add(t, buf, (size_t)len);
+        return DBP_OK;
+    default: /* text, decimal digits, bytes */
+        add_escaped(t, cell->data, cell->len);
+        return DBP_OK;
+    }
+}
+
+/* ---- the load ---------------------------------------------------------------- */
+
+/* Which target columns are BIT: LOAD DATA reads a field into one as the
+ * bits of its characters, so their numbers go through a variable and a
+ * CAST. A table that does not exist is the server's error here. */
+static int find_bit_columns(bulk *b, size_t n, const char *const *names, char *is_bit,
+                            dbp_error *err)
+{
+    dbp_textbuf sql = {0};
+    dbp_textbuf_select_columns(&sql, b->table, names, n, '`', '`');
+    MYSQL_STMT *stmt = NULL;
+    int rc = sql.failed ? dbp_error_nomem(err) : my_stmt_prepare(b->c, sql.data, sql.len, &stmt, err);
+    dbp_textbuf_free(&sql);
+    MYSQL_RES *meta = rc == DBP_OK ? mysql_stmt_result_metadata(stmt) : NULL;
+    MYSQL_FIELD *fields = meta ? mysql_fetch_fields(meta) : NULL;
+    for (size_t i = 0; fields && i < n && i < mysql_num_fields(meta); i++)
+        is_bit[i] = fields[i].type == MYSQL_TYPE_BIT;
+    mysql_free_result(meta);
+    my_stmt_close(b->c, stmt);
+    return rc;
+}
+
+static int bulk_columns(void *arg, size_t n, const char *const *names,
+                        const dbp_value_kind *kinds, dbp_error *err)
+{
+    (void)kinds;
+    bulk *b = arg;
+    b->names = names;
+    char *is_bit = dbp_calloc(n ? n : 1, 1);
+    if (!is_bit)
+        return dbp_error_nomem(err);
+    int rc = find_bit_columns(b, n, names, is_bit, err);
+    dbp_textbuf *s = &b->statement;
+    dbp_textbuf_str(s, "LOAD DATA LOCAL INFILE 'db-pool-write-frame' INTO TABLE ");
+    dbp_textbuf_identifier(s, b->table, '`', '`', 1);
+    dbp_textbuf_str(s, " CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
+                       "LINES TERMINATED BY '\\n' (");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            dbp_textbuf_str(s, ", ");
+        if (is_bit[i])
+            dbp_textbuf_printf(s, "@bit%zu", i);
+        else
+            dbp_textbuf_identifier(s, names[i], '`', '`', 0);
+    }
+    dbp_textbuf_str(s, ")");
+    const char *sep = " SET ";
+    for (size_t i = 0; i < n; i++) {
+        if (!is_bit[i])
+            continue;
+        dbp_textbuf_str(s, sep);
+        dbp_textbuf_identifier(s, names[i], '`', '`', 0);
+        dbp_textbuf_printf(s, " = CAST(@bit%zu AS UNSIGNED)", i);
+        sep = ", ";
+    }
+    dbp_free(is_bit);
+    return rc != DBP_OK ? rc : s->failed ? dbp_error_nomem(err) : DBP_OK;
+}
+
+/* The server's first warning, as the load's error. */
+static int first_warning(my_conn *c, dbp_error *err)
+{
+    dbp_error ignored;
+    MYSQL_RES *res = NULL;
+    int rc = DBP_OK, status, ret = 0;
+    static const char sql[] = "SHOW WARNINGS LIMIT 1";
+    MY_RUN(c, status, mysql_real_query_start(&ret, c->db, sql, sizeof sql - 1),
+           mysql_real_query_cont(&ret, c->db, status), rc, &ignored);
+    if (rc == DBP_OK && !ret)
+        MY_RUN(c, status, mysql_store_result_start(&res, c->db),
+               mysql_store_result_cont(&res, c->db, status), rc, &ignored);
+    MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
+    int code = row && row[1] ? atoi(row[1]) : 0;
+    dbp_error_set(err, DBP_E_DATA, code, "22000",
+                  "write_frame: the server changed or dropped a value (%s), so nothing was "
+                  "written: %s",
+                  row && row[0] ? row[0] : "Warning", row && row[2] ? row[2] : "(not shown)");
+    mysql_free_result(res);
+    return DBP_E_DATA;
+}
+
+static int send_chunk(bulk *b, dbp_error *err)
+{
+    if (!b->chunk.len)
+        return DBP_OK;
+    if (b->chunk.failed)
+        return dbp_error_nomem(err);
+    my_conn *c = b->c;
+    infile serve = {.chunk = &b->chunk};
+    mysql_set_local_infile_handler(c->db, infile_init, infile_read, infile_end, infile_error,
+                                   &serve);
+    int64_t affected = 0;
+    int rc = my_query(c, b->statement.data, b->statement.len, &affected, err);
+    my_infile_guard(c->db);
+    if (rc == DBP_OK && mysql_warning_count(c->db) > 0)
+        rc = first_warning(c, err);
+    b->loaded += affected;
+    dbp_textbuf_clear(&b->chunk);
+    return rc;
+}
+
+static int bulk_row(void *arg, const dbp_cell *cells, size_t n, dbp_error *err)
+{
+    bulk *b = arg;
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            dbp_textbuf_add(&b->chunk, "\t", 1);
+        int rc = add_cell(b, &cells[i], i, err);
+        if (rc != DBP_OK)
+            return rc;
+    }
+    dbp_textbuf_add(&b->chunk, "\n", 1);
+    return b->chunk.len >= CHUNK_BYTES ? send_chunk(b, err) : DBP_OK;
+}
+
+int my_bulk_load(void *conn, const char *table, struct ArrowArrayStream *rows,
+                 const dbp_exec_ctx *ctx, int64_t *loaded, dbp_error *err)
+{
+    my_conn *c = conn;
+    my_call_begin(c, ctx);
+    bulk b = {.c = c, .table = table};
+    int own_tx = !c->in_tx;
+    int rc = own_tx ? my_query(c, "START TRANSACTION", 17, NULL, err) : DBP_OK;
+    dbp_frame_sink sink = {.columns = bulk_columns, .row = bulk_row, .arg = &b};
+    int64_t fed = 0;
+    if (rc == DBP_OK)
+        rc = dbp_arrow_walk(rows, &sink, ctx->cancelled, &fed, err);
+    if (rc == DBP_OK)
+        rc = send_chunk(&b, err);
+    if (rc == DBP_OK && b.loaded != fed)
+        rc = dbp_error_set(err, DBP_E_DATA, 0, "22000",
+                           "write_frame: the server took %lld of %lld rows, so nothing was "
+                           "written",
+                           (long long)b.loaded, (long long)fed);
+    if (own_tx && !c->dead) {
+        dbp_error ignored;
+        int end = my_query(c, rc == DBP_OK ? "COMMIT" : "ROLLBACK", rc == DBP_OK ? 6 : 8, NULL,
+                           rc == DBP_OK ? err : &ignored);
+        if (rc == DBP_OK)
+            rc = end;
+    }
+    *loaded = rc == DBP_OK ? b.loaded : 0;
+    dbp_textbuf_free(&b.statement);
+    dbp_textbuf_free(&b.chunk);
+    my_call_end(c);
+    return rc;
+}
