@@ -353,8 +353,12 @@ class MysqlServer:
         rows, no header). Private servers: as root over the Unix socket.
         External ones: as the DSN's user over TCP (the password goes in the
         environment, never on the command line)."""
+        return self._client(text, timeout, database, ["--skip-column-names"])
+
+    def _client(self, text: str, timeout: float, database: str | None,
+                options: list[str]) -> str:
         bins = self.bins or find_mariadb_bins()
-        cmd = [str(bins.client), "--no-defaults", "--batch", "--skip-column-names",
+        cmd = [str(bins.client), "--no-defaults", "--batch", *options,
                f"--connect-timeout={max(1, int(timeout))}"]
         env = {**os.environ, "LC_ALL": "C"}
         env.pop("MYSQL_PWD", None)
@@ -375,6 +379,16 @@ class MysqlServer:
             raise RuntimeError(f"SQL failed on {self!r} ({proc.returncode}): {text[:200]}\n"
                                f"{proc.stderr.strip()}\n{self.log_tail(10)}")
         return proc.stdout.rstrip("\n")
+
+    def sql_rows(self, text: str, timeout: float = 30) -> list[dict[str, str]]:
+        """The rows of the last result of `text` as {column: value} (values as the
+        client prints them in batch mode: NULL is "NULL"); e.g. SHOW SLAVE STATUS."""
+        out = self._client(text, timeout, None, ["--column-names"])
+        lines = out.splitlines()
+        if not lines:
+            return []
+        names = lines[0].split("\t")
+        return [dict(zip(names, line.split("\t"))) for line in lines[1:]]
 
     # ---- control -------------------------------------------------------------------------
 
