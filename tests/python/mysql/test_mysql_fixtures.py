@@ -221,21 +221,25 @@ def test_commit_waits_while_the_replica_is_down(mysql_cluster: MysqlCluster) -> 
     mysql_cluster.wait_replicating(10)
 
 
-def test_acknowledged_commit_survives_primary_kill_unapplied(mysql_cluster: MysqlCluster) -> None:
-    """With the replica's SQL thread stopped, an acknowledged row exists only
-    in its relay log; killing the primary and promoting the replica must
-    still give the row (promote applies the relay log before RESET SLAVE ALL)."""
+def test_acknowledged_commits_survive_primary_kill_unapplied(mysql_cluster: MysqlCluster) -> None:
+    """With the replica's SQL thread stopped, acknowledged rows exist only in
+    its relay log; killing the primary and promoting the replica must still
+    give every one (promote applies the relay log before RESET SLAVE ALL;
+    1000 transactions, so that stopping half-way would show)."""
+    rows = 1000
     with connect(mysql_cluster.nodes[0]) as conn:
         query(conn, "CREATE TABLE t (id INT PRIMARY KEY)")
         mysql_cluster.wait_replicating(10)
         poll(lambda: mysql_cluster.sql(1, "SELECT COUNT(*) FROM information_schema.TABLES "
                                           "WHERE TABLE_NAME = 't'") == "1", 5, "table t on the replica")
         mysql_cluster.sql(1, "STOP SLAVE SQL_THREAD")
-        query(conn, "INSERT INTO t VALUES (7)")  # returns once the replica has it
+        for i in range(rows):
+            query(conn, "INSERT INTO t VALUES (%s)", (i,))  # returns once the replica has it
     mysql_cluster.kill(0)
     assert mysql_cluster.sql(1, "SELECT COUNT(*) FROM dbpool_test.t") == "0"  # not applied yet
     mysql_cluster.promote(1)
-    assert mysql_cluster.sql(1, "SELECT id FROM dbpool_test.t") == "7"
+    assert mysql_cluster.sql(1, "SELECT COUNT(*), MIN(id), MAX(id) FROM dbpool_test.t") == (
+        f"{rows}\t0\t{rows - 1}")
 
 
 def test_promoted_replica_has_every_acknowledged_write(mysql_cluster: MysqlCluster) -> None:
