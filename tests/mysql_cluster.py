@@ -231,7 +231,8 @@ class MysqlCluster:
             if self.semisync and len(ok) == len(want):
                 st = {r["Variable_name"]: r["Value"] for r in self.nodes[primary].sql_rows(
                     "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_%'")}
-                acks = f"{st.get('Rpl_semi_sync_master_clients')}/{st.get('Rpl_semi_sync_master_status')}"
+                acks = (f"{st.get('Rpl_semi_sync_master_clients')}/"
+                        f"{st.get('Rpl_semi_sync_master_status')}")
                 if st.get("Rpl_semi_sync_master_status") == "ON" and \
                         int(st.get("Rpl_semi_sync_master_clients", "0")) >= len(want):
                     return

@@ -12,7 +12,8 @@ The private server:
 - listens on 127.0.0.1 only, and on a Unix socket in its temporary
   directory, with its own pid file and error log there (``log_tail()``);
 - is a copy of a template data directory made once per process with
-  ``mariadb-install-db`` (about 2 s; a copy starts in about 0.2 s);
+  ``mariadb-install-db`` (tests/mysql_install.py; 0.6-2 s), so a server
+  starts in about 0.25 s;
 - reads no option file but its own (``--defaults-file``): the machine's
   /etc/mysql/my.cnf never applies;
 - runs with small, fast InnoDB settings (32 MB buffer pool, no doublewrite,
@@ -48,125 +49,26 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["MysqlServer", "MariadbBins", "find_mariadb_bins", "ENV_DSN"]
+from mysql_install import (  # tests/ is on sys.path
+    DATABASE, FAST_SETTINGS, PASSWORD, REPL_USER, USER, MariadbBins, as_root,
+    find_mariadb_bins, template_datadir,
+)
+
+__all__ = ["MysqlServer", "MariadbBins", "find_mariadb_bins", "ENV_DSN", "USER", "PASSWORD",
+           "DATABASE", "REPL_USER"]
 
 ENV_DSN = "DB_POOL_TEST_MYSQL_DSN"
-USER = "dbpool_test"
-PASSWORD = "dbpool-secret"
-DATABASE = "dbpool_test"
-REPL_USER = "dbpool_repl"  # REPLICATION SLAVE only, no password, 127.0.0.1 only
-
-#: Run once, when the template is made (bootstrap mode: grant tables are
-#: loaded by the first FLUSH PRIVILEGES). Root stays on the socket only
-#: (root@127.0.0.1, @::1, @<hostname> and anonymous users are removed).
-BOOTSTRAP_SQL = f"""\
-DELETE FROM mysql.global_priv WHERE NOT (Host = 'localhost' AND User IN ('root', 'mariadb.sys'));
-DELETE FROM mysql.proxies_priv WHERE Host <> 'localhost';
-FLUSH PRIVILEGES;
-CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4;
-CREATE USER '{USER}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}';
-CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}';
-GRANT ALL PRIVILEGES ON {DATABASE}.* TO '{USER}'@'127.0.0.1', '{USER}'@'%';
-GRANT PROCESS, RELOAD, BINLOG MONITOR ON *.* TO '{USER}'@'127.0.0.1', '{USER}'@'%';
-CREATE USER '{REPL_USER}'@'127.0.0.1';
-GRANT REPLICATION SLAVE ON *.* TO '{REPL_USER}'@'127.0.0.1';
-"""
-
-#: Server settings of every private server (and of mariadb-install-db).
-FAST_SETTINGS = """\
-skip-name-resolve
-performance_schema = OFF
-innodb_buffer_pool_size = 32M
-innodb_log_file_size = 16M
-innodb_flush_log_at_trx_commit = 2
-innodb_doublewrite = 0
-innodb_flush_method = nosync
-sync_binlog = 0
-"""
-
-
-@dataclass(frozen=True)
-class MariadbBins:
-    """Paths of the MariaDB programs the fixtures run."""
-
-    server: Path  # mariadbd
-    install_db: Path  # mariadb-install-db
-    client: Path  # mariadb
-
-
-def _which(name: str, *extra_dirs: str) -> Path | None:
-    found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(extra_dirs))
-    return Path(found) if found else None
-
-
-def find_mariadb_bins() -> MariadbBins:
-    """mariadbd (PATH, /usr/sbin, /usr/libexec), mariadb-install-db and the
-    mariadb client; FileNotFoundError naming the Debian packages otherwise."""
-    server = _which("mariadbd", "/usr/sbin", "/usr/libexec", "/usr/local/sbin")
-    install_db = _which("mariadb-install-db", "/usr/bin", "/usr/local/bin")
-    client = _which("mariadb", "/usr/bin", "/usr/local/bin")
-    if server is None or install_db is None or client is None:
-        missing = [n for n, p in (("mariadbd", server), ("mariadb-install-db", install_db),
-                                  ("mariadb", client)) if p is None]
-        raise FileNotFoundError(
-            f"no MariaDB server programs ({', '.join(missing)} not found): install the "
-            "Debian packages mariadb-server and mariadb-client"
-        )
-    return MariadbBins(server, install_db, client)
 
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _as_root() -> bool:
-    return os.geteuid() == 0
-
-
-# ---- the template data directory ---------------------------------------------------
-
-_templates: dict[Path, Path] = {}
-_templates_lock = threading.Lock()
-
-
-def _template(bins: MariadbBins, timeout: float = 120) -> Path:
-    """A data directory made once per process by mariadb-install-db (system
-    tables, BOOTSTRAP_SQL), which every private server copies."""
-    with _templates_lock:
-        if bins.server in _templates:
-            return _templates[bins.server]
-        root = Path(tempfile.mkdtemp(prefix="dbpool-mysql-template-"))
-        atexit.register(shutil.rmtree, root, True)
-        (root / "bootstrap.sql").write_text(BOOTSTRAP_SQL)
-        cmd = [
-            str(bins.install_db),
-            "--no-defaults",
-            f"--datadir={root / 'data'}",
-            "--auth-root-authentication-method=normal",  # root: no password, socket only
-            "--skip-test-db",
-            "--skip-name-resolve",
-            f"--extra-file={root / 'bootstrap.sql'}",
-            *(["--user=root"] if _as_root() else []),
-            # the rest goes to mariadbd --bootstrap
-            *(f"--{line.replace(' ', '')}" for line in FAST_SETTINGS.splitlines()),
-        ]
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=timeout, env={**os.environ, "LC_ALL": "C"})
-        if proc.returncode != 0:
-            shutil.rmtree(root, ignore_errors=True)
-            raise RuntimeError(f"mariadb-install-db failed ({proc.returncode}):\n"
-                               f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-        _templates[bins.server] = root / "data"
-        return root / "data"
 
 
 # ---- the server ---------------------------------------------------------------------
@@ -243,7 +145,7 @@ class MysqlServer:
         (retried on a port taken meanwhile). ``extra_conf`` lines go into the
         [mariadbd] section, after ours (tests/mysql_cluster.py: binlog)."""
         bins = bins or find_mariadb_bins()
-        template = _template(bins)
+        template = template_datadir(bins)
         server = cls(
             host="127.0.0.1",
             port=_free_port(),
@@ -333,7 +235,7 @@ class MysqlServer:
             f"log-error = {self.log_file}\n"
             "bind-address = 127.0.0.1\n"
             f"port = {self.port}\n"
-            + ("user = root\n" if _as_root() else "")
+            + ("user = root\n" if as_root() else "")
             + FAST_SETTINGS
             + "character-set-server = utf8mb4\n"
             "collation-server = utf8mb4_general_ci\n"
@@ -444,7 +346,8 @@ class MysqlServer:
         last: Exception | None = None
         while time.monotonic() < deadline:
             if not self.external and not self.running:
-                raise RuntimeError(f"mariadbd exited ({self._proc.returncode if self._proc else None})")
+                code = self._proc.returncode if self._proc else None
+                raise RuntimeError(f"mariadbd exited ({code})")
             try:
                 with socket.create_connection((self.host, self.port), timeout=1) as s:
                     s.settimeout(max(0.1, min(2.0, deadline - time.monotonic())))

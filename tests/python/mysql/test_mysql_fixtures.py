@@ -52,7 +52,7 @@ def poll(predicate: Callable[[], bool], timeout: float, what: str, interval: flo
 
 def test_server_answers_with_utf8mb4(mysql_server: MysqlServer, table_name: str) -> None:
     with connect(mysql_server) as conn:
-        assert query(conn, "SELECT 41 + 1, DATABASE(), CURRENT_USER()")[0][:2] == (42, "dbpool_test")
+        assert query(conn, "SELECT 41 + 1, DATABASE()") == [(42, "dbpool_test")]
         assert query(conn, "SELECT @@character_set_server, @@character_set_connection") == [
             ("utf8mb4", "utf8mb4")]
         query(conn, f"CREATE TABLE {table_name} (s VARCHAR(10))")
@@ -231,7 +231,8 @@ def test_acknowledged_commits_survive_primary_kill_unapplied(mysql_cluster: Mysq
         query(conn, "CREATE TABLE t (id INT PRIMARY KEY)")
         mysql_cluster.wait_replicating(10)
         poll(lambda: mysql_cluster.sql(1, "SELECT COUNT(*) FROM information_schema.TABLES "
-                                          "WHERE TABLE_NAME = 't'") == "1", 5, "table t on the replica")
+                                          "WHERE TABLE_NAME = 't'") == "1",
+             5, "table t on the replica")
         mysql_cluster.sql(1, "STOP SLAVE SQL_THREAD")
         for i in range(rows):
             query(conn, "INSERT INTO t VALUES (%s)", (i,))  # returns once the replica has it
