@@ -23,6 +23,7 @@ ER_ACCESS_DENIED = 1045
 ER_DATA_TOO_LONG = 1406
 ER_OPTION_PREVENTS_STATEMENT = 1290  # read_only
 ER_NET_PACKET_TOO_LARGE = 1153
+CR_SERVER_GONE = 2006
 CR_SERVER_LOST = 2013
 
 
@@ -128,10 +129,13 @@ def test_max_allowed_packet_is_configurable() -> None:
     with MysqlServer.start_private(max_allowed_packet="1M") as server:
         with connect(server) as conn:
             assert query(conn, "SELECT @@GLOBAL.max_allowed_packet") == [(1024 * 1024,)]
+            assert query(conn, "SELECT LENGTH(%s)", ("x" * 900_000,)) == [(900_000,)]
             with pytest.raises(pymysql.err.MySQLError) as err:
                 query(conn, "SELECT LENGTH(%s)", ("x" * (2 * 1024 * 1024),))
-            # the server's own error, or the connection it closed after it
-            assert err.value.args[0] in (ER_NET_PACKET_TOO_LARGE, CR_SERVER_LOST), err.value
+            # the server's own error, or (while PyMySQL still writes) the
+            # connection the server closed after sending it
+            assert err.value.args[0] in (ER_NET_PACKET_TOO_LARGE, CR_SERVER_GONE,
+                                         CR_SERVER_LOST), err.value
         assert "max_allowed_packet" in server.sql("SHOW VARIABLES LIKE 'max_allowed_packet'")
 
 
@@ -195,12 +199,15 @@ def test_replica_replicates_and_refuses_the_users_writes(mysql_cluster: MysqlClu
         f"127.0.0.1:{replica.port}/dbpool_test")
 
 
-def test_commit_waits_while_the_replica_is_down(mysql_cluster: MysqlCluster) -> None:
-    """Semi-sync: with the replica stopped, a commit on the primary does not
-    return; it does once the replica is back."""
+@pytest.mark.parametrize("down", ["stop", "kill"])
+def test_commit_waits_while_the_replica_is_down(mysql_cluster: MysqlCluster, down: str) -> None:
+    """Semi-sync: with the replica stopped (or killed), a commit on the
+    primary does not return; it does once the replica is back, which then
+    has the row."""
     with connect(mysql_cluster.nodes[0]) as conn:
         query(conn, "CREATE TABLE t (id INT PRIMARY KEY)")
-    mysql_cluster.stop(1)
+    mysql_cluster.wait_replicating(10)
+    getattr(mysql_cluster, down)(1)
     done = threading.Event()
 
     def insert() -> None:
@@ -219,6 +226,8 @@ def test_commit_waits_while_the_replica_is_down(mysql_cluster: MysqlCluster) -> 
     writer.join(20)
     assert done.is_set()
     mysql_cluster.wait_replicating(10)
+    poll(lambda: mysql_cluster.sql(1, "SELECT COUNT(*) FROM dbpool_test.t") == "1", 5,
+         "the row on the restarted replica")
 
 
 def test_acknowledged_commits_survive_primary_kill_unapplied(mysql_cluster: MysqlCluster) -> None:
