@@ -39,10 +39,10 @@ tests must keep in mind:
 - other replicas keep following the old primary after a promotion (no
   re-pointing): with n > 1 only the promoted node is writable afterwards.
 
-A primary + replica cluster starts in about 0.4 s (up to 2 s on a busy machine) once the template
-data directory exists (mariadb-install-db, once per process). Every node is
-killed and its directory removed at interpreter exit even if ``cleanup()``
-is not called.
+A primary + replica cluster starts in about 0.4 s (up to 2 s on a busy
+machine) once the template data directory exists (mariadb-install-db, once
+per process). Every node is killed and its directory removed at interpreter
+exit even if ``cleanup()`` is not called.
 
 Usable on its own::
 
