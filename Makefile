@@ -119,14 +119,15 @@ bench-quick: bench-deps
 # from db-lib, SQLite's stored values and declared types, the text parsers,
 # the engines' settings and URLs, the Arrow arrays write_frame reads, and
 # the conversions of parameters and frame cells for SQL Server and of frame
-# cells into PostgreSQL's COPY binary format.
+# cells into PostgreSQL's COPY binary format, and MySQL's binary-protocol
+# values as MariaDB Connector/C hands them over.
 # `make fuzz` runs each harness FUZZ_SECONDS (one process, one after the
 # other), keeping its corpus in build/fuzz/corpus/<name>; `make fuzz-brief`
 # gives each 10 s (part of `make test`). A finding stops the run and leaves
 # the input in build/fuzz/ (replay: build/fuzz/fuzz_<name> <file>).
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS := pg_types pg_copy pg_copy_binary textparse sqlite_values tds_types tds_params tds_bulk arrow_input \
-                settings
+                settings mysql_types
 FUZZ_TEXT := src/core/alloc.c src/core/error.c src/core/textparse.c
 FUZZ_COLUMN := $(FUZZ_TEXT) src/core/column.c
 FUZZ_SRC_pg_types := $(FUZZ_COLUMN) src/drivers/pg/pg_types.c
@@ -141,21 +142,23 @@ FUZZ_SRC_sqlite_values := $(FUZZ_COLUMN) src/core/result.c src/core/params.c src
 FUZZ_SRC_tds_types := $(FUZZ_COLUMN) src/core/params.c src/drivers/tds/tds_types.c
 FUZZ_SRC_tds_params := $(FUZZ_SRC_tds_types)
 FUZZ_SRC_arrow_input := src/core/alloc.c src/core/error.c src/core/arrow_input.c
+FUZZ_SRC_mysql_types := $(FUZZ_COLUMN) src/core/params.c src/drivers/mysql/mysql_types.c
 FUZZ_SRC_settings := $(wildcard src/core/*.c src/drivers/*/*.c)
 # tds_bulk.c is included by its harness too
 FUZZ_SRC_tds_bulk := $(filter-out src/drivers/tds/tds_bulk.c,$(FUZZ_SRC_settings))
 FUZZ_LIBS_sqlite_values := -lsqlite3 -lm
 FUZZ_LIBS_tds_types := -lsybdb
 FUZZ_LIBS_tds_params := -lsybdb
-FUZZ_LIBS_settings := -lsqlite3 -lpq -lsybdb -lpthread -lm
+FUZZ_LIBS_settings := -lsqlite3 -lpq -lsybdb -lmariadb -lpthread -lm
 FUZZ_LIBS_tds_bulk := $(FUZZ_LIBS_settings)
 FUZZ_CC := clang
 # (`=`: libpq's flags are asked for once fuzz-deps has installed it)
 FUZZ_CFLAGS = -std=gnu11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
               -Wmissing-prototypes -Wno-missing-field-initializers \
               -fsanitize=address,undefined -fno-sanitize-recover=all \
-              -Iinclude -Isrc/core -Isrc/drivers/pg -Isrc/drivers/tds $(shell pkg-config --cflags libpq) \
-              -DDBP_HAVE_SQLITE=1 -DDBP_HAVE_PG=1 -DDBP_HAVE_MSSQL=1
+              -Iinclude -Isrc/core -Isrc/drivers/pg -Isrc/drivers/tds -Isrc/drivers/mysql \
+              $(shell pkg-config --cflags libpq libmariadb) \
+              -DDBP_HAVE_SQLITE=1 -DDBP_HAVE_PG=1 -DDBP_HAVE_MSSQL=1 -DDBP_HAVE_MYSQL=1
 FUZZ_BINS := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 
 fuzz-deps: system-deps

@@ -290,6 +290,8 @@ def _host_url_settings(
         settings["user"] = unquote(user)
         if colon:
             settings["password"] = unquote(password)
+    if engine == "mysql" and "," in hostport:
+        hostport = ""  # several hosts: one endpoint each (split_hosts)
     host, port = split_host_port(hostport)
     if host:
         settings["host"] = unquote(host)
@@ -307,7 +309,7 @@ def _host_url_settings(
 
 
 def split_hosts(url: str) -> list[str]:
-    """One URL per host of a multi-host PostgreSQL URL
+    """One URL per host of a multi-host PostgreSQL or MySQL URL
     (``postgresql://u:p@h1:5432,h2:5433/db`` gives two); other URLs as they are."""
     scheme, credentials, hosts, tail = _split_url(url)
     if "," not in hosts:

@@ -75,12 +75,23 @@ uint64_t dbp_settings_hash(const dbp_setting *settings, size_t n)
     return sum;
 }
 
+/* Field by field (the struct has padding, which memcmp would read); a new
+ * option of dbp_pool_options must be added here. */
 static int same_options(const dbp_pool_options *a, const dbp_pool_options *b)
 {
-    dbp_pool_options x = *a, y = *b;
-    x.init_sql = y.init_sql = NULL;
     const char *sa = a->init_sql ? a->init_sql : "", *sb = b->init_sql ? b->init_sql : "";
-    return memcmp(&x, &y, sizeof x) == 0 && strcmp(sa, sb) == 0;
+    return a->min_size == b->min_size && a->max_size == b->max_size &&
+           a->max_waiting == b->max_waiting && a->acquire_timeout_ms == b->acquire_timeout_ms &&
+           a->idle_timeout_ms == b->idle_timeout_ms && a->max_lifetime_ms == b->max_lifetime_ms &&
+           a->lifetime_jitter == b->lifetime_jitter &&
+           a->validate_after_ms == b->validate_after_ms && a->read_from == b->read_from &&
+           a->balance == b->balance && a->failover_timeout_ms == b->failover_timeout_ms &&
+           a->probe_interval_ms == b->probe_interval_ms &&
+           a->max_replica_lag_ms == b->max_replica_lag_ms &&
+           a->query_timeout_ms == b->query_timeout_ms &&
+           a->connect_timeout_ms == b->connect_timeout_ms &&
+           a->cancel_grace_ms == b->cancel_grace_ms &&
+           a->reset_on_release == b->reset_on_release && strcmp(sa, sb) == 0;
 }
 
 /* What one call prepares before it changes anything, so that it either

@@ -182,10 +182,17 @@ static int not_a_date(const my_config *cfg, const MYSQL_TIME *t, dbp_column *out
 static int decode_temporal(const my_column_plan *plan, const my_config *cfg, const MYSQL_TIME *t,
                            dbp_column *out, const char *column, dbp_error *err)
 {
+    /* the connector fills these from the wire: nothing outside MySQL's ranges
+     * is taken (TIME: up to 838:59:59.999999) */
+    uint64_t hours = plan->decoder == MYD_TIME ? (uint64_t)t->day * 24 + t->hour : t->hour;
+    if (hours > (plan->decoder == MYD_TIME ? 838u : 23u) || t->minute > 59 || t->second > 59 ||
+        t->second_part > 999999 || t->year > 9999)
+        return dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL,
+                             "column '%s': the server sent a time out of range", column);
     int64_t us_of_day = (((int64_t)t->hour * 60 + t->minute) * 60 + t->second) * 1000000 +
                         (int64_t)t->second_part;
     if (plan->decoder == MYD_TIME) {
-        /* the connector folds the days of a TIME into its hours */
+        /* the connector may fold the days of a TIME into its hours */
         int64_t us = (int64_t)t->day * 86400000000LL + us_of_day;
         return dbp_column_append_int(out, t->neg ? -us : us);
     }
@@ -220,9 +227,16 @@ int my_decode_value(const my_column_plan *plan, const my_config *cfg, const void
     case MYD_UINT:
         rc = dbp_column_append_int(out, (int64_t)read_unsigned(buf, plan->fixed_size));
         break;
-    case MYD_BOOL:
-        rc = dbp_column_append_bool(out, *(const int8_t *)buf != 0);
+    case MYD_BOOL: {
+        int8_t v = *(const int8_t *)buf;
+        if (v != 0 && v != 1) /* TINYINT(1) holds any byte: never squashed to true */
+            return dbp_error_set(err, DBP_E_DATA, 0, "22003",
+                                 "column '%s' is TINYINT(1), read as Boolean, but holds %d; set "
+                                 "tinyint1_bool=false to read it as an integer",
+                                 column, (int)v);
+        rc = dbp_column_append_bool(out, v);
         break;
+    }
     case MYD_FLOAT:
         rc = dbp_column_append_double(out, *(const float *)buf);
         break;
