@@ -19,6 +19,7 @@ from ._frames import FrameInput, IfExists, check_if_exists, create_statements, p
 from ._partition import PartitionRange, query_async, refuse_in_transaction, stream_async
 from ._partition import options as partition_options
 from ._common import (
+    engine_params,
     DEFAULT_BATCH_ROWS,
     CopyMode,
     PoolRegistry,
@@ -145,6 +146,7 @@ class Transaction:
             started = time.monotonic() if watch is not None else 0.0
             completions = self._pool._loop_completions()
             fut = completions.loop.create_future()
+            sql, params = engine_params(self._pool._engine(self._pool_id), sql, params, many)
             req = self._lease.submit(
                 op,
                 sql,
@@ -307,6 +309,7 @@ class DatabasePool(PoolRegistry):
         fut = completions.loop.create_future()
         watch = self._slow_watch(pool_id, op)
         started = time.monotonic() if watch is not None else 0.0
+        sql, params = engine_params(self._engine(pool_id), sql, params, many)
         req = self._manager().submit(
             pool_id,
             op,

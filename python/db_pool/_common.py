@@ -452,6 +452,17 @@ def _translate_choices(options: dict[str, Any]) -> None:
             options[key] = choices[value]
 
 
+def engine_params(engine: str, sql: str | None, params: Any, many: bool
+                  ) -> tuple[str | None, Any]:
+    """(sql, params) as the engine takes them: MySQL's protocol has only
+    positional parameters, so :name ones are mapped there (_named.py)."""
+    if engine != "mysql" or sql is None or params is None:
+        return sql, params
+    from ._named import positional
+
+    return positional(sql, params, many)
+
+
 def readonly_flag(readonly: bool | None) -> int:
     """The native routing flag: -1 default, 0 write, 1 read."""
     return -1 if readonly is None else int(bool(readonly))

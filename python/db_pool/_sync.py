@@ -19,6 +19,7 @@ from ._frames import FrameInput, IfExists, check_if_exists, create_statements, p
 from ._partition import PartitionRange, query_sync, refuse_in_transaction, stream_sync
 from ._partition import options as partition_options
 from ._common import (
+    engine_params,
     DEFAULT_BATCH_ROWS,
     CopyMode,
     PoolRegistry,
@@ -90,6 +91,7 @@ class SyncTransaction:
             self._leak.sql = sql
         watch = self._pool._slow_watch(self._pool_id, op)
         started = time.monotonic() if watch is not None else 0.0
+        sql, params = engine_params(self._pool._engine(self._pool_id), sql, params, many)
         req = self._lease.submit(
             op,
             sql,
@@ -219,6 +221,7 @@ class SyncDatabasePool(PoolRegistry):
     ) -> _native.Request:
         watch = self._slow_watch(pool_id, op)
         started = time.monotonic() if watch is not None else 0.0
+        sql, params = engine_params(self._engine(pool_id), sql, params, many)
         req = self._manager().submit(
             pool_id,
             op,

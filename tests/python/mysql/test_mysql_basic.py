@@ -187,3 +187,19 @@ def test_a_row_past_max_allowed_packet_is_refused_before_it_is_sent(
         assert e.value.code == 1153
     assert pool.execute("my", f"INSERT INTO {table_name} VALUES (?)", [b"x" * 1000]) == 1
     assert pool.query("my", f"SELECT count(*) AS n FROM {table_name}")["n"][0] == 1
+
+
+def test_named_parameters_map_to_positional_ones(pool: SyncDatabasePool, table_name: str
+                                                 ) -> None:
+    df = pool.query("my", "SELECT :a AS a, ':a' AS text, :b AS b, :a AS again "
+                    "-- :not_a_parameter\n", {"a": 1, "b": "two"})
+    assert df.row(0) == (1, ":a", "two", 1)
+    pool.execute("my", f"CREATE TABLE {table_name} (a INT, b TEXT)")
+    assert pool.execute_many("my", f"INSERT INTO {table_name} VALUES (:a, :b)",
+                             [{"a": 1, "b": "x"}, {"b": "y", "a": 2}]) == 2
+    with pool.transaction("my") as tx:
+        assert tx.query(f"SELECT b FROM {table_name} WHERE a = :a", {"a": 2})["b"][0] == "y"
+    with pytest.raises(ProgrammingError, match="no value for :a"):
+        pool.query("my", "SELECT :a", {"b": 1})
+    with pytest.raises(ProgrammingError, match="'c' is not in the statement"):
+        pool.query("my", "SELECT :a", {"a": 1, "c": 2})
