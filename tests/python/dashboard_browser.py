@@ -61,10 +61,11 @@ def wait_for_snapshot_after(page: Any, unix_time: float) -> None:
 
 
 def _cells(page: Any, row_class: str) -> list[dict[str, str]]:
-    return page.evaluate("""(cls) => [...document.querySelectorAll('tr.' + cls)].map(tr => {
+    rows: list[dict[str, str]] = page.evaluate("""(cls) => [...document.querySelectorAll('tr.' + cls)].map(tr => {
         const o = {pool: tr.dataset.pool, endpoint: tr.dataset.endpoint || ''};
         tr.querySelectorAll('td[data-k]').forEach(td => { o[td.dataset.k] = td.textContent; });
         return o; })""", row_class)
+    return rows
 
 
 def check_pool_rows(page: Any, samples: Samples) -> list[dict[str, str]]:

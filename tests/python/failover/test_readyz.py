@@ -69,7 +69,7 @@ def serve(pool: SyncDatabasePool, cluster: PgCluster) -> str:
     assert app["ready"] is True and app["needs"] == "primary"
     assert by_port(app, cluster.ports[0])["is_primary"] is True
     assert body["pools"]["reports"]["needs"] == "any"
-    return server.url
+    return str(server.url)
 
 
 def check_not_ready(body: dict[str, Any], cluster: PgCluster) -> None:
