@@ -5,7 +5,8 @@ primary is killed and the standby promoted. The endpoint's down event and
 the failover must each be on the page within 3 s of the change, and once
 the workload stops every number on the page must equal /metrics. A
 screenshot of the page after the failover is saved under the test's tmp
-dir (dashboard_failover.png).
+dir (dashboard_failover.png); with DBPOOL_UPDATE_SCREENSHOT=1 it is also
+copied to docs/dashboard_failover.png, which docs/observability.md shows.
 
 Skipped, saying why, only when Chromium is missing or cannot start (`make
 browser-deps` installs it); the shared browser code is
@@ -13,15 +14,21 @@ tests/python/dashboard_browser.py."""
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from dashboard_browser import launch, open_dashboard, stop_and_compare
 from db_pool import SyncDatabasePool
 from pg_cluster import PgCluster
 
+DOCS_PNG = Path(__file__).resolve().parents[3] / "docs" / "dashboard_failover.png"
 #: The issue's bound: the page shows a failover within 3 s.
 EVENT_WITHIN = 3.0
 
@@ -55,8 +62,10 @@ def count(page: Any, selector: str) -> int:
 
 
 def test_failover_shows_on_the_dashboard_within_3_s(
-        pg_cluster: PgCluster, tmp_path: Path) -> None:
+        pg_cluster: PgCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from playwright.sync_api import sync_playwright
+
+    caplog.set_level(logging.INFO, logger="db_pool")
 
     old, new = (f"127.0.0.1:{port}/dbpool_test" for port in pg_cluster.ports)
     pool = SyncDatabasePool()
@@ -78,11 +87,13 @@ def test_failover_shows_on_the_dashboard_within_3_s(
                 "parseFloat(document.getElementById('c-qps').textContent) > 0", timeout=10_000)
             star = page.locator(f'tr.ep[data-pool="db"][data-endpoint="{old}"] td[data-k="state"]')
             assert "★" in star.inner_text()
-            # not yet on the page: the old primary down, the standby made primary
-            # (the page lists the first choice of a primary too, also as a
-            # "primary" event: the one awaited must be about the standby)
+            # the pool's first primary is listed, and is no failover
+            first = page.locator(event("primary", old))
+            assert first.count() == 1 and first.get_attribute("data-failover") is None
+            assert "failover" not in first.inner_text() and "is the primary" in first.inner_text()
+            # not yet on the page: the old primary down, a failover
             assert count(page, event("down", old)) == 0
-            assert count(page, event("primary", new)) == 0
+            assert count(page, 'li.event[data-failover="1"]') == 0
 
             pg_cluster.kill(0)
             killed = time.monotonic()
@@ -92,7 +103,8 @@ def test_failover_shows_on_the_dashboard_within_3_s(
             writes_before = len(writes_ok)
             pg_cluster.promote(1)  # returns once node 1 takes writes
             promoted = time.monotonic()
-            failover = page.wait_for_selector(event("primary", new), timeout=EVENT_WITHIN * 1000)
+            failover = page.wait_for_selector(event("primary", new) + '[data-failover="1"]',
+                                              timeout=EVENT_WITHIN * 1000)
             failover_s = time.monotonic() - promoted
             print(f"\ndashboard: down event {down_s:.2f} s after the kill, failover "
                   f"{failover_s:.2f} s after `pg_ctl promote` returned")
@@ -123,9 +135,24 @@ def test_failover_shows_on_the_dashboard_within_3_s(
             by_endpoint = {r["endpoint"]: r for r in endpoints if r["pool"] == "db"}
             assert by_endpoint[old]["state"].startswith("down"), by_endpoint
             assert by_endpoint[new]["state"].startswith("up primary ★"), by_endpoint
+            assert count(page, 'li.event[data-failover="1"]') == 1
             assert not errors, errors
             browser.close()
+        # stats() has the same events: the first primary, then the failover
+        primaries = [(e["endpoint"], e["failover"], e["previous"])
+                     for e in pool.stats("db")["events"] if e["kind"] == "primary"]
+        assert primaries == [(old, False, None), (new, True, old)], primaries
+        # and the log: the first primary at INFO, the failover at WARNING
+        lines = [(r.levelno, r.getMessage()) for r in caplog.records
+                 if "the primary; writes go there" in r.getMessage()]
+        assert lines == [
+            (logging.INFO, f"pool 'db': endpoint {old} is the primary; writes go there"),
+            (logging.WARNING, f"pool 'db': endpoint {new} is now the primary; writes go there "
+                              f"(failover from {old})"),
+        ], lines
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        if os.environ.get("DBPOOL_UPDATE_SCREENSHOT") == "1":
+            shutil.copyfile(shot, DOCS_PNG)
     finally:
         stop.set()
         if worker.is_alive():
