@@ -17,7 +17,7 @@ APT_PACKAGES := gcc pkg-config libsqlite3-dev libpq-dev postgresql postgresql-cl
                 mariadb-server mariadb-client libmariadb-dev
 PY_PACKAGES := meson meson-python ninja polars pyarrow numpy pytest pytest-asyncio mypy \
                "psycopg[binary]" python-tds pymysql pyopenssl prometheus-client playwright jsonschema \
-               opentelemetry-api opentelemetry-sdk
+               opentelemetry-api opentelemetry-sdk pyyaml
 # Peers for `make bench` only.
 BENCH_PACKAGES := connectorx asyncpg psycopg-pool adbc-driver-postgresql adbc-driver-sqlite aiosqlite \
                   matplotlib
@@ -63,7 +63,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 venv: system-deps $(BIN)/python
-	@$(PY) -c "import mesonpy, polars, pyarrow, numpy, pytest, pytest_asyncio, mypy, psycopg, pytds, pymysql, OpenSSL, prometheus_client, playwright, jsonschema, opentelemetry.sdk.metrics" \
+	@$(PY) -c "import mesonpy, polars, pyarrow, numpy, pytest, pytest_asyncio, mypy, psycopg, pytds, pymysql, OpenSSL, prometheus_client, playwright, jsonschema, opentelemetry.sdk.metrics, yaml" \
 	    2>/dev/null || $(PY) -m pip install -q $(PY_PACKAGES)
 
 # Editable install: importing db_pool rebuilds the extension when C changed.

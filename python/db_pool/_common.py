@@ -499,6 +499,8 @@ class PoolRegistry:
         self._engines: dict[str, str] = {}
         self._closed_ids: set[str] = set()
         self._events: dict[str, collections.deque[dict[str, Any]]] = {}
+        #: each pool's last primary endpoint seen in its events
+        self._primaries: dict[str, str] = {}
         self._event_thread: threading.Thread | None = None
         self._servers: set[_serve.MetricsServer] = set()
         self._watcher = _alerts.Watcher()
@@ -544,7 +546,7 @@ class PoolRegistry:
     def _unregister(self, pool_id: str) -> None:
         """Forgets a pool as if it had never been created (an undone reload)."""
         self._watcher.remove(pool_id)
-        for table in (self._engines, self._events, self._configs):
+        for table in (self._engines, self._events, self._configs, self._primaries):
             table.pop(pool_id, None)
 
     def _watch_events(self) -> None:
@@ -554,6 +556,18 @@ class PoolRegistry:
                 target=_log_events, args=(weakref.ref(self),), name="db_pool-events", daemon=True
             )
             self._event_thread.start()
+
+    def _mark_failover(self, event: dict[str, Any]) -> None:
+        """A "primary" event gets ``failover``: True when writes moved from
+        another endpoint (what dbpool_failovers_total counts), False for the
+        pool's first primary and for a primary that came back."""
+        if event["kind"] != "primary":
+            return
+        previous = self._primaries.get(event["pool_id"])
+        event["failover"] = previous is not None and previous != event["endpoint"]
+        event["previous"] = previous
+        if event["pool_id"] in self._engines:
+            self._primaries[event["pool_id"]] = event["endpoint"]
 
     def _record_event(self, event: dict[str, Any]) -> None:
         recent = self._events.get(event["pool_id"])
@@ -633,6 +647,7 @@ class PoolRegistry:
             self._engines.pop(i, None)
             self._events.pop(i, None)
             self._configs.pop(i, None)
+            self._primaries.pop(i, None)
             self._closed_ids.add(i)
 
     def list_pools(self) -> list[str]:
@@ -698,8 +713,14 @@ _EVENT_LEVELS = {
     "role": logging.INFO,
     "suspect": logging.WARNING,
     "down": logging.WARNING,
-    "primary": logging.WARNING,
+    "primary": logging.INFO,  # WARNING when it is a failover (_event_level)
 }
+
+
+def _event_level(event: dict[str, Any]) -> int:
+    if event.get("failover"):
+        return logging.WARNING
+    return _EVENT_LEVELS.get(event["kind"], logging.INFO)
 
 
 def _describe_event(event: dict[str, Any]) -> str:
@@ -707,8 +728,10 @@ def _describe_event(event: dict[str, Any]) -> str:
     kind = event["kind"]
     if kind == "role":
         return f"{where} is {event['role']} (was {event['old_role']})"
+    if kind == "primary" and event.get("failover"):
+        return f"{where} is now the primary; writes go there (failover from {event['previous']})"
     if kind == "primary":
-        return f"{where} is now the primary; writes go there"
+        return f"{where} is the primary; writes go there"
     if kind in ("suspect", "down"):
         return f"{where} is {kind}: {event['message']}"
     return f"{where} is up"
@@ -729,7 +752,9 @@ def _log_events(registry_ref: weakref.ref[PoolRegistry]) -> None:
             return
         registry = registry_ref()
         for event in events:
-            logger.log(_EVENT_LEVELS.get(event["kind"], logging.INFO), "%s", _describe_event(event))
+            if registry is not None:
+                registry._mark_failover(event)
+            logger.log(_event_level(event), "%s", _describe_event(event))
             if registry is not None:
                 registry._record_event(event)
         del registry

@@ -86,6 +86,7 @@ def _event(e: dict[str, Any]) -> dict[str, Any]:
         "endpoint": e["endpoint"],
         "role": e["role"],
         "old_role": e["old_role"],
+        "failover": bool(e.get("failover")),
         "message": e["message"][:MESSAGE_CHARS],
     }
 

@@ -299,7 +299,10 @@ class MetricsServer:
         if native is None or ids is None:
             return None
         try:
-            return _metrics.prometheus_text(_metrics.snapshot(native, ids))
+            snap = _metrics.snapshot(native, ids)
+            # the families kept in Python: alert rules, leaks, slow queries
+            self._registry._watcher.samples(ids, self._registry._engines, snap)
+            return _metrics.prometheus_text(snap)
         except Exception:
             return None  # closed between the two reads
 

@@ -14,38 +14,11 @@ from typing import Any, Iterator
 import pytest
 
 from db_pool import ConfigurationError, ProgrammingError, SyncDatabasePool
+from alert_events import Events
 from metrics_checks import parsed, value
 
 TICK = 0.05  # alert_interval of these tests
 SLACK = 0.5  # a loaded 2-core machine: thread wake-ups may be late
-
-
-class Events:
-    """An on_alert callback that keeps each event with its arrival time."""
-
-    def __init__(self) -> None:
-        self.got: list[tuple[float, dict[str, Any]]] = []
-        self.cv = threading.Condition()
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        with self.cv:
-            self.got.append((time.monotonic(), event))
-            self.cv.notify_all()
-
-    def wait(self, kind: str, rule: str | None = None, timeout: float = 10.0) -> float:
-        """The arrival time of the first event of this kind (and rule)."""
-        end = time.monotonic() + timeout
-        with self.cv:
-            while True:
-                for t, e in self.got:
-                    if e["kind"] == kind and (rule is None or e.get("rule") == rule):
-                        return t
-                left = end - time.monotonic()
-                assert left > 0, f"no {kind} event for {rule} within {timeout} s: {self.got}"
-                self.cv.wait(left)
-
-    def kinds(self) -> list[tuple[str, Any]]:
-        return [(e["kind"], e.get("rule")) for _, e in self.got]
 
 
 THREE_ROWS = "SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3"

@@ -7,8 +7,10 @@ with DBPOOL_UPDATE_SCREENSHOT=1 it is also copied to docs/dashboard.png (the
 picture docs/observability.md shows), so a plain test run leaves the
 checkout clean.
 
-Skipped, saying why, only when Chromium is not installed (`make
-system-deps` installs it with apt-get where it can)."""
+Skipped, saying why, only when Chromium is missing or cannot start (`make
+browser-deps` installs it with apt-get where it can). What the browser
+tests share is in dashboard_browser.py; the failover one is
+failover/test_dashboard_failover.py."""
 
 from __future__ import annotations
 
@@ -16,36 +18,15 @@ import os
 import shutil
 import threading
 import time
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from db_pool import SyncDatabasePool
-from metrics_checks import parsed
+from dashboard_browser import launch, open_dashboard, stop_and_compare
 
-CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and
-                 Path(p).exists()), None)
 DOCS_PNG = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 HTML_NAME = '<img src=x onerror="window.injected=1">'
-
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="Chromium is not installed (Debian package 'chromium'; `make system-deps` installs it "
-           "where apt-get works): the dashboard browser test cannot run",
-)
-
-
-def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(url + "metrics", timeout=5) as r:
-        return parsed(r.read().decode())
-
-
-def metric(samples: dict[Any, float], name: str, **labels: str) -> float:
-    """The sum of the samples of `name` whose labels include `labels`."""
-    return sum(v for (n, ls), v in samples.items()
-               if n == name and all(dict(ls).get(k) == w for k, w in labels.items()))
 
 
 def workload(pool: SyncDatabasePool, stop: threading.Event) -> None:
@@ -85,12 +66,9 @@ def test_dashboard_in_chromium(tmp_path: Path) -> None:
         worker.start()
 
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            browser = launch(pw)
             errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(server.url)
-            page.wait_for_selector("#conn.b-ok", timeout=10_000)
+            page = open_dashboard(browser, server.url, errors)
             # rates need two snapshots; the workload makes them non-zero
             page.wait_for_function(
                 "document.getElementById('c-qps').textContent !== '–' && "
@@ -121,39 +99,11 @@ def test_dashboard_in_chromium(tmp_path: Path) -> None:
             shot = tmp_path / "dashboard.png"
             page.screenshot(path=str(shot), full_page=True)
 
-            # the workload stops; once the page has a snapshot taken after
-            # that, its numbers are the scrape's
-            stop.set()
-            worker.join(10)
-            stopped = time.time()
-            page.wait_for_function(f"window.dbpoolSnapshot.time > {stopped + 0.05}",
-                                   timeout=5_000)
-            samples = scrape(server.url)
-            cells = page.evaluate("""() => [...document.querySelectorAll('tr.pool')].map(tr => {
-                const o = {pool: tr.dataset.pool};
-                tr.querySelectorAll('td[data-k]').forEach(td => { o[td.dataset.k] = td.textContent; });
-                return o; })""")
-            assert len(cells) == 50
-            checked = 0
-            for row in cells:
-                p = row["pool"]
-                total = metric(samples, "dbpool_requests_total", pool=p)
-                ok = metric(samples, "dbpool_requests_total", pool=p, outcome="ok")
-                cancelled = metric(samples, "dbpool_requests_total", pool=p, outcome="cancelled")
-                assert int(row["requests"]) == total, row
-                assert int(row["ok"]) == ok, row
-                assert int(row["errors"]) == total - ok - cancelled, row
-                for k, state in (("idle", "idle"), ("used", "used"), ("opening", "opening"),
-                                 ("closing", "closing")):
-                    assert int(row[k]) == metric(samples, "db_client_connection_count",
-                                                 pool=p, state=state), (row, k)
-                assert int(row["max"]) == metric(samples, "db_client_connection_max", pool=p)
-                assert int(row["waiting"]) == metric(
-                    samples, "db_client_connection_pending_requests", pool=p)
-                checked += 1
+            # the workload stops; the page's numbers are then the scrape's
+            cells, endpoints = stop_and_compare(page, server.url, stop, worker)
+            assert len(cells) == 50 and len(endpoints) == 50
             busy = {r["pool"]: r for r in cells}
             assert int(busy["orders"]["requests"]) > 20 and int(busy["orders"]["errors"]) > 0
-            assert checked == 50
 
             # a name made of HTML is text on the page, never markup
             assert page.evaluate("window.injected") is None

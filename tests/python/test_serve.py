@@ -61,6 +61,9 @@ def read_events(url: str, n: int, timeout: float = 10.0) -> list[dict[str, Any]]
 def test_metrics_equals_prometheus_text_sync(spool: SyncDatabasePool) -> None:
     spool.create_pool("a", url="sqlite:///:memory:")
     spool.create_pool('odd "name"\nwith\\escapes', url="sqlite:///:memory:")
+    # the families kept in Python (alerts, leaks, slow queries) are served too
+    spool.create_pool("watched", url="sqlite:///:memory:", alerts=[{"rule": "endpoint_down"}],
+                      leak_detection_threshold=60, slow_query_threshold=10)
     for _ in range(3):
         spool.query("a", "SELECT 1 AS x")
     server = spool.serve_metrics(port=0)
@@ -71,6 +74,10 @@ def test_metrics_equals_prometheus_text_sync(spool: SyncDatabasePool) -> None:
     samples = parsed(body)
     key = ("dbpool_requests_total", (("engine", "sqlite"), ("outcome", "ok"), ("pool", "a")))
     assert samples[key] == 3
+    watched = (("engine", "sqlite"), ("pool", "watched"))
+    assert samples[("dbpool_alert_firing", (*watched, ("rule", "endpoint_down")))] == 0
+    assert samples[("dbpool_leaks_reported_total", watched)] == 0
+    assert samples[("dbpool_slow_queries_total", watched)] == 0
     assert any(dict(labels).get("pool") == 'odd "name"\nwith\\escapes' for _, labels in samples)
     status, ctype, body = get(server.url + "healthz")
     assert status == 200 and json.loads(body) == {"status": "ok"}
