@@ -168,6 +168,8 @@ static void my_disconnect(void *p)
         if (c->dead && mysql_get_socket(c->db) >= 0)
             shutdown(mysql_get_socket(c->db), SHUT_RDWR);
         mysql_close(c->db);
+        c->dead = 1;
+        my_stmt_cache_clear(c); /* their memory only: mysql_close detached them */
     }
     if (c->cancel_fd >= 0)
         close(c->cancel_fd);
@@ -370,6 +372,7 @@ static int reset(void *p, int always, const dbp_exec_ctx *ctx, int *did_reset, d
     if (!always && !c->session_changed)
         return DBP_OK;
     my_call_begin(c, ctx);
+    my_stmt_cache_clear(c); /* the reset drops them on the server; their ids get reused */
     int rc = DBP_OK, status, ret = 0;
     MY_RUN(c, status, mysql_reset_connection_start(&ret, c->db),
            mysql_reset_connection_cont(&ret, c->db, status), rc, err);

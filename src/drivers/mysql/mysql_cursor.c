@@ -17,6 +17,8 @@
 
 struct my_cursor {
     MYSQL_STMT *stmt;
+    char *sql;    /* its key in the statement cache */
+    size_t sql_len;
     int n_cols;
     char **names;
     my_column_plan *plans;
@@ -32,7 +34,8 @@ static void cursor_free(my_conn *c, my_cursor *cur)
 {
     if (!cur)
         return;
-    my_stmt_close(c, cur->stmt);
+    my_stmt_give_back(c, cur->sql, cur->sql_len, cur->stmt, cur->finished);
+    dbp_free(cur->sql);
     for (int i = 0; i < cur->n_cols; i++) {
         if (cur->names)
             dbp_free(cur->names[i]);
@@ -116,7 +119,12 @@ int my_cursor_open(void *conn, const char *sql, size_t sql_len, const dbp_params
         return dbp_error_nomem(err);
     my_call_begin(c, ctx);
     void *storage = NULL;
-    int rc = my_stmt_prepare(c, sql, sql_len, &cur->stmt, err);
+    cur->sql = dbp_malloc(sql_len + 1);
+    int rc = cur->sql ? my_stmt_take(c, sql, sql_len, &cur->stmt, err) : dbp_error_nomem(err);
+    if (cur->sql) {
+        memcpy(cur->sql, sql, sql_len);
+        cur->sql_len = sql_len;
+    }
     if (rc == DBP_OK)
         rc = my_stmt_bind_row(c, cur->stmt, params, 0, &storage, err);
     if (rc == DBP_OK)

@@ -45,6 +45,16 @@ typedef struct my_config {
 } my_config;
 
 typedef struct my_cancel_job my_cancel_job; /* mysql_wait.c */
+
+/* Prepared statements kept per connection, by SQL text, least recently
+ * used dropped first: a repeated query skips its prepare round trip. */
+#define MY_STMT_CACHE 32
+typedef struct my_cached {
+    char *sql;
+    size_t len;
+    MYSQL_STMT *stmt;
+    uint64_t used;
+} my_cached;
 typedef struct my_cursor my_cursor;         /* mysql_cursor.c */
 
 typedef struct my_conn {
@@ -61,6 +71,9 @@ typedef struct my_conn {
     int in_tx;                /* BEGIN sent, no COMMIT/ROLLBACK since */
     int session_changed;      /* a statement since the last reset may have changed state */
     my_cursor *cursor;        /* the open cursor, if any */
+    my_cached cache[MY_STMT_CACHE];
+    int n_cached;
+    uint64_t tick;
 } my_conn;
 
 /* ---- mysql_wait.c ---- */
@@ -116,6 +129,14 @@ int my_stmt_bind_row(my_conn *c, MYSQL_STMT *stmt, const dbp_params *params, siz
                      void **storage, dbp_error *err);
 int my_stmt_execute(my_conn *c, MYSQL_STMT *stmt, dbp_error *err);
 void my_stmt_close(my_conn *c, MYSQL_STMT *stmt);
+/* my_stmt_prepare through the connection's cache: the statement is the
+ * caller's until my_stmt_give_back, which keeps it (when `reusable`: it
+ * ended cleanly) or closes it. */
+int my_stmt_take(my_conn *c, const char *sql, size_t len, MYSQL_STMT **out, dbp_error *err);
+void my_stmt_give_back(my_conn *c, const char *sql, size_t len, MYSQL_STMT *stmt, int reusable);
+/* Closes every cached statement (before a session reset, which drops them
+ * on the server; after mysql_close, which leaves only their memory). */
+void my_stmt_cache_clear(my_conn *c);
 int my_execute(void *conn, const char *sql, size_t sql_len, const dbp_params *params,
                const dbp_exec_ctx *ctx, int64_t *rows_affected, dbp_error *err);
 

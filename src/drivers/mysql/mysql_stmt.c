@@ -54,6 +54,52 @@ void my_stmt_close(my_conn *c, MYSQL_STMT *stmt)
         c->dead = 1;
 }
 
+int my_stmt_take(my_conn *c, const char *sql, size_t len, MYSQL_STMT **out, dbp_error *err)
+{
+    for (int i = 0; i < c->n_cached; i++) {
+        my_cached *e = &c->cache[i];
+        if (e->len == len && memcmp(e->sql, sql, len) == 0) {
+            *out = e->stmt;
+            dbp_free(e->sql);
+            *e = c->cache[--c->n_cached];
+            return DBP_OK;
+        }
+    }
+    return my_stmt_prepare(c, sql, len, out, err);
+}
+
+void my_stmt_give_back(my_conn *c, const char *sql, size_t len, MYSQL_STMT *stmt, int reusable)
+{
+    if (!stmt)
+        return;
+    char *copy = reusable && !c->dead ? dbp_malloc(len + 1) : NULL;
+    if (!copy) {
+        my_stmt_close(c, stmt);
+        return;
+    }
+    memcpy(copy, sql, len);
+    copy[len] = '\0';
+    if (c->n_cached == MY_STMT_CACHE) { /* the least recently used goes */
+        int old = 0;
+        for (int i = 1; i < c->n_cached; i++)
+            if (c->cache[i].used < c->cache[old].used)
+                old = i;
+        my_stmt_close(c, c->cache[old].stmt);
+        dbp_free(c->cache[old].sql);
+        c->cache[old] = c->cache[--c->n_cached];
+    }
+    c->cache[c->n_cached++] = (my_cached){copy, len, stmt, ++c->tick};
+}
+
+void my_stmt_cache_clear(my_conn *c)
+{
+    while (c->n_cached > 0) {
+        my_cached *e = &c->cache[--c->n_cached];
+        my_stmt_close(c, e->stmt);
+        dbp_free(e->sql);
+    }
+}
+
 int my_stmt_bind_row(my_conn *c, MYSQL_STMT *stmt, const dbp_params *params, size_t row,
                      void **storage, dbp_error *err)
 {
@@ -171,10 +217,11 @@ int my_execute(void *conn, const char *sql, size_t sql_len, const dbp_params *pa
         rc = my_query(c, sql, sql_len, rows_affected, err);
     } else {
         MYSQL_STMT *stmt;
-        rc = my_stmt_prepare(c, sql, sql_len, &stmt, err);
+        rc = my_stmt_take(c, sql, sql_len, &stmt, err);
         if (rc == DBP_OK) {
             rc = execute_rows(c, stmt, params, rows_affected, err);
-            my_stmt_close(c, stmt);
+            /* a server's error (a duplicate key) leaves the statement usable */
+            my_stmt_give_back(c, sql, sql_len, stmt, rc == DBP_OK || rc == DBP_E_SERVER);
         }
     }
     my_call_end(c);

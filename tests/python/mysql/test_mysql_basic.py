@@ -203,3 +203,18 @@ def test_named_parameters_map_to_positional_ones(pool: SyncDatabasePool, table_n
         pool.query("my", "SELECT :a", {"b": 1})
     with pytest.raises(ProgrammingError, match="'c' is not in the statement"):
         pool.query("my", "SELECT :a", {"a": 1, "c": 2})
+
+
+def test_a_repeated_query_is_prepared_once_per_connection(mysql_dsn: str) -> None:
+    status = ("SELECT VARIABLE_VALUE AS n FROM information_schema.SESSION_STATUS "
+              "WHERE VARIABLE_NAME = 'COM_STMT_PREPARE'")
+    with SyncDatabasePool() as p:
+        p.create_pool("my", url=mysql_dsn, max_size=1)
+        p.query("my", status)
+        before = int(p.query("my", status)["n"][0])
+        for i in range(20):
+            assert p.query("my", "SELECT ? + 1 AS x", [i])["x"][0] == i + 1
+        assert int(p.query("my", status)["n"][0]) - before == 1
+        p.execute("my", "SET @x = 1")  # a session reset drops them: prepared again
+        p.query("my", "SELECT ? + 1 AS x", [0])
+        assert int(p.query("my", status)["n"][0]) >= 1
