@@ -21,6 +21,57 @@ typedef struct module_state {
 /* Raises the db_pool.errors class of `category` with `message`; returns NULL. */
 PyObject *raise_simple(module_state *st, int category, const char *message);
 
+/* ---- the module's objects (native.c; Manager in manager.c) ---- */
+
+typedef struct {
+    PyObject_HEAD
+    dbp_request *req;
+    PyObject *manager; /* keeps the manager alive while the request exists */
+    PyObject *future;  /* whatever the caller attached; resolved by the event loop */
+    PyObject *engine;
+    PyObject *queue;   /* the completion queue it will be pushed onto, kept alive until
+                          that queue hands it back (a worker may push long after the
+                          event loop, and the queue's last other owner, went away) */
+    int submitted;
+} RequestObject;
+
+typedef struct {
+    PyObject_HEAD
+    dbp_manager *mgr;
+    int closed;
+} ManagerObject;
+
+typedef struct {
+    PyObject_HEAD
+    dbp_lease *lease;
+    PyObject *manager;
+    PyObject *engine;
+} LeaseObject;
+
+typedef struct {
+    PyObject_HEAD
+    dbp_completion_queue *cq;
+    Py_ssize_t pending; /* requests submitted with it and not handed back yet */
+} QueueObject;
+
+/* The module state of one of the module's types. */
+module_state *state_of_type(PyTypeObject *type);
+/* Raises the db_pool.errors class for `err` (tagged with `engine` when not
+ * NULL); returns NULL. */
+PyObject *raise_error(module_state *st, const dbp_error *err, PyObject *engine);
+/* A new Request of `op` (sql and params as the caller gave them); NULL with
+ * an exception set. */
+RequestObject *request_create(module_state *st, PyObject *manager, dbp_op op, PyObject *sql,
+                              PyObject *params, int many, Py_ssize_t batch_rows, int copy_mode,
+                              PyObject *input, PyObject *future, PyObject *engine,
+                              PyObject *timeout);
+/* What a submit returns: the request, or the error of a refused submit. */
+PyObject *request_submitted(module_state *st, RequestObject *self, int rc, const dbp_error *err,
+                            QueueObject *queue);
+/* The optional completion queue argument; -1 with an exception set. */
+int queue_arg(module_state *st, PyObject *obj, QueueObject **out);
+extern PyType_Spec manager_spec;
+
 /* ---- parameters (bind_params.c) ---- */
 
 /* Imports what the parameter code needs (the datetime C API). */
