@@ -168,3 +168,27 @@ async def test_async_reload(tmp_path: Path) -> None:
         assert (await pool.query("a", "SELECT 1 AS one"))["one"][0] == 1
     finally:
         await pool.close()
+
+
+def test_reload_racing_a_close_ends_cleanly(tmp_path: Path) -> None:
+    """Reloads in a thread while the pool set closes: each reload either
+    applies or raises PoolClosed; nothing hangs or crashes."""
+    for _ in range(10):
+        pool = SyncDatabasePool.from_config(pools(tmp_path, a={"max_size": 2}))
+        outcomes: list[str] = []
+
+        def reloads() -> None:
+            for size in range(2, 12):
+                try:
+                    pool.reload(pools(tmp_path, a={"max_size": size}, b={}))
+                    outcomes.append("ok")
+                except db_pool.PoolClosed:
+                    outcomes.append("closed")
+                    return
+
+        t = threading.Thread(target=reloads)
+        t.start()
+        pool.close(timeout=5)
+        t.join(10)
+        assert not t.is_alive()
+        assert set(outcomes) <= {"ok", "closed"}

@@ -101,7 +101,7 @@ static void apply_login_options(MYSQL *db, const my_login *l, unsigned blocking_
         mysql_optionsv(db, MYSQL_OPT_SSL_KEY, l->ssl_key);
     if (l->ssl_mode >= MY_SSL_REQUIRED)
         mysql_optionsv(db, MYSQL_OPT_SSL_ENFORCE, &on);
-    my_bool verify = l->ssl_mode >= MY_SSL_VERIFY_CA;
+    my_bool verify = l->ssl_mode >= MY_SSL_VERIFY_IDENTITY;
     mysql_optionsv(db, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
 }
 
