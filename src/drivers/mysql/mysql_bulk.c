@@ -276,8 +276,8 @@ int my_bulk_load(void *conn, const char *table, struct ArrowArrayStream *rows,
     my_conn *c = conn;
     my_call_begin(c, ctx);
     bulk b = {.c = c, .table = table};
-    int own_tx = !c->in_tx;
-    int rc = own_tx ? my_query(c, "START TRANSACTION", 17, NULL, err) : DBP_OK;
+    int own_tx;
+    int rc = my_own_tx_begin(c, &own_tx, err);
     dbp_frame_sink sink = {.columns = bulk_columns, .row = bulk_row, .arg = &b};
     int64_t fed = 0;
     if (rc == DBP_OK)
@@ -289,13 +289,7 @@ int my_bulk_load(void *conn, const char *table, struct ArrowArrayStream *rows,
                            "write_frame: the server took %lld of %lld rows, so nothing was "
                            "written",
                            (long long)b.loaded, (long long)fed);
-    if (own_tx && !c->dead) {
-        dbp_error ignored;
-        int end = my_query(c, rc == DBP_OK ? "COMMIT" : "ROLLBACK", rc == DBP_OK ? 6 : 8, NULL,
-                           rc == DBP_OK ? err : &ignored);
-        if (rc == DBP_OK)
-            rc = end;
-    }
+    rc = my_own_tx_end(c, own_tx, rc, err);
     *loaded = rc == DBP_OK ? b.loaded : 0;
     dbp_textbuf_free(&b.statement);
     dbp_textbuf_free(&b.chunk);

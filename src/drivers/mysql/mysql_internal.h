@@ -44,7 +44,6 @@ typedef struct my_config {
     int tinyint1_bool;          /* TINYINT(1) as Boolean (default 1) */
 } my_config;
 
-typedef struct my_cancel_job my_cancel_job; /* mysql_wait.c */
 
 /* Prepared statements kept per connection, by SQL text, least recently
  * used dropped first: a repeated query skips its prepare round trip. */
@@ -66,7 +65,7 @@ typedef struct my_conn {
     const dbp_exec_ctx *ctx;  /* of the running call */
     int64_t cancel_sent_ns;   /* when this call sent KILL QUERY; 0: not yet */
     int timed_out;            /* that KILL was for the call's deadline */
-    my_cancel_job *cancel_job;
+    struct dbp_side_job *cancel_job; /* the KILL, while it may not have reached the server */
     int dead;                 /* the link failed or a KILL was not confirmed in time */
     int in_tx;                /* BEGIN sent, no COMMIT/ROLLBACK since */
     int session_changed;      /* a statement since the last reset may have changed state */
@@ -137,6 +136,11 @@ void my_stmt_give_back(my_conn *c, const char *sql, size_t len, MYSQL_STMT *stmt
 /* Closes every cached statement (before a session reset, which drops them
  * on the server; after mysql_close, which leaves only their memory). */
 void my_stmt_cache_clear(my_conn *c);
+/* A transaction of the driver's own for a multi-statement write (all or
+ * nothing), unless the caller's is open: *own says which. The end commits
+ * when rc is DBP_OK, else rolls back, and returns the outcome. */
+int my_own_tx_begin(my_conn *c, int *own, dbp_error *err);
+int my_own_tx_end(my_conn *c, int own, int rc, dbp_error *err);
 int my_execute(void *conn, const char *sql, size_t sql_len, const dbp_params *params,
                const dbp_exec_ctx *ctx, int64_t *rows_affected, dbp_error *err);
 

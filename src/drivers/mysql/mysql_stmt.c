@@ -173,14 +173,30 @@ static int skip_result(my_conn *c, MYSQL_STMT *stmt, dbp_error *err)
     return rc;
 }
 
+int my_own_tx_begin(my_conn *c, int *own, dbp_error *err)
+{
+    *own = !c->in_tx;
+    return *own ? my_query(c, "START TRANSACTION", 17, NULL, err) : DBP_OK;
+}
+
+int my_own_tx_end(my_conn *c, int own, int rc, dbp_error *err)
+{
+    if (!own || c->dead)
+        return rc;
+    dbp_error ignored;
+    int end = my_query(c, rc == DBP_OK ? "COMMIT" : "ROLLBACK", rc == DBP_OK ? 6 : 8, NULL,
+                       rc == DBP_OK ? err : &ignored);
+    return rc == DBP_OK ? end : rc;
+}
+
 /* Every row of parameters, all or nothing: inside the caller's transaction,
  * or one of its own. */
 static int execute_rows(my_conn *c, MYSQL_STMT *stmt, const dbp_params *params, int64_t *affected,
                         dbp_error *err)
 {
     size_t rows = dbp_params_rows(params);
-    int own_tx = rows > 1 && !c->in_tx;
-    int rc = own_tx ? my_query(c, "START TRANSACTION", 17, NULL, err) : DBP_OK;
+    int own = 0;
+    int rc = rows > 1 ? my_own_tx_begin(c, &own, err) : DBP_OK;
     void *storage = NULL;
     for (size_t r = 0; r < rows && rc == DBP_OK; r++) {
         rc = my_stmt_bind_row(c, stmt, params, r, &storage, err);
@@ -194,14 +210,7 @@ static int execute_rows(my_conn *c, MYSQL_STMT *stmt, const dbp_params *params, 
         }
     }
     dbp_free(storage);
-    if (own_tx && !c->dead) {
-        dbp_error ignored;
-        int end = my_query(c, rc == DBP_OK ? "COMMIT" : "ROLLBACK", rc == DBP_OK ? 6 : 8, NULL,
-                           rc == DBP_OK ? err : &ignored);
-        if (rc == DBP_OK)
-            rc = end;
-    }
-    return rc;
+    return my_own_tx_end(c, own, rc, err);
 }
 
 int my_execute(void *conn, const char *sql, size_t sql_len, const dbp_params *params,

@@ -12,7 +12,6 @@
  * given up. */
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -21,9 +20,9 @@
 #include "alloc.h"
 #include "error.h"
 #include "mysql_internal.h"
+#include "side_job.h"
 
 #define SLICE_NS ((int64_t)1000000000)
-#define MAX_CANCELS_IN_FLIGHT 64
 
 /* MySQL / MariaDB error numbers the driver tells apart. */
 enum {
@@ -40,8 +39,6 @@ enum {
     ER_CLIENT_FIRST = 2000,
     ER_CLIENT_LAST = 2999,
 };
-
-static atomic_int cancels_in_flight;
 
 /* ---- logins ------------------------------------------------------------------ */
 
@@ -107,99 +104,53 @@ static void apply_login_options(MYSQL *db, const my_login *l, unsigned blocking_
 
 /* ---- cancel ------------------------------------------------------------------ */
 
-struct my_cancel_job {
+/* What the KILL's own thread needs: a copy of the login (the pool may
+ * free its settings before the thread ends) and the session to stop. */
+typedef struct kill_order {
     my_login login;
     unsigned long thread_id;
     unsigned timeout_s;
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* on CLOCK_MONOTONIC */
-    int done;
-    int refs;
-};
+} kill_order;
 
-static void job_release(my_cancel_job *job)
+static void send_kill(void *arg)
 {
-    pthread_mutex_lock(&job->mu);
-    int last = --job->refs == 0;
-    pthread_mutex_unlock(&job->mu);
-    if (!last)
-        return;
-    my_login_free(&job->login);
-    pthread_cond_destroy(&job->cv);
-    pthread_mutex_destroy(&job->mu);
-    dbp_free(job);
-}
-
-static void *send_kill_main(void *arg)
-{
-    my_cancel_job *job = arg;
+    kill_order *k = arg;
     MYSQL *db = mysql_init(NULL);
-    if (db) {
-        apply_login_options(db, &job->login, job->timeout_s);
-        const my_login *l = &job->login;
-        if (mysql_real_connect(db, l->host, l->user, l->password, NULL, l->port, l->unix_socket,
-                               0)) {
-            char sql[64];
-            snprintf(sql, sizeof sql, "KILL QUERY %lu", job->thread_id);
-            mysql_query(db, sql); /* a failure still ends the wait */
-        }
-        mysql_close(db);
+    if (!db)
+        return;
+    apply_login_options(db, &k->login, k->timeout_s);
+    const my_login *l = &k->login;
+    if (mysql_real_connect(db, l->host, l->user, l->password, NULL, l->port, l->unix_socket, 0)) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "KILL QUERY %lu", k->thread_id);
+        mysql_query(db, sql); /* a failure still ends the wait */
     }
-    pthread_mutex_lock(&job->mu);
-    job->done = 1;
-    pthread_cond_broadcast(&job->cv);
-    pthread_mutex_unlock(&job->mu);
-    job_release(job);
-    atomic_fetch_sub(&cancels_in_flight, 1);
-    return NULL;
+    mysql_close(db);
 }
 
-static my_cancel_job *job_new(my_conn *c)
+static void free_kill(void *arg)
 {
-    my_cancel_job *job = dbp_calloc(1, sizeof *job);
-    if (!job)
-        return NULL;
-    if (my_login_copy(&job->login, &c->cfg->login) != DBP_OK) {
-        dbp_free(job);
-        return NULL;
-    }
-    job->thread_id = c->thread_id;
-    int64_t grace_s = (c->ctx->cancel_grace_ns + 999999999) / 1000000000;
-    job->timeout_s = (unsigned)(grace_s < 1 ? 1 : grace_s > 60 ? 60 : grace_s);
-    pthread_mutex_init(&job->mu, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&job->cv, &attr);
-    pthread_condattr_destroy(&attr);
-    job->refs = 2; /* the connection's and the sending thread's */
-    return job;
+    kill_order *k = arg;
+    my_login_free(&k->login);
+    dbp_free(k);
 }
 
+/* Sends KILL QUERY over a connection of its own, once per call, without
+ * waiting; without one in flight (too many, no memory) the grace simply
+ * runs out. */
 static void request_cancel(my_conn *c, int for_deadline, int64_t now)
 {
     c->cancel_sent_ns = now;
     c->timed_out = for_deadline;
-    if (atomic_fetch_add(&cancels_in_flight, 1) >= MAX_CANCELS_IN_FLIGHT) {
-        atomic_fetch_sub(&cancels_in_flight, 1);
-        return; /* the grace runs out and the connection is given up */
+    kill_order *k = dbp_calloc(1, sizeof *k);
+    if (!k || my_login_copy(&k->login, &c->cfg->login) != DBP_OK) {
+        dbp_free(k);
+        return;
     }
-    my_cancel_job *job = job_new(c);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    pthread_t thread;
-    if (job && pthread_create(&thread, &attr, send_kill_main, job) == 0) {
-        c->cancel_job = job;
-    } else {
-        if (job) {
-            job->refs = 1;
-            job_release(job);
-        }
-        atomic_fetch_sub(&cancels_in_flight, 1);
-    }
-    pthread_attr_destroy(&attr);
+    k->thread_id = c->thread_id;
+    int64_t grace_s = (c->ctx->cancel_grace_ns + 999999999) / 1000000000;
+    k->timeout_s = (unsigned)(grace_s < 1 ? 1 : grace_s > 60 ? 60 : grace_s);
+    c->cancel_job = dbp_side_job_start(send_kill, k, free_kill);
 }
 
 void my_cancel(my_conn *c)
@@ -212,18 +163,10 @@ void my_cancel(my_conn *c)
  * call waits for it within the grace, or gives the connection up. */
 static void await_cancel(my_conn *c)
 {
-    my_cancel_job *job = c->cancel_job;
+    dbp_side_job *job = c->cancel_job;
     c->cancel_job = NULL;
-    int64_t until = c->cancel_sent_ns + c->ctx->cancel_grace_ns;
-    struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
-    pthread_mutex_lock(&job->mu);
-    while (!job->done && pthread_cond_timedwait(&job->cv, &job->mu, &ts) == 0)
-        ;
-    int done = job->done;
-    pthread_mutex_unlock(&job->mu);
-    if (!done)
+    if (!dbp_side_job_wait(job, c->cancel_sent_ns + c->ctx->cancel_grace_ns))
         c->dead = 1;
-    job_release(job);
 }
 
 void my_call_begin(my_conn *c, const dbp_exec_ctx *ctx)

@@ -67,7 +67,6 @@ typedef struct pg_cursor {
     int64_t rows_read;
 } pg_cursor;
 
-typedef struct pg_cancel_job pg_cancel_job; /* pg_wait.c */
 
 typedef struct pg_conn {
     PGconn *pg;              /* in libpq's non-blocking mode */
@@ -80,7 +79,7 @@ typedef struct pg_conn {
     const dbp_exec_ctx *ctx; /* of the running call: cancel flag, deadline, notices */
     int64_t cancel_sent_ns;  /* when this call asked the server to cancel; 0: not yet */
     int timed_out;           /* that cancel was for the call's deadline */
-    pg_cancel_job *cancel_job; /* that cancel, while the server may not have seen it */
+    struct dbp_side_job *cancel_job; /* that cancel, while the server may not have seen it */
     int dead;                /* the server did not confirm a cancel in time, or the
                                 link failed: the connection is never used again */
     unsigned session_changes; /* PG_SESSION_*: what statements since the last reset

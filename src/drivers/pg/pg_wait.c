@@ -17,65 +17,28 @@
  * connection up. */
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
 #include "error.h"
 #include "pg_internal.h"
+#include "side_job.h"
 
 /* Longest single poll(): a wait looks at its bounds at least this often. */
 #define SLICE_NS ((int64_t)1000000000)
-/* Cancel requests in flight at once, process-wide; beyond that a statement
- * to cancel is not cancelled but its connection given up after the grace. */
-#define MAX_CANCELS_IN_FLIGHT 64
-
-static atomic_int cancels_in_flight;
-
-/* One cancel request, shared by the worker and the thread that sends it;
- * the last of the two to let go frees it. */
-struct pg_cancel_job {
-    PGcancel *cancel;
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* on CLOCK_MONOTONIC */
-    int done;          /* the server processed it (or sending it failed) */
-    int refs;
-};
-
-static void job_release(pg_cancel_job *job)
-{
-    pthread_mutex_lock(&job->mu);
-    int last = --job->refs == 0;
-    pthread_mutex_unlock(&job->mu);
-    if (!last)
-        return;
-    PQfreeCancel(job->cancel);
-    pthread_cond_destroy(&job->cv);
-    pthread_mutex_destroy(&job->mu);
-    dbp_free(job);
-}
 
 /* Waits until the call's cancel was processed, within the grace; a cancel
  * still pending then could hit the next statement, so the connection is
  * given up. */
 static void await_cancel(pg_conn *c)
 {
-    pg_cancel_job *job = c->cancel_job;
+    dbp_side_job *job = c->cancel_job;
     c->cancel_job = NULL;
-    int64_t until = c->cancel_sent_ns + c->ctx->cancel_grace_ns;
-    struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
-    pthread_mutex_lock(&job->mu);
-    while (!job->done && pthread_cond_timedwait(&job->cv, &job->mu, &ts) == 0)
-        ;
-    int done = job->done;
-    pthread_mutex_unlock(&job->mu);
-    if (!done)
+    if (!dbp_side_job_wait(job, c->cancel_sent_ns + c->ctx->cancel_grace_ns))
         c->dead = 1;
-    job_release(job);
 }
 
 void pg_call_begin(pg_conn *c, const dbp_exec_ctx *ctx)
@@ -144,37 +107,15 @@ void pg_on_notice(void *arg, const PGresult *res)
 
 /* ---- cancel ------------------------------------------------------------------ */
 
-static void *send_cancel_main(void *arg)
+static void send_cancel(void *arg)
 {
-    pg_cancel_job *job = arg;
     char why[256];
-    PQcancel(job->cancel, why, sizeof why); /* a failure still ends the wait */
-    pthread_mutex_lock(&job->mu);
-    job->done = 1;
-    pthread_cond_broadcast(&job->cv);
-    pthread_mutex_unlock(&job->mu);
-    job_release(job);
-    atomic_fetch_sub(&cancels_in_flight, 1);
-    return NULL;
+    PQcancel(arg, why, sizeof why); /* a failure still ends the wait */
 }
 
-static pg_cancel_job *job_new(PGconn *pg)
+static void free_cancel(void *arg)
 {
-    pg_cancel_job *job = dbp_calloc(1, sizeof *job);
-    if (!job)
-        return NULL;
-    if (!(job->cancel = PQgetCancel(pg))) {
-        dbp_free(job);
-        return NULL;
-    }
-    pthread_mutex_init(&job->mu, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&job->cv, &attr);
-    pthread_condattr_destroy(&attr);
-    job->refs = 2; /* the connection's and the sending thread's */
-    return job;
+    PQfreeCancel(arg);
 }
 
 /* Asks the server to cancel the running statement, once per call, without
@@ -184,26 +125,8 @@ static void request_cancel(pg_conn *c, int for_deadline, int64_t now)
 {
     c->cancel_sent_ns = now;
     c->timed_out = for_deadline;
-    if (atomic_fetch_add(&cancels_in_flight, 1) >= MAX_CANCELS_IN_FLIGHT) {
-        atomic_fetch_sub(&cancels_in_flight, 1);
-        return;
-    }
-    pg_cancel_job *job = job_new(c->pg);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    pthread_t thread;
-    if (job && pthread_create(&thread, &attr, send_cancel_main, job) == 0) {
-        c->cancel_job = job;
-    } else {
-        if (job) {
-            job->refs = 1;
-            job_release(job);
-        }
-        atomic_fetch_sub(&cancels_in_flight, 1);
-    }
-    pthread_attr_destroy(&attr);
+    PGcancel *cancel = PQgetCancel(c->pg);
+    c->cancel_job = cancel ? dbp_side_job_start(send_cancel, cancel, free_cancel) : NULL;
 }
 
 void pg_cancel(pg_conn *c)
