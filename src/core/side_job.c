@@ -83,6 +83,14 @@ dbp_side_job *dbp_side_job_start(void (*run)(void *arg), void *arg, void (*free_
     return NULL;
 }
 
+int dbp_side_job_done(dbp_side_job *job)
+{
+    pthread_mutex_lock(&job->mu);
+    int done = job->done;
+    pthread_mutex_unlock(&job->mu);
+    return done;
+}
+
 int dbp_side_job_wait(dbp_side_job *job, int64_t until_ns)
 {
     struct timespec ts = {.tv_sec = until_ns / 1000000000, .tv_nsec = until_ns % 1000000000};

@@ -13,6 +13,8 @@ typedef struct dbp_side_job dbp_side_job;
  * thread and the caller are done with it. NULL (and arg freed) when too
  * many jobs run at once process-wide (64) or a thread cannot start. */
 dbp_side_job *dbp_side_job_start(void (*run)(void *arg), void *arg, void (*free_arg)(void *arg));
+/* 1 once the job has run; no waiting, and the caller keeps its side. */
+int dbp_side_job_done(dbp_side_job *job);
 /* Waits until the job has run or until `until_ns` (dbp_now_ns time);
  * returns 1 when it has run. Lets go of the caller's side either way. */
 int dbp_side_job_wait(dbp_side_job *job, int64_t until_ns);

@@ -65,6 +65,7 @@ typedef struct my_conn {
     const dbp_exec_ctx *ctx;  /* of the running call */
     int64_t cancel_sent_ns;   /* when this call sent KILL QUERY; 0: not yet */
     int timed_out;            /* that KILL was for the call's deadline */
+    int cancel_resent;        /* the KILL was sent a second time (mysql_wait.c) */
     struct dbp_side_job *cancel_job; /* the KILL, while it may not have reached the server */
     int dead;                 /* the link failed or a KILL was not confirmed in time */
     int in_tx;                /* BEGIN sent, no COMMIT/ROLLBACK since */

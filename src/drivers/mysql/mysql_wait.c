@@ -176,6 +176,7 @@ void my_call_begin(my_conn *c, const dbp_exec_ctx *ctx)
     (void)n;
     c->ctx = ctx;
     c->cancel_sent_ns = 0;
+    c->cancel_resent = 0;
     c->timed_out = 0;
     if (ctx->replied)
         *ctx->replied = 0;
@@ -276,6 +277,24 @@ static int stop_now(my_conn *c, int cancelled, int *rc, dbp_error *err)
     return -1;
 }
 
+/* A cancel that reaches the server before the statement has started is
+ * lost (the session is not running anything yet, so there is nothing to
+ * stop): once it has been processed and a quarter of the grace has passed
+ * with the statement still running, it is sent once more. */
+#define RESEND_POLL_NS ((int64_t)50000000)
+static void resend_lost_cancel(my_conn *c, int64_t now)
+{
+    if (c->cancel_resent || !c->cancel_job || now < c->cancel_sent_ns + c->ctx->cancel_grace_ns / 4 ||
+        !dbp_side_job_done(c->cancel_job))
+        return;
+    dbp_side_job_wait(c->cancel_job, 0); /* done: lets go of it */
+    c->cancel_job = NULL;
+    c->cancel_resent = 1;
+    int64_t first = c->cancel_sent_ns;
+    request_cancel(c, c->timed_out, now);
+    c->cancel_sent_ns = first; /* the grace still counts from the first */
+}
+
 int my_wait(my_conn *c, int status, int *rc, dbp_error *err)
 {
     const dbp_exec_ctx *ctx = c->ctx;
@@ -298,7 +317,10 @@ int my_wait(my_conn *c, int status, int *rc, dbp_error *err)
         if (now >= lib_until)
             return MYSQL_WAIT_TIMEOUT;
         int64_t end = until < lib_until ? until : lib_until;
-        int64_t slice = end - now < SLICE_NS ? end - now : SLICE_NS;
+        if (c->cancel_sent_ns)
+            resend_lost_cancel(c, now);
+        int64_t cap = c->cancel_sent_ns && !c->cancel_resent ? RESEND_POLL_NS : SLICE_NS;
+        int64_t slice = end - now < cap ? end - now : cap;
         short events = (short)(((status & MYSQL_WAIT_READ) ? POLLIN : 0) |
                                ((status & MYSQL_WAIT_WRITE) ? POLLOUT : 0) |
                                ((status & MYSQL_WAIT_EXCEPT) ? POLLPRI : 0));

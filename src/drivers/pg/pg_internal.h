@@ -79,6 +79,7 @@ typedef struct pg_conn {
     const dbp_exec_ctx *ctx; /* of the running call: cancel flag, deadline, notices */
     int64_t cancel_sent_ns;  /* when this call asked the server to cancel; 0: not yet */
     int timed_out;           /* that cancel was for the call's deadline */
+    int cancel_resent;       /* the cancel was sent a second time (pg_wait.c) */
     struct dbp_side_job *cancel_job; /* that cancel, while the server may not have seen it */
     int dead;                /* the server did not confirm a cancel in time, or the
                                 link failed: the connection is never used again */

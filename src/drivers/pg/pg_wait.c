@@ -48,6 +48,7 @@ void pg_call_begin(pg_conn *c, const dbp_exec_ctx *ctx)
     (void)n;
     c->ctx = ctx;
     c->cancel_sent_ns = 0;
+    c->cancel_resent = 0;
     c->timed_out = 0;
     if (ctx->replied)
         *ctx->replied = 0;
@@ -155,6 +156,24 @@ static int give_up(pg_conn *c, dbp_error *err)
 
 /* ---- waiting ----------------------------------------------------------------- */
 
+/* A cancel that reaches the server before the statement has started is
+ * lost (the session is not running anything yet, so there is nothing to
+ * stop): once it has been processed and a quarter of the grace has passed
+ * with the statement still running, it is sent once more. */
+#define RESEND_POLL_NS ((int64_t)50000000)
+static void resend_lost_cancel(pg_conn *c, int64_t now)
+{
+    if (c->cancel_resent || !c->cancel_job || now < c->cancel_sent_ns + c->ctx->cancel_grace_ns / 4 ||
+        !dbp_side_job_done(c->cancel_job))
+        return;
+    dbp_side_job_wait(c->cancel_job, 0); /* done: lets go of it */
+    c->cancel_job = NULL;
+    c->cancel_resent = 1;
+    int64_t first = c->cancel_sent_ns;
+    request_cancel(c, c->timed_out, now);
+    c->cancel_sent_ns = first; /* the grace still counts from the first */
+}
+
 int pg_wait(pg_conn *c, int for_write, dbp_error *err)
 {
     const dbp_exec_ctx *ctx = c->ctx;
@@ -169,7 +188,10 @@ int pg_wait(pg_conn *c, int for_write, dbp_error *err)
                                           : ctx->deadline_ns;
         if (c->cancel_sent_ns && now >= until)
             return give_up(c, err);
-        int64_t slice = until - now < SLICE_NS ? until - now : SLICE_NS;
+        if (c->cancel_sent_ns)
+            resend_lost_cancel(c, now);
+        int64_t cap = c->cancel_sent_ns && !c->cancel_resent ? RESEND_POLL_NS : SLICE_NS;
+        int64_t slice = until - now < cap ? until - now : cap;
         struct pollfd fds[2] = {
             {.fd = PQsocket(c->pg), .events = (short)(POLLIN | (for_write ? POLLOUT : 0))},
             {.fd = c->cancel_fd, .events = POLLIN}};
