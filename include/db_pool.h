@@ -308,6 +308,7 @@ int dbp_manager_endpoint_stats(dbp_manager *mgr, const char *pool_id, int index,
 typedef enum dbp_hist_kind {
     DBP_HIST_SECONDS = 0, /* durations, bounds 10 us .. 60 s, log-spaced 1-2.5-5 */
     DBP_HIST_ROWS = 1,    /* row counts, bounds 0, 1, 10 .. 1e8 */
+    DBP_HIST_BYTES = 2,   /* sizes in bytes, bounds 0, 100, 1000 .. 1e10 */
 } dbp_hist_kind;
 
 /* The upper bounds (inclusive, ascending) of a kind's finite buckets; *n is
@@ -355,8 +356,10 @@ typedef struct dbp_pool_metrics {
     uint64_t topology_generation;
     uint64_t bulk_rows_in;     /* rows written by write_frame */
     uint64_t bulk_rows_out;    /* rows read by cursor fetches (stream) */
+    uint64_t bulk_bytes_out;   /* bytes of the Arrow batches those fetches built */
     dbp_histogram_snapshot wait_time;   /* acquire wait of each checkout, seconds */
     dbp_histogram_snapshot result_rows; /* rows of each query() result */
+    dbp_histogram_snapshot result_bytes; /* bytes of the Arrow batches of each query() result */
 } dbp_pool_metrics;
 
 typedef struct dbp_endpoint_metrics {

@@ -87,6 +87,12 @@ METRICS: dict[str, MetricInfo] = {
         "gauge", "", _P, "Bumped whenever an endpoint's known role changes."
     ),
     "dbpool_result_rows": MetricInfo("histogram", "rows", _P, "Rows of each query() result."),
+    "dbpool_result_bytes": MetricInfo(
+        "histogram", "bytes", _P, "Bytes of the Arrow batches of each query() result."
+    ),
+    "dbpool_bulk_bytes_total": MetricInfo(
+        "counter", "bytes", _P, "Bytes of the Arrow batches stream() fetches built (direction=out)."
+    ),
     "dbpool_bulk_rows_total": MetricInfo(
         "counter",
         "",
@@ -168,6 +174,8 @@ def _pool_samples(pool_id: str, raw: dict[str, Any], out: Snapshot) -> None:
     hist("dbpool_result_rows", raw["result_rows"], base)
     add("dbpool_bulk_rows_total", raw["bulk_rows_in"], direction="in")
     add("dbpool_bulk_rows_total", raw["bulk_rows_out"], direction="out")
+    hist("dbpool_result_bytes", raw["result_bytes"], base)
+    add("dbpool_bulk_bytes_total", raw["bulk_bytes_out"], direction="out")
     for ep in raw["endpoints"]:
         labels = {**base, "endpoint": ep["endpoint"], "role": ep["role"]}
 

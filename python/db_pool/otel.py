@@ -75,6 +75,8 @@ OTEL_METRICS: dict[str, OtelMetric] = {
     "dbpool_topology_generation": OtelMetric("dbpool.topology.generation", "gauge", "1"),
     "dbpool_result_rows": OtelMetric("dbpool.result.rows", "histogram", "{row}"),
     "dbpool_bulk_rows_total": OtelMetric("dbpool.bulk.rows", "counter", "{row}"),
+    "dbpool_result_bytes": OtelMetric("dbpool.result.bytes", "histogram", "By"),
+    "dbpool_bulk_bytes_total": OtelMetric("dbpool.bulk.bytes", "counter", "By"),
     "dbpool_connections_acquired_total": OtelMetric(
         "dbpool.connections.acquired", "counter", "{connection}"
     ),

@@ -113,21 +113,24 @@ PyObject *pool_metrics(module_state *st, dbp_manager *mgr, const char *pool_id)
     PyObject *requests = by_name(pm.requests, DBP_CATEGORY_SLOTS, dbp_category_name);
     PyObject *wait = histogram(&pm.wait_time);
     PyObject *rows = histogram(&pm.result_rows);
+    PyObject *bytes = histogram(&pm.result_bytes);
     PyObject *out = NULL;
-    if (endpoints && requests && wait && rows)
+    if (endpoints && requests && wait && rows && bytes)
         out = Py_BuildValue(
-            "{ss,si,sO,sK,sK,sK,sK,sK,sK,sK,sK,sO,sO,sO}", "engine", engine, "waiting",
+            "{ss,si,sO,sK,sK,sK,sK,sK,sK,sK,sK,sK,sO,sO,sO,sO}", "engine", engine, "waiting",
             pm.waiting, "requests", requests, "acquire_timeouts",
             (unsigned long long)pm.acquire_timeouts, "rejected", (unsigned long long)pm.rejected,
             "retries", (unsigned long long)pm.retries, "abandoned",
             (unsigned long long)pm.abandoned, "failovers", (unsigned long long)pm.failovers,
             "topology_generation", (unsigned long long)pm.topology_generation, "bulk_rows_in",
             (unsigned long long)pm.bulk_rows_in, "bulk_rows_out",
-            (unsigned long long)pm.bulk_rows_out, "wait_time", wait, "result_rows", rows,
-            "endpoints", endpoints);
+            (unsigned long long)pm.bulk_rows_out, "bulk_bytes_out",
+            (unsigned long long)pm.bulk_bytes_out, "wait_time", wait, "result_rows", rows,
+            "result_bytes", bytes, "endpoints", endpoints);
     Py_XDECREF(endpoints);
     Py_XDECREF(requests);
     Py_XDECREF(wait);
     Py_XDECREF(rows);
+    Py_XDECREF(bytes);
     return out;
 }

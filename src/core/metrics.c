@@ -21,11 +21,15 @@ static const int64_t seconds_bounds_ns[] = {
     2500000,   5000000,   10000000,   25000000,   50000000,   100000000,   250000000,
     500000000, 1000000000, 2500000000, 5000000000, 10000000000, 25000000000, 60000000000};
 static const double rows_bounds[] = {0, 1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+static const double bytes_bounds[] = {0, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10};
+static const int64_t bytes_bounds_int[] = {0, 100, 1000, 10000, 100000, 1000000, 10000000,
+                                           100000000, 1000000000, 10000000000};
 static const int64_t rows_bounds_int[] = {0, 1, 10, 100, 1000, 10000, 100000, 1000000,
                                           10000000, 100000000};
 
 #define N_SECONDS ((int)(sizeof seconds_bounds / sizeof *seconds_bounds))
 #define N_ROWS ((int)(sizeof rows_bounds / sizeof *rows_bounds))
+#define N_BYTES ((int)(sizeof bytes_bounds / sizeof *bytes_bounds))
 _Static_assert(N_SECONDS + 1 <= DBP_HIST_BUCKETS, "seconds buckets fit");
 _Static_assert(N_ROWS + 1 <= DBP_HIST_BUCKETS, "rows buckets fit");
 _Static_assert(sizeof seconds_bounds / sizeof *seconds_bounds ==
@@ -45,6 +49,10 @@ const double *dbp_histogram_bounds(int kind, int *n)
     if (kind == DBP_HIST_ROWS) {
         *n = N_ROWS;
         return rows_bounds;
+    }
+    if (kind == DBP_HIST_BYTES) {
+        *n = N_BYTES;
+        return bytes_bounds;
     }
     *n = 0;
     return NULL;
@@ -78,8 +86,10 @@ void dbp_histogram_observe(dbp_histogram *h, int64_t value)
 {
     if (value < 0)
         value = 0;
-    const int64_t *bounds = h->kind == DBP_HIST_ROWS ? rows_bounds_int : seconds_bounds_ns;
-    int n = h->kind == DBP_HIST_ROWS ? N_ROWS : N_SECONDS;
+    const int64_t *bounds = h->kind == DBP_HIST_ROWS    ? rows_bounds_int
+                            : h->kind == DBP_HIST_BYTES ? bytes_bounds_int
+                                                        : seconds_bounds_ns;
+    int n = h->kind == DBP_HIST_ROWS ? N_ROWS : h->kind == DBP_HIST_BYTES ? N_BYTES : N_SECONDS;
     /* most values are small: a scan from the bottom stops early */
     int i = 0;
     while (i < n && value > bounds[i])
@@ -98,13 +108,14 @@ void dbp_histogram_read(const dbp_histogram *h, dbp_histogram_snapshot *out)
         out->buckets[i] = dbp_counter_get(&h->buckets[i]);
     out->count = dbp_counter_get(&h->count);
     uint64_t sum = dbp_counter_get(&h->sum);
-    out->sum = h->kind == DBP_HIST_ROWS ? (double)sum : (double)sum / 1e9;
+    out->sum = h->kind == DBP_HIST_SECONDS ? (double)sum / 1e9 : (double)sum;
 }
 
 void dbp_pool_counters_init(dbp_pool_counters *m)
 {
     dbp_histogram_init(&m->wait_time, DBP_HIST_SECONDS);
     dbp_histogram_init(&m->result_rows, DBP_HIST_ROWS);
+    dbp_histogram_init(&m->result_bytes, DBP_HIST_BYTES);
 }
 
 dbp_gauge_cell *dbp_gauge_cell_new(void)
@@ -185,8 +196,10 @@ static void read_pool_locked(const dbp_pool *pool, dbp_pool_metrics *out)
     out->topology_generation = dbp_counter_get(&m->topology_generation);
     out->bulk_rows_in = dbp_counter_get(&m->bulk_rows_in);
     out->bulk_rows_out = dbp_counter_get(&m->bulk_rows_out);
+    out->bulk_bytes_out = dbp_counter_get(&m->bulk_bytes_out);
     dbp_histogram_read(&m->wait_time, &out->wait_time);
     dbp_histogram_read(&m->result_rows, &out->result_rows);
+    dbp_histogram_read(&m->result_bytes, &out->result_bytes);
 }
 
 int dbp_manager_pool_metrics(dbp_manager *mgr, const char *pool_id, dbp_pool_metrics *out,

@@ -65,8 +65,8 @@ void dbp_histogram_read(const dbp_histogram *h, dbp_histogram_snapshot *out);
 typedef struct dbp_pool_counters {
     dbp_counter requests[DBP_CATEGORY_SLOTS];
     dbp_counter acquire_timeouts, rejected, retries, abandoned, failovers, topology_generation;
-    dbp_counter bulk_rows_in, bulk_rows_out;
-    dbp_histogram wait_time, result_rows;
+    dbp_counter bulk_rows_in, bulk_rows_out, bulk_bytes_out;
+    dbp_histogram wait_time, result_rows, result_bytes;
 } dbp_pool_counters;
 
 /* Counted per endpoint (dbp_endpoint.m). */

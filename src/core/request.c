@@ -167,10 +167,13 @@ void dbp_request_count_locked(dbp_pool *pool, const dbp_request *req, int status
                                                                                  : DBP_E_PROTOCOL]);
     if (status != DBP_OK || req->answered)
         return;
-    if (req->op == DBP_OP_QUERY && req->result)
+    if (req->op == DBP_OP_QUERY && req->result) {
         dbp_histogram_observe(&pool->m.result_rows, dbp_result_total_rows(req->result));
-    else if (req->op == DBP_OP_CURSOR_FETCH && req->result)
+        dbp_histogram_observe(&pool->m.result_bytes, (int64_t)dbp_result_total_memory(req->result));
+    } else if (req->op == DBP_OP_CURSOR_FETCH && req->result) {
         dbp_counter_add(&pool->m.bulk_rows_out, (uint64_t)dbp_result_total_rows(req->result));
+        dbp_counter_add(&pool->m.bulk_bytes_out, (uint64_t)dbp_result_total_memory(req->result));
+    }
     else if (req->op == DBP_OP_WRITE_FRAME && req->rows_affected > 0)
         dbp_counter_add(&pool->m.bulk_rows_in, (uint64_t)req->rows_affected);
 }

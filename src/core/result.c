@@ -33,6 +33,7 @@ struct dbp_result {
     size_t batches_capacity;
     size_t next_batch; /* stream position */
     int64_t finished_rows;
+    size_t finished_bytes;
 
     char last_error[128]; /* for the stream's get_last_error */
 };
@@ -144,6 +145,11 @@ size_t dbp_result_pending_memory(const dbp_result *res)
 int64_t dbp_result_total_rows(const dbp_result *res)
 {
     return res->finished_rows + dbp_result_pending_rows(res);
+}
+
+size_t dbp_result_total_memory(const dbp_result *res)
+{
+    return res->finished_bytes + dbp_result_pending_memory(res);
 }
 
 /* ---- batches ---------------------------------------------------------------- */
@@ -278,6 +284,7 @@ int dbp_result_finish_batch(dbp_result *res, dbp_error *err)
     int64_t rows = dbp_result_pending_rows(res);
     if (rows == 0)
         return DBP_OK;
+    size_t bytes = dbp_result_pending_memory(res);
     for (size_t i = 0; i < res->n_columns; i++) {
         if (res->columns[i].length != rows)
             return dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
@@ -357,6 +364,7 @@ int dbp_result_finish_batch(dbp_result *res, dbp_error *err)
     batch->release = release_batch;
     batch->private_data = owned;
     res->finished_rows += rows;
+    res->finished_bytes += bytes;
     return DBP_OK;
 }
 

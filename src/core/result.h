@@ -23,6 +23,8 @@ int64_t dbp_result_pending_rows(const dbp_result *res);
 size_t dbp_result_pending_memory(const dbp_result *res);
 /* Rows in finished batches plus the pending ones. */
 int64_t dbp_result_total_rows(const dbp_result *res);
+/* Bytes of the finished batches plus the pending ones. */
+size_t dbp_result_total_memory(const dbp_result *res);
 
 /* Closes the batch being built (when it has rows) and keeps it. Column types
  * are fixed by the first batch: a later batch whose column has another type

@@ -46,6 +46,9 @@ async def test_known_work_gives_exact_metrics(api: Any) -> None:
     rows = value(snap, "dbpool_result_rows")
     assert rows["count"] == n + 1 and rows["sum"] == 3 * n
     assert dict(rows["buckets"])[0.0] == 1 and dict(rows["buckets"])[10.0] == n + 1
+    size = value(snap, "dbpool_result_bytes")
+    assert size["count"] == n + 1 and size["sum"] > 0  # the empty result has a schema only
+    assert dict(size["buckets"])[0.0] >= 1 and size["buckets"][-1] == (float("inf"), n + 1)
     assert value(snap, "dbpool_connections_acquired_total") == finished
     opened = value(snap, "dbpool_connections_opened_total")
     closed = total(snap, "dbpool_connections_closed_total")
