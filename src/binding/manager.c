@@ -45,6 +45,15 @@ static void manager_dealloc(ManagerObject *self)
     Py_DECREF(tp);
 }
 
+/* The manager for a call that lets the GIL go: the reference keeps its
+ * memory valid should close() on another thread free it meanwhile (the
+ * call then finds it closed). Pair with dbp_manager_unref. */
+static dbp_manager *held(ManagerObject *self)
+{
+    dbp_manager_ref(self->mgr);
+    return self->mgr;
+}
+
 static int manager_check(ManagerObject *self, module_state *st)
 {
     if (self->closed || !self->mgr) {
@@ -75,8 +84,10 @@ static PyObject *manager_create_pool(ManagerObject *self, PyObject *args)
         return NULL;
     dbp_error err;
     int rc;
+    dbp_manager *mgr = held(self);
     Py_BEGIN_ALLOW_THREADS
-    rc = dbp_manager_create_pool_endpoints(self->mgr, pool_id, engine, eps, (size_t)n, &o, &err);
+    rc = dbp_manager_create_pool_endpoints(mgr, pool_id, engine, eps, (size_t)n, &o, &err);
+    dbp_manager_unref(mgr);
     Py_END_ALLOW_THREADS
     endpoints_free(eps, n);
     if (rc != DBP_OK) {
@@ -108,8 +119,10 @@ static PyObject *manager_reconfigure_pool(ManagerObject *self, PyObject *args)
     dbp_reconfigure_report r;
     dbp_error err;
     int rc;
+    dbp_manager *mgr = held(self);
     Py_BEGIN_ALLOW_THREADS
-    rc = dbp_manager_reconfigure_pool(self->mgr, pool_id, eps, (size_t)n, &o, &r, &err);
+    rc = dbp_manager_reconfigure_pool(mgr, pool_id, eps, (size_t)n, &o, &r, &err);
+    dbp_manager_unref(mgr);
     Py_END_ALLOW_THREADS
     endpoints_free(eps, n);
     if (rc != DBP_OK)
@@ -144,8 +157,10 @@ static PyObject *manager_close_pool(ManagerObject *self, PyObject *args)
         return NULL;
     dbp_error err;
     int rc;
+    dbp_manager *mgr = held(self);
     Py_BEGIN_ALLOW_THREADS
-    rc = dbp_manager_close_pool(self->mgr, pool_id, timeout_ms, &err);
+    rc = dbp_manager_close_pool(mgr, pool_id, timeout_ms, &err);
+    dbp_manager_unref(mgr);
     Py_END_ALLOW_THREADS
     if (rc != DBP_OK && rc != DBP_E_TIMEOUT)
         return raise_error(st, &err, NULL);
@@ -266,7 +281,7 @@ static PyObject *manager_wait_events(ManagerObject *self, PyObject *args)
     dbp_event events[32];
     size_t n = 0;
     int rc;
-    dbp_manager_ref(mgr); /* close() may free it while we wait */
+    dbp_manager_ref(mgr); /* close() may free it while we wait (see held()) */
     Py_BEGIN_ALLOW_THREADS
     rc = dbp_manager_wait_events(mgr, (int64_t)(timeout * 1000), events, 32, &n);
     dbp_manager_unref(mgr);
@@ -323,8 +338,10 @@ static PyObject *manager_submit(ManagerObject *self, PyObject *args, PyObject *k
         PyErr_Clear();
     if (!queue || dbp_engine_runs_inline(name)) {
         dbp_request_set_inline(req->req, 1);
+        dbp_manager *mgr = held(self);
         Py_BEGIN_ALLOW_THREADS
-        rc = dbp_submit(self->mgr, pool_id, req->req, queue ? queue->cq : NULL, &err);
+        rc = dbp_submit(mgr, pool_id, req->req, queue ? queue->cq : NULL, &err);
+        dbp_manager_unref(mgr);
         Py_END_ALLOW_THREADS
     } else { /* a worker runs it: a quick hand-over, no need to let the GIL go */
         rc = dbp_submit(self->mgr, pool_id, req->req, queue->cq, &err);

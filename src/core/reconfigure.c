@@ -313,9 +313,12 @@ int dbp_manager_reconfigure_pool(dbp_manager *mgr, const char *pool_id,
     if (rc != DBP_OK)
         return rc;
     pthread_mutex_lock(&mgr->mu);
-    size_t at = pool_id ? dbp_manager_find_pool_locked(mgr, pool_id) : SIZE_MAX;
+    int closing = mgr->closing;
+    size_t at = pool_id && !closing ? dbp_manager_find_pool_locked(mgr, pool_id) : SIZE_MAX;
     const dbp_driver *driver = at != SIZE_MAX ? mgr->pools[at]->driver : NULL;
     pthread_mutex_unlock(&mgr->mu);
+    if (closing)
+        return dbp_error_set(err, DBP_E_CLOSED, 0, NULL, "the pool manager is closed");
     if (!driver)
         return dbp_error_set(err, DBP_E_NOT_FOUND, 0, NULL, "no pool named '%s'",
                              pool_id ? pool_id : "");

@@ -173,7 +173,7 @@ async def test_async_reload(tmp_path: Path) -> None:
 def test_reload_racing_a_close_ends_cleanly(tmp_path: Path) -> None:
     """Reloads in a thread while the pool set closes: each reload either
     applies or raises PoolClosed; nothing hangs or crashes."""
-    for _ in range(10):
+    for _ in range(60):
         pool = SyncDatabasePool.from_config(pools(tmp_path, a={"max_size": 2}))
         outcomes: list[str] = []
 
