@@ -211,7 +211,8 @@ struct dbp_pool {
 
 struct dbp_manager {
     pthread_mutex_t mu;
-    pid_t pid;              /* the creating process: a forked child has no workers */
+    unsigned fork_count;    /* forks counted when it was made: a forked child has no
+                               workers (dbp_manager_forked) */
     int refs;               /* the owner's, plus one per pool not yet destroyed, worker
                                thread and submitted request not yet freed */
     int closing;

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "alloc.h"
 #include "core.h"
@@ -31,6 +30,21 @@ void dbp_pool_options_init(dbp_pool_options *opts)
     opts->reset_on_release = DBP_RESET_AUTO;
 }
 
+/* Bumped in every child process a fork makes: a manager made before the
+ * fork sees another count (no getpid() system call per request). */
+static atomic_uint fork_count;
+static pthread_once_t fork_watch = PTHREAD_ONCE_INIT;
+
+static void count_fork(void)
+{
+    atomic_fetch_add(&fork_count, 1);
+}
+
+static void watch_forks(void)
+{
+    pthread_atfork(NULL, NULL, count_fork);
+}
+
 static void *janitor_main(void *arg);
 
 int dbp_manager_new(dbp_manager **out, dbp_error *err)
@@ -39,7 +53,8 @@ int dbp_manager_new(dbp_manager **out, dbp_error *err)
     if (!mgr)
         return dbp_error_nomem(err);
     mgr->refs = 1;
-    mgr->pid = getpid();
+    pthread_once(&fork_watch, watch_forks);
+    mgr->fork_count = atomic_load(&fork_count);
     pthread_mutex_init(&mgr->mu, NULL);
     pthread_cond_init(&mgr->work_cv, NULL);
     pthread_condattr_t attr;
@@ -71,7 +86,10 @@ void dbp_janitor_wake_by_locked(dbp_manager *mgr, int64_t when)
         pthread_cond_signal(&mgr->janitor_cv);
 }
 
-int dbp_manager_forked(const dbp_manager *mgr) { return getpid() != mgr->pid; }
+int dbp_manager_forked(const dbp_manager *mgr)
+{
+    return atomic_load_explicit(&fork_count, memory_order_relaxed) != mgr->fork_count;
+}
 
 int dbp_manager_forked_error(dbp_error *err)
 {

@@ -239,6 +239,7 @@ static int is_usable(void *p)
 static void interrupt(void *p)
 {
     my_conn *c = p;
+    atomic_fetch_add(&c->interrupts, 1);
     uint64_t one = 1;
     ssize_t n = write(c->cancel_fd, &one, sizeof one);
     (void)n;

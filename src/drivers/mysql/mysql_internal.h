@@ -62,6 +62,8 @@ typedef struct my_conn {
     unsigned long thread_id;  /* the server's id of this session, for KILL QUERY */
     unsigned long max_packet; /* the server's max_allowed_packet (0: unknown) */
     int cancel_fd;            /* eventfd written by interrupt() */
+    atomic_uint interrupts;   /* interrupt() calls, so a call drains cancel_fd only after one */
+    unsigned interrupts_seen;
     const dbp_exec_ctx *ctx;  /* of the running call */
     int64_t cancel_sent_ns;   /* when this call sent KILL QUERY; 0: not yet */
     int timed_out;            /* that KILL was for the call's deadline */

@@ -171,9 +171,13 @@ static void await_cancel(my_conn *c)
 
 void my_call_begin(my_conn *c, const dbp_exec_ctx *ctx)
 {
-    uint64_t stale;
-    ssize_t n = read(c->cancel_fd, &stale, sizeof stale);
-    (void)n;
+    unsigned sent = atomic_load(&c->interrupts);
+    if (sent != c->interrupts_seen) { /* an interrupt meant for a call that already ended */
+        uint64_t stale;
+        ssize_t n = read(c->cancel_fd, &stale, sizeof stale);
+        (void)n;
+        c->interrupts_seen = sent;
+    }
     c->ctx = ctx;
     c->cancel_sent_ns = 0;
     c->cancel_resent = 0;

@@ -370,8 +370,10 @@ static int is_usable(void *conn)
 
 static void interrupt(void *conn)
 {
+    pg_conn *c = conn;
+    atomic_fetch_add(&c->interrupts, 1);
     uint64_t one = 1;
-    ssize_t n = write(((pg_conn *)conn)->cancel_fd, &one, sizeof one);
+    ssize_t n = write(c->cancel_fd, &one, sizeof one);
     (void)n; /* a full counter still means "cancel" */
 }
 

@@ -71,6 +71,8 @@ typedef struct pg_cursor {
 typedef struct pg_conn {
     PGconn *pg;              /* in libpq's non-blocking mode */
     int cancel_fd;           /* eventfd written by interrupt() */
+    atomic_uint interrupts;  /* interrupt() calls, so a call drains cancel_fd only after one */
+    unsigned interrupts_seen;
     const pg_config *cfg;
     pg_statement **cache;
     int n_cached;
