@@ -17,7 +17,8 @@ table (1M rows; 10M more with --big); W3 bulk write of a 1M-row DataFrame;
 W4 the same bulk read on SQLite; W5 the seed's own workload on SQLite and
 PostgreSQL; W6 execute_many; W7 MySQL/MariaDB bulk read, point SELECTs
 and bulk write (bench/mysql_bench.py, on a private MariaDB); P5 10,000
-waiters on 10 connections; M1 (`metrics`) W4 point and W1 c=10 against a build with metrics compiled out.
+waiters on 10 connections; M1 (`metrics`) W4 point and W1 c=10 against a
+build with metrics compiled out.
 --quick: small sizes, 2 repetitions.
 """
 
@@ -777,13 +778,15 @@ def write_doc(bench: Bench, dsn: str, today: str, seconds: float) -> None:
         "repetition (checked by the run; the limits, which build no result, excepted). "
         "**Ratios read \"how many times better db_pool is\"**: peer time / db_pool time, "
         "or db_pool QPS / peer QPS — above 1 db_pool wins, below 1 it loses. "
-        "\"(limit)\" rows are the server's own tools (pgbench, psql), not DataFrame builders.",
+        "\"(limit)\" rows are the server's own tools (pgbench, psql, the mariadb client), "
+        "not DataFrame builders.",
         "",
         "## Summary: ratios to db_pool", "",
     ] + bench.summary + ["", "## Goals", "",
                          "The performance goals of this round (issue 13; W7: issue 16), "
-                         "from this run's medians; where db_pool misses one, \"Where db_pool loses, and why\" "
-                         "below says where the time goes.", ""] + goals_table(bench.raw)
+                         "from this run's medians; where db_pool misses one, \"Where "
+                         "db_pool loses, and why\" below says where the time goes.", ""]
+    header += goals_table(bench.raw)
     footer = ["", notes.read_text()] if notes.exists() else []
     bench.out.write_text("\n".join(header + bench.sections + footer))
 
