@@ -20,7 +20,7 @@ PY_PACKAGES := meson meson-python ninja polars pyarrow numpy pytest pytest-async
                opentelemetry-api opentelemetry-sdk pyyaml
 # Peers for `make bench` only.
 BENCH_PACKAGES := connectorx asyncpg psycopg-pool adbc-driver-postgresql adbc-driver-sqlite aiosqlite \
-                  matplotlib
+                  matplotlib asyncmy pymysql mysqlclient
 
 .PHONY: all demo test setup system-deps browser-deps venv install c-test c-test-asan c-test-valgrind \
         py-test typecheck tds-server bench bench-deps bench-quick fuzz fuzz-deps fuzz-build \
@@ -105,7 +105,7 @@ tds-server: venv
 
 # Side-by-side benchmarks; writes docs/benchmarks.md and its plots.
 bench-deps: install
-	@$(PY) -c "import connectorx, asyncpg, psycopg_pool, adbc_driver_postgresql, adbc_driver_sqlite, aiosqlite, matplotlib" \
+	@$(PY) -c "import connectorx, asyncpg, psycopg_pool, adbc_driver_postgresql, adbc_driver_sqlite, aiosqlite, matplotlib, asyncmy, pymysql, MySQLdb" \
 	    2>/dev/null || $(PY) -m pip install -q $(BENCH_PACKAGES)
 
 bench: bench-deps

@@ -16,7 +16,7 @@ Runs = list[dict[str, Any]]
 Results = dict[str, Runs]
 
 OURS = ("db_pool", "db_pool_sync")
-LIMITS = ("psql_copy", "pgbench")
+LIMITS = ("psql_copy", "pgbench", "mariadb_load_data")
 
 
 def median(runs: Runs, key: str) -> float:
@@ -115,8 +115,8 @@ def _speed(raw: dict[str, Results], name: str, ours: str, peer: str) -> float:
 
 
 def goals_table(raw: dict[str, Results]) -> list[str]:
-    """The performance goals (issue 13) against this run's medians: each a
-    ratio where above the target is met (P4: below)."""
+    """The performance goals (issue 13; W7: issue 16) against this run's
+    medians: each a ratio where above the target is met (P4: below)."""
     rows: list[tuple[str, str, float, float, bool]] = []  # workload, measure, ratio, target, higher
 
     def add(workload: str, measure: str, ratio: Callable[[], float], target: float,
@@ -161,6 +161,18 @@ def goals_table(raw: dict[str, Results]) -> list[str]:
         lambda: _speed(raw, "W6", "db_pool", "asyncpg"), 1.5)
     add("W6 execute_many", "psycopg time / db_pool time",
         lambda: _speed(raw, "W6", "db_pool", "psycopg"), 1.5)
+    add("W7 MySQL read", "ConnectorX time / db_pool time",
+        lambda: _speed(raw, "W7 read", "db_pool", "connectorx"), 2.0)
+    add("W7 MySQL read", "mysqlclient + DataFrame time / db_pool time",
+        lambda: _speed(raw, "W7 read", "db_pool", "mysqlclient_df"), 3.0)
+    add("W7 MySQL point c=10", "db_pool / asyncmy + DataFrame, QPS",
+        lambda: _qps(raw, "W7 point c=10", "db_pool", "asyncmy_df"), 1.5)
+    add("W7 MySQL point c=10", "db_pool / asyncmy rows, QPS",
+        lambda: _qps(raw, "W7 point c=10", "db_pool", "asyncmy"), 1.0)
+    add("W7 MySQL write", "asyncmy executemany time / db_pool time",
+        lambda: _speed(raw, "W7 write", "db_pool", "asyncmy"), 2.0)
+    add("W7 MySQL write", "mariadb client LOAD DATA time / db_pool time",
+        lambda: _speed(raw, "W7 write", "db_pool", "mariadb_load_data"), 1 / 1.5)
     lines = ["| workload | measure | this run | goal | met |", "|---|---|---:|---:|---|"]
     for workload, measure, ratio, target, higher in rows:
         met = ratio >= target if higher else ratio <= target

@@ -1,7 +1,7 @@
 """Side-by-side benchmarks: db_pool against its peers on the same server, in
 the same run, in alternating order, every contender's result checked.
 
-    python bench/run.py [--quick] [--big] [--dsn postgresql://...] [--only w1,w2,w3,w4,w5]
+    python bench/run.py [--quick] [--big] [--dsn postgresql://...] [--only w1,w2,w3,w4,w5,w7]
 
 Starts a throwaway PostgreSQL (tests/pg_server.py) unless --dsn is given,
 loads the data, runs each workload, and writes docs/benchmarks.md plus PNG
@@ -15,8 +15,10 @@ Workloads: W1 1-row primary-key SELECTs at concurrency 1, 10, 100, and at 10
 on pgbench's own table and beside a CPU hog; W2 bulk read of an 8-column
 table (1M rows; 10M more with --big); W3 bulk write of a 1M-row DataFrame;
 W4 the same bulk read on SQLite; W5 the seed's own workload on SQLite and
-PostgreSQL; W6 execute_many; P5 10,000 waiters on 10 connections; M1
-(`metrics`) W4 point and W1 c=10 against a build with metrics compiled out.
+PostgreSQL; W6 execute_many; W7 MySQL/MariaDB bulk read, point SELECTs
+and bulk write (bench/mysql_bench.py, on a private MariaDB); P5 10,000
+waiters on 10 connections; M1 (`metrics`) W4 point and W1 c=10 against a
+build with metrics compiled out.
 --quick: small sizes, 2 repetitions.
 """
 
@@ -48,6 +50,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from pg_server import PgServer  # noqa: E402
+
+import mysql_bench  # noqa: E402  (needs tests/ on sys.path)
 
 WIDE_COLUMNS = ("i4 int4, i8 int8, f8 float8, n numeric(12,2), t text, ts timestamp, "
                 "b bool, d date")
@@ -244,6 +248,9 @@ class Bench:
             "pipelines the statements). The table is truncated before each run and checked "
             "after it (row count and the sum of `hashtext(row::text)`).",
             table_time(res))
+
+    def w7(self) -> None:
+        mysql_bench.w7(self)
 
     # ---- P4 ----
 
@@ -547,7 +554,8 @@ class CpuHog:
 
 def run_contender(workload: str, contender: str, args: dict[str, Any]) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "contenders.py"), workload, contender,
+        [sys.executable, str(ROOT / "bench" / ("mysql_contenders.py" if workload.startswith(
+            "mysql_") else "contenders.py")), workload, contender,
          json.dumps(args)],
         capture_output=True, text=True, check=False, cwd=ROOT,
     )
@@ -697,7 +705,8 @@ def versions(dsn: str) -> str:
 
     out = [f"Python {platform.python_version()}"]
     for pkg in ["db-pool", "polars", "pyarrow", "connectorx", "adbc-driver-postgresql",
-                "adbc-driver-sqlite", "asyncpg", "psycopg", "psycopg-pool", "matplotlib"]:
+                "adbc-driver-sqlite", "asyncpg", "psycopg", "psycopg-pool", "asyncmy", "PyMySQL",
+                "mysqlclient", "matplotlib"]:
         try:
             out.append(f"{pkg} {md.version(pkg)}")
         except md.PackageNotFoundError:
@@ -714,7 +723,7 @@ def main() -> None:
     ap.add_argument("--big-rows", type=int, default=10_000_000)
     ap.add_argument("--dsn", help="use this PostgreSQL instead of a throwaway one (W1 at "
                     "concurrency 100 needs max_connections >= 110)")
-    ap.add_argument("--only", default="w1,w2,w3,w4,w5,w6,p4,p5,metrics",
+    ap.add_argument("--only", default="w1,w2,w3,w4,w5,w6,w7,p4,p5,metrics",
                     help="workloads to run")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 5)")
     ap.add_argument("--rows", type=int, default=None, help="rows for W2-W4 (default 1M)")
@@ -769,13 +778,15 @@ def write_doc(bench: Bench, dsn: str, today: str, seconds: float) -> None:
         "repetition (checked by the run; the limits, which build no result, excepted). "
         "**Ratios read \"how many times better db_pool is\"**: peer time / db_pool time, "
         "or db_pool QPS / peer QPS — above 1 db_pool wins, below 1 it loses. "
-        "\"(limit)\" rows are the server's own tools (pgbench, psql), not DataFrame builders.",
+        "\"(limit)\" rows are the server's own tools (pgbench, psql, the mariadb client), "
+        "not DataFrame builders.",
         "",
         "## Summary: ratios to db_pool", "",
     ] + bench.summary + ["", "## Goals", "",
-                         "The performance goals of this round (issue 13), from this run's "
-                         "medians; where db_pool misses one, \"Where db_pool loses, and why\" "
-                         "below says where the time goes.", ""] + goals_table(bench.raw)
+                         "The performance goals of this round (issue 13; W7: issue 16), "
+                         "from this run's medians; where db_pool misses one, \"Where "
+                         "db_pool loses, and why\" below says where the time goes.", ""]
+    header += goals_table(bench.raw)
     footer = ["", notes.read_text()] if notes.exists() else []
     bench.out.write_text("\n".join(header + bench.sections + footer))
 
