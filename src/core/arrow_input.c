@@ -410,90 +410,162 @@ static int stream_error(struct ArrowArrayStream *in, int code, dbp_error *err)
                          why ? why : "no reason given");
 }
 
-/* Feeds one struct batch's rows. */
-static int walk_batch(const struct ArrowSchema *schema, const struct ArrowArray *batch,
-                      const dbp_frame_sink *sink, const atomic_int *cancelled, int64_t *rows,
-                      dbp_error *err)
+struct dbp_arrow_rows {
+    struct ArrowArrayStream *in;
+    struct ArrowSchema schema;
+    size_t n;
+    const char **names;
+    dbp_value_kind *kinds;
+    struct ArrowArray batch;  /* the batch being read; release NULL when none */
+    dbp_arrow_reader *readers;
+    size_t ready;             /* readers initialised for this batch */
+    int64_t row;              /* the next row of the batch */
+    dbp_cell *cells;
+};
+
+static void drop_batch(dbp_arrow_rows *r)
 {
-    size_t n = (size_t)schema->n_children;
-    if (batch->n_children != schema->n_children)
+    for (size_t c = 0; c < r->ready; c++)
+        dbp_arrow_reader_free(&r->readers[c]);
+    r->ready = 0;
+    if (r->batch.release)
+        r->batch.release(&r->batch);
+    memset(&r->batch, 0, sizeof r->batch);
+}
+
+/* Takes the stream's next struct batch and prepares a reader per column;
+ * *end = 1 when there is none. */
+static int next_batch(dbp_arrow_rows *r, int *end, dbp_error *err)
+{
+    drop_batch(r);
+    int code = r->in->get_next(r->in, &r->batch);
+    if (code != 0)
+        return stream_error(r->in, code, err);
+    *end = r->batch.release == NULL;
+    if (*end)
+        return DBP_OK;
+    const struct ArrowArray *b = &r->batch;
+    r->row = 0;
+    if (b->n_children != r->schema.n_children)
         return dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL,
                              "a batch has %lld columns, its schema %zu",
-                             (long long)batch->n_children, n);
-    if (batch->offset < 0 || batch->length < 0 || batch->offset > INT64_MAX - batch->length)
+                             (long long)b->n_children, r->n);
+    if (b->offset < 0 || b->length < 0 || b->offset > INT64_MAX - b->length)
         return dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL,
                              "a batch has offset %lld and length %lld (not valid Arrow)",
-                             (long long)batch->offset, (long long)batch->length);
-    dbp_arrow_reader *readers = dbp_calloc(n, sizeof *readers);
-    dbp_cell *cells = dbp_calloc(n, sizeof *cells);
-    int rc = readers && cells ? DBP_OK : dbp_error_nomem(err);
-    size_t ready = 0;
-    for (; rc == DBP_OK && ready < n; ready++) {
-        const struct ArrowArray *col = batch->children[ready];
-        if (!col || col->length < batch->offset + batch->length)
-            rc = dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL,
-                               "column %zu is shorter than its batch (not valid Arrow)", ready + 1);
-        else
-            rc = dbp_arrow_reader_init(&readers[ready], schema->children[ready], col, err);
+                             (long long)b->offset, (long long)b->length);
+    while (r->ready < r->n) {
+        const struct ArrowArray *col = b->children[r->ready];
+        if (!col || col->length < b->offset + b->length)
+            return dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL,
+                                 "column %zu is shorter than its batch (not valid Arrow)",
+                                 r->ready + 1);
+        int rc = dbp_arrow_reader_init(&r->readers[r->ready], r->schema.children[r->ready], col,
+                                       err);
+        r->ready++; /* a reader that failed half-way is freed with the others */
+        if (rc != DBP_OK)
+            return rc;
     }
-    for (int64_t row = 0; rc == DBP_OK && row < batch->length; row++) {
-        if ((row & 1023) == 1023 && cancelled && atomic_load(cancelled))
-            rc = dbp_error_set(err, DBP_E_CANCELLED, 0, NULL, "cancelled");
-        for (size_t c = 0; rc == DBP_OK && c < n; c++)
-            rc = dbp_arrow_reader_get(&readers[c], batch->offset + row, &cells[c], err);
-        if (rc == DBP_OK)
-            rc = sink->row(sink->arg, cells, n, err);
-        if (rc == DBP_OK)
-            (*rows)++;
+    return DBP_OK;
+}
+
+int dbp_arrow_rows_open(struct ArrowArrayStream *in, dbp_arrow_rows **out, dbp_error *err)
+{
+    dbp_arrow_rows *r = dbp_calloc(1, sizeof *r);
+    if (!(*out = r))
+        return dbp_error_nomem(err);
+    r->in = in;
+    int code = in->get_schema(in, &r->schema);
+    if (code != 0)
+        return stream_error(in, code, err);
+    if (strcmp(r->schema.format, "+s") != 0 || r->schema.n_children == 0)
+        return dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
+                             "write_frame takes a table of columns (a DataFrame)");
+    r->n = (size_t)r->schema.n_children;
+    r->names = dbp_calloc(r->n, sizeof *r->names);
+    r->kinds = dbp_calloc(r->n, sizeof *r->kinds);
+    r->readers = dbp_calloc(r->n, sizeof *r->readers);
+    r->cells = dbp_calloc(r->n, sizeof *r->cells);
+    if (!r->names || !r->kinds || !r->readers || !r->cells)
+        return dbp_error_nomem(err);
+    for (size_t c = 0; c < r->n; c++) {
+        r->names[c] = r->schema.children[c]->name ? r->schema.children[c]->name : "";
+        r->kinds[c] = column_kind(r->schema.children[c]);
     }
-    for (size_t c = 0; readers && c < ready; c++)
-        dbp_arrow_reader_free(&readers[c]);
-    dbp_free(readers);
-    dbp_free(cells);
-    return rc;
+    return DBP_OK;
+}
+
+size_t dbp_arrow_rows_width(const dbp_arrow_rows *r)
+{
+    return r->n;
+}
+
+const char *const *dbp_arrow_rows_names(const dbp_arrow_rows *r)
+{
+    return r->names;
+}
+
+const dbp_value_kind *dbp_arrow_rows_kinds(const dbp_arrow_rows *r)
+{
+    return r->kinds;
+}
+
+int dbp_arrow_rows_next(dbp_arrow_rows *r, const dbp_cell **cells, dbp_error *err)
+{
+    while (!r->batch.release || r->row >= r->batch.length) {
+        int end = 0, rc = next_batch(r, &end, err);
+        if (rc != DBP_OK)
+            return -rc;
+        if (end)
+            return 0;
+    }
+    for (size_t c = 0; c < r->n; c++) {
+        int rc = dbp_arrow_reader_get(&r->readers[c], r->batch.offset + r->row, &r->cells[c], err);
+        if (rc != DBP_OK)
+            return -rc;
+    }
+    r->row++;
+    *cells = r->cells;
+    return 1;
+}
+
+void dbp_arrow_rows_close(dbp_arrow_rows *r)
+{
+    if (!r)
+        return;
+    drop_batch(r);
+    if (r->schema.release)
+        r->schema.release(&r->schema);
+    dbp_free(r->names);
+    dbp_free(r->kinds);
+    dbp_free(r->readers);
+    dbp_free(r->cells);
+    dbp_free(r);
 }
 
 int dbp_arrow_walk(struct ArrowArrayStream *in, const dbp_frame_sink *sink,
                    const atomic_int *cancelled, int64_t *rows, dbp_error *err)
 {
     *rows = 0;
-    struct ArrowSchema schema = {0};
-    int code = in->get_schema(in, &schema);
-    if (code != 0)
-        return stream_error(in, code, err);
-    int rc = DBP_OK;
-    const char **names = NULL;
-    dbp_value_kind *kinds = NULL;
-    if (strcmp(schema.format, "+s") != 0 || schema.n_children == 0) {
-        rc = dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
-                           "write_frame takes a table of columns (a DataFrame)");
-    } else {
-        size_t n = (size_t)schema.n_children;
-        names = dbp_calloc(n, sizeof *names);
-        kinds = dbp_calloc(n, sizeof *kinds);
-        rc = names && kinds ? DBP_OK : dbp_error_nomem(err);
-        for (size_t c = 0; rc == DBP_OK && c < n; c++) {
-            names[c] = schema.children[c]->name ? schema.children[c]->name : "";
-            kinds[c] = column_kind(schema.children[c]);
-        }
-        if (rc == DBP_OK)
-            rc = sink->columns(sink->arg, n, names, kinds, err);
-    }
+    dbp_arrow_rows *r;
+    int rc = dbp_arrow_rows_open(in, &r, err);
+    if (rc == DBP_OK)
+        rc = sink->columns(sink->arg, r->n, r->names, r->kinds, err);
     while (rc == DBP_OK) {
-        struct ArrowArray batch = {0};
-        code = in->get_next(in, &batch);
-        if (code != 0) {
-            rc = stream_error(in, code, err);
+        if ((*rows & 1023) == 1023 && cancelled && atomic_load(cancelled)) {
+            rc = dbp_error_set(err, DBP_E_CANCELLED, 0, NULL, "cancelled");
             break;
         }
-        if (!batch.release)
-            break; /* the end */
-        rc = walk_batch(&schema, &batch, sink, cancelled, rows, err);
-        batch.release(&batch);
+        const dbp_cell *cells;
+        int got = dbp_arrow_rows_next(r, &cells, err);
+        if (got <= 0) {
+            rc = -got;
+            break;
+        }
+        rc = sink->row(sink->arg, cells, r->n, err);
+        if (rc == DBP_OK)
+            (*rows)++;
     }
-    dbp_free(names);
-    dbp_free(kinds);
-    if (schema.release)
-        schema.release(&schema);
+    dbp_arrow_rows_close(r);
     return rc;
 }

@@ -55,6 +55,19 @@ void dbp_arrow_reader_free(dbp_arrow_reader *r);
  * INT64_MAX) is DBP_E_DATA. */
 int dbp_arrow_reader_get(const dbp_arrow_reader *r, int64_t row, dbp_cell *out, dbp_error *err);
 
+/* The rows of a frame pulled one at a time (for a loader that sends rows
+ * as its engine asks for them). open reads the schema (a struct of
+ * columns); next gives the next row's cells, valid until the next call:
+ * 1, or 0 at the end, or minus a dbp_category with `err` filled. Close
+ * whatever open gave, even on failure; the stream stays the caller's. */
+typedef struct dbp_arrow_rows dbp_arrow_rows;
+int dbp_arrow_rows_open(struct ArrowArrayStream *in, dbp_arrow_rows **out, dbp_error *err);
+size_t dbp_arrow_rows_width(const dbp_arrow_rows *r);
+const char *const *dbp_arrow_rows_names(const dbp_arrow_rows *r);
+const dbp_value_kind *dbp_arrow_rows_kinds(const dbp_arrow_rows *r);
+int dbp_arrow_rows_next(dbp_arrow_rows *r, const dbp_cell **cells, dbp_error *err);
+void dbp_arrow_rows_close(dbp_arrow_rows *r);
+
 /* What a bulk loader does with a frame: learn its columns once, then take
  * each row's cells. A callback's error stops the walk. The column names
  * stay valid until the walk ends. */

@@ -1,12 +1,14 @@
-/* mysql_bulk.c - write_frame for MySQL / MariaDB: the rows go as LOAD DATA
- * LOCAL INFILE, fed from memory through the connector's local-infile
- * handler (no file is read or written), in chunks of CHUNK_BYTES inside one
- * transaction, so all rows are written or none.
+/* mysql_bulk.c - write_frame for MySQL / MariaDB: the rows go as one LOAD
+ * DATA LOCAL INFILE statement inside a transaction (all rows or none), fed
+ * through the connector's local-infile handler: each time the connector
+ * asks for the next packet of the "file", the next rows of the frame are
+ * formatted into it, so the client formats while the server parses the
+ * packet before (no file is read or written, no copy of the frame is made).
  *
  * Only our own statement may read "local files": the connection's handler
  * refuses every request otherwise (a user's LOAD DATA LOCAL, or a server
  * asking for a file it was not given), and during our statement it serves
- * only the in-memory chunk. LOAD DATA LOCAL turns data errors into
+ * only the frame's rows. LOAD DATA LOCAL turns data errors into
  * warnings, so any warning fails the load (and rolls it back) with the
  * server's first warning: nothing is truncated or converted silently.
  * Values are written in their exact text forms (decimals as digits,
@@ -22,34 +24,21 @@
 #include "textbuf.h"
 #include "textparse.h"
 
-#define CHUNK_BYTES (8u << 20)
+typedef struct bulk bulk;
 
-/* What the local-infile handler serves: the chunk of our own statement,
- * or nothing at all. */
+/* What the local-infile handler serves: write_frame's rows, or nothing. */
 typedef struct infile {
-    const dbp_textbuf *chunk; /* NULL: refuse */
-    size_t pos;
+    bulk *b; /* NULL: refuse */
 } infile;
+
+static int infile_read(void *ptr, char *buf, unsigned int size);
+static int infile_error(void *ptr, char *buf, unsigned int size);
 
 static int infile_init(void **ptr, const char *filename, void *userdata)
 {
     (void)filename;
     *ptr = userdata;
-    infile *f = userdata;
-    f->pos = 0;
-    return f->chunk ? 0 : 1;
-}
-
-static int infile_read(void *ptr, char *buf, unsigned int size)
-{
-    infile *f = ptr;
-    if (!f->chunk)
-        return -1;
-    size_t left = f->chunk->len - f->pos;
-    size_t n = left < size ? left : size;
-    memcpy(buf, f->chunk->data + f->pos, n);
-    f->pos += n;
-    return (int)n;
+    return ((infile *)userdata)->b ? 0 : 1;
 }
 
 static void infile_end(void *ptr)
@@ -57,17 +46,7 @@ static void infile_end(void *ptr)
     (void)ptr;
 }
 
-static int infile_error(void *ptr, char *buf, unsigned int size)
-{
-    infile *f = ptr;
-    snprintf(buf, size, "%s",
-             f && f->chunk ? "write_frame's data could not be read"
-                           : "db-pool does not send local files (LOAD DATA LOCAL is for "
-                             "write_frame only)");
-    return 1148; /* ER_NOT_ALLOWED_COMMAND: the statement fails, the session stays */
-}
-
-/* The connection's handler: refuses until a bulk load sets a chunk. */
+/* The connection's handler: refuses until a bulk load serves its rows. */
 static infile refuse_all;
 
 void my_infile_guard(MYSQL *db)
@@ -76,14 +55,20 @@ void my_infile_guard(MYSQL *db)
                                    &refuse_all);
 }
 
-typedef struct bulk {
+struct bulk {
     my_conn *c;
     const char *table;
+    const atomic_int *cancelled;
     dbp_textbuf statement; /* LOAD DATA ... (columns) */
-    dbp_textbuf chunk;
+    dbp_arrow_rows *rows;
     const char *const *names;
-    int64_t loaded;
-} bulk;
+    dbp_textbuf line;      /* the text of rows formatted, not yet handed over */
+    size_t line_pos;
+    int ended;             /* every row was formatted */
+    int64_t fed;
+    int failed;            /* formatting failed: `error` says why */
+    dbp_error error;
+};
 
 /* ---- the text form of each cell -------------------------------------------------- */
 
@@ -107,7 +92,7 @@ static void add_escaped(dbp_textbuf *t, const char *s, size_t n)
 
 static int add_cell(bulk *b, const dbp_cell *cell, size_t column, dbp_error *err)
 {
-    dbp_textbuf *t = &b->chunk;
+    dbp_textbuf *t = &b->line;
     char buf[48];
     int len;
     switch (cell->kind) {
@@ -177,11 +162,8 @@ static int find_bit_columns(bulk *b, size_t n, const char *const *names, char *i
     return rc;
 }
 
-static int bulk_columns(void *arg, size_t n, const char *const *names,
-                        const dbp_value_kind *kinds, dbp_error *err)
+static int bulk_columns(bulk *b, size_t n, const char *const *names, dbp_error *err)
 {
-    (void)kinds;
-    bulk *b = arg;
     b->names = names;
     char *is_bit = dbp_calloc(n ? n : 1, 1);
     if (!is_bit)
@@ -236,38 +218,76 @@ static int first_warning(my_conn *c, dbp_error *err)
     return DBP_E_DATA;
 }
 
-static int send_chunk(bulk *b, dbp_error *err)
+/* Formats the next rows into b->line (about one packet's worth). */
+static int format_rows(bulk *b, size_t want)
 {
-    if (!b->chunk.len)
-        return DBP_OK;
-    if (b->chunk.failed)
-        return dbp_error_nomem(err);
-    my_conn *c = b->c;
-    infile serve = {.chunk = &b->chunk};
-    mysql_set_local_infile_handler(c->db, infile_init, infile_read, infile_end, infile_error,
-                                   &serve);
-    int64_t affected = 0;
-    int rc = my_query(c, b->statement.data, b->statement.len, &affected, err);
-    my_infile_guard(c->db);
-    if (rc == DBP_OK && mysql_warning_count(c->db) > 0)
-        rc = first_warning(c, err);
-    b->loaded += affected;
-    dbp_textbuf_clear(&b->chunk);
-    return rc;
+    dbp_textbuf_clear(&b->line);
+    b->line_pos = 0;
+    size_t n = dbp_arrow_rows_width(b->rows);
+    while (!b->ended && b->line.len < want) {
+        if ((b->fed & 1023) == 1023 && atomic_load(b->cancelled))
+            return dbp_error_set(&b->error, DBP_E_CANCELLED, 0, NULL, "cancelled");
+        const dbp_cell *cells;
+        int got = dbp_arrow_rows_next(b->rows, &cells, &b->error);
+        if (got < 0)
+            return -got;
+        if (got == 0) {
+            b->ended = 1;
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                dbp_textbuf_add(&b->line, "\t", 1);
+            int rc = add_cell(b, &cells[i], i, &b->error);
+            if (rc != DBP_OK)
+                return rc;
+        }
+        dbp_textbuf_add(&b->line, "\n", 1);
+        b->fed++;
+    }
+    return b->line.failed ? dbp_error_nomem(&b->error) : DBP_OK;
 }
 
-static int bulk_row(void *arg, const dbp_cell *cells, size_t n, dbp_error *err)
+static int infile_read(void *ptr, char *buf, unsigned int size)
 {
-    bulk *b = arg;
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            dbp_textbuf_add(&b->chunk, "\t", 1);
-        int rc = add_cell(b, &cells[i], i, err);
-        if (rc != DBP_OK)
-            return rc;
+    bulk *b = ((infile *)ptr)->b;
+    if (!b || b->failed)
+        return -1;
+    if (b->line_pos == b->line.len && (b->failed = format_rows(b, size)) != DBP_OK)
+        return -1; /* the statement fails with infile_error's text; b->error is the real one */
+    size_t left = b->line.len - b->line_pos;
+    size_t n = left < size ? left : size;
+    memcpy(buf, b->line.data + b->line_pos, n);
+    b->line_pos += n;
+    return (int)n;
+}
+
+static int infile_error(void *ptr, char *buf, unsigned int size)
+{
+    infile *f = ptr;
+    snprintf(buf, size, "%s",
+             f && f->b ? "write_frame stopped sending its rows"
+                       : "db-pool does not send local files (LOAD DATA LOCAL is for "
+                         "write_frame only)");
+    return 1148; /* ER_NOT_ALLOWED_COMMAND: the statement fails, the session stays */
+}
+
+/* One LOAD DATA statement whose "file" the rows are. */
+static int load(bulk *b, int64_t *loaded, dbp_error *err)
+{
+    my_conn *c = b->c;
+    infile serve = {.b = b};
+    mysql_set_local_infile_handler(c->db, infile_init, infile_read, infile_end, infile_error,
+                                   &serve);
+    int rc = my_query(c, b->statement.data, b->statement.len, loaded, err);
+    my_infile_guard(c->db);
+    if (b->failed) { /* our own error, not the connector's stand-in */
+        *err = b->error;
+        return b->failed;
     }
-    dbp_textbuf_add(&b->chunk, "\n", 1);
-    return b->chunk.len >= CHUNK_BYTES ? send_chunk(b, err) : DBP_OK;
+    if (rc == DBP_OK && mysql_warning_count(c->db) > 0)
+        rc = first_warning(c, err);
+    return rc;
 }
 
 int my_bulk_load(void *conn, const char *table, struct ArrowArrayStream *rows,
@@ -275,24 +295,26 @@ int my_bulk_load(void *conn, const char *table, struct ArrowArrayStream *rows,
 {
     my_conn *c = conn;
     my_call_begin(c, ctx);
-    bulk b = {.c = c, .table = table};
+    bulk b = {.c = c, .table = table, .cancelled = ctx->cancelled};
     int own_tx;
+    int64_t taken = 0;
     int rc = my_own_tx_begin(c, &own_tx, err);
-    dbp_frame_sink sink = {.columns = bulk_columns, .row = bulk_row, .arg = &b};
-    int64_t fed = 0;
     if (rc == DBP_OK)
-        rc = dbp_arrow_walk(rows, &sink, ctx->cancelled, &fed, err);
+        rc = dbp_arrow_rows_open(rows, &b.rows, err);
     if (rc == DBP_OK)
-        rc = send_chunk(&b, err);
-    if (rc == DBP_OK && b.loaded != fed)
+        rc = bulk_columns(&b, dbp_arrow_rows_width(b.rows), dbp_arrow_rows_names(b.rows), err);
+    if (rc == DBP_OK)
+        rc = load(&b, &taken, err);
+    if (rc == DBP_OK && taken != b.fed)
         rc = dbp_error_set(err, DBP_E_DATA, 0, "22000",
                            "write_frame: the server took %lld of %lld rows, so nothing was "
                            "written",
-                           (long long)b.loaded, (long long)fed);
+                           (long long)taken, (long long)b.fed);
     rc = my_own_tx_end(c, own_tx, rc, err);
-    *loaded = rc == DBP_OK ? b.loaded : 0;
+    *loaded = rc == DBP_OK ? taken : 0;
+    dbp_arrow_rows_close(b.rows);
     dbp_textbuf_free(&b.statement);
-    dbp_textbuf_free(&b.chunk);
+    dbp_textbuf_free(&b.line);
     my_call_end(c);
     return rc;
 }
