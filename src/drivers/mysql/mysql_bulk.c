@@ -90,6 +90,21 @@ static void add_escaped(dbp_textbuf *t, const char *s, size_t n)
     dbp_textbuf_add(t, s + start, n - start);
 }
 
+/* Decimal digits of an integer, without printf (a million rows of them). */
+static void add_integer(dbp_textbuf *t, int64_t v)
+{
+    char digits[24];
+    char *p = digits + sizeof digits;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    dbp_textbuf_add(t, p, (size_t)(digits + sizeof digits - p));
+}
+
 static int add_cell(bulk *b, const dbp_cell *cell, size_t column, dbp_error *err)
 {
     dbp_textbuf *t = &b->line;
@@ -103,14 +118,16 @@ static int add_cell(bulk *b, const dbp_cell *cell, size_t column, dbp_error *err
         dbp_textbuf_str(t, cell->i ? "1" : "0");
         return DBP_OK;
     case DBP_V_INT64:
-        dbp_textbuf_printf(t, "%lld", (long long)cell->i);
+        add_integer(t, cell->i);
         return DBP_OK;
     case DBP_V_DOUBLE:
         if (cell->d != cell->d || cell->d - cell->d != 0)
             return dbp_error_set(err, DBP_E_DATA, 0, "22003",
                                  "column '%s': MySQL has no NaN or infinity", b->names[column]);
-        dbp_format_double(cell->d, buf, sizeof buf);
-        dbp_textbuf_str(t, buf);
+        /* 17 significant digits always read back as the same double: one
+         * snprintf, not the shortest form's search */
+        len = snprintf(buf, sizeof buf, "%.17g", cell->d);
+        dbp_textbuf_add(t, buf, (size_t)len);
         return DBP_OK;
     case DBP_V_DATE:
         len = dbp_format_date(cell->i, buf, sizeof buf);
