@@ -404,9 +404,9 @@ class RedisServer:
             try:
                 self.start()
                 return
-            except RuntimeError:
-                if attempt == attempts - 1:
-                    raise
+            except RuntimeError as exc:
+                if attempt == attempts - 1 or "already in use" not in str(exc):
+                    raise  # only a taken port is worth another try
                 self.port = free_port()
                 self.tls_port = free_port() if self.tls else None
                 self.ports = {name: free_port() for name in self.ports}

@@ -216,6 +216,9 @@ def test_sentinel_failover_elects_a_new_master(redis_sentinel: RedisSentinelSet)
     new = group.failover()
     took = time.monotonic() - t0
     assert new in (1, 2) and group.master_index() == new and took < 10, took
+    for sentinel in group.sentinels:  # every Sentinel has switched (+switch-master), not just voted
+        with client(sentinel) as r:
+            assert r.sentinel_master(MASTER_NAME)["port"] == group.nodes[new].port
     assert sentinel_client(group).discover_master(MASTER_NAME)[1] == group.nodes[new].port
     with client(group.nodes[new]) as r:
         assert [int(v) for v in r.mget([f"k{k}" for k in range(100)])] == list(range(100))
