@@ -25,8 +25,9 @@ from here src answers ``-ASK`` for keys already moved), ``move_keys``
 on dst, src and every other master; then every node answers ``-MOVED``
 towards dst).
 
-A 3-master cluster is ready in about 1.5-2.5 s (redis-cli polls the join
-once a second). Every node is killed and its directory removed at
+A 3-master cluster (or 3 masters + 3 replicas) is ready in 2.1 s, at times
+3-4 s (redis-cli polls the join once a second); ``migrate_slot`` of a slot
+with 100 keys takes about 10-20 ms. Every node is killed and its directory removed at
 interpreter exit or SIGTERM even if ``cleanup()`` is not called.
 
 Usable on its own::

@@ -40,7 +40,8 @@ server comes back as what Sentinel made it.
 ``sentinel=True`` makes the process a Sentinel (``redis-server redis.conf
 --sentinel``; tests/redis_sentinel.py writes its ``sentinel ...`` lines).
 
-A server starts in about 10-30 ms. It is killed and its directory removed at
+A server starts in about 12 ms (20 ms at worst), a TLS one in about 0.1 s
+with its certificates. It is killed and its directory removed at
 interpreter exit, and when the process gets SIGTERM (the handler is
 installed if SIGTERM had none), even if ``cleanup()`` is not called.
 

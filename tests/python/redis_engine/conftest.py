@@ -14,9 +14,9 @@ real Redis Cluster (tests/redis_cluster.py). No mocks.
   listens for TLS on ``tls_port`` with certificates from tests/tls_certs.py;
   skipped, with the reason, when this redis-server was built without TLS.
 - ``redis_sentinel``: a fresh master (node 0) + 2 replicas + 3 Sentinels for
-  each test, ready (about 2.3 s); tests kill and fail over, so nothing is
+  each test, ready (2.2-2.3 s); tests kill and fail over, so nothing is
   shared. ``redis_sentinel_factory``: ``make(replicas=2, sentinels=3)``.
-- ``redis_cluster``: a fresh 3-master cluster for each test (about 2.1 s,
+- ``redis_cluster``: a fresh 3-master cluster for each test (2.1 s, at times 3-4 s,
   most of it redis-cli polling the join once a second; tests reshard
   slots, so nothing is shared). ``redis_cluster_factory``:
   ``make(masters=3, replicas_per_master=0)``.
