@@ -52,23 +52,23 @@ Usable on its own::
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from redis_resp import Reply, RespConnection, RespError  # tests/ is on sys.path
+from redis_procs import (  # tests/ is on sys.path
+    RedisBins, find_redis_bins, free_port, register_cleanup, tls_unsupported_reason,
+    unregister_cleanup,
+)
+from redis_resp import Reply, RespConnection, RespError
 from tls_certs import CertificateSet, make_certificates
 
 __all__ = ["RedisServer", "RedisBins", "find_redis_bins", "tls_unsupported_reason", "free_port",
@@ -77,78 +77,6 @@ __all__ = ["RedisServer", "RedisBins", "find_redis_bins", "tls_unsupported_reaso
 ENV_URL = "DB_POOL_TEST_REDIS_URL"
 USER = "dbpool"
 PASSWORD = "dbpool-secret"
-INSTALL_HINT = "install the Debian packages redis-server and redis-tools (`make test` does)"
-
-
-@dataclass(frozen=True)
-class RedisBins:
-    server: Path
-    cli: Path
-
-
-def find_redis_bins() -> RedisBins:
-    """redis-server and redis-cli from PATH (or /usr/bin)."""
-    found = {}
-    for name in ("redis-server", "redis-cli"):
-        path = shutil.which(name) or (f"/usr/bin/{name}" if os.access(f"/usr/bin/{name}", os.X_OK) else None)
-        if path is None:
-            raise FileNotFoundError(f"no {name}: {INSTALL_HINT}")
-        found[name] = Path(path)
-    return RedisBins(found["redis-server"], found["redis-cli"])
-
-
-def tls_unsupported_reason(bins: RedisBins | None = None) -> str | None:
-    """None if redis-server can serve TLS, else why not. Debian builds it with
-    BUILD_TLS=yes (the binary links libssl); a build without TLS has no
-    OpenSSL symbols at all."""
-    bins = bins or find_redis_bins()
-    binary = bins.server.read_bytes()
-    if b"SSL_CTX_new" not in binary and b"libssl.so" not in binary:
-        return f"{bins.server} was built without TLS support (no OpenSSL in the binary)"
-    return None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-# ---- cleanup at exit and on SIGTERM ---------------------------------------------------
-
-_live: set[Callable[[], None]] = set()
-_lock = threading.Lock()
-_sigterm_installed = False
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    with _lock:
-        cleanups = list(_live)
-    for cleanup in cleanups:
-        try:
-            cleanup()
-        except Exception:
-            pass
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)  # die of SIGTERM as we would have
-
-
-def _register(cleanup: Callable[[], None]) -> None:
-    """atexit, plus a SIGTERM handler (only if SIGTERM had none and we are in
-    the main thread: a test runner's own handler wins)."""
-    global _sigterm_installed
-    atexit.register(cleanup)
-    with _lock:
-        _live.add(cleanup)
-    if not _sigterm_installed and threading.current_thread() is threading.main_thread():
-        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-            signal.signal(signal.SIGTERM, _on_sigterm)
-        _sigterm_installed = True
-
-
-def _unregister(cleanup: Callable[[], None]) -> None:
-    with _lock:
-        _live.discard(cleanup)
 
 
 # ---- the server -------------------------------------------------------------------------
@@ -223,7 +151,7 @@ class RedisServer:
                      root=Path(tempfile.mkdtemp(prefix=prefix)), bins=bins, tls=tls,
                      tls_port=free_port() if tls else None, sentinel=sentinel,
                      persistence=persistence, extra_conf=extra_conf, extra_ports=extra_ports)
-        _register(server.cleanup)
+        register_cleanup(server.cleanup)
         try:
             assert server.root is not None
             server.root.chmod(0o700)
@@ -516,7 +444,7 @@ class RedisServer:
         if self.external or self._cleaned:
             return
         self._cleaned = True
-        _unregister(self.cleanup)
+        unregister_cleanup(self.cleanup)
         try:
             self._kill_and_reap()
         finally:
