@@ -180,6 +180,11 @@ class RedisServer:
         return f"redis://{self._credentials()}{self.host}:{self.port}/{self.database}"
 
     @property
+    def unix_url(self) -> str:
+        """unix://dbpool:dbpool-secret@/tmp/.../redis.sock?db=0 (private servers)."""
+        return f"unix://{self._credentials()}{self.socket_path}?db={self.database}"
+
+    @property
     def tls_url(self) -> str:
         """rediss://dbpool:dbpool-secret@127.0.0.1:TLS_PORT/0 (TLS servers only)."""
         if not self.tls or self.tls_port is None:

@@ -10,6 +10,9 @@ real Redis Cluster (tests/redis_cluster.py). No mocks.
 - ``redis_private_server``: the session server, for tests that stop,
   restart, kill or freeze it (skipped for an external server); thawed and
   running again afterwards.
+- ``redis_server_factory``: ``make(**kwargs)`` for private servers of other
+  shapes (``persistence=True``, ``auth=False``, ``extra_conf="maxmemory
+  1mb"``); removed after the test.
 - ``redis_tls_server``: a private server (never the external one) that also
   listens for TLS on ``tls_port`` with certificates from tests/tls_certs.py;
   skipped, with the reason, when this redis-server was built without TLS.
@@ -36,7 +39,7 @@ from __future__ import annotations
 import sys
 import uuid
 from pathlib import Path
-from typing import Callable, Iterator, NoReturn
+from typing import Any, Callable, Iterator, NoReturn
 
 import pytest
 
@@ -83,6 +86,26 @@ def redis_private_server(redis_server: RedisServer) -> Iterator[RedisServer]:
     redis_server.thaw()
     if not redis_server.running:
         redis_server.start()
+
+
+@pytest.fixture
+def redis_server_factory() -> Iterator[Callable[..., RedisServer]]:
+    """make(**kwargs) -> a started private RedisServer (keywords of
+    RedisServer.start_private: auth, tls, persistence, extra_conf such as
+    "maxmemory 1mb"); all of them are removed after the test."""
+    made: list[RedisServer] = []
+
+    def make(**kwargs: Any) -> RedisServer:
+        try:
+            server = RedisServer.start_private(**kwargs)
+        except FileNotFoundError as exc:
+            _missing(exc)
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.cleanup()
 
 
 @pytest.fixture(scope="session")

@@ -99,13 +99,22 @@ def test_unix_socket_and_no_persistence(redis_private_server: RedisServer, redis
     assert list(srv.data_dir.iterdir()) == []
 
 
-def test_persistence_keeps_data_over_restart() -> None:
-    with RedisServer.start_private(persistence=True) as srv:
-        with client(srv) as r:
-            r.set("kept", "yes")
-        srv.restart()
-        with client(srv) as r:
-            assert r.get("kept") == b"yes"
+def test_persistence_keeps_data_over_restart(redis_server_factory: Callable[..., RedisServer]) -> None:
+    srv = redis_server_factory(persistence=True)
+    with client(srv) as r:
+        r.set("kept", "yes")
+    srv.restart()
+    with redis.from_url(srv.unix_url, socket_timeout=5) as r:
+        assert r.get("kept") == b"yes" and r.acl_whoami() == "dbpool"
+
+
+def test_factory_servers_take_extra_config(redis_server_factory: Callable[..., RedisServer]) -> None:
+    srv = redis_server_factory(auth=False, extra_conf="maxmemory 1mb\nmaxmemory-policy noeviction")
+    assert srv.url == f"redis://127.0.0.1:{srv.port}/0"
+    with redis.from_url(srv.url, socket_timeout=5) as r:
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            for n in range(100):
+                r.set(f"big{n}", b"x" * 100_000)
 
 
 def test_freeze_thaw_kill_restart(redis_private_server: RedisServer) -> None:
