@@ -11,13 +11,14 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Debian packages the build and the tests need: compilers and client
 # libraries, plus the real servers and clients the tests drive (PostgreSQL's
 # initdb/pg_ctl, FreeTDS's tsql and freebcp, openssl for test certificates,
-# MariaDB's mariadb-install-db/mariadbd/mariadb client and Connector/C).
+# MariaDB's mariadb-install-db/mariadbd/mariadb client and Connector/C,
+# Redis' redis-server/redis-cli and hiredis).
 APT_PACKAGES := gcc pkg-config libsqlite3-dev libpq-dev postgresql postgresql-client \
                 freetds-bin freetds-dev openssl python3-dev python3-venv valgrind pgbouncer \
-                mariadb-server mariadb-client libmariadb-dev
+                mariadb-server mariadb-client libmariadb-dev redis-server redis-tools libhiredis-dev
 PY_PACKAGES := meson meson-python ninja polars pyarrow numpy pytest pytest-asyncio mypy \
                "psycopg[binary]" python-tds pymysql pyopenssl prometheus-client playwright jsonschema \
-               opentelemetry-api opentelemetry-sdk pyyaml
+               opentelemetry-api opentelemetry-sdk pyyaml redis
 # Peers for `make bench` only.
 BENCH_PACKAGES := connectorx asyncpg psycopg-pool adbc-driver-postgresql adbc-driver-sqlite aiosqlite \
                   matplotlib asyncmy pymysql mysqlclient
@@ -63,7 +64,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 venv: system-deps $(BIN)/python
-	@$(PY) -c "import mesonpy, polars, pyarrow, numpy, pytest, pytest_asyncio, mypy, psycopg, pytds, pymysql, OpenSSL, prometheus_client, playwright, jsonschema, opentelemetry.sdk.metrics, yaml" \
+	@$(PY) -c "import mesonpy, polars, pyarrow, numpy, pytest, pytest_asyncio, mypy, psycopg, pytds, pymysql, OpenSSL, prometheus_client, playwright, jsonschema, opentelemetry.sdk.metrics, yaml, redis" \
 	    2>/dev/null || $(PY) -m pip install -q $(PY_PACKAGES)
 
 # Editable install: importing db_pool rebuilds the extension when C changed.
