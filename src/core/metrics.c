@@ -38,6 +38,10 @@ _Static_assert(sizeof seconds_bounds / sizeof *seconds_bounds ==
 _Static_assert(sizeof rows_bounds / sizeof *rows_bounds ==
                    sizeof rows_bounds_int / sizeof *rows_bounds_int,
                "one integer bound per bound");
+_Static_assert(N_BYTES + 1 <= DBP_HIST_BUCKETS, "bytes buckets fit");
+_Static_assert(sizeof bytes_bounds / sizeof *bytes_bounds ==
+                   sizeof bytes_bounds_int / sizeof *bytes_bounds_int,
+               "one integer bound per bound");
 _Static_assert(DBP_E_QUERY_TIMEOUT < DBP_CATEGORY_SLOTS, "categories fit");
 
 const double *dbp_histogram_bounds(int kind, int *n)
