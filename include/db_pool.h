@@ -477,7 +477,17 @@ typedef enum dbp_op {
     DBP_OP_CURSOR_FETCH = 9, /* on a lease: next batch from the open cursor */
     DBP_OP_CURSOR_CLOSE = 10,
     DBP_OP_WRITE_FRAME = 11, /* bulk-load rows (see dbp_request_set_input) into table `sql` */
+    DBP_OP_COMMAND = 12,     /* key-value engines (Redis): commands -> dbp_reply (below) */
 } dbp_op;
+
+/* DBP_OP_COMMAND: `params` holds one or more commands, each as an INT64
+ * argument count followed by that many arguments (TEXT, BLOB, INT64 or
+ * DOUBLE); they go to the server in one write (a pipeline) and their
+ * replies come back as one DBP_REPLY_ARRAY, one element per command. `sql`
+ * "MULTI" wraps them in MULTI/EXEC: the array is then EXEC's answer (NIL
+ * when a WATCHed key changed). An error reply of one command is an
+ * element of type DBP_REPLY_ERROR, not a failed request. A command request
+ * is a write unless dbp_request_set_readonly says otherwise. */
 
 typedef struct dbp_request dbp_request;
 typedef struct dbp_lease dbp_lease;
@@ -573,6 +583,32 @@ int dbp_request_cursor_done(const dbp_request *req);
 /* Moves the result (QUERY, CURSOR_FETCH) into `out`;
  * the caller releases the stream. Returns DBP_E_MISUSE if there is none. */
 int dbp_request_take_result(dbp_request *req, struct ArrowArrayStream *out);
+/* ---- replies of key-value engines --------------------------------------------- */
+
+typedef enum dbp_reply_type {
+    DBP_REPLY_STRING = 1,  /* bulk string: bytes in str, len */
+    DBP_REPLY_ARRAY = 2,   /* n elements */
+    DBP_REPLY_INTEGER = 3, /* integer */
+    DBP_REPLY_NIL = 4,
+    DBP_REPLY_STATUS = 5,  /* simple string such as "OK" in str, len */
+    DBP_REPLY_ERROR = 6,   /* the server's error text, "WRONGTYPE Operation ...", in str, len */
+} dbp_reply_type;
+
+/* One reply node; str is NUL-terminated too (it may hold NUL bytes itself). */
+typedef struct dbp_reply {
+    int type; /* dbp_reply_type */
+    int64_t integer;
+    char *str;
+    size_t len;
+    size_t n;
+    struct dbp_reply **element;
+} dbp_reply;
+
+/* Moves the reply out of a completed COMMAND request (NULL if none); the
+ * caller frees it with dbp_reply_free. */
+dbp_reply *dbp_request_take_reply(dbp_request *req);
+void dbp_reply_free(dbp_reply *reply);
+
 /* Moves the lease out of a completed LEASE request; the caller releases it. */
 dbp_lease *dbp_request_take_lease(dbp_request *req);
 

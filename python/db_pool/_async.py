@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
 
 import polars as pl
 
-from . import _native
+from . import _native, _redis
 from ._frames import FrameInput, IfExists, check_if_exists, create_statements, prepare_frame
 from ._partition import PartitionRange, query_async, refuse_in_transaction, stream_async
 from ._partition import options as partition_options
@@ -495,6 +495,10 @@ class DatabasePool(PoolRegistry):
         partitions: int | None = None,
         partition_range: PartitionRange | None = None,
         rechunk: bool = False,
+        pattern: str | bytes | None = None,
+        schema: Mapping[str, Any] | None = None,
+        on_error: _redis.OnError = "raise",
+        scan_count: int = _redis.DEFAULT_SCAN_COUNT,
     ) -> pl.DataFrame:
         """Runs a query and returns all its rows as a DataFrame.
 
@@ -522,7 +526,17 @@ class DatabasePool(PoolRegistry):
         high)``; the first and last are open-ended and NULLs go to the
         first, so every row comes back once, in no particular order.
         ``timeout`` bounds the whole call. See docs/partitioned_reads.md.
+
+        Redis pools read keys as rows: ``sql`` is HGETALL, HMGET, MGET or
+        ZRANGE, ``pattern`` the keys to SCAN for, ``schema`` the fields and
+        their dtypes, ``on_error="null"`` turns values that do not parse
+        into nulls (docs/redis.md).
         """
+        if self._engine(pool_id) == "redis":
+            return await self._submit_frame(
+                pool_id, *_redis.scan_spec(sql, pattern, schema, on_error, scan_count),
+                timeout=timeout)
+        _redis.refuse_sql_options(self._engine(pool_id), pattern=pattern, schema=schema)
         part = partition_options(partition_on, partitions, partition_range)
         if part is not None:
             return await query_async(
@@ -538,6 +552,43 @@ class DatabasePool(PoolRegistry):
             timeout=timeout,
         )
         return frame(req).rechunk() if rechunk else frame(req)
+
+    async def _submit_frame(self, pool_id: str, sql: str, params: list[Any], *,
+                            timeout: float | None) -> pl.DataFrame:
+        req = await self._submit(pool_id, _native.OP_QUERY, sql, params, readonly=1,
+                                 timeout=timeout)
+        return frame(req)
+
+    async def command(self, pool_id: str, *args: Any, readonly: bool | None = None,
+                      timeout: float | None = None) -> Any:
+        """Runs one command on a key-value pool (Redis) and returns its reply:
+        bytes, int, str for a status such as "OK", None, or a list; an error
+        reply raises ResponseError (WrongTypeError, ReadOnlyError, ...).
+
+        ``await pool.command("cache", "SET", "k", b"v", "EX", 60)``.
+        Commands that only read (GET, HGETALL, ...) follow ``read_from``
+        unless ``readonly`` says otherwise. See docs/redis.md."""
+        return _redis.single_reply(await self._commands(pool_id, [args], "", readonly, timeout))
+
+    async def pipeline(self, pool_id: str, commands: Iterable[_redis.Command], *,
+                       transaction: bool = False, raise_on_error: bool = True,
+                       readonly: bool | None = None, timeout: float | None = None
+                       ) -> list[Any]:
+        """Sends several commands in one round trip and returns their replies
+        in order. ``transaction=True`` wraps them in MULTI/EXEC (all run, or
+        none if one is refused while queueing). After every command ran, the
+        first error reply is raised unless ``raise_on_error=False``, which
+        leaves the ResponseError in its slot instead."""
+        replies = await self._commands(pool_id, commands, "MULTI" if transaction else "",
+                                       readonly, timeout)
+        return _redis.pipeline_replies(replies, raise_on_error) or []
+
+    async def _commands(self, pool_id: str, commands: Iterable[_redis.Command], mode: str,
+                        readonly: bool | None, timeout: float | None) -> Any:
+        flat, _, reads = _redis.flatten(commands)
+        req = await self._submit(pool_id, _native.OP_COMMAND, mode, flat,
+                                 readonly=_redis.routing(readonly, reads), timeout=timeout)
+        return req.reply()
 
     async def execute(
         self, pool_id: str, sql: str, params: Params = None, *, timeout: float | None = None
@@ -567,11 +618,15 @@ class DatabasePool(PoolRegistry):
         self,
         pool_id: str,
         frame: FrameInput,
-        table: str,
+        table: str | None = None,
         *,
         create: bool = False,
         if_exists: IfExists = "append",
         timeout: float | None = None,
+        key_column: str | None = None,
+        prefix: str | None = None,
+        kind: _redis.WriteKind = "hash",
+        ttl: float | None = None,
     ) -> int:
         """Appends the rows of ``frame`` to ``table``, all or nothing; returns
         the rows written.
@@ -586,7 +641,22 @@ class DatabasePool(PoolRegistry):
         row in a savepoint; PostgreSQL: COPY ... FROM STDIN; MSSQL: bulk copy
         into a staging table, then one INSERT ... SELECT). Struct columns go
         as JSON text, List columns as arrays (PostgreSQL) or JSON text.
+
+        Redis pools write each row as the key ``prefix`` + its
+        ``key_column`` value: a hash of the other columns (``kind="hash"``)
+        or a string of the one other column (``kind="string"``), with an
+        optional ``ttl`` in seconds; not all or nothing (docs/redis.md).
         """
+        engine = self._engine(pool_id)
+        if engine == "redis":
+            target, options = _redis.write_options(key_column, kind, ttl, prefix, table)
+            rows = _redis.frame_rows(frame, key_column)
+            req = await self._submit(pool_id, _native.OP_WRITE_FRAME, target, options,
+                                     input=rows, timeout=timeout)
+            return req.rows_affected()
+        _redis.refuse_sql_options(engine, key_column=key_column, prefix=prefix, ttl=ttl)
+        if table is None:
+            raise TypeError("write_frame() needs the table to write to")
         check_if_exists(create, if_exists)
         if create:
             async with self.transaction(pool_id, timeout=timeout) as tx:
@@ -629,6 +699,10 @@ class DatabasePool(PoolRegistry):
         partition_on: str | None = None,
         partitions: int | None = None,
         partition_range: PartitionRange | None = None,
+        pattern: str | bytes | None = None,
+        schema: Mapping[str, Any] | None = None,
+        on_error: _redis.OnError = "raise",
+        scan_count: int = _redis.DEFAULT_SCAN_COUNT,
     ) -> AsyncIterator[pl.DataFrame]:
         """Yields the rows of a query as DataFrames of at most ``batch_rows`` rows.
 
@@ -642,9 +716,15 @@ class DatabasePool(PoolRegistry):
         ``partition_on``, ``partitions`` and ``partition_range`` split it as
         query() does: N streams on N connections, whose batches are yielded
         as they arrive, interleaved (at most two batches per partition held).
+
+        Redis pools stream a tabular read (see query()) the same way.
         """
         if batch_rows < 1:
             raise ValueError("batch_rows must be at least 1")
+        if self._engine(pool_id) == "redis":
+            sql, params = _redis.scan_spec(sql, pattern, schema, on_error, scan_count)
+        else:
+            _redis.refuse_sql_options(self._engine(pool_id), pattern=pattern, schema=schema)
         copy_mode(copy)  # a bad value fails before a connection is taken
         part = partition_options(partition_on, partitions, partition_range)
         if part is not None:

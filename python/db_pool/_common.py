@@ -258,6 +258,10 @@ def _parse_url(url: str) -> tuple[str, dict[str, str]]:
     settings = _query_settings(query)
     if engine in ("mssql", "mysql"):
         return engine, _host_url_settings(engine, credentials, hosts, path, settings)
+    if engine == "redis":
+        from ._redis import url_settings
+
+        return engine, url_settings(scheme.lower(), credentials, hosts, path, settings)
     if engine == "sqlite":
         if credentials is not None or hosts:
             raise ConfigurationError(

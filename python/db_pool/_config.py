@@ -340,7 +340,7 @@ def url_settings(ctx: Context, parts: Sequence[Part], url: object, engine: str
         scheme = _url_engine(url)
         if scheme is None:
             ctx.add(parts, "the url's scheme is not an engine (sqlite://, postgresql://, "
-                    "mssql://, mysql://; the url is not shown)")
+                    "mssql://, mysql://, redis://; the url is not shown)")
             return []
         if scheme != engine:
             ctx.add(parts, f"the url is {scheme}, but the pool's engine is {engine}")
@@ -547,8 +547,8 @@ def _pool_engine(ctx: Context, table: Mapping[Any, Any], built: Sequence[str],
     engine = _url_engine(source)
     if engine is None:
         ctx.add(parts + (where,) if where == "url" else parts + (where, 0),
-                "the url's scheme is not an engine (sqlite://, postgresql://, mssql://, mysql://; "
-                "the url is not shown)")
+                "the url's scheme is not an engine (sqlite://, postgresql://, mssql://, mysql://, "
+                "redis://; the url is not shown)")
         return None
     if engine not in built:
         ctx.add(parts + (where,), f"engine {engine} is not in this build "

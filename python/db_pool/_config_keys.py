@@ -101,7 +101,7 @@ WATCH_OPTIONS = frozenset({"leak_detection_threshold", "slow_query_threshold",
 #: Keys that say where a pool's (or an endpoint's) settings come from.
 SOURCE_KEYS: tuple[Key, ...] = (
     Key("engine", "choice", "the engine; or given by the url's scheme", None,
-        choices=("sqlite", "postgresql", "mssql", "mysql"), aliases=("db_type",)),
+        choices=("sqlite", "postgresql", "mssql", "mysql", "redis"), aliases=("db_type",)),
     Key("url", "str", "a database URL (its settings; every engine's form, see the engine's "
         "doc); never shown in messages", secret=True),
     Key("endpoints", "endpoints", "several endpoints of one database (primary and "
@@ -124,6 +124,9 @@ ENGINE_ALIASES = {
     "sqlserver": "mssql",
     "mysql": "mysql",
     "mariadb": "mysql",
+    "redis": "redis",
+    "rediss": "redis",  # refused with a reason (no TLS in this build's hiredis)
+    "unix": "redis",    # unix:///path/to/redis.sock, as redis-py takes it
 }
 
 _TLS_VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
@@ -247,6 +250,16 @@ ENGINE_KEYS: dict[str, tuple[Key, ...]] = {
         Key("zero_dates", "choice", "what a 0000-00-00 (or otherwise invalid) date becomes: "
             "an error, or NULL", "error", choices=("error", "null")),
         Key("tinyint1_bool", "bool", "TINYINT(1) columns are Boolean", True),
+    ),
+    "redis": (
+        Key("host", "str", "server host name", "localhost"),
+        Key("port", "int", "TCP port", 6379, 1, 65535),
+        Key("unix_socket", "str", "a Unix socket path (instead of host and port)"),
+        Key("database", "int", "the database number (SELECT)", 0, 0, 1000000, aliases=("db",)),
+        Key("user", "str", "ACL user (with password; none: the default user)",
+            aliases=("username",)),
+        Key("password", "str", "password (AUTH)", secret=True),
+        Key("client_name", "str", "CLIENT SETNAME of every connection"),
     ),
 }
 

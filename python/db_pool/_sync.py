@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import polars as pl
 
-from . import _native
+from . import _native, _redis
 from ._async import Params
 from ._frames import FrameInput, IfExists, check_if_exists, create_statements, prepare_frame
 from ._partition import PartitionRange, query_sync, refuse_in_transaction, stream_sync
@@ -344,9 +344,19 @@ class SyncDatabasePool(PoolRegistry):
         partitions: int | None = None,
         partition_range: PartitionRange | None = None,
         rechunk: bool = False,
+        pattern: str | bytes | None = None,
+        schema: Mapping[str, Any] | None = None,
+        on_error: _redis.OnError = "raise",
+        scan_count: int = _redis.DEFAULT_SCAN_COUNT,
     ) -> pl.DataFrame:
         """Runs a query and returns all its rows as a DataFrame; see DatabasePool.query
-        (partitioned reads too: the partitions run at once on the C workers)."""
+        (partitioned reads too: the partitions run at once on the C workers; redis
+        tabular reads with pattern= and schema=)."""
+        if self._engine(pool_id) == "redis":
+            sql, spec = _redis.scan_spec(sql, pattern, schema, on_error, scan_count)
+            return frame(self._submit(pool_id, _native.OP_QUERY, sql, spec, readonly=1,
+                                      timeout=timeout))
+        _redis.refuse_sql_options(self._engine(pool_id), pattern=pattern, schema=schema)
         part = partition_options(partition_on, partitions, partition_range)
         if part is not None:
             return query_sync(
@@ -362,6 +372,28 @@ class SyncDatabasePool(PoolRegistry):
             timeout=timeout,
         )
         return frame(req).rechunk() if rechunk else frame(req)
+
+    def command(self, pool_id: str, *args: Any, readonly: bool | None = None,
+                timeout: float | None = None) -> Any:
+        """Runs one command on a key-value pool (Redis) and returns its reply;
+        see DatabasePool.command."""
+        return _redis.single_reply(self._commands(pool_id, [args], "", readonly, timeout))
+
+    def pipeline(self, pool_id: str, commands: Iterable[_redis.Command], *,
+                 transaction: bool = False, raise_on_error: bool = True,
+                 readonly: bool | None = None, timeout: float | None = None) -> list[Any]:
+        """Sends several commands in one round trip and returns their replies;
+        see DatabasePool.pipeline."""
+        replies = self._commands(pool_id, commands, "MULTI" if transaction else "", readonly,
+                                 timeout)
+        return _redis.pipeline_replies(replies, raise_on_error) or []
+
+    def _commands(self, pool_id: str, commands: Iterable[_redis.Command], mode: str,
+                  readonly: bool | None, timeout: float | None) -> Any:
+        flat, _, reads = _redis.flatten(commands)
+        req = self._submit(pool_id, _native.OP_COMMAND, mode, flat,
+                           readonly=_redis.routing(readonly, reads), timeout=timeout)
+        return req.reply()
 
     def execute(
         self, pool_id: str, sql: str, params: Params = None, *, timeout: float | None = None
@@ -388,14 +420,27 @@ class SyncDatabasePool(PoolRegistry):
         self,
         pool_id: str,
         frame: FrameInput,
-        table: str,
+        table: str | None = None,
         *,
         create: bool = False,
         if_exists: IfExists = "append",
         timeout: float | None = None,
+        key_column: str | None = None,
+        prefix: str | None = None,
+        kind: _redis.WriteKind = "hash",
+        ttl: float | None = None,
     ) -> int:
-        """Appends the rows of ``frame`` to ``table``, all or nothing; see
-        DatabasePool.write_frame."""
+        """Appends the rows of ``frame`` to ``table``, all or nothing (redis:
+        keys from ``prefix`` and ``key_column``); see DatabasePool.write_frame."""
+        engine = self._engine(pool_id)
+        if engine == "redis":
+            target, options = _redis.write_options(key_column, kind, ttl, prefix, table)
+            rows = _redis.frame_rows(frame, key_column)
+            return self._submit(pool_id, _native.OP_WRITE_FRAME, target, options, input=rows,
+                                timeout=timeout).rows_affected()
+        _redis.refuse_sql_options(engine, key_column=key_column, prefix=prefix, ttl=ttl)
+        if table is None:
+            raise TypeError("write_frame() needs the table to write to")
         check_if_exists(create, if_exists)
         if create:
             with self.transaction(pool_id, timeout=timeout) as tx:
@@ -433,11 +478,19 @@ class SyncDatabasePool(PoolRegistry):
         partition_on: str | None = None,
         partitions: int | None = None,
         partition_range: PartitionRange | None = None,
+        pattern: str | bytes | None = None,
+        schema: Mapping[str, Any] | None = None,
+        on_error: _redis.OnError = "raise",
+        scan_count: int = _redis.DEFAULT_SCAN_COUNT,
     ) -> Iterator[pl.DataFrame]:
         """Yields the rows of a query as DataFrames of at most ``batch_rows`` rows;
         see DatabasePool.stream (partitioned: batches interleaved as they arrive)."""
         if batch_rows < 1:
             raise ValueError("batch_rows must be at least 1")
+        if self._engine(pool_id) == "redis":
+            sql, params = _redis.scan_spec(sql, pattern, schema, on_error, scan_count)
+        else:
+            _redis.refuse_sql_options(self._engine(pool_id), pattern=pattern, schema=schema)
         mode = copy_mode(copy)
         part = partition_options(partition_on, partitions, partition_range)
         if part is not None:

@@ -81,6 +81,12 @@ def plan(engine: str, given: Mapping[str, str], check_files: bool = True
                 problems.append((k, "sqlite is embedded (no network connection): TLS does not "
                                  'apply (only tls = "disable" is accepted)'))
         return {}, problems
+    if engine == "redis":
+        for k in uniform:
+            if not (k == "tls" and tls in ("disable", "prefer")):
+                problems.append((k, "redis: this build has no TLS (Debian 12's hiredis 0.14 "
+                                 'lacks it): only tls = "disable" or "prefer" is accepted'))
+        return {}, problems
     if tls is not None:
         # libpq's own sslrootcert is a CA file as good as ca_file for the rules
         ca = uniform.get("ca_file", given.get("sslrootcert") if engine == "postgresql" else None)

@@ -40,6 +40,14 @@ __all__ = [
     "TimeoutOutcomeUnknown",
     "ConfigurationError",
     "ConfigProblem",
+    "ResponseError",
+    "WrongTypeError",
+    "ReadOnlyError",
+    "BusyError",
+    "LoadingError",
+    "OutOfMemoryError",
+    "NoScriptError",
+    "ResponseAuthError",
 ]
 
 
@@ -172,3 +180,63 @@ class ConfigurationError(InterfaceError, ValueError):
     problem at once: the message lists them and ``problems`` holds them."""
 
     problems: tuple[ConfigProblem, ...] = ()
+
+
+class ResponseError(DatabaseError):
+    """An error reply of a key-value engine (Redis ``-ERR ...``): ``prefix``
+    is its first word ("ERR", "WRONGTYPE", ...), the message the server's
+    whole text. In ``pipeline()`` results the failed command's slot holds
+    this exception instead of a value."""
+
+    engine = "redis"
+    category = "server"
+    prefix: str = ""
+
+
+class WrongTypeError(ResponseError, ProgrammingError):
+    """The key holds another kind of value (``WRONGTYPE``)."""
+
+
+class ReadOnlyError(ResponseError, OperationalError):
+    """A write reached a replica (``READONLY``)."""
+
+
+class BusyError(ResponseError, OperationalError):
+    """The server is busy running a script (``BUSY``)."""
+
+
+class LoadingError(ResponseError, OperationalError):
+    """The server is loading its dataset into memory (``LOADING``)."""
+
+
+class OutOfMemoryError(ResponseError, OperationalError):
+    """The server is over ``maxmemory`` and refuses writes (``OOM``)."""
+
+
+class NoScriptError(ResponseError, ProgrammingError):
+    """No script with that SHA1 (``NOSCRIPT``)."""
+
+
+class ResponseAuthError(ResponseError, AuthenticationError):
+    """Not logged in or not allowed (``NOAUTH``, ``WRONGPASS``, ``NOPERM``)."""
+
+
+_RESPONSE_CLASSES: dict[str, type[ResponseError]] = {
+    "WRONGTYPE": WrongTypeError,
+    "READONLY": ReadOnlyError,
+    "BUSY": BusyError,
+    "LOADING": LoadingError,
+    "OOM": OutOfMemoryError,
+    "NOSCRIPT": NoScriptError,
+    "NOAUTH": ResponseAuthError,
+    "WRONGPASS": ResponseAuthError,
+    "NOPERM": ResponseAuthError,
+}
+
+
+def _response_error(text: str) -> ResponseError:
+    """The exception for a server's error reply (the C binding calls this)."""
+    prefix = text.split(" ", 1)[0]
+    exc = _RESPONSE_CLASSES.get(prefix, ResponseError)(text)
+    exc.prefix = prefix
+    return exc

@@ -80,6 +80,11 @@ int bind_params_init(void);
  * them). *out stays NULL for params=None. Returns -1 with an exception set. */
 int build_params(module_state *st, PyObject *params, int many, dbp_params **out);
 
+/* ---- replies of key-value engines (reply.c) ---- */
+
+/* A reply tree as Python values; NULL with an exception set. */
+PyObject *reply_to_python(module_state *st, const dbp_reply *r);
+
 /* ---- pool configuration (pool_config.c) ---- */
 
 /* A time in seconds as whole milliseconds (a fraction of one rounds up, so

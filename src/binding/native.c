@@ -11,6 +11,7 @@
 
 #include "arrow_abi.h"
 #include "binding.h"
+#include "column.h"
 #include "textparse.h"
 
 /* ---- module state ------------------------------------------------------------ */
@@ -418,6 +419,23 @@ static PyObject *request_result(RequestObject *self, PyObject *unused)
     return (PyObject *)out;
 }
 
+/* reply(): a COMMAND's replies as a list of Python values (None when a
+ * MULTI/EXEC was aborted by a WATCHed key), or the request's exception. */
+static PyObject *request_reply(RequestObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (request_check(self) < 0)
+        return NULL;
+    dbp_reply *reply = dbp_request_take_reply(self->req);
+    if (!reply) {
+        PyErr_SetString(PyExc_RuntimeError, "the request holds no reply (taken already?)");
+        return NULL;
+    }
+    PyObject *out = reply_to_python(state_of_type(Py_TYPE(self)), reply);
+    dbp_reply_free(reply);
+    return out;
+}
+
 static PyObject *request_rows_affected(RequestObject *self, PyObject *unused)
 {
     (void)unused;
@@ -491,6 +509,7 @@ static PyMethodDef request_methods[] = {
     {"check", (PyCFunction)request_check_method, METH_NOARGS, "Raise the request's error, if any."},
     {"result", (PyCFunction)request_result, METH_NOARGS, "The rows as an Arrow stream object."},
     {"rows_affected", (PyCFunction)request_rows_affected, METH_NOARGS, "Rows changed."},
+    {"reply", (PyCFunction)request_reply, METH_NOARGS, "A command's replies as Python values."},
     {"take_lease", (PyCFunction)request_take_lease, METH_NOARGS, "The leased connection."},
     {"notices", (PyCFunction)request_notices, METH_NOARGS, "Messages the engine sent."},
     {NULL},
@@ -788,6 +807,33 @@ static int add_type(PyObject *module, PyType_Spec *spec, PyTypeObject **slot)
     return *slot ? PyModule_AddType(module, *slot) : -1;
 }
 
+/* TYPE_IDS: the column types (column.h) a key-value engine's tabular read
+ * is asked for, by name. */
+static int add_type_ids(PyObject *module)
+{
+    static const struct {
+        const char *name;
+        int id;
+    } ids[] = {
+        {"BOOL", DBP_T_BOOL},       {"INT8", DBP_T_INT8},       {"INT16", DBP_T_INT16},
+        {"INT32", DBP_T_INT32},     {"INT64", DBP_T_INT64},     {"UINT8", DBP_T_UINT8},
+        {"UINT16", DBP_T_UINT16},   {"UINT32", DBP_T_UINT32},   {"UINT64", DBP_T_UINT64},
+        {"FLOAT32", DBP_T_FLOAT32}, {"FLOAT64", DBP_T_FLOAT64}, {"DATE32", DBP_T_DATE32},
+        {"TIMESTAMP_US", DBP_T_TIMESTAMP_US}, {"TIMESTAMP_UTC", DBP_T_TIMESTAMP_UTC},
+        {"STRING", DBP_T_STRING},   {"BINARY", DBP_T_BINARY},
+    };
+    PyObject *dict = PyDict_New();
+    for (size_t i = 0; dict && i < sizeof ids / sizeof *ids; i++) {
+        PyObject *v = PyLong_FromLong(ids[i].id);
+        if (!v || PyDict_SetItemString(dict, ids[i].name, v) < 0)
+            Py_CLEAR(dict);
+        Py_XDECREF(v);
+    }
+    int rc = dict ? PyModule_AddObjectRef(module, "TYPE_IDS", dict) : -1;
+    Py_XDECREF(dict);
+    return rc;
+}
+
 static int module_exec(PyObject *module)
 {
     module_state *st = state_of_module(module);
@@ -825,14 +871,14 @@ static int module_exec(PyObject *module)
         {"OP_BEGIN", DBP_OP_BEGIN},       {"OP_COMMIT", DBP_OP_COMMIT},
         {"OP_ROLLBACK", DBP_OP_ROLLBACK}, {"OP_CURSOR_OPEN", DBP_OP_CURSOR_OPEN},
         {"OP_CURSOR_FETCH", DBP_OP_CURSOR_FETCH}, {"OP_CURSOR_CLOSE", DBP_OP_CURSOR_CLOSE},
-        {"OP_WRITE_FRAME", DBP_OP_WRITE_FRAME},
+        {"OP_WRITE_FRAME", DBP_OP_WRITE_FRAME}, {"OP_COMMAND", DBP_OP_COMMAND},
         {"COPY_AUTO", DBP_COPY_AUTO},     {"COPY_ALWAYS", DBP_COPY_ALWAYS},
         {"COPY_NEVER", DBP_COPY_NEVER},
     };
     for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
         if (PyModule_AddIntConstant(module, ops[i].name, ops[i].value) < 0)
             return -1;
-    return 0;
+    return add_type_ids(module);
 }
 
 static int module_traverse(PyObject *module, visitproc visit, void *arg)

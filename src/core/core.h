@@ -143,6 +143,7 @@ struct dbp_request {
     int64_t rows_affected;
     int cursor_done;
     dbp_result *result;
+    dbp_reply *reply;      /* COMMAND */
     dbp_lease *lease_out;
 
     /* completion */
@@ -400,6 +401,11 @@ int dbp_failover_after_connect(dbp_pool *pool, dbp_request *req, int rc,
  * a read that cannot have written goes back to the wait queue. Returns 1
  * when requeued. */
 int dbp_failover_after_broken_conn(dbp_pool *pool, dbp_request *req);
+/* After a request failed with DBP_E_UNAVAILABLE before anything ran (*replied
+ * still 0): its server refused it for its role (a demoted Redis master
+ * answers READONLY). In pools of several endpoints the endpoint is probed
+ * again and the request goes back to wait for the right one (1); else 0. */
+int dbp_failover_after_wrong_role(dbp_pool *pool, dbp_request *req);
 /* The category for a request whose connection broke: DBP_E_OUTCOME_UNKNOWN
  * (with an explaining message) when it may have written, else
  * DBP_E_NETWORK. Any pool. */

@@ -35,7 +35,7 @@
 int64_t dbp_now_ns(void);
 
 /* The version of this interface; a driver built for another is refused. */
-#define DBP_DRIVER_ABI_VERSION 2
+#define DBP_DRIVER_ABI_VERSION 3
 
 /* What a driver can do, in dbp_driver.caps. */
 enum {
@@ -134,9 +134,11 @@ typedef struct dbp_driver {
 
     /* Loads every row of `rows` (struct batches; field names are columns)
      * into `table`, all or nothing, and releases nothing: the caller owns
-     * the stream. NULL when the engine has no bulk path. */
-    int (*bulk_load)(void *conn, const char *table, struct ArrowArrayStream *rows,
-                     const dbp_exec_ctx *ctx, int64_t *rows_loaded, dbp_error *err);
+     * the stream. `options` are the request's parameters (engine-specific,
+     * may be NULL). NULL when the engine has no bulk path. */
+    int (*bulk_load)(void *conn, const char *table, const dbp_params *options,
+                     struct ArrowArrayStream *rows, const dbp_exec_ctx *ctx,
+                     int64_t *rows_loaded, dbp_error *err);
 
     /* Pools with several endpoints ask each endpoint its role with this:
      * one cheap round trip; *lag_s is a replica's replay lag in seconds, or
@@ -164,6 +166,12 @@ typedef struct dbp_driver {
     int (*begin)(void *conn, const char *options, const dbp_exec_ctx *ctx, dbp_error *err);
     int (*commit)(void *conn, const dbp_exec_ctx *ctx, dbp_error *err);
     int (*rollback)(void *conn, const dbp_exec_ctx *ctx, dbp_error *err);
+
+    /* Key-value engines: runs the commands of a DBP_OP_COMMAND request
+     * (db_pool.h; `mode` is its sql, "" or "MULTI") and returns their
+     * replies in *out (an ARRAY the caller frees). NULL for SQL engines. */
+    int (*command)(void *conn, const char *mode, const dbp_params *commands,
+                   const dbp_exec_ctx *ctx, dbp_reply **out, dbp_error *err);
 } dbp_driver;
 
 /* Adds a driver found by its name, for engines outside this library (the C

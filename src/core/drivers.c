@@ -16,6 +16,9 @@ extern const dbp_driver dbp_mssql_driver;
 #if DBP_HAVE_MYSQL
 extern const dbp_driver dbp_mysql_driver;
 #endif
+#if DBP_HAVE_REDIS
+extern const dbp_driver dbp_redis_driver;
+#endif
 
 /* Aliases map the names users type to one driver. */
 static const struct {
@@ -38,6 +41,9 @@ static const struct {
     {"mysql", &dbp_mysql_driver},
     {"mariadb", &dbp_mysql_driver},
 #endif
+#if DBP_HAVE_REDIS
+    {"redis", &dbp_redis_driver},
+#endif
     {NULL, NULL},
 };
 
@@ -53,6 +59,9 @@ static const char *const engines[] = {
 #endif
 #if DBP_HAVE_MYSQL
     "mysql",
+#endif
+#if DBP_HAVE_REDIS
+    "redis",
 #endif
     NULL,
 };

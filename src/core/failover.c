@@ -34,8 +34,8 @@ static int may_retry_read(const dbp_request *req, const dbp_endpoint *ep)
 int dbp_request_may_have_written(const dbp_request *req)
 {
     if (req->on_lease) /* a transaction that breaks before COMMIT is rolled back */
-        return req->op == DBP_OP_COMMIT;
-    return req->op == DBP_OP_EXECUTE || req->op == DBP_OP_EXECUTE_MANY ||
+        return req->op == DBP_OP_COMMIT || (req->op == DBP_OP_COMMAND && req->readonly != 1);
+    return (req->op == DBP_OP_COMMAND && req->readonly != 1) || req->op == DBP_OP_EXECUTE || req->op == DBP_OP_EXECUTE_MANY ||
            req->op == DBP_OP_WRITE_FRAME || (req->op == DBP_OP_QUERY && req->readonly == 0);
 }
 
@@ -100,6 +100,22 @@ int dbp_failover_after_broken_conn(dbp_pool *pool, dbp_request *req)
     dbp_endpoint_broke_locked(ep, &req->error);
     if (may_retry_read(req, ep)) {
         conn->broken = 1;
+        requeued = requeue_locked(pool, req, &to_close);
+    }
+    pthread_mutex_unlock(&pool->mgr->mu);
+    dbp_conns_destroy(to_close);
+    return requeued;
+}
+
+int dbp_failover_after_wrong_role(dbp_pool *pool, dbp_request *req)
+{
+    dbp_conn *conn = req->conn;
+    dbp_conn *to_close = NULL;
+    int requeued = 0;
+    pthread_mutex_lock(&pool->mgr->mu);
+    if (dbp_pool_has_topology(pool) && !req->on_lease && req->replied == 0 &&
+        req->attempts < MAX_READ_RETRIES) {
+        dbp_endpoint_broke_locked(conn->endpoint, &req->error);
         requeued = requeue_locked(pool, req, &to_close);
     }
     pthread_mutex_unlock(&pool->mgr->mu);

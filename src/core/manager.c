@@ -483,7 +483,7 @@ int dbp_submit(dbp_manager *mgr, const char *pool_id, dbp_request *req,
                dbp_completion_queue *cq, dbp_error *err)
 {
     if (req->op != DBP_OP_QUERY && req->op != DBP_OP_EXECUTE && req->op != DBP_OP_EXECUTE_MANY &&
-        req->op != DBP_OP_LEASE && req->op != DBP_OP_WRITE_FRAME)
+        req->op != DBP_OP_LEASE && req->op != DBP_OP_WRITE_FRAME && req->op != DBP_OP_COMMAND)
         return dbp_error_set(err, DBP_E_MISUSE, 0, NULL,
                              "transaction and cursor operations run on a lease");
     pthread_mutex_lock(&mgr->mu);

@@ -14,7 +14,7 @@ int dbp_request_new(dbp_request **out, dbp_op op, const char *sql, size_t sql_le
                     dbp_params *params, dbp_error *err)
 {
     *out = NULL;
-    if (op < DBP_OP_QUERY || op > DBP_OP_WRITE_FRAME) {
+    if (op < DBP_OP_QUERY || op > DBP_OP_COMMAND) {
         dbp_params_free(params);
         return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "unknown operation %d", (int)op);
     }
@@ -95,6 +95,7 @@ void dbp_request_unref(dbp_request *req)
         req->input.release(&req->input);
     dbp_params_free(req->params);
     dbp_result_free(req->result);
+    dbp_reply_free(req->reply);
     if (req->lease_out)
         dbp_lease_release(req->lease_out);
     /* the manager reference of dbp_request_bind_locked; internal requests
@@ -319,6 +320,15 @@ int dbp_request_take_result(dbp_request *req, struct ArrowArrayStream *out)
     dbp_result *res = req->result;
     req->result = NULL;
     return dbp_result_export(res, out, NULL);
+}
+
+dbp_reply *dbp_request_take_reply(dbp_request *req)
+{
+    if (!dbp_request_is_done(req) || req->answered)
+        return NULL;
+    dbp_reply *reply = req->reply;
+    req->reply = NULL;
+    return reply;
 }
 
 dbp_lease *dbp_request_take_lease(dbp_request *req)

@@ -316,7 +316,12 @@ static int run_op(dbp_pool *pool, dbp_request *req, int *over_budget)
                                  "the %s engine cannot bulk-load frames yet", drv->name);
         if (!req->input.release)
             return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "write_frame needs rows");
-        return drv->bulk_load(h, sql, &req->input, &ctx, &req->rows_affected, err);
+        return drv->bulk_load(h, sql, req->params, &req->input, &ctx, &req->rows_affected, err);
+    case DBP_OP_COMMAND:
+        if (!drv->command)
+            return dbp_error_set(err, DBP_E_MISUSE, 0, "0A000",
+                                 "the %s engine runs SQL, not commands", drv->name);
+        return drv->command(h, sql, req->params, &ctx, &req->reply, err);
     case DBP_OP_BEGIN:
         return drv->begin(h, sql, &ctx, err);
     case DBP_OP_COMMIT:
@@ -379,6 +384,8 @@ static void run_request(dbp_request *req)
             conn->broken = 1;
         if (rc == DBP_E_NETWORK && dbp_failover_after_broken_conn(pool, req))
             return; /* a read, back in the wait queue */
+        if (rc == DBP_E_UNAVAILABLE && dbp_failover_after_wrong_role(pool, req))
+            return; /* back in the wait queue for the endpoint in the right role */
         if (rc == DBP_E_NETWORK)
             rc = dbp_failover_classify_lost(req);
     }

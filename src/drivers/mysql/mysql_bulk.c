@@ -307,9 +307,11 @@ static int load(bulk *b, int64_t *loaded, dbp_error *err)
     return rc;
 }
 
-int my_bulk_load(void *conn, const char *table, struct ArrowArrayStream *rows,
-                 const dbp_exec_ctx *ctx, int64_t *loaded, dbp_error *err)
+int my_bulk_load(void *conn, const char *table, const dbp_params *options,
+                 struct ArrowArrayStream *rows, const dbp_exec_ctx *ctx,
+                 int64_t *loaded, dbp_error *err)
 {
+    (void)options; /* no options */
     my_conn *c = conn;
     my_call_begin(c, ctx);
     bulk b = {.c = c, .table = table, .cancelled = ctx->cancelled};

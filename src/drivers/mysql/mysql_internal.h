@@ -160,8 +160,9 @@ void my_cursor_close(void *conn, const dbp_exec_ctx *ctx);
 /* Installs the local-infile handler that refuses every file request (the
  * server's, or a user's LOAD DATA LOCAL) unless write_frame serves one. */
 void my_infile_guard(MYSQL *db);
-int my_bulk_load(void *conn, const char *table, struct ArrowArrayStream *rows,
-                 const dbp_exec_ctx *ctx, int64_t *loaded, dbp_error *err);
+int my_bulk_load(void *conn, const char *table, const dbp_params *options,
+                 struct ArrowArrayStream *rows, const dbp_exec_ctx *ctx,
+                 int64_t *loaded, dbp_error *err);
 
 /* ---- mysql_types.c ---- */
 

@@ -159,9 +159,11 @@ static int copy_row(void *arg, const dbp_cell *cells, size_t n, dbp_error *err)
     return flush_chunk(ci, err);
 }
 
-int pg_bulk_load(void *conn, const char *table, struct ArrowArrayStream *rows,
-                 const dbp_exec_ctx *ctx, int64_t *loaded, dbp_error *err)
+int pg_bulk_load(void *conn, const char *table, const dbp_params *options,
+                 struct ArrowArrayStream *rows, const dbp_exec_ctx *ctx,
+                 int64_t *loaded, dbp_error *err)
 {
+    (void)options; /* no options */
     pg_conn *c = conn;
     pg_call_begin(c, ctx);
     copy_in ci = {.c = c, .table = table};

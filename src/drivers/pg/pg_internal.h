@@ -210,7 +210,8 @@ int pg_session_changed(void *conn);
 
 /* ---- pg_bulk.c ---- */
 
-int pg_bulk_load(void *conn, const char *table, struct ArrowArrayStream *rows,
-                 const dbp_exec_ctx *ctx, int64_t *loaded, dbp_error *err);
+int pg_bulk_load(void *conn, const char *table, const dbp_params *options,
+                 struct ArrowArrayStream *rows, const dbp_exec_ctx *ctx,
+                 int64_t *loaded, dbp_error *err);
 
 #endif

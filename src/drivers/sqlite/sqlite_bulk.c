@@ -214,9 +214,11 @@ static int bulk_row(void *arg, const dbp_cell *cells, size_t n, dbp_error *err)
 }
 
 /* One prepared INSERT per row inside a savepoint: all rows or none. */
-int sqlite_bulk_load(void *conn, const char *table, struct ArrowArrayStream *rows,
-                     const dbp_exec_ctx *ctx, int64_t *loaded, dbp_error *err)
+int sqlite_bulk_load(void *conn, const char *table, const dbp_params *options,
+                     struct ArrowArrayStream *rows, const dbp_exec_ctx *ctx,
+                     int64_t *loaded, dbp_error *err)
 {
+    (void)options; /* no options */
     sqlite_conn *c = conn;
     int rc = sqlite_exec_simple(c, "SAVEPOINT dbp_write_frame", err);
     if (rc != DBP_OK)

@@ -119,7 +119,8 @@ void sqlite_cursor_close(void *conn, const dbp_exec_ctx *ctx);
 
 /* ---- sqlite_bulk.c ---- */
 
-int sqlite_bulk_load(void *conn, const char *table, struct ArrowArrayStream *rows,
-                     const dbp_exec_ctx *ctx, int64_t *loaded, dbp_error *err);
+int sqlite_bulk_load(void *conn, const char *table, const dbp_params *options,
+                     struct ArrowArrayStream *rows, const dbp_exec_ctx *ctx,
+                     int64_t *loaded, dbp_error *err);
 
 #endif

@@ -563,9 +563,11 @@ static int rollback(void *conn, const dbp_exec_ctx *ctx, dbp_error *err)
 
 /* ---- bulk load ------------------------------------------------------------------------------ */
 
-static int bulk_load(void *conn, const char *table, struct ArrowArrayStream *rows,
-                     const dbp_exec_ctx *ctx, int64_t *loaded, dbp_error *err)
+static int bulk_load(void *conn, const char *table, const dbp_params *options,
+              struct ArrowArrayStream *rows, const dbp_exec_ctx *ctx,
+              int64_t *loaded, dbp_error *err)
 {
+    (void)options; /* no options */
     tds_conn *c = conn;
     tds_call_begin(c, ctx);
     int rc = tds_bulk_load(c, table, rows, ctx, loaded, err);

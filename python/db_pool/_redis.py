@@ -1,0 +1,231 @@
+"""What the Redis engine needs on the Python side (docs/redis.md): its URL
+forms, commands flattened for the C driver, the spec of a tabular read and
+the options of write_frame. The methods themselves live on DatabasePool and
+SyncDatabasePool, which call these."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Literal, Mapping, Sequence
+from urllib.parse import unquote
+
+import polars as pl
+
+from . import _native
+from .errors import ConfigurationError, ProgrammingError, ResponseError
+
+#: A command: its name and arguments (str, bytes, int, float or bool).
+Command = Sequence[Any]
+OnError = Literal["raise", "null"]
+WriteKind = Literal["hash", "string"]
+
+#: The tabular reads and the default schema of those that have one.
+READS = ("HGETALL", "HMGET", "MGET", "ZRANGE")
+_DEFAULT_SCHEMA: dict[str, dict[str, Any]] = {
+    "MGET": {"value": pl.Utf8},
+    "ZRANGE": {"member": pl.Utf8, "score": pl.Float64},
+}
+KEY_COLUMN = "_key"
+DEFAULT_SCAN_COUNT = 1000
+
+#: Commands that only read: routed by read_from when readonly is not given.
+READ_COMMANDS = frozenset(
+    """GET MGET GETRANGE STRLEN EXISTS TYPE TTL PTTL EXPIRETIME HGET HMGET HGETALL HKEYS
+    HVALS HLEN HEXISTS HSTRLEN HSCAN LRANGE LLEN LINDEX SMEMBERS SISMEMBER SMISMEMBER
+    SCARD SRANDMEMBER SSCAN ZRANGE ZRANGEBYSCORE ZREVRANGE ZSCORE ZMSCORE ZCARD ZCOUNT
+    ZRANK ZREVRANK ZSCAN SCAN DBSIZE PING ECHO BITCOUNT GETBIT XRANGE XREVRANGE XLEN
+    PFCOUNT""".split()
+)
+
+# Polars dtypes a tabular read can produce, by the C type id (column.h).
+_TYPE_IDS: list[tuple[Any, str]] = [
+    (pl.Boolean, "BOOL"), (pl.Int8, "INT8"), (pl.Int16, "INT16"), (pl.Int32, "INT32"),
+    (pl.Int64, "INT64"), (pl.UInt8, "UINT8"), (pl.UInt16, "UINT16"), (pl.UInt32, "UINT32"),
+    (pl.UInt64, "UINT64"), (pl.Float32, "FLOAT32"), (pl.Float64, "FLOAT64"),
+    (pl.Date, "DATE32"), (pl.Utf8, "STRING"), (pl.Binary, "BINARY"),
+]
+
+
+def url_settings(scheme: str, credentials: str | None, hostport: str, path: str,
+                 settings: dict[str, str]) -> dict[str, str]:
+    """redis://[[user]:password@]host[:port][/db][?key=value] and
+    unix://[[user]:password@]/path/to/socket[?db=N]; rediss:// is refused
+    (this build's hiredis has no TLS)."""
+    if scheme == "rediss":
+        raise ConfigurationError(
+            "rediss:// (TLS) is not supported: Debian 12's hiredis 0.14 has no TLS; use "
+            "redis:// on a trusted network or a TLS tunnel (docs/redis.md)")
+    if credentials is not None:
+        user, colon, password = credentials.partition(":")
+        if colon:
+            settings["password"] = unquote(password)
+            if user:
+                settings["user"] = unquote(user)
+        elif user:  # redis://secret@host: redis-py reads a lone part as the password
+            settings["password"] = unquote(user)
+    if scheme == "unix":
+        if hostport:
+            raise ConfigurationError("unix:// URLs take a socket path: unix:///run/redis.sock")
+        settings["unix_socket"] = unquote(path)
+        return settings
+    if "," in hostport:
+        raise ConfigurationError(
+            "a redis:// URL names one server; give several as endpoints (or use Sentinel)")
+    from ._common import split_host_port
+
+    host, port = split_host_port(hostport)
+    if host:
+        settings["host"] = unquote(host)
+    if port:
+        if not port.isdigit():
+            raise ConfigurationError("the redis url's port is not a number (not shown)")
+        settings["port"] = port
+    db = path[1:] if path.startswith("/") else path
+    if db:
+        if not db.isdigit():
+            raise ConfigurationError("the redis url's path is the database number: redis://host/0")
+        settings["database"] = db
+    if "db" in settings:
+        settings["database"] = settings.pop("db")
+    return settings
+
+
+def _arg_ok(value: Any) -> bool:
+    return isinstance(value, (str, bytes, bytearray, memoryview, int, float))
+
+
+def flatten(commands: Iterable[Command]) -> tuple[list[Any], int, bool]:
+    """(the flat parameter list the driver reads: a count then the
+    arguments, per command; how many commands; whether all only read)."""
+    flat: list[Any] = []
+    n = 0
+    reads = True
+    for cmd in commands:
+        if isinstance(cmd, (str, bytes)) or not isinstance(cmd, Sequence) or not cmd:
+            raise ProgrammingError(
+                "each command is a non-empty sequence such as ('SET', 'k', 'v'), "
+                f"not {type(cmd).__name__}")
+        for arg in cmd:
+            if not _arg_ok(arg) or arg is None:
+                raise ProgrammingError(
+                    f"a redis argument is str, bytes, int or float, not {type(arg).__name__}")
+        name = cmd[0]
+        name = name.decode("latin-1") if isinstance(name, bytes) else str(name)
+        reads = reads and name.upper() in READ_COMMANDS
+        flat.append(len(cmd))
+        flat.extend(bytes(a) if isinstance(a, (bytearray, memoryview)) else a for a in cmd)
+        n += 1
+    if n == 0:
+        raise ProgrammingError("pipeline() needs at least one command")
+    return flat, n, reads
+
+
+def routing(readonly: bool | None, reads: bool) -> int:
+    """The native routing flag of a command request."""
+    if readonly is None:
+        return 1 if reads else 0
+    return int(bool(readonly))
+
+
+def single_reply(replies: list[Any]) -> Any:
+    """command()'s value: the one reply, raised when it is an error."""
+    value = replies[0]
+    if isinstance(value, ResponseError):
+        raise value
+    return value
+
+
+def pipeline_replies(replies: list[Any] | None, raise_on_error: bool) -> list[Any] | None:
+    """pipeline()'s value: every reply, the first error raised (after every
+    command ran) unless raise_on_error is False."""
+    if replies is not None and raise_on_error:
+        for value in replies:
+            if isinstance(value, ResponseError):
+                raise value
+    return replies
+
+
+def _type_id(name: str, dtype: Any) -> int:
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_unit not in (None, "us"):
+            raise ProgrammingError(f"column {name!r}: only Datetime('us') is read from redis")
+        kind = "TIMESTAMP_UTC" if dtype.time_zone == "UTC" else "TIMESTAMP_US"
+        if dtype.time_zone not in (None, "UTC"):
+            raise ProgrammingError(f"column {name!r}: Datetime time zone must be None or UTC")
+        return int(_native.TYPE_IDS[kind])
+    for known, kind in _TYPE_IDS:
+        if dtype == known:
+            return int(_native.TYPE_IDS[kind])
+    raise ProgrammingError(
+        f"column {name!r}: redis values are read as Boolean, integers, floats, Date, "
+        f"Datetime('us'), Utf8 or Binary, not {dtype}")
+
+
+def scan_spec(kind: str, pattern: str | bytes | None, schema: Mapping[str, Any] | None,
+              on_error: OnError, count: int) -> tuple[str, list[Any]]:
+    """(sql, params) of a tabular read (redis_scan.c reads them)."""
+    op = kind.upper()
+    if op not in READS:
+        raise ProgrammingError(
+            f"redis reads tables with {', '.join(READS)} (and a pattern), not {kind!r}; "
+            "use command() for other commands")
+    if pattern is None:
+        raise ProgrammingError(f"query(..., {op!r}) needs pattern=, such as 'user:*'")
+    if on_error not in ("raise", "null"):
+        raise ProgrammingError(f"on_error must be 'raise' or 'null', not {on_error!r}")
+    if not isinstance(count, int) or count < 1:
+        raise ProgrammingError("scan_count must be a positive integer")
+    fields = dict(schema if schema is not None else _DEFAULT_SCHEMA.get(op, {}))
+    if not fields or (len(fields) == 1 and KEY_COLUMN in fields):
+        raise ProgrammingError(f"query(..., {op!r}) needs schema=: the fields to read and "
+                               "their dtypes, such as {'name': pl.Utf8, 'age': pl.Int64}")
+    key_dtype = fields.pop(KEY_COLUMN, pl.Utf8)
+    if key_dtype not in (pl.Utf8, pl.Binary):
+        raise ProgrammingError(f"the {KEY_COLUMN} column is Utf8 or Binary, not {key_dtype}")
+    params: list[Any] = [pattern, count, 1 if on_error == "null" else 0,
+                         KEY_COLUMN, _type_id(KEY_COLUMN, key_dtype)]
+    for name, dtype in fields.items():
+        if not isinstance(name, str) or not name or "\0" in name:
+            raise ProgrammingError(f"bad field name {name!r}")
+        params += [name, _type_id(name, dtype)]
+    return op, params
+
+
+def write_options(key_column: str | None, kind: WriteKind, ttl: float | None,
+                  prefix: str | None, table: str | None) -> tuple[str, list[Any]]:
+    """(prefix, options) of write_frame on redis (redis_bulk.c)."""
+    if table is not None:
+        raise ProgrammingError("redis write_frame takes prefix= (the keys' prefix), not a table")
+    if not key_column:
+        raise ProgrammingError("redis write_frame needs key_column= (the column the keys end in)")
+    if kind not in ("hash", "string"):
+        raise ProgrammingError(f"kind must be 'hash' or 'string', not {kind!r}")
+    seconds = 0
+    if ttl is not None:
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 1 \
+                or ttl != int(ttl):
+            raise ProgrammingError("ttl is a whole number of seconds, at least 1")
+        seconds = int(ttl)
+    return prefix or "", [key_column, kind, seconds]
+
+
+def frame_rows(frame: Any, key_column: str | None) -> Any:
+    """The rows of write_frame's frame, checked for a key in every row (a
+    row without one would stop the load half-way: Redis cannot undo)."""
+    from ._frames import prepare_frame
+
+    rows, _ = prepare_frame(frame, "redis")
+    if isinstance(rows, pl.DataFrame):
+        if key_column not in rows.columns:
+            raise ProgrammingError(f"write_frame: the frame has no key column {key_column!r}")
+        nulls = rows[key_column].null_count()
+        if nulls:
+            raise ProgrammingError(f"write_frame: {nulls} rows have a null {key_column!r}; "
+                                   "nothing was written")
+    return rows
+
+
+def refuse_sql_options(engine: str, **given: Any) -> None:
+    """The redis-only keywords of query()/stream()/write_frame() on a SQL pool."""
+    named = [k for k, v in given.items() if v is not None]
+    if named and engine != "redis":
+        raise ProgrammingError(f"{', '.join(named)} only apply to redis pools, not {engine}")
