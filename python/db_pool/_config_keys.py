@@ -125,6 +125,7 @@ ENGINE_ALIASES = {
     "mysql": "mysql",
     "mariadb": "mysql",
     "redis": "redis",
+    "redis+cluster": "redis",  # redis+cluster://h1:7000,h2:7001: a Redis Cluster
     "rediss": "redis",  # refused with a reason (no TLS in this build's hiredis)
     "unix": "redis",    # unix:///path/to/redis.sock, as redis-py takes it
 }
@@ -260,6 +261,8 @@ ENGINE_KEYS: dict[str, tuple[Key, ...]] = {
             aliases=("username",)),
         Key("password", "str", "password (AUTH)", secret=True),
         Key("client_name", "str", "CLIENT SETNAME of every connection"),
+        Key("cluster", "bool", "a Redis Cluster: host lists seed nodes (\"h1:7000,h2:7001\"), "
+            "each connection routes commands by key slot (redis+cluster:// sets it)", False),
     ),
 }
 

@@ -47,9 +47,11 @@ _TYPE_IDS: list[tuple[Any, str]] = [
 
 def url_settings(scheme: str, credentials: str | None, hostport: str, path: str,
                  settings: dict[str, str]) -> dict[str, str]:
-    """redis://[[user]:password@]host[:port][/db][?key=value] and
-    unix://[[user]:password@]/path/to/socket[?db=N]; rediss:// is refused
-    (this build's hiredis has no TLS)."""
+    """redis://[[user]:password@]host[:port][/db][?key=value],
+    redis+cluster://[[user]:password@]host1:port1,host2:port2[?key=value]
+    (seed nodes of a Redis Cluster: host is their comma-joined list, cluster
+    is 1) and unix://[[user]:password@]/path/to/socket[?db=N]; rediss:// is
+    refused (this build's hiredis has no TLS)."""
     if scheme == "rediss":
         raise ConfigurationError(
             "rediss:// (TLS) is not supported: Debian 12's hiredis 0.14 has no TLS; use "
@@ -67,6 +69,8 @@ def url_settings(scheme: str, credentials: str | None, hostport: str, path: str,
             raise ConfigurationError("unix:// URLs take a socket path: unix:///run/redis.sock")
         settings["unix_socket"] = unquote(path)
         return settings
+    if scheme == "redis+cluster":
+        return _cluster_settings(hostport, path, settings)
     if "," in hostport:
         raise ConfigurationError(
             "a redis:// URL names one server; give several as endpoints (or use Sentinel)")
@@ -86,6 +90,30 @@ def url_settings(scheme: str, credentials: str | None, hostport: str, path: str,
         settings["database"] = db
     if "db" in settings:
         settings["database"] = settings.pop("db")
+    return settings
+
+
+def _cluster_settings(hostport: str, path: str, settings: dict[str, str]) -> dict[str, str]:
+    """The seeds of redis+cluster:// as host "h1:p1,h2:p2" and cluster=1."""
+    from ._common import split_host_port
+
+    seeds = []
+    for part in hostport.split(","):
+        host, port = split_host_port(part.strip())
+        if not host:
+            raise ConfigurationError("a redis+cluster:// seed has no host: "
+                                     "redis+cluster://host1:7000,host2:7001")
+        if port and not port.isdigit():
+            raise ConfigurationError("a redis+cluster:// seed's port is not a number (not shown)")
+        host = unquote(host)
+        host = f"[{host}]" if ":" in host else host
+        seeds.append(f"{host}:{port}" if port else host)
+    db = path[1:] if path.startswith("/") else path
+    db = settings.pop("db", settings.pop("database", db))
+    if db not in ("", "0"):
+        raise ConfigurationError("a redis cluster has only database 0")
+    settings["host"] = ",".join(seeds)
+    settings["cluster"] = "1"
     return settings
 
 

@@ -5,7 +5,9 @@
  * database (the SELECT index) and client_name (CLIENT SETNAME). The login
  * (AUTH, SELECT, CLIENT SETNAME) goes out as one pipeline, again after
  * each RESET. Replies are RESP2: Debian 12's hiredis 0.14 parses no RESP3
- * (docs/redis.md). */
+ * (docs/redis.md). With cluster=1, `host` lists seed nodes
+ * ("h1:7000,h2:7001") and each connection is a cluster client
+ * (redis_cluster.c). */
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,10 @@ static void free_config(void *p)
     dbp_free(cfg->user);
     dbp_free_secret(cfg->password);
     dbp_free(cfg->client_name);
+    for (size_t i = 0; i < cfg->n_seeds; i++)
+        dbp_free(cfg->seed_hosts[i]);
+    dbp_free(cfg->seed_hosts);
+    dbp_free(cfg->seed_ports);
     dbp_free(cfg);
 }
 
@@ -65,12 +71,67 @@ static int one_setting(rd_config *cfg, const char *key, const char *value, dbp_e
         cfg->port = (unsigned)n;
         return rc;
     }
+    if (strcmp(key, "cluster") == 0) {
+        cfg->cluster = strcmp(value, "1") == 0 || strcmp(value, "true") == 0 ||
+                       strcmp(value, "on") == 0;
+        if (!cfg->cluster && strcmp(value, "0") && strcmp(value, "false") && strcmp(value, "off"))
+            return dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
+                                 "redis setting cluster must be 1 or 0, not '%s'", value);
+        return DBP_OK;
+    }
     if (strcmp(key, "database") == 0 || strcmp(key, "db") == 0) {
         int rc = dbp_parse_setting_int("redis", key, value, 0, 1000000, &n, err);
         cfg->database = n;
         return rc;
     }
     return dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "unknown redis setting '%s'", key);
+}
+
+/* cluster: `host` as seeds "h1[:p1],[v6]:p2,..." (the port setting by default). */
+static int parse_seeds(rd_config *cfg, dbp_error *err)
+{
+    size_t n = 1;
+    for (const char *p = cfg->host; *p; p++)
+        n += *p == ',';
+    cfg->seed_hosts = dbp_calloc(n, sizeof *cfg->seed_hosts);
+    cfg->seed_ports = dbp_calloc(n, sizeof *cfg->seed_ports);
+    if (!cfg->seed_hosts || !cfg->seed_ports)
+        return dbp_error_nomem(err);
+    for (const char *p = cfg->host; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *h = p, *colon = NULL;
+        size_t hlen = len;
+        if (len && *p == '[') { /* [IPv6]:port */
+            const char *close = memchr(p, ']', len);
+            if (close) {
+                h = p + 1;
+                hlen = (size_t)(close - h);
+                colon = close + 1 < p + len && close[1] == ':' ? close + 1 : NULL;
+            }
+        } else {
+            colon = memchr(p, ':', len);
+            hlen = colon ? (size_t)(colon - p) : len;
+        }
+        long port = cfg->port;
+        if (colon) {
+            char text[16];
+            size_t plen = (size_t)(p + len - colon - 1);
+            if (plen == 0 || plen >= sizeof text)
+                return dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "bad redis cluster seed port");
+            memcpy(text, colon + 1, plen);
+            text[plen] = '\0';
+            if (dbp_parse_setting_int("redis", "port", text, 1, 65535, &port, err) != DBP_OK)
+                return DBP_E_CONFIG;
+        }
+        if (hlen == 0)
+            return dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "a redis cluster seed has no host");
+        if (!(cfg->seed_hosts[cfg->n_seeds] = dbp_strndup(h, hlen)))
+            return dbp_error_nomem(err);
+        cfg->seed_ports[cfg->n_seeds++] = (unsigned)port;
+        p += len + (end != NULL);
+    }
+    return DBP_OK;
 }
 
 static int parse_config(const dbp_setting *settings, size_t n, void **out, dbp_error *err)
@@ -87,6 +148,15 @@ static int parse_config(const dbp_setting *settings, size_t n, void **out, dbp_e
     if (rc == DBP_OK && cfg->user && !cfg->password)
         rc = dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
                            "redis username '%s' needs a password", cfg->user);
+    if (rc == DBP_OK && !cfg->cluster && cfg->host && strchr(cfg->host, ','))
+        rc = dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
+                           "several redis hosts need cluster=1 (redis+cluster://h1,h2); for "
+                           "a primary and replicas give endpoints");
+    if (rc == DBP_OK && cfg->cluster && (cfg->unix_socket || cfg->database))
+        rc = dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
+                           "a redis cluster has only database 0 and is reached over TCP");
+    if (rc == DBP_OK && cfg->cluster)
+        rc = parse_seeds(cfg, err);
     if (rc != DBP_OK) {
         free_config(cfg);
         return rc;
@@ -98,7 +168,9 @@ static int parse_config(const dbp_setting *settings, size_t n, void **out, dbp_e
 static void describe(const void *config, char *buf, size_t size)
 {
     const rd_config *cfg = config;
-    if (cfg->unix_socket)
+    if (cfg->cluster)
+        snprintf(buf, size, "cluster %s", cfg->host);
+    else if (cfg->unix_socket)
         snprintf(buf, size, "%s/%ld", cfg->unix_socket, cfg->database);
     else
         snprintf(buf, size, "%s:%u/%ld", cfg->host, cfg->port, cfg->database);
@@ -112,12 +184,10 @@ static void disconnect(void *conn)
     if (!c)
         return;
     rd_cursor_close(c, NULL);
-    if (c->fd >= 0)
-        close(c->fd);
+    rd_cluster_free(c);
+    rd_node_close(&c->single);
     if (c->wake_fd >= 0)
         close(c->wake_fd);
-    if (c->reader)
-        redisReaderFree(c->reader);
     rd_buf_free(&c->out);
     rd_buf_free(&c->login);
     dbp_free(c);
@@ -147,7 +217,7 @@ static int build_login(rd_conn *c, const rd_config *cfg)
 
 /* Sends the login after the `prefix` commands already in c->out (a RESET),
  * with a PING so there is always a reply, and checks every reply. */
-static int run_login(rd_conn *c, size_t prefix, dbp_error *err)
+int rd_run_login(rd_conn *c, size_t prefix, dbp_error *err)
 {
     size_t n = prefix + c->login_n + 1;
     if (rd_buf_reserve(&c->out, c->login.len) != DBP_OK)
@@ -175,18 +245,23 @@ static int connect_redis(const void *config, const dbp_exec_ctx *ctx, void **out
     rd_conn *c = dbp_calloc(1, sizeof *c);
     if (!c)
         return dbp_error_nomem(err);
-    c->fd = -1;
+    c->single.fd = -1;
+    c->node = &c->single;
     c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     c->has_reset = -1;
     c->database = cfg->database;
-    describe(cfg, c->label, sizeof c->label);
+    describe(cfg, c->single.label, sizeof c->single.label);
     int rc = c->wake_fd < 0 ? dbp_error_nomem(err) : DBP_OK;
     if (rc == DBP_OK)
         rc = build_login(c, cfg) == DBP_OK ? DBP_OK : dbp_error_nomem(err);
-    if (rc == DBP_OK)
-        rc = rd_connect_socket(c, cfg, ctx, err);
-    if (rc == DBP_OK)
-        rc = run_login(c, 0, err);
+    c->ctx = ctx;
+    if (rc == DBP_OK && cfg->cluster) {
+        rc = rd_cluster_connect(c, cfg, err);
+    } else if (rc == DBP_OK) {
+        rc = rd_connect_socket(c, c->node, cfg->host, cfg->port, cfg->unix_socket, err);
+        if (rc == DBP_OK)
+            rc = rd_run_login(c, 0, err);
+    }
     c->ctx = NULL;
     if (rc != DBP_OK) {
         disconnect(c);
@@ -202,8 +277,16 @@ static int is_usable(void *conn)
     if (c->broken)
         return 0;
     /* an idle connection has nothing to read: readable means closed or junk */
-    struct pollfd p = {.fd = c->fd, .events = POLLIN | POLLRDHUP};
-    return poll(&p, 1, 0) == 0;
+    rd_node *nodes[64];
+    size_t n = c->cluster ? rd_cluster_open_nodes(c, nodes, 64) : 1;
+    if (!c->cluster)
+        nodes[0] = c->node;
+    for (size_t i = 0; i < n; i++) {
+        struct pollfd p = {.fd = nodes[i]->fd, .events = POLLIN | POLLRDHUP};
+        if (poll(&p, 1, 0) != 0)
+            return 0;
+    }
+    return 1;
 }
 
 static void interrupt(void *conn)
@@ -225,6 +308,11 @@ static int simple(rd_conn *c, const dbp_exec_ctx *ctx, dbp_reply **out, dbp_erro
 static int ping(void *conn, const dbp_exec_ctx *ctx, dbp_error *err)
 {
     rd_conn *c = conn;
+    rd_node *first = NULL;
+    if (c->cluster && rd_cluster_open_nodes(c, &first, 1) != 1)
+        return dbp_error_set(err, DBP_E_NETWORK, 0, "08006", "no cluster node is open");
+    if (c->cluster)
+        c->node = first; /* a cluster's pings go to one master it uses */
     if (rd_cmd(&c->out, "PING", (char *)NULL) != DBP_OK)
         return dbp_error_nomem(err);
     dbp_reply *r = NULL;
@@ -242,6 +330,10 @@ static int probe_role(void *conn, const dbp_exec_ctx *ctx, dbp_role *role, doubl
 {
     rd_conn *c = conn;
     *lag_s = -1;
+    if (c->cluster) { /* the pool's one endpoint is the cluster, writable as a whole */
+        *role = DBP_ROLE_PRIMARY;
+        return ping(conn, ctx, err);
+    }
     if (rd_cmd(&c->out, "ROLE", (char *)NULL) != DBP_OK)
         return dbp_error_nomem(err);
     dbp_reply *r = NULL;
@@ -253,7 +345,7 @@ static int probe_role(void *conn, const dbp_exec_ctx *ctx, dbp_role *role, doubl
         rc = rd_reply_error(r, "ROLE", err);
     else if (r->type != DBP_REPLY_ARRAY || r->n < 1 || r->element[0]->type != DBP_REPLY_STRING)
         rc = dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL, "unexpected ROLE reply from %s",
-                           c->label);
+                           c->node->label);
     else if (strcmp(r->element[0]->str, "master") == 0)
         *role = DBP_ROLE_PRIMARY;
     else
@@ -301,9 +393,17 @@ static int reset(void *conn, int always, const dbp_exec_ctx *ctx, int *did_reset
     if (!always && !c->session_changed)
         return DBP_OK;
     c->ctx = ctx;
-    int rc = rd_cmd(&c->out, c->has_reset != 0 ? "RESET" : "UNWATCH", (char *)NULL) == DBP_OK
-                 ? run_login(c, 1, err)
+    rd_node *nodes[64];
+    size_t n_nodes = c->cluster ? rd_cluster_open_nodes(c, nodes, 64) : 1;
+    if (!c->cluster)
+        nodes[0] = c->node;
+    int rc = DBP_OK;
+    for (size_t i = 0; i < n_nodes && rc == DBP_OK; i++) {
+        c->node = nodes[i];
+        rc = rd_cmd(&c->out, c->has_reset != 0 ? "RESET" : "UNWATCH", (char *)NULL) == DBP_OK
+                 ? rd_run_login(c, 1, err)
                  : dbp_error_nomem(err);
+    }
     if (rc == DBP_E_SERVER && c->has_reset == -1 && !c->broken) {
         c->has_reset = 0; /* an older server: try again without RESET */
         rc = reset(conn, always, ctx, did_reset, err);

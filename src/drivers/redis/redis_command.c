@@ -36,35 +36,49 @@ void rd_note_command(rd_conn *c, const char *name, size_t len)
         c->session_changed = 1;
 }
 
-/* One argument of a command as its bytes. */
-static int put_value(rd_conn *c, const dbp_params *p, const dbp_value *v, dbp_error *err)
+int rd_arg_bytes(const dbp_params *p, const dbp_value *v, char *buf, size_t size,
+                 const char **data, size_t *len, dbp_error *err)
 {
-    char text[48];
     int n;
     switch (v->kind) {
     case DBP_V_TEXT:
     case DBP_V_BLOB:
     case DBP_V_DECIMAL:
-        return rd_cmd_arg(&c->out, dbp_params_bytes(p, v), v->length) == DBP_OK
-                   ? DBP_OK
-                   : dbp_error_nomem(err);
+        *data = dbp_params_bytes(p, v);
+        *len = v->length;
+        return DBP_OK;
     case DBP_V_INT64:
-        return rd_cmd_arg_int(&c->out, v->i) == DBP_OK ? DBP_OK : dbp_error_nomem(err);
+        n = snprintf(buf, size, "%lld", (long long)v->i);
+        break;
     case DBP_V_BOOL:
-        return rd_cmd_arg(&c->out, v->i ? "1" : "0", 1) == DBP_OK ? DBP_OK
-                                                                  : dbp_error_nomem(err);
+        n = snprintf(buf, size, "%d", v->i ? 1 : 0);
+        break;
     case DBP_V_DOUBLE:
         if (isnan(v->d))
             return dbp_error_set(err, DBP_E_MISUSE, 0, "22023",
                                  "redis takes no NaN as an argument");
-        n = isinf(v->d) ? snprintf(text, sizeof text, "%sinf", v->d < 0 ? "-" : "")
-                        : dbp_format_double(v->d, text, sizeof text);
-        return rd_cmd_arg(&c->out, text, (size_t)n) == DBP_OK ? DBP_OK : dbp_error_nomem(err);
+        n = isinf(v->d) ? snprintf(buf, size, "%sinf", v->d < 0 ? "-" : "")
+                        : dbp_format_double(v->d, buf, size);
+        break;
     default:
         return dbp_error_set(err, DBP_E_MISUSE, 0, "22023",
                              "a redis argument must be str, bytes, int, float or bool, not %s",
                              dbp_value_kind_name(v->kind));
     }
+    *data = buf;
+    *len = n > 0 ? (size_t)n : 0;
+    return DBP_OK;
+}
+
+int rd_put_value(rd_buf *b, const dbp_params *p, const dbp_value *v, dbp_error *err)
+{
+    char text[48];
+    const char *data = NULL;
+    size_t len = 0;
+    int rc = rd_arg_bytes(p, v, text, sizeof text, &data, &len, err);
+    if (rc == DBP_OK && rd_cmd_arg(b, data, len) != DBP_OK)
+        rc = dbp_error_nomem(err);
+    return rc;
 }
 
 /* Encodes the commands of `p` (count, then arguments) into c->out; *n_out
@@ -94,7 +108,7 @@ static int encode_commands(rd_conn *c, const dbp_params *p, size_t *n_out, dbp_e
         if (rd_cmd_begin(&c->out, argc) != DBP_OK)
             return dbp_error_nomem(err);
         for (size_t k = 0; k < argc; k++) {
-            int rc = put_value(c, p, dbp_params_get(p, 0, i++), err);
+            int rc = rd_put_value(&c->out, p, dbp_params_get(p, 0, i++), err);
             if (rc != DBP_OK)
                 return rc;
         }
@@ -117,7 +131,7 @@ static int refused_for_role(rd_conn *c, dbp_reply *const *replies, size_t n, dbp
             return DBP_OK;
     if (c->ctx->replied)
         *c->ctx->replied = 0;
-    return dbp_error_set(err, DBP_E_UNAVAILABLE, 0, "25006", "%s is a replica: %.*s", c->label,
+    return dbp_error_set(err, DBP_E_UNAVAILABLE, 0, "25006", "%s is a replica: %.*s", c->node->label,
                          (int)(replies[0]->len > 300 ? 300 : replies[0]->len), replies[0]->str);
 }
 
@@ -135,8 +149,8 @@ static dbp_reply *new_array(dbp_reply **elements, size_t n)
 /* MULTI's replies: OK, QUEUED per command, then EXEC's answer, which is the
  * request's. A command refused while queueing aborts the transaction (on a
  * replica every write is refused so: the primary may take it instead). */
-static int exec_answer(rd_conn *c, dbp_reply **replies, size_t n, dbp_reply **out,
-                       dbp_error *err)
+int rd_exec_answer(rd_conn *c, dbp_reply **replies, size_t n, dbp_reply **out,
+                   dbp_error *err)
 {
     for (size_t i = 1; i <= n; i++) {
         if (is_readonly_error(replies[i]))
@@ -164,6 +178,16 @@ int rd_command(void *conn, const char *mode, const dbp_params *cmds, const dbp_e
     int multi = mode && strcasecmp(mode, "MULTI") == 0;
     if (mode && *mode && !multi)
         return dbp_error_set(err, DBP_E_MISUSE, 0, NULL, "unknown command mode '%s'", mode);
+    if (c->cluster) {
+        c->ctx = ctx;
+        size_t n_cmds = 0;
+        int rc = encode_commands(c, cmds, &n_cmds, err); /* checks them all first */
+        c->out.len = 0;
+        if (rc == DBP_OK)
+            rc = rd_cluster_command(c, multi, cmds, out, err);
+        c->ctx = NULL;
+        return rc;
+    }
     c->out.len = 0;
     size_t n = 0;
     int rc = multi && rd_cmd(&c->out, "MULTI", (char *)NULL) != DBP_OK ? dbp_error_nomem(err)
@@ -183,7 +207,7 @@ int rd_command(void *conn, const char *mode, const dbp_params *cmds, const dbp_e
     c->ctx = ctx;
     rc = rd_roundtrip(c, n_replies, replies, err);
     if (rc == DBP_OK && multi) {
-        rc = exec_answer(c, replies, n, out, err);
+        rc = rd_exec_answer(c, replies, n, out, err);
         for (size_t i = 0; i < n_replies; i++)
             dbp_reply_free(replies[i]);
         dbp_free(replies);
@@ -229,7 +253,30 @@ int rd_execute(void *conn, const char *sql, size_t sql_len, const dbp_params *pa
         rd_note_command(c, sql + first, first_len);
     size_t width = dbp_params_width(params);
     c->out.len = 0;
-    int rc = rd_cmd_begin(&c->out, words + width) == DBP_OK ? DBP_OK : dbp_error_nomem(err);
+    c->ctx = ctx;
+    rd_batch batch = {.src = &c->out};
+    int rc = DBP_OK;
+    if (c->cluster) { /* the key is the second word, or the first parameter */
+        int target = RD_ANY_NODE;
+        size_t i = first + first_len;
+        while (i < sql_len && isspace((unsigned char)sql[i]))
+            i++;
+        size_t start = i;
+        while (i < sql_len && !isspace((unsigned char)sql[i]))
+            i++;
+        char num[48];
+        const char *key = sql + start;
+        size_t key_len = i - start;
+        if (key_len == 0 && width > 0)
+            rc = rd_arg_bytes(params, dbp_params_get(params, 0, 0), num, sizeof num, &key,
+                              &key_len, err);
+        if (rc == DBP_OK && (key_len > 0 || width > 0) && !rd_keyless(sql + first, first_len))
+            target = (int)rd_keyslot(key, key_len);
+        if (rc == DBP_OK)
+            rc = rd_batch_mark(&batch, target, err);
+    }
+    if (rc == DBP_OK)
+        rc = rd_cmd_begin(&c->out, words + width) == DBP_OK ? DBP_OK : dbp_error_nomem(err);
     for (size_t i = 0; i < sql_len && rc == DBP_OK;) {
         while (i < sql_len && isspace((unsigned char)sql[i]))
             i++;
@@ -240,11 +287,15 @@ int rd_execute(void *conn, const char *sql, size_t sql_len, const dbp_params *pa
             rc = dbp_error_nomem(err);
     }
     for (size_t k = 0; k < width && rc == DBP_OK; k++)
-        rc = put_value(c, params, dbp_params_get(params, 0, k), err);
+        rc = rd_put_value(&c->out, params, dbp_params_get(params, 0, k), err);
     dbp_reply *r = NULL;
-    c->ctx = ctx;
-    if (rc == DBP_OK)
+    if (rc == DBP_OK && c->cluster && (rc = rd_batch_run(c, &batch, err)) == DBP_OK) {
+        r = batch.replies[0];
+        batch.replies[0] = NULL;
+    } else if (rc == DBP_OK) {
         rc = rd_roundtrip(c, 1, &r, err);
+    }
+    rd_batch_free(&batch);
     c->out.len = 0;
     if (rc == DBP_OK && (rc = refused_for_role(c, &r, 1, err)) == DBP_OK &&
         r->type == DBP_REPLY_ERROR)

@@ -7,6 +7,10 @@
  *   redis_scan.c     tabular reads: SCAN by pattern, values into Arrow
  *   redis_values.c   a value's text into a typed Arrow column
  *   redis_bulk.c     write_frame: rows as hashes or strings, pipelined
+ *   redis_cluster.c  Redis Cluster: the slot table, a socket per master,
+ *                    batches sent per node, MOVED / ASK / TRYAGAIN
+ *   redis_route.c    Redis Cluster: a request's commands to their key's
+ *                    slots (split and merged), transactions in one slot
  *
  * The driver owns its non-blocking socket and polls it in bounded slices
  * (driver.h); hiredis parses the replies. Redis has no way to stop a
@@ -29,6 +33,10 @@ typedef struct rd_config {
     char *password; /* wiped when freed */
     long database;
     char *client_name;
+    int cluster;          /* a Redis Cluster: `host` lists the seed nodes */
+    size_t n_seeds;       /* cluster: the seeds, "host" and port each */
+    char **seed_hosts;
+    unsigned *seed_ports;
 } rd_config;
 
 /* A growable output buffer of RESP commands. */
@@ -37,13 +45,27 @@ typedef struct rd_buf {
     size_t len, cap;
 } rd_buf;
 
-typedef struct rd_scan rd_scan; /* redis_scan.c */
+typedef struct rd_scan rd_scan;       /* redis_scan.c */
+typedef struct rd_cluster rd_cluster; /* redis_cluster.c */
+
+/* One server socket: the only one of a single-server connection, one per
+ * master of a cluster connection. */
+typedef struct rd_node {
+    int fd;                 /* -1: not open (a cluster node is opened on first use) */
+    redisReader *reader;    /* builds dbp_reply trees */
+    int broken;             /* its replies are out of step: never used again */
+    char *host;             /* cluster nodes: where to connect */
+    unsigned port;
+    rd_buf out;             /* cluster: the commands of this node in a batch */
+    char label[96];         /* host:port, for messages */
+} rd_node;
 
 typedef struct rd_conn {
-    int fd;
+    rd_node single;         /* the socket of a single-server connection */
+    rd_node *node;          /* the node rd_send / rd_read_reply / rd_roundtrip use */
+    rd_cluster *cluster;    /* NULL unless a cluster connection */
     int wake_fd;            /* eventfd interrupt() writes to end a wait at once */
-    redisReader *reader;    /* builds dbp_reply trees */
-    int broken;             /* is_usable answers 0 */
+    int broken;             /* is_usable answers 0 (some node broke) */
     int session_changed;    /* a command since the last reset may have changed the session */
     int has_reset;          /* the server knows RESET (6.2+): 1, 0, or -1 not yet known */
     rd_buf out;
@@ -51,14 +73,19 @@ typedef struct rd_conn {
     size_t login_n;         /* commands in `login` */
     long database;
     const dbp_exec_ctx *ctx; /* of the call under way */
-    char label[96];         /* host:port, for messages */
     rd_scan *scan;          /* the open tabular cursor, if any */
 } rd_conn;
 
 /* ---- redis_io.c ---- */
 
-int rd_connect_socket(rd_conn *c, const rd_config *cfg, const dbp_exec_ctx *ctx,
-                      dbp_error *err);
+/* Opens n's socket to host:port or the unix socket path (NULL: TCP). */
+int rd_connect_socket(rd_conn *c, rd_node *n, const char *host, unsigned port,
+                      const char *unix_socket, dbp_error *err);
+void rd_node_close(rd_node *n);
+/* Sends `len` bytes to node n (reading what arrives meanwhile). */
+int rd_node_send(rd_conn *c, rd_node *n, const char *data, size_t len, dbp_error *err);
+int rd_node_read(rd_conn *c, rd_node *n, dbp_reply **out, dbp_error *err);
+/* The calls below work on c->node. */
 /* Sends c->out (then empties it) and reads `n` replies into out[0..n-1]
  * (the caller frees them; on failure none is left). */
 int rd_roundtrip(rd_conn *c, size_t n, dbp_reply **out, dbp_error *err);
@@ -79,7 +106,22 @@ int rd_cmd_arg_int(rd_buf *b, int64_t v);
 int rd_cmd(rd_buf *b, ...) __attribute__((sentinel));
 void rd_buf_free(rd_buf *b);
 
+/* ---- redis.c ---- */
+
+/* Sends the login (AUTH, SELECT, CLIENT SETNAME) after the `prefix`
+ * commands already in c->out, to c->node, and checks every reply. */
+int rd_run_login(rd_conn *c, size_t prefix, dbp_error *err);
+
 /* ---- redis_command.c ---- */
+
+/* One argument's bytes: *data points into p or into buf (>= 48 bytes). */
+int rd_arg_bytes(const dbp_params *p, const dbp_value *v, char *buf, size_t size,
+                 const char **data, size_t *len, dbp_error *err);
+/* One argument of a command as its bytes, appended to b. */
+int rd_put_value(rd_buf *b, const dbp_params *p, const dbp_value *v, dbp_error *err);
+/* MULTI's n + 2 replies into EXEC's answer (*out), or the error. */
+int rd_exec_answer(rd_conn *c, dbp_reply **replies, size_t n, dbp_reply **out,
+                   dbp_error *err);
 
 int rd_command(void *conn, const char *mode, const dbp_params *cmds, const dbp_exec_ctx *ctx,
                dbp_reply **out, dbp_error *err);
@@ -89,6 +131,58 @@ int rd_execute(void *conn, const char *sql, size_t sql_len, const dbp_params *pa
 /* Notes a command that may change the connection's session (SELECT,
  * CLIENT, WATCH, ...), for `reset`. */
 void rd_note_command(rd_conn *c, const char *name, size_t len);
+
+/* ---- redis_cluster.c ---- */
+
+#define RD_SLOTS 16384
+/* rd_batch targets besides a slot (0..16383). */
+#define RD_ANY_NODE (-1)              /* a command without keys */
+#define RD_NODE(i) (-2 - (int)(i))   /* this master (index in the cluster) */
+
+/* Commands going to a cluster: their bytes lie back to back in `src` (the
+ * caller's buffer), each with its target; rd_batch_run sends them to their
+ * nodes in per-node pipelines, follows MOVED / ASK / TRYAGAIN, and leaves
+ * each command's reply in replies[i]. */
+typedef struct rd_batch {
+    rd_buf *src;
+    size_t n, cap;
+    size_t *off;
+    int *target;
+    dbp_reply **replies;
+} rd_batch;
+
+/* Cluster settings, connecting: the slot table from CLUSTER SLOTS. */
+int rd_cluster_connect(rd_conn *c, const rd_config *cfg, dbp_error *err);
+void rd_cluster_free(rd_conn *c);
+/* 1 for commands without keys (PING, INFO, DBSIZE, ...): any node serves them. */
+int rd_keyless(const char *name, size_t len);
+/* The slot of a key: CRC16 (XMODEM) of the key or of its {hash tag}. */
+unsigned rd_keyslot(const char *key, size_t len);
+/* Starts command i at src->len (call before encoding it). */
+int rd_batch_mark(rd_batch *b, int target, dbp_error *err);
+int rd_batch_run(rd_conn *c, rd_batch *b, dbp_error *err);
+/* Frees the replies, keeps the arrays for the next batch. */
+void rd_batch_clear(rd_batch *b);
+void rd_batch_free(rd_batch *b);
+/* ---- redis_route.c ---- */
+
+/* DBP_OP_COMMAND on a cluster: commands routed by key slot, split, merged. */
+int rd_cluster_command(rd_conn *c, int multi, const dbp_params *cmds, dbp_reply **out,
+                       dbp_error *err);
+/* The masters (rd_node indexes, ordered) of the current slot table. */
+int rd_cluster_masters(rd_conn *c, size_t **out, size_t *n, dbp_error *err);
+/* A summary of the slot table and of the slots being migrated, asked of
+ * every master: equal summaries with no migration mean no key moved. */
+int rd_cluster_topology(rd_conn *c, char **out, int *migrating, dbp_error *err);
+/* Sends cmds to the node of `target` and reads n replies (no redirection). */
+int rd_cluster_exchange(rd_conn *c, int target, const rd_buf *cmds, size_t n, dbp_reply **out,
+                        dbp_error *err);
+/* *retry 1 when reply r of a command for `target` was a MOVED (the table is
+ * now updated), ASK, TRYAGAIN or CLUSTERDOWN (after a short sleep). */
+int rd_cluster_follow(rd_conn *c, const dbp_reply *r, int target, int round, int *retry,
+                      dbp_error *err);
+/* Every open node, for ping / reset / is_usable. */
+size_t rd_cluster_open_nodes(rd_conn *c, rd_node **out, size_t max);
 
 /* ---- redis_scan.c ---- */
 

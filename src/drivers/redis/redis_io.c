@@ -111,37 +111,38 @@ int rd_reply_error(const dbp_reply *r, const char *what, dbp_error *err)
 
 /* ---- waiting ------------------------------------------------------------------- */
 
-static int stopped(rd_conn *c, dbp_error *err)
+static int stopped(rd_conn *c, rd_node *node, dbp_error *err)
 {
     const dbp_exec_ctx *ctx = c->ctx;
     int timed_out = dbp_now_ns() >= ctx->deadline_ns;
-    c->broken = 1; /* its replies are abandoned: nobody can tell where the next one starts */
+    /* its replies are abandoned: nobody can tell where the next one starts */
+    node->broken = c->broken = 1;
     return dbp_error_set(err, timed_out ? DBP_E_QUERY_TIMEOUT : DBP_E_CANCELLED, 0, "57014",
                          "%s before %s answered; Redis cannot stop a command already sent, so "
                          "its reply is abandoned and the connection closed",
-                         timed_out ? "the deadline passed" : "cancelled", c->label);
+                         timed_out ? "the deadline passed" : "cancelled", node->label);
 }
 
-/* Waits for `events` on the socket; returns the events that came, or 0
- * with *rc set when the call must stop. */
-static short wait_for(rd_conn *c, short events, int *rc, dbp_error *err)
+/* Waits for `events` on the node's socket; returns the events that came,
+ * or 0 with *rc set when the call must stop. */
+static short wait_for(rd_conn *c, rd_node *node, short events, int *rc, dbp_error *err)
 {
     const dbp_exec_ctx *ctx = c->ctx;
     for (;;) {
         if (atomic_load(ctx->cancelled) || dbp_now_ns() >= ctx->deadline_ns) {
-            *rc = stopped(c, err);
+            *rc = stopped(c, node, err);
             return 0;
         }
         int64_t left = ctx->deadline_ns - dbp_now_ns();
         if (left > SLICE_NS)
             left = SLICE_NS;
-        struct pollfd fds[2] = {{.fd = c->fd, .events = events},
+        struct pollfd fds[2] = {{.fd = node->fd, .events = events},
                                 {.fd = c->wake_fd, .events = POLLIN}};
         int n = poll(fds, c->wake_fd >= 0 ? 2 : 1, (int)((left + 999999) / 1000000));
         if (n < 0 && errno != EINTR) {
-            c->broken = 1;
+            node->broken = c->broken = 1;
             *rc = dbp_error_set(err, DBP_E_NETWORK, errno, "08006", "poll on %s failed: %s",
-                                c->label, strerror(errno));
+                                node->label, strerror(errno));
             return 0;
         }
         if (n > 0 && fds[0].revents)
@@ -150,78 +151,91 @@ static short wait_for(rd_conn *c, short events, int *rc, dbp_error *err)
     }
 }
 
-static int lost(rd_conn *c, const char *what, int code, dbp_error *err)
+static int lost(rd_conn *c, rd_node *node, const char *what, int code, dbp_error *err)
 {
-    c->broken = 1;
-    return dbp_error_set(err, DBP_E_NETWORK, code, "08006", "%s %s: %s", what, c->label,
+    node->broken = c->broken = 1;
+    return dbp_error_set(err, DBP_E_NETWORK, code, "08006", "%s %s: %s", what, node->label,
                          code ? strerror(code) : "the server closed the connection");
 }
 
 /* Reads what the socket has now into the reader; 0 bytes is the server
  * closing the connection. */
-static int read_some(rd_conn *c, dbp_error *err)
+static int read_some(rd_conn *c, rd_node *node, dbp_error *err)
 {
     char chunk[READ_CHUNK];
-    ssize_t n = recv(c->fd, chunk, sizeof chunk, 0);
+    ssize_t n = recv(node->fd, chunk, sizeof chunk, 0);
     if (n == 0)
-        return lost(c, "reading from", 0, err);
+        return lost(c, node, "reading from", 0, err);
     if (n < 0)
-        return errno == EAGAIN || errno == EINTR ? DBP_OK : lost(c, "reading from", errno, err);
+        return errno == EAGAIN || errno == EINTR ? DBP_OK
+                                                 : lost(c, node, "reading from", errno, err);
     if (c->ctx->replied)
         *c->ctx->replied = 1;
-    if (redisReaderFeed(c->reader, chunk, (size_t)n) != REDIS_OK) {
-        c->broken = 1;
+    if (redisReaderFeed(node->reader, chunk, (size_t)n) != REDIS_OK) {
+        node->broken = c->broken = 1;
         return dbp_error_nomem(err);
     }
     return DBP_OK;
 }
 
-int rd_send(rd_conn *c, dbp_error *err)
+int rd_node_send(rd_conn *c, rd_node *node, const char *data, size_t len, dbp_error *err)
 {
     size_t sent = 0;
     if (c->ctx->replied)
         *c->ctx->replied = 0;
-    while (sent < c->out.len) {
-        ssize_t n = send(c->fd, c->out.data + sent, c->out.len - sent, MSG_NOSIGNAL);
+    while (sent < len) {
+        ssize_t n = send(node->fd, data + sent, len - sent, MSG_NOSIGNAL);
         if (n > 0) {
             sent += (size_t)n;
             continue;
         }
         if (n < 0 && errno != EAGAIN && errno != EINTR)
-            return lost(c, "sending to", errno, err);
+            return lost(c, node, "sending to", errno, err);
         int rc = DBP_OK;
-        short got = wait_for(c, POLLOUT | POLLIN, &rc, err);
+        short got = wait_for(c, node, POLLOUT | POLLIN, &rc, err);
         if (!got)
             return rc;
-        if ((got & POLLIN) && (rc = read_some(c, err)) != DBP_OK)
+        if ((got & POLLIN) && (rc = read_some(c, node, err)) != DBP_OK)
             return rc;
         if ((got & (POLLERR | POLLHUP)) && !(got & (POLLIN | POLLOUT)))
-            return lost(c, "sending to", 0, err);
+            return lost(c, node, "sending to", 0, err);
     }
-    c->out.len = 0;
     return DBP_OK;
 }
 
-int rd_read_reply(rd_conn *c, dbp_reply **out, dbp_error *err)
+int rd_node_read(rd_conn *c, rd_node *node, dbp_reply **out, dbp_error *err)
 {
     *out = NULL;
     for (;;) {
         void *obj = NULL;
-        if (redisReaderGetReply(c->reader, &obj) != REDIS_OK) {
-            c->broken = 1;
+        if (redisReaderGetReply(node->reader, &obj) != REDIS_OK) {
+            node->broken = c->broken = 1;
             return dbp_error_set(err, DBP_E_PROTOCOL, 0, "08P01", "bad reply from %s: %s",
-                                 c->label, c->reader->errstr);
+                                 node->label, node->reader->errstr);
         }
         if (obj) {
             *out = obj;
             return DBP_OK;
         }
         int rc = DBP_OK;
-        if (!wait_for(c, POLLIN, &rc, err))
+        if (!wait_for(c, node, POLLIN, &rc, err))
             return rc;
-        if ((rc = read_some(c, err)) != DBP_OK)
+        if ((rc = read_some(c, node, err)) != DBP_OK)
             return rc;
     }
+}
+
+int rd_send(rd_conn *c, dbp_error *err)
+{
+    int rc = rd_node_send(c, c->node, c->out.data, c->out.len, err);
+    if (rc == DBP_OK)
+        c->out.len = 0;
+    return rc;
+}
+
+int rd_read_reply(rd_conn *c, dbp_reply **out, dbp_error *err)
+{
+    return rd_node_read(c, c->node, out, err);
 }
 
 int rd_roundtrip(rd_conn *c, size_t n, dbp_reply **out, dbp_error *err)
@@ -241,72 +255,84 @@ int rd_roundtrip(rd_conn *c, size_t n, dbp_reply **out, dbp_error *err)
 
 /* ---- connecting ------------------------------------------------------------------ */
 
-static int try_connect(rd_conn *c, const struct sockaddr *addr, socklen_t len, dbp_error *err)
+static int try_connect(rd_conn *c, rd_node *node, const struct sockaddr *addr, socklen_t len,
+                       dbp_error *err)
 {
-    c->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->fd < 0)
-        return lost(c, "creating a socket for", errno, err);
-    if (connect(c->fd, addr, len) != 0 && errno != EINPROGRESS)
-        return lost(c, "connecting to", errno, err);
+    node->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (node->fd < 0)
+        return lost(c, node, "creating a socket for", errno, err);
+    if (connect(node->fd, addr, len) != 0 && errno != EINPROGRESS)
+        return lost(c, node, "connecting to", errno, err);
     int rc = DBP_OK;
-    if (!wait_for(c, POLLOUT, &rc, err)) {
+    if (!wait_for(c, node, POLLOUT, &rc, err)) {
         /* a connect that runs out of time is the endpoint's fault, not a query's */
         if (rc == DBP_E_QUERY_TIMEOUT)
             rc = dbp_error_set(err, DBP_E_TIMEOUT, 0, "08001",
-                               "connecting to %s timed out", c->label);
+                               "connecting to %s timed out", node->label);
         return rc;
     }
     int so_error = 0;
     socklen_t so_len = sizeof so_error;
-    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &so_error, &so_len);
+    getsockopt(node->fd, SOL_SOCKET, SO_ERROR, &so_error, &so_len);
     if (so_error)
-        return lost(c, "connecting to", so_error, err);
+        return lost(c, node, "connecting to", so_error, err);
     if (addr->sa_family != AF_UNIX) {
         int on = 1, idle = 60, interval = 10, count = 3;
-        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-        setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
-        setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-        setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
-        setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+        setsockopt(node->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+        setsockopt(node->fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+        setsockopt(node->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        setsockopt(node->fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+        setsockopt(node->fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
     }
     return DBP_OK;
 }
 
-int rd_connect_socket(rd_conn *c, const rd_config *cfg, const dbp_exec_ctx *ctx,
-                      dbp_error *err)
+int rd_connect_socket(rd_conn *c, rd_node *node, const char *host, unsigned port,
+                      const char *unix_socket, dbp_error *err)
 {
-    c->ctx = ctx;
-    c->reader = redisReaderCreateWithFunctions(&reply_functions);
-    if (!c->reader)
+    if (!node->reader && !(node->reader = redisReaderCreateWithFunctions(&reply_functions)))
         return dbp_error_nomem(err);
-    if (cfg->unix_socket) {
+    if (unix_socket) {
         struct sockaddr_un un = {.sun_family = AF_UNIX};
-        if (strlen(cfg->unix_socket) >= sizeof un.sun_path)
+        if (strlen(unix_socket) >= sizeof un.sun_path)
             return dbp_error_set(err, DBP_E_CONFIG, 0, NULL, "unix socket path too long");
-        strcpy(un.sun_path, cfg->unix_socket);
-        return try_connect(c, (const struct sockaddr *)&un, sizeof un, err);
+        strcpy(un.sun_path, unix_socket);
+        return try_connect(c, node, (const struct sockaddr *)&un, sizeof un, err);
     }
-    char port[16];
-    snprintf(port, sizeof port, "%u", cfg->port);
+    char port_text[16];
+    snprintf(port_text, sizeof port_text, "%u", port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *list = NULL;
     /* name lookup is libc's blocking one, bounded by the resolver's own timeouts */
-    int gai = getaddrinfo(cfg->host, port, &hints, &list);
+    int gai = getaddrinfo(host, port_text, &hints, &list);
     if (gai != 0)
-        return dbp_error_set(err, DBP_E_NETWORK, 0, "08001", "cannot resolve %s: %s", c->label,
-                             gai_strerror(gai));
-    int rc = DBP_E_NETWORK;
+        return dbp_error_set(err, DBP_E_NETWORK, 0, "08001", "cannot resolve %s: %s",
+                             node->label, gai_strerror(gai));
+    int rc = DBP_E_NETWORK, was_broken = c->broken;
     for (struct addrinfo *a = list; a; a = a->ai_next) {
-        if (c->fd >= 0)
-            close(c->fd);
-        c->fd = -1;
-        c->broken = 0;
-        rc = try_connect(c, a->ai_addr, a->ai_addrlen, err);
+        if (node->fd >= 0)
+            close(node->fd);
+        node->fd = -1;
+        node->broken = 0;
+        rc = try_connect(c, node, a->ai_addr, a->ai_addrlen, err);
         if (rc == DBP_OK || rc == DBP_E_CANCELLED || rc == DBP_E_TIMEOUT)
             break;
     }
     freeaddrinfo(list);
+    if (rc == DBP_OK)
+        c->broken = was_broken; /* not the failed addresses before this one */
     return rc;
+}
+
+void rd_node_close(rd_node *node)
+{
+    if (node->fd >= 0)
+        close(node->fd);
+    node->fd = -1;
+    if (node->reader)
+        redisReaderFree(node->reader);
+    node->reader = NULL;
+    rd_buf_free(&node->out);
 }
 
 /* ---- RESP encoding ------------------------------------------------------------- */

@@ -365,7 +365,7 @@ static int take_page(rd_scan *s, rd_conn *c, dbp_reply *r, dbp_error *err)
         dbp_reply_free(r);
         c->broken = 1;
         return dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL, "unexpected SCAN reply from %s",
-                             c->label);
+                             c->node->label);
     }
     memcpy(s->cursor, r->element[0]->str, r->element[0]->len + 1);
     s->scan_done = strcmp(s->cursor, "0") == 0;
