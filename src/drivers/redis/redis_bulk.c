@@ -5,7 +5,8 @@
  * (SET). Options, from the binding: the key column, "hash" or "string",
  * and a TTL in seconds (0: none). Rows go in pipelined batches; every reply
  * is checked. Redis cannot undo writes, so an error stops the load after
- * the rows already written, and the message says how many. */
+ * the rows already written, and the message says how many. On a cluster
+ * each command of a batch goes to its key's master (rd_batch). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +35,8 @@ typedef struct loader {
     int64_t written;
     char *key; /* prefix + key text */
     size_t key_len, key_cap;
+    rd_batch batch; /* cluster: the slot of each command */
+    int nomem;      /* a batch mark failed */
 } loader;
 
 /* A cell's bytes as Redis stores them; *len 0 with NULL data for NULL. */
@@ -109,11 +112,16 @@ static int flush(loader *l, dbp_error *err)
     if (l->batch_commands == 0)
         return DBP_OK;
     rd_conn *c = l->c;
-    int rc = rd_send(c, err);
+    int rc = l->nomem ? dbp_error_nomem(err) : c->cluster ? rd_batch_run(c, &l->batch, err)
+                                                          : rd_send(c, err);
     for (size_t i = 0; i < l->batch_commands; i++) {
         dbp_reply *r = NULL;
-        if (rc == DBP_OK)
+        if (rc == DBP_OK && c->cluster) {
+            r = l->batch.replies[i];
+            l->batch.replies[i] = NULL;
+        } else if (rc == DBP_OK) {
             rc = rd_read_reply(c, &r, err);
+        }
         if (rc == DBP_OK && r->type == DBP_REPLY_ERROR) {
             rc = dbp_error_set(err, DBP_E_SERVER, 0, NULL,
                                "write_frame stopped after %lld rows: %.*s",
@@ -128,6 +136,7 @@ static int flush(loader *l, dbp_error *err)
     if (rc == DBP_OK)
         l->written += (int64_t)l->batch_rows;
     l->batch_rows = l->batch_commands = 0;
+    rd_batch_clear(&l->batch);
     c->out.len = 0;
     return rc;
 }
@@ -161,7 +170,11 @@ static int make_key(loader *l, const dbp_cell *cell, int64_t row_no, dbp_error *
 static int begin_keyed(loader *l, const char *name, size_t extra)
 {
     rd_buf *b = &l->c->out;
+    dbp_error ignored = {0};
     l->batch_commands++;
+    if (l->c->cluster &&
+        rd_batch_mark(&l->batch, (int)rd_keyslot(l->key, l->key_len), &ignored) != DBP_OK)
+        l->nomem = 1;
     return rd_cmd_begin(b, 2 + extra) | rd_cmd_arg(b, name, strlen(name)) |
            rd_cmd_arg(b, l->key, l->key_len);
 }
@@ -245,7 +258,7 @@ int rd_bulk_load(void *conn, const char *prefix, const dbp_params *options,
 {
     rd_conn *c = conn;
     *loaded = 0;
-    loader l = {.c = c, .prefix = prefix, .prefix_len = strlen(prefix)};
+    loader l = {.c = c, .prefix = prefix, .prefix_len = strlen(prefix), .batch = {.src = &c->out}};
     int rc = read_options(&l, options, err);
     char *key_name = NULL;
     if (rc == DBP_OK) {
@@ -266,6 +279,7 @@ int rd_bulk_load(void *conn, const char *prefix, const dbp_params *options,
     c->ctx = NULL;
     dbp_free(l.key);
     dbp_free(key_name);
+    rd_batch_free(&l.batch);
     *loaded = l.written;
     return rc;
 }

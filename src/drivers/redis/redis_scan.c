@@ -11,7 +11,14 @@
  * next, so the scan costs one round trip per page. SCAN may return a key
  * twice; a set of the keys seen drops repeats. A key gone between its SCAN
  * and its read gives no row (HGETALL, MGET, ZRANGE; HMGET cannot tell and
- * gives NULLs). */
+ * gives NULLs).
+ *
+ * On a cluster every master is scanned in turn, each key read from the
+ * master of its slot (MGET becomes a GET per key, as keys lie in many
+ * slots). Keys that move during the scan (resharding) could be missed:
+ * the slot table and each master's open migrations are compared before
+ * and after a pass over the masters, and the pass is made again (its keys
+ * already seen dropped) until one saw no change and no migration. */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -20,6 +27,8 @@
 #include "error.h"
 #include "params.h"
 #include "redis_internal.h"
+
+#define MAX_PASSES 20
 
 typedef enum rd_kind { RD_HGETALL, RD_HMGET, RD_MGET, RD_ZRANGE } rd_kind;
 
@@ -55,6 +64,12 @@ struct rd_scan {
     dbp_reply *page; /* the last SCAN reply, its keys from page_pos on not read yet */
     size_t page_pos;
     keyset seen;
+    int finished; /* no page left anywhere */
+    /* cluster: the masters of this pass, the one scanned, the topology
+     * when the pass began and whether a migration was open then */
+    size_t *masters, n_masters, master_i;
+    char *topology;
+    int dirty, passes;
 };
 
 /* ---- the set of keys seen ------------------------------------------------------ */
@@ -143,6 +158,8 @@ static void scan_free(rd_scan *s)
     dbp_free(s->pattern);
     dbp_reply_free(s->page);
     keyset_free(&s->seen);
+    dbp_free(s->masters);
+    dbp_free(s->topology);
     dbp_free(s);
 }
 
@@ -310,33 +327,47 @@ static int key_rows(rd_scan *s, dbp_result *res, const dbp_reply *key, const dbp
     return rc;
 }
 
-/* The read of `n` keys of a page into c->out (MGET reads them in one). */
-static int encode_reads(rd_scan *s, rd_conn *c, dbp_reply *const *keys, size_t n)
+/* The read of one key into b (a cluster reads strings with GET). */
+static int encode_read(rd_scan *s, rd_buf *b, const dbp_reply *key)
+{
+    int rc;
+    if (s->kind == RD_MGET) {
+        rc = rd_cmd_begin(b, 2) | rd_cmd_arg(b, "GET", 3) | rd_cmd_arg(b, key->str, key->len);
+    } else if (s->kind == RD_HMGET) {
+        rc = rd_cmd_begin(b, s->n_cols + 1) | rd_cmd_arg(b, "HMGET", 5) |
+             rd_cmd_arg(b, key->str, key->len);
+        for (size_t col = 1; col < s->n_cols && rc == DBP_OK; col++)
+            rc = rd_cmd_arg(b, s->names[col], strlen(s->names[col]));
+    } else if (s->kind == RD_ZRANGE) {
+        rc = rd_cmd_begin(b, 5) | rd_cmd_arg(b, "ZRANGE", 6) | rd_cmd_arg(b, key->str, key->len) |
+             rd_cmd_arg(b, "0", 1) | rd_cmd_arg(b, "-1", 2) | rd_cmd_arg(b, "WITHSCORES", 10);
+    } else {
+        rc = rd_cmd_begin(b, 2) | rd_cmd_arg(b, "HGETALL", 7) | rd_cmd_arg(b, key->str, key->len);
+    }
+    return rc;
+}
+
+/* The read of `n` keys of a page into c->out (MGET reads them in one; a
+ * cluster marks each read in `batch` with its key's slot). */
+static int encode_reads(rd_scan *s, rd_conn *c, dbp_reply *const *keys, size_t n,
+                        rd_batch *batch, dbp_error *err)
 {
     rd_buf *b = &c->out;
     int rc = DBP_OK;
-    if (s->kind == RD_MGET) {
+    if (s->kind == RD_MGET && !c->cluster) {
         rc = rd_cmd_begin(b, n + 1) | rd_cmd_arg(b, "MGET", 4);
         for (size_t i = 0; i < n && rc == DBP_OK; i++)
             rc = rd_cmd_arg(b, keys[i]->str, keys[i]->len);
-        return rc;
+        return rc == DBP_OK ? DBP_OK : dbp_error_nomem(err);
     }
     for (size_t i = 0; i < n && rc == DBP_OK; i++) {
-        if (s->kind == RD_HMGET) {
-            rc = rd_cmd_begin(b, s->n_cols + 1) | rd_cmd_arg(b, "HMGET", 5) |
-                 rd_cmd_arg(b, keys[i]->str, keys[i]->len);
-            for (size_t col = 1; col < s->n_cols && rc == DBP_OK; col++)
-                rc = rd_cmd_arg(b, s->names[col], strlen(s->names[col]));
-        } else if (s->kind == RD_ZRANGE) {
-            rc = rd_cmd_begin(b, 5) | rd_cmd_arg(b, "ZRANGE", 6) |
-                 rd_cmd_arg(b, keys[i]->str, keys[i]->len) | rd_cmd_arg(b, "0", 1) |
-                 rd_cmd_arg(b, "-1", 2) | rd_cmd_arg(b, "WITHSCORES", 10);
-        } else {
-            rc = rd_cmd_begin(b, 2) | rd_cmd_arg(b, "HGETALL", 7) |
-                 rd_cmd_arg(b, keys[i]->str, keys[i]->len);
-        }
+        if (c->cluster &&
+            (rc = rd_batch_mark(batch, (int)rd_keyslot(keys[i]->str, keys[i]->len), err)) !=
+                DBP_OK)
+            return rc;
+        rc = encode_read(s, b, keys[i]);
     }
-    return rc;
+    return rc == DBP_OK ? DBP_OK : dbp_error_nomem(err);
 }
 
 static int encode_scan(rd_scan *s, rd_conn *c)
@@ -389,19 +420,27 @@ static int read_page(rd_scan *s, rd_conn *c, dbp_result *res, size_t max_keys, d
             rc = dbp_error_nomem(err);
     }
     int page_done = s->page_pos == keys->n, more = page_done && !s->scan_done;
-    size_t n_reads = s->kind == RD_MGET ? (n > 0) : n;
-    if (rc == DBP_OK && ((n > 0 && encode_reads(s, c, fresh, n) != DBP_OK) ||
-                         (more && encode_scan(s, c) != DBP_OK)))
+    int one_mget = s->kind == RD_MGET && !c->cluster;
+    size_t n_reads = one_mget ? (n > 0) : n;
+    rd_batch batch = {.src = &c->out};
+    if (rc == DBP_OK && n > 0)
+        rc = encode_reads(s, c, fresh, n, &batch, err);
+    if (rc == DBP_OK && more && c->cluster)
+        rc = rd_batch_mark(&batch, RD_NODE(s->masters[s->master_i]), err);
+    if (rc == DBP_OK && more && encode_scan(s, c) != DBP_OK)
         rc = dbp_error_nomem(err);
     dbp_reply **replies = NULL;
-    if (rc == DBP_OK && n_reads + more > 0) {
+    if (rc == DBP_OK && n_reads + more > 0 && c->cluster) {
+        rc = rd_batch_run(c, &batch, err);
+        replies = batch.replies; /* freed with the batch */
+    } else if (rc == DBP_OK && n_reads + more > 0) {
         replies = dbp_calloc(n_reads + more, sizeof *replies);
         rc = replies ? rd_roundtrip(c, n_reads + more, replies, err) : dbp_error_nomem(err);
     }
     c->out.len = 0;
     for (size_t i = 0; i < n && rc == DBP_OK; i++) {
-        const dbp_reply *r = replies[s->kind == RD_MGET ? 0 : i];
-        if (s->kind == RD_MGET)
+        const dbp_reply *r = replies[one_mget ? 0 : i];
+        if (one_mget)
             r = r->type == DBP_REPLY_ARRAY && i < r->n ? r->element[i] : r;
         rc = key_rows(s, res, fresh[i], r, err);
     }
@@ -415,10 +454,85 @@ static int read_page(rd_scan *s, rd_conn *c, dbp_result *res, size_t max_keys, d
         rc = take_page(s, c, replies[n_reads], err);
         replies[n_reads] = NULL;
     }
-    for (size_t i = 0; replies && i < n_reads + more; i++)
-        dbp_reply_free(replies[i]);
-    dbp_free(replies);
+    if (c->cluster) {
+        rd_batch_free(&batch);
+    } else {
+        for (size_t i = 0; replies && i < n_reads + more; i++)
+            dbp_reply_free(replies[i]);
+        dbp_free(replies);
+    }
     return rc;
+}
+
+/* Cluster: the next pass over the masters (the topology noted), or none
+ * when the last one saw no change. */
+static int next_pass(rd_scan *s, rd_conn *c, dbp_error *err)
+{
+    char *now = NULL;
+    int migrating = 0;
+    int rc = rd_cluster_topology(c, &now, &migrating, err);
+    if (rc != DBP_OK)
+        return rc;
+    if (s->topology && !s->dirty && !migrating && strcmp(now, s->topology) == 0) {
+        dbp_free(now);
+        s->finished = 1;
+        return DBP_OK;
+    }
+    if (s->passes++ == MAX_PASSES) {
+        dbp_free(now);
+        return dbp_error_set(err, DBP_E_UNAVAILABLE, 0, NULL,
+                             "the cluster kept resharding during %d passes of the scan: "
+                             "keys moved while it ran may be missing", MAX_PASSES);
+    }
+    dbp_free(s->topology);
+    s->topology = now;
+    s->dirty = migrating;
+    dbp_free(s->masters);
+    s->masters = NULL;
+    s->master_i = 0;
+    strcpy(s->cursor, "0");
+    s->scan_done = 0;
+    return rd_cluster_masters(c, &s->masters, &s->n_masters, err);
+}
+
+/* The next SCAN page when the last is used up: the first page, the next
+ * master's (cluster), or none (s->finished). */
+static int start_page(rd_scan *s, rd_conn *c, dbp_error *err)
+{
+    int rc = DBP_OK;
+    if (c->cluster && !s->masters)
+        rc = next_pass(s, c, err);
+    while (rc == DBP_OK && s->scan_done && !s->finished) {
+        if (!c->cluster) {
+            s->finished = 1;
+        } else if (++s->master_i < s->n_masters) { /* the next master, from its start */
+            strcpy(s->cursor, "0");
+            s->scan_done = 0;
+        } else {
+            rc = next_pass(s, c, err);
+        }
+    }
+    if (rc != DBP_OK || s->finished)
+        return rc;
+    if (c->cluster && s->master_i >= s->n_masters) {
+        s->finished = 1; /* a cluster without masters */
+        return DBP_OK;
+    }
+    rd_batch batch = {.src = &c->out};
+    if (c->cluster)
+        rc = rd_batch_mark(&batch, RD_NODE(s->masters[s->master_i]), err);
+    if (rc == DBP_OK && encode_scan(s, c) != DBP_OK)
+        rc = dbp_error_nomem(err);
+    dbp_reply *r = NULL;
+    if (rc == DBP_OK && c->cluster && (rc = rd_batch_run(c, &batch, err)) == DBP_OK) {
+        r = batch.replies[0];
+        batch.replies[0] = NULL;
+    } else if (rc == DBP_OK) {
+        rc = rd_roundtrip(c, 1, &r, err);
+    }
+    rd_batch_free(&batch);
+    c->out.len = 0;
+    return rc == DBP_OK ? take_page(s, c, r, err) : rc;
 }
 
 int rd_cursor_fetch(void *conn, const dbp_fetch_limits *limits, const dbp_exec_ctx *ctx,
@@ -435,18 +549,13 @@ int rd_cursor_fetch(void *conn, const dbp_fetch_limits *limits, const dbp_exec_c
     for (size_t i = 0; rc == DBP_OK && i < s->n_cols; i++)
         rc = dbp_column_set_type(dbp_result_column(res, i), s->types[i]);
     c->ctx = ctx;
-    if (rc == DBP_OK && !s->page && !s->scan_done) { /* the first page */
-        rc = encode_scan(s, c) == DBP_OK ? DBP_OK : dbp_error_nomem(err);
-        dbp_reply *r = NULL;
-        if (rc == DBP_OK && (rc = rd_roundtrip(c, 1, &r, err)) == DBP_OK)
-            rc = take_page(s, c, r, err);
-        c->out.len = 0;
-    }
-    while (rc == DBP_OK && s->page) {
+    while (rc == DBP_OK && !s->finished) {
         /* a hash or string key is one row: a fetch of max_rows reads that many keys */
         int64_t room = limits->max_rows - dbp_result_total_rows(res);
         if (limits->max_rows >= 0 && room <= 0)
             break;
+        if (!s->page && ((rc = start_page(s, c, err)) != DBP_OK || !s->page))
+            continue;
         rc = read_page(s, c, res, limits->max_rows >= 0 ? (size_t)room : SIZE_MAX, err);
         if (rc == DBP_OK && dbp_fetch_batch_full(res, limits))
             rc = dbp_result_finish_batch(res, err);
@@ -456,7 +565,7 @@ int rd_cursor_fetch(void *conn, const dbp_fetch_limits *limits, const dbp_exec_c
         dbp_result_free(res);
         return rc;
     }
-    *done = !s->page;
+    *done = s->finished;
     *out = res;
     return DBP_OK;
 }
