@@ -73,7 +73,9 @@ def url_settings(scheme: str, credentials: str | None, hostport: str, path: str,
         return _cluster_settings(hostport, path, settings)
     if "," in hostport:
         raise ConfigurationError(
-            "a redis:// URL names one server; give several as endpoints (or use Sentinel)")
+            "a redis:// URL names one server; for a Redis Cluster use "
+            "redis+cluster://host1:port1,host2:port2; give a primary and its replicas as "
+            "endpoints")
     from ._common import split_host_port
 
     host, port = split_host_port(hostport)
