@@ -112,26 +112,25 @@ static int flush(loader *l, dbp_error *err)
     if (l->batch_commands == 0)
         return DBP_OK;
     rd_conn *c = l->c;
-    int rc = l->nomem ? dbp_error_nomem(err) : c->cluster ? rd_batch_run(c, &l->batch, err)
+    int io = l->nomem ? dbp_error_nomem(err) : c->cluster ? rd_batch_run(c, &l->batch, err)
                                                           : rd_send(c, err);
-    for (size_t i = 0; i < l->batch_commands; i++) {
+    int rc = io;
+    for (size_t i = 0; i < l->batch_commands && io == DBP_OK; i++) {
         dbp_reply *r = NULL;
-        if (rc == DBP_OK && c->cluster) {
+        if (c->cluster) {
             r = l->batch.replies[i];
             l->batch.replies[i] = NULL;
-        } else if (rc == DBP_OK) {
-            rc = rd_read_reply(c, &r, err);
+        } else if ((io = rd_read_reply(c, &r, err)) != DBP_OK) {
+            rc = io;
+            break;
         }
-        if (rc == DBP_OK && r->type == DBP_REPLY_ERROR) {
+        if (rc == DBP_OK && r->type == DBP_REPLY_ERROR)
             rc = dbp_error_set(err, DBP_E_SERVER, 0, NULL,
                                "write_frame stopped after %lld rows: %.*s",
                                (long long)l->written, (int)(r->len > 800 ? 800 : r->len), r->str);
-            /* the rest of the batch's replies are still read, keeping the
-             * connection in step */
-        }
+        /* after an error reply the rest are still read, keeping the
+         * connection in step */
         dbp_reply_free(r);
-        if (rc != DBP_OK && c->broken)
-            break;
     }
     if (rc == DBP_OK)
         l->written += (int64_t)l->batch_rows;

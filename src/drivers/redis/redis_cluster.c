@@ -31,6 +31,7 @@ struct rd_cluster {
     rd_node *nodes[MAX_NODES]; /* seeds and masters, in the order first met */
     size_t n_nodes;
     int16_t slots[RD_SLOTS]; /* node index, -1 unknown */
+    long any;                /* where commands without keys go; -1: to be chosen */
     size_t n_seeds;
     size_t *seeds; /* node indexes of the configured seeds */
 };
@@ -200,6 +201,7 @@ static int take_slots(rd_conn *c, size_t asked, const dbp_reply *r, dbp_error *e
     }
     if (rc == DBP_OK)
         memcpy(cl->slots, slots, sizeof slots);
+    cl->any = -1;
     return rc;
 }
 
@@ -249,6 +251,7 @@ int rd_cluster_connect(rd_conn *c, const rd_config *cfg, dbp_error *err)
         return dbp_error_nomem(err);
     c->cluster = cl;
     memset(cl->slots, 0xff, sizeof cl->slots);
+    cl->any = -1;
     int rc = (cl->seeds = dbp_calloc(cfg->n_seeds, sizeof *cl->seeds)) ? DBP_OK
                                                                         : dbp_error_nomem(err);
     for (size_t i = 0; i < cfg->n_seeds && rc == DBP_OK; i++)
@@ -458,14 +461,20 @@ static long route(rd_conn *c, int target, long ask)
         return ask;
     if (target >= 0)
         return cl->slots[target];
-    if (target == RD_ANY_NODE) {
+    if (target == RD_ANY_NODE && cl->any < 0) { /* an open master, else slot 0's */
+        char master[MAX_NODES] = {0};
+        for (size_t s = 0; s < RD_SLOTS; s++)
+            if (cl->slots[s] >= 0)
+                master[cl->slots[s]] = 1;
+        cl->any = cl->slots[0];
         for (size_t i = 0; i < cl->n_nodes; i++)
-            if (cl->nodes[i]->fd >= 0 && !cl->nodes[i]->broken)
-                for (size_t s = 0; s < RD_SLOTS; s++)
-                    if (cl->slots[s] == (int16_t)i)
-                        return (long)i; /* an open master */
-        return cl->slots[0];
+            if (master[i] && cl->nodes[i]->fd >= 0 && !cl->nodes[i]->broken) {
+                cl->any = (long)i;
+                break;
+            }
     }
+    if (target == RD_ANY_NODE)
+        return cl->any;
     return -2 - target;
 }
 
@@ -542,6 +551,7 @@ int rd_batch_run(rd_conn *c, rd_batch *b, dbp_error *err)
                 if (what == RD_MOVED) {
                     moved_to = to;
                     cl->slots[b->target[i]] = (int16_t)to;
+                    cl->any = -1;
                 }
                 wait |= what == RD_WAIT;
             }
@@ -606,6 +616,7 @@ int rd_cluster_follow(rd_conn *c, const dbp_reply *r, int target, int round, int
         if (refresh(c, to, err) != DBP_OK && c->broken)
             return DBP_E_NETWORK;
         c->cluster->slots[target] = (int16_t)to;
+        c->cluster->any = -1;
     } else if (what != RD_DONE) { /* ASK inside MULTI cannot be followed: wait for the move */
         nap(c, 10 << round);
     }

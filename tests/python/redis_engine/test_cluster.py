@@ -11,6 +11,7 @@ slots take a fresh one (the ``redis_cluster`` fixture)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any, Iterator
 
@@ -291,5 +292,30 @@ def test_scan_during_resharding_misses_and_repeats_no_key(redis_cluster: RedisCl
         assert len(seen) == len(set(seen)), "a key came twice"
         assert set(seen) == written, f"missed {len(written - set(seen))} keys"
         assert redis_cluster.slot_owner(slot) == 0
+    finally:
+        pool.close()
+
+
+def test_a_frozen_node_bounds_the_call_by_its_deadline(redis_cluster: RedisCluster) -> None:
+    """The deadline holds on every node's socket: a frozen master ends the
+    call in time (its connection is dropped), the other masters still serve,
+    and after the thaw the pool works again."""
+    pool = make_pool(redis_cluster)
+    try:
+        keys = {redis_cluster.node_for_key(f"f:{i}"): f"f:{i}" for i in range(30)}
+        assert sorted(keys) == [0, 1, 2]
+        pool.pipeline("c", [("SET", k, k) for k in keys.values()])
+        redis_cluster.freeze(1)
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(db_pool.errors.QueryTimeout):
+                pool.pipeline("c", [("GET", keys[0]), ("GET", keys[1]), ("GET", keys[2])],
+                              timeout=0.5)
+            assert time.monotonic() - t0 < 2
+            assert pool.command("c", "GET", keys[2], timeout=2) == keys[2].encode()
+        finally:
+            redis_cluster.thaw(1)
+        assert pool.pipeline("c", [("GET", k) for k in keys.values()], timeout=5) == \
+            [k.encode() for k in keys.values()]
     finally:
         pool.close()
