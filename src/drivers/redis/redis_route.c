@@ -72,8 +72,9 @@ static int key_of(const router *rt, const cmd *k, size_t *at, dbp_error *err)
     } else if (name_is(name, len, "EVAL") || name_is(name, len, "EVALSHA") ||
                name_is(name, len, "EVAL_RO") || name_is(name, len, "EVALSHA_RO") ||
                name_is(name, len, "FCALL") || name_is(name, len, "FCALL_RO")) {
+        char count[24] = {0};
         if (k->argc > 3 && (rc = arg(rt, k->first + 2, buf, &a, &alen, err)) == DBP_OK &&
-            alen < 20 && strtol(a, NULL, 10) > 0)
+            alen < sizeof count && (memcpy(count, a, alen), strtol(count, NULL, 10) > 0))
             *at = k->first + 3;
     } else if (name_is(name, len, "XREAD") || name_is(name, len, "XREADGROUP")) {
         for (size_t i = 1; i + 1 < k->argc && rc == DBP_OK && !*at; i++)

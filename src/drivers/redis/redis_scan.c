@@ -442,6 +442,9 @@ static int read_page(rd_scan *s, rd_conn *c, dbp_result *res, size_t max_keys, d
         const dbp_reply *r = replies[one_mget ? 0 : i];
         if (one_mget)
             r = r->type == DBP_REPLY_ARRAY && i < r->n ? r->element[i] : r;
+        if (s->kind == RD_MGET && r->type == DBP_REPLY_ERROR && r->len >= 9 &&
+            memcmp(r->str, "WRONGTYPE", 9) == 0)
+            continue; /* GET of a key no longer a string: gone, as MGET's nil says */
         rc = key_rows(s, res, fresh[i], r, err);
     }
     dbp_free(fresh); /* it points into the page */

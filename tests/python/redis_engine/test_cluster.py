@@ -105,6 +105,12 @@ def test_commands_and_pipelines_land_on_the_key_nodes(shared: Any) -> None:
             cluster.command((owners[k] + 1) % 3, "GET", k)
     assert pool.command("c", "HSET", pre + "h", "f", "v") == 1
     assert cluster.command(cluster.node_for_key(pre + "h"), "HGET", pre + "h", "f") == "v"
+    script = "return redis.call('SET', KEYS[1], ARGV[1])"  # the key follows the key count
+    for k in keys[:6]:
+        assert pool.command("c", "EVAL", script, 1, k, "ev") == "OK"
+        pool.execute("c", f"APPEND {k} x")  # execute(): the key is the second word
+        assert cluster.command(owners[k], "GET", k) == "evx"
+    assert pool.command("c", "EVAL", "return 7", 0) == 7
     assert pool.command("c", "PING") == "PONG"  # no key: any master
     assert isinstance(pool.command("c", "DBSIZE"), int)
 
