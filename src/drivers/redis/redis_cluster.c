@@ -122,9 +122,13 @@ static int node_open(rd_conn *c, size_t i, dbp_error *err)
     int rc = rd_connect_socket(c, n, n->host, n->port, NULL, err);
     size_t want = c->login_n + 1;
     rd_buf b = {0};
-    if (rc == DBP_OK && (rd_buf_reserve(&b, c->login.len) != DBP_OK ||
-                         (memcpy(b.data, c->login.data, c->login.len), b.len = c->login.len,
-                          rd_cmd(&b, "PING", (char *)NULL)) != DBP_OK))
+    if (rc == DBP_OK && rd_buf_reserve(&b, c->login.len + 16) != DBP_OK)
+        rc = dbp_error_nomem(err);
+    if (rc == DBP_OK && c->login.len) {
+        memcpy(b.data, c->login.data, c->login.len);
+        b.len = c->login.len;
+    }
+    if (rc == DBP_OK && rd_cmd(&b, "PING", (char *)NULL) != DBP_OK)
         rc = dbp_error_nomem(err);
     if (rc == DBP_OK)
         rc = rd_node_send(c, n, b.data, b.len, err);
@@ -228,20 +232,24 @@ static int slots_from(rd_conn *c, size_t i, dbp_error *err)
 static int refresh(rd_conn *c, long first, dbp_error *err)
 {
     rd_cluster *cl = c->cluster;
-    int rc = DBP_E_NETWORK;
-    if (first >= 0 && (rc = slots_from(c, (size_t)first, err)) == DBP_OK)
-        return rc;
-    for (int pass = 0; pass < 2; pass++)
-        for (size_t i = 0; i < cl->n_nodes; i++) {
+    if (first >= 0 && slots_from(c, (size_t)first, err) == DBP_OK)
+        return DBP_OK;
+    int tried = first >= 0, rc = DBP_OK;
+    /* each try is bounded by the deadline (connect and reads); a socket
+     * that broke ends the call */
+    for (int pass = 0; pass < 2 && !c->broken; pass++)
+        for (size_t i = 0; i < cl->n_nodes && !c->broken; i++) {
             if ((long)i == first || (cl->nodes[i]->fd >= 0) != (pass == 0))
                 continue;
-            if (c->broken || atomic_load(c->ctx->cancelled) ||
-                dbp_now_ns() >= c->ctx->deadline_ns)
-                return rc == DBP_OK ? DBP_E_NETWORK : rc;
-            if ((rc = slots_from(c, i, err)) == DBP_OK)
+            tried = 1;
+            if ((rc = slots_from(c, i, err)) == DBP_OK ||
+                rc == DBP_E_CANCELLED || rc == DBP_E_QUERY_TIMEOUT)
                 return rc;
         }
-    return rc;
+    if (!tried)
+        return dbp_error_set(err, DBP_E_UNAVAILABLE, 0, NULL,
+                             "no redis cluster node to ask for the slot table");
+    return rc == DBP_OK ? DBP_E_NETWORK : rc;
 }
 
 int rd_cluster_connect(rd_conn *c, const rd_config *cfg, dbp_error *err)

@@ -143,9 +143,12 @@ static int add_sub(router *rt, rd_batch *b, size_t cmd_i, int target, size_t *ke
     if (!grown)
         return dbp_error_nomem(err);
     rt->subs = grown;
-    rt->subs[rt->n_subs++] = (sub){.cmd = cmd_i, .keys = keys, .n_keys = n_keys};
-    rt->cmds[cmd_i].n_subs++;
-    return rd_batch_mark(b, target, err);
+    int rc = rd_batch_mark(b, target, err);
+    if (rc == DBP_OK) { /* from here the sub owns `keys` */
+        rt->subs[rt->n_subs++] = (sub){.cmd = cmd_i, .keys = keys, .n_keys = n_keys};
+        rt->cmds[cmd_i].n_subs++;
+    }
+    return rc;
 }
 
 /* A split command: one command per slot of its keys, in order of first use. */
