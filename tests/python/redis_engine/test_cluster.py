@@ -87,8 +87,28 @@ def test_cluster_setting_with_seed_hosts(shared_cluster: RedisCluster) -> None:
 # ---- routing ----------------------------------------------------------------------------
 
 
+def reset_error_stats(cluster: RedisCluster) -> None:
+    for i in range(3):
+        cluster.command(i, "CONFIG", "RESETSTAT")
+
+
+def redirects(cluster: RedisCluster) -> dict[int, str]:
+    """The MOVED / ASK errors each master answered since reset_error_stats
+    (INFO errorstats): a pool that computes slots right causes none."""
+    found = {}
+    for i in range(3):
+        text = cluster.command(i, "INFO", "errorstats")
+        assert isinstance(text, str)
+        lines = [line for line in text.splitlines() if line.startswith(("errorstat_MOVED",
+                                                                        "errorstat_ASK"))]
+        if lines:
+            found[i] = " ".join(lines)
+    return found
+
+
 def test_commands_and_pipelines_land_on_the_key_nodes(shared: Any) -> None:
     cluster, pool, pre = shared
+    reset_error_stats(cluster)
     keys = [pre + k for k in KEYS]
     owners = owner_map(cluster, keys)
     assert set(owners.values()) == {0, 1, 2}
@@ -99,6 +119,8 @@ def test_commands_and_pipelines_land_on_the_key_nodes(shared: Any) -> None:
     assert replies[:30] == ["OK"] * 30
     assert replies[30:70] == [k.upper().encode() for k in keys]
     assert replies[70:] == [1, 2, 3]
+    pool.pipeline("c", [("SET", f"{pre}{{tag{i}}}:x", i) for i in range(30)])
+    assert redirects(cluster) == {}  # every command went straight to its key's master
     for k in keys:  # each value is on the master of its slot (the others redirect)
         assert cluster.command(owners[k], "GET", k) == k.upper()
         with pytest.raises(RespError, match="MOVED"):
@@ -117,6 +139,7 @@ def test_commands_and_pipelines_land_on_the_key_nodes(shared: Any) -> None:
 
 def test_multi_key_commands_split_per_slot(shared: Any) -> None:
     cluster, pool, pre = shared
+    reset_error_stats(cluster)
     keys = [pre + k for k in KEYS[:12]]
     assert len({cluster.keyslot(k) for k in keys}) == 12
     assert pool.command("c", "MSET", *[x for k in keys for x in (k, k[-2:])]) == "OK"
@@ -136,6 +159,7 @@ def test_multi_key_commands_split_per_slot(shared: Any) -> None:
     replies = pool.pipeline("c", [("MSET", keys[0], "a", keys[1], "b"), ("GET", keys[1]),
                                   ("MGET", keys[1], keys[0]), ("DEL", keys[0], keys[1])])
     assert replies == ["OK", b"b", [b"b", b"a"], 2]
+    assert redirects(cluster) == {}
     # a key that is not a string is nil for MGET, as on one server
     pool.command("c", "HSET", keys[2], "f", "v")
     pool.command("c", "SET", keys[3], "s")
