@@ -260,6 +260,15 @@ def test_moved_is_followed_after_a_slot_moves(redis_cluster: RedisCluster) -> No
         assert pool.command("c", "DEL", *keys) == 20
         assert redis_cluster.command(0, "DBSIZE") == sum(
             1 for k in other if redis_cluster.node_for_key(k) == 0)
+        # write_frame and a tabular read of the slot, each after it moved again
+        prefix = keys[0].split(":")[0] + ":w:"
+        redis_cluster.migrate_slot(slot, 0, 1)
+        frame = pl.DataFrame({"id": range(50), "v": [f"v{i}" for i in range(50)]})
+        assert pool.write_frame("c", frame, key_column="id", prefix=prefix) == 50
+        assert redis_cluster.command(1, "HGET", prefix + "49", "v") == "v49"
+        redis_cluster.migrate_slot(slot, 1, 2)
+        got = pool.query("c", "HGETALL", pattern=prefix + "*", schema={"v": pl.Utf8})
+        assert sorted(got["v"].to_list()) == sorted(frame["v"].to_list())
     finally:
         pool.close()
 
