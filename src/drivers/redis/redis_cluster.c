@@ -450,15 +450,16 @@ static redirect redirect_of(rd_conn *c, const dbp_reply *r, size_t from, long *n
     return *rc == DBP_OK ? (moved ? RD_MOVED : RD_ASK) : RD_DONE;
 }
 
-/* Sleeps `ms` (less when the deadline comes first; interrupt() ends it). */
-static void nap(rd_conn *c, int ms)
+/* Sleeps `ms` (less when the deadline comes first; interrupt() ends it);
+ * 0 when no time is left for another try. */
+static int nap(rd_conn *c, int ms)
 {
     int64_t left = (c->ctx->deadline_ns - dbp_now_ns()) / 1000000;
-    if (left < ms)
-        ms = left > 0 ? (int)left : 0;
+    if (left <= ms || atomic_load(c->ctx->cancelled))
+        return 0;
     struct pollfd p = {.fd = c->wake_fd, .events = POLLIN};
-    if (ms > 0)
-        poll(&p, c->wake_fd >= 0 ? 1 : 0, ms);
+    poll(&p, c->wake_fd >= 0 ? 1 : 0, ms);
+    return !atomic_load(c->ctx->cancelled);
 }
 
 /* The node a command goes to this round (-1: none known). */
@@ -577,8 +578,8 @@ int rd_batch_run(rd_conn *c, rd_batch *b, dbp_error *err)
                 rc = DBP_E_NETWORK;
             }
         }
-        if (rc == DBP_OK && wait && left > 0)
-            nap(c, 10 << round);
+        if (rc == DBP_OK && wait && left > 0 && !nap(c, 10 << round))
+            break; /* the deadline came: the last error replies answer */
     }
     dbp_free(pending);
     dbp_free(ask);
@@ -626,7 +627,7 @@ int rd_cluster_follow(rd_conn *c, const dbp_reply *r, int target, int round, int
         c->cluster->slots[target] = (int16_t)to;
         c->cluster->any = -1;
     } else if (what != RD_DONE) { /* ASK inside MULTI cannot be followed: wait for the move */
-        nap(c, 10 << round);
+        *retry = nap(c, 10 << round);
     }
     return rc;
 }

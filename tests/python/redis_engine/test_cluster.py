@@ -358,3 +358,29 @@ def test_a_frozen_node_bounds_the_call_by_its_deadline(redis_cluster: RedisClust
             [k.encode() for k in keys.values()]
     finally:
         pool.close()
+
+
+def test_clusterdown_is_retried_a_bounded_time(redis_cluster: RedisCluster) -> None:
+    """A master without replica dies: the others answer CLUSTERDOWN once
+    they mark the cluster failed. The pool retries after short sleeps, a
+    bounded number of times, then returns that error."""
+    pool = make_pool(redis_cluster)
+    try:
+        key = next(f"d:{i}" for i in range(100) if redis_cluster.node_for_key(f"d:{i}") == 0)
+        assert pool.command("c", "SET", key, 1) == "OK"
+        redis_cluster.kill(2)
+        deadline = time.monotonic() + 15
+        while "cluster_state:fail" not in str(redis_cluster.command(0, "CLUSTER", "INFO")):
+            assert time.monotonic() < deadline, "the cluster never noticed the dead master"
+            time.sleep(0.1)
+        t0 = time.monotonic()
+        with pytest.raises(db_pool.errors.ResponseError, match="CLUSTERDOWN"):
+            pool.command("c", "GET", key, timeout=5)
+        assert 0.25 < time.monotonic() - t0 < 2  # 10 + 20 + 40 + 80 + 160 ms of sleeps
+        t0 = time.monotonic()
+        with pytest.raises(db_pool.errors.ResponseError, match="CLUSTERDOWN"):
+            pool.command("c", "GET", key, timeout=0.1)  # no sleep past the deadline
+        assert time.monotonic() - t0 < 0.1
+        assert pool.command("c", "PING") == "PONG"  # and the connection is in step
+    finally:
+        pool.close()
