@@ -57,6 +57,8 @@ typedef struct rd_conn {
 
 /* ---- redis_io.c ---- */
 
+/* A hiredis reader that builds dbp_reply trees (free with redisReaderFree). */
+redisReader *rd_reader_new(void);
 int rd_connect_socket(rd_conn *c, const rd_config *cfg, const dbp_exec_ctx *ctx,
                       dbp_error *err);
 /* Sends c->out (then empties it) and reads `n` replies into out[0..n-1]

@@ -100,6 +100,8 @@ static redisReplyObjectFunctions reply_functions = {
     .freeObject = free_object,
 };
 
+redisReader *rd_reader_new(void) { return redisReaderCreateWithFunctions(&reply_functions); }
+
 int rd_reply_error(const dbp_reply *r, const char *what, dbp_error *err)
 {
     int auth = (r->len >= 6 && memcmp(r->str, "NOAUTH", 6) == 0) ||
@@ -276,7 +278,7 @@ int rd_connect_socket(rd_conn *c, const rd_config *cfg, const dbp_exec_ctx *ctx,
                       dbp_error *err)
 {
     c->ctx = ctx;
-    c->reader = redisReaderCreateWithFunctions(&reply_functions);
+    c->reader = rd_reader_new();
     if (!c->reader)
         return dbp_error_nomem(err);
     if (cfg->unix_socket) {
