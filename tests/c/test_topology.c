@@ -1099,6 +1099,7 @@ static void *wait_events_forever(void *p)
     dbp_event ev[4];
     size_t n = 99;
     int rc = dbp_manager_wait_events(mgr, -1, ev, 4, &n);
+    dbp_manager_unref(mgr); /* the reference its creator took for it */
     return (void *)(intptr_t)(rc == DBP_E_CLOSED && n == 0);
 }
 
@@ -1114,6 +1115,9 @@ static void test_wait_events_ends_when_manager_is_freed(void)
     CHECK_EQ_INT(n, 0);
     CHECK(now_ms() - t0 >= 25);
     pthread_t thread;
+    /* as db_pool.h asks: without it, free could take the memory the waiter
+     * is still waking up in (this test hung once that way) */
+    dbp_manager_ref(mgr);
     CHECK_EQ_INT(pthread_create(&thread, NULL, wait_events_forever, mgr), 0);
     sleep_ms(20); /* let it block (not required for correctness) */
     dbp_manager_free(mgr);
