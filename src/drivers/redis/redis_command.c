@@ -14,10 +14,11 @@
 #include "redis_internal.h"
 #include "textparse.h"
 
-/* Commands after which the session differs from a fresh one (reset). */
+/* Commands after which the session differs from a fresh one (reset). A
+ * caller's RESET logs the connection out, so it needs the login again. */
 static const char *const session_commands[] = {
     "SELECT", "CLIENT", "WATCH", "MULTI", "READONLY", "READWRITE", "HELLO", "AUTH", "ASKING",
-    NULL};
+    "RESET", NULL};
 /* Commands that turn the connection into a stream of pushes: not served. */
 static const char *const push_commands[] = {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR",
                                             "SYNC", "PSYNC", NULL};
