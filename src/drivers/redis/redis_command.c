@@ -185,18 +185,16 @@ int rd_command(void *conn, const char *mode, const dbp_params *cmds, const dbp_e
     rc = rd_roundtrip(c, n_replies, replies, err);
     if (rc == DBP_OK && multi) {
         rc = exec_answer(c, replies, n, out, err);
-        for (size_t i = 0; i < n_replies; i++)
-            dbp_reply_free(replies[i]);
-        dbp_free(replies);
     } else if (rc == DBP_OK && (rc = refused_for_role(c, replies, n, err)) == DBP_OK) {
         *out = new_array(replies, n);
         rc = *out ? DBP_OK : dbp_error_nomem(err);
+        if (*out)
+            replies = NULL; /* the array owns them now */
     }
-    if (rc != DBP_OK && !multi) {
-        for (size_t i = 0; i < n_replies; i++)
-            dbp_reply_free(replies[i]);
-        dbp_free(replies);
-    }
+    /* what is left (all of it after a failed round trip, MULTI included) */
+    for (size_t i = 0; replies && i < n_replies; i++)
+        dbp_reply_free(replies[i]);
+    dbp_free(replies);
     c->ctx = NULL;
     return rc;
 }
