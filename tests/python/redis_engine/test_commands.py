@@ -230,6 +230,23 @@ def test_pubsub_refused(pool: SyncDatabasePool, cmd: tuple[str, ...]) -> None:
     no_leak(pool)
 
 
+@pytest.mark.parametrize("cmd", [("CLIENT", "REPLY", "OFF"), ("client", "reply", "skip"),
+                                 ("HELLO", "3"), ("HELLO", b"3", "SETNAME", "x")])
+def test_reply_changing_forms_refused(pool: SyncDatabasePool, cmd: tuple[str, ...]) -> None:
+    """Forms after which replies stop coming one per command (or come in
+    RESP3) are refused before sending: they would hang the call or break
+    the connection."""
+    with pytest.raises(NotSupportedError, match="is not served"):
+        pool.command(P, *cmd, timeout=2)
+    with pytest.raises(NotSupportedError, match="is not served"):
+        pool.pipeline(P, [("PING",), cmd], timeout=2)
+    assert pool.command(P, "CLIENT", "REPLY", "ON") == "OK"
+    assert isinstance(pool.command(P, "HELLO", "2"), list)
+    assert pool.command(P, "PING") == "PONG"
+    assert pool.stats(P)["created"] == 1  # nothing broke the connection
+    no_leak(pool)
+
+
 def test_bad_arguments_refused_before_sending(pool: SyncDatabasePool) -> None:
     with pytest.raises(db_pool.ProgrammingError):
         pool.command(P, "SET", "k", None)
