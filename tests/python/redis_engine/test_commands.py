@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Iterator
+from urllib.parse import quote
 
 import pytest
 
@@ -175,6 +177,29 @@ def test_database_selection(redis_server: RedisServer, redis_prefix: str) -> Non
             p.command("d3", "DEL", k)
 
 
+def test_database_out_of_range(redis_server: RedisServer) -> None:
+    with SyncDatabasePool() as p:
+        t0 = time.monotonic()
+        with pytest.raises(Error, match="DB index is out of range"):
+            p.create_pool("d99", url=url_db(redis_server, 99), connect_timeout=2)
+            p.command("d99", "PING", timeout=3)
+        assert time.monotonic() - t0 < 1
+
+
+def test_password_with_url_special_characters(redis_server: RedisServer) -> None:
+    if redis_server.external:
+        pytest.skip("creates an ACL user")
+    pw = "p@ss:w/rd%20 é#?&"
+    redis_server.command("ACL", "SETUSER", "weird", "on", ">" + pw, "~*", "+@all")
+    try:
+        with SyncDatabasePool() as p:
+            p.create_pool("w", url=f"redis://weird:{quote(pw, safe='')}@{redis_server.address}/0")
+            assert p.command("w", "ACL", "WHOAMI") == b"weird"
+            assert pw not in repr(p.stats("w"))
+    finally:
+        redis_server.command("ACL", "DELUSER", "weird")
+
+
 def test_unix_socket(redis_server: RedisServer, redis_prefix: str) -> None:
     if redis_server.external:
         pytest.skip("an external server's unix socket is not known")
@@ -182,7 +207,8 @@ def test_unix_socket(redis_server: RedisServer, redis_prefix: str) -> None:
     with SyncDatabasePool() as p:
         p.create_pool("u", url=url)
         info = p.command("u", "CLIENT", "INFO")
-        assert b" db=2 " in info and b"addr=/" in info or b"laddr=" in info
+        assert b" flags=U " in info and b" db=2 " in info  # U: a unix socket client
+        assert f"laddr={redis_server.socket_path}".encode() in info
         assert p.command("u", "SET", redis_prefix + "u", "1") == "OK"
         assert p.command("u", "DEL", redis_prefix + "u") == 1
 
