@@ -10,8 +10,8 @@
  * Each round trip carries the reads of one SCAN page and the SCAN of the
  * next, so the scan costs one round trip per page. SCAN may return a key
  * twice; a set of the keys seen drops repeats. A key gone between its SCAN
- * and its read gives no row (HGETALL, MGET, ZRANGE; HMGET cannot tell and
- * gives NULLs). */
+ * and its read, or replaced by a value of another type, gives no row
+ * (HGETALL, MGET, ZRANGE; HMGET cannot tell a deleted hash and gives NULLs). */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -293,6 +293,8 @@ static int put(rd_scan *s, dbp_result *res, size_t col, const dbp_reply *key,
 static int key_rows(rd_scan *s, dbp_result *res, const dbp_reply *key, const dbp_reply *r,
                     size_t *pos, size_t budget, dbp_error *err)
 {
+    if (r->type == DBP_REPLY_ERROR && r->len >= 9 && memcmp(r->str, "WRONGTYPE", 9) == 0)
+        return DBP_OK; /* replaced by another kind of value since the SCAN: gone, as for MGET */
     if (r->type == DBP_REPLY_ERROR)
         return dbp_error_set(err, DBP_E_SERVER, 0, NULL, "reading key '%.*s': %.*s",
                              (int)key->len, key->str, (int)r->len, r->str);

@@ -345,3 +345,38 @@ def test_command_replies_match_redis_py(pool: SyncDatabasePool, rpy: redis.Redis
             assert [[ours[0], float(ours[1])]] == [list(t) for t in theirs], cmd
         else:
             assert ours == theirs, cmd
+
+
+@pytest.mark.parametrize("read", ["HGETALL", "HMGET", "ZRANGE"])
+def test_keys_changed_mid_stream(pool: SyncDatabasePool, rpy: redis.Redis, redis_prefix: str,
+                                 read: str) -> None:
+    """Keys deleted or replaced by another type between their SCAN and their
+    read give no row (HMGET: a deleted hash gives nulls); the stream goes on."""
+    n = 40
+    pipe = rpy.pipeline(transaction=False)
+    for i in range(n):
+        if read == "ZRANGE":
+            pipe.zadd(f"{redis_prefix}{i}", {"m": i})
+        else:
+            pipe.hset(f"{redis_prefix}{i}", "v", i)
+    pipe.execute()
+    schema = None if read == "ZRANGE" else {"v": pl.Int64}
+    seen: list[str] = []
+    changed: set[str] = set()
+    for batch in pool.stream(P, read, pattern=redis_prefix + "*", schema=schema, batch_rows=5,
+                             scan_count=1000):  # one SCAN page: the rest is read later
+        seen += batch["_key"].to_list()
+        if not changed:
+            rest = [f"{redis_prefix}{i}" for i in range(n)]
+            rest = [k for k in rest if k not in seen]
+            pipe = rpy.pipeline(transaction=False)
+            for j, key in enumerate(rest):
+                pipe.delete(key)
+                if j % 2:
+                    pipe.set(key, "now a string")
+            pipe.execute()
+            changed = set(rest)
+    assert len(seen) == len(set(seen))
+    assert changed and len(seen) <= n
+    if read != "HMGET":
+        assert not set(seen) & changed
