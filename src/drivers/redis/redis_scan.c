@@ -275,15 +275,19 @@ static int put(rd_scan *s, dbp_result *res, size_t col, const dbp_reply *key,
     dbp_column *column = dbp_result_column(res, col);
     int rc = v && v->type == DBP_REPLY_STRING ? rd_append_value(column, v->str, v->len)
                                               : dbp_column_append_null(column);
-    if (rc == DBP_E_DATA && s->null_on_error)
+    if (rc == DBP_E_DATA && s->null_on_error && col > 0) /* a row's key is never NULL */
         rc = dbp_column_append_null(column);
     char key_text[256], value_text[256];
+    if (rc == DBP_E_DATA && col == 0)
+        return dbp_error_set(err, DBP_E_DATA, 0, "22P02",
+                             "key '%s' is not valid UTF-8: read the %s column as Binary",
+                             preview(key->str, key->len, key_text, sizeof key_text),
+                             s->names[0]);
     if (rc == DBP_E_DATA)
         return dbp_error_set(err, DBP_E_DATA, 0, "22P02",
-                             "key '%s' %s '%s': '%s%s' is not a valid %s",
+                             "key '%s' field '%s': '%s%s' is not a valid %s",
                              preview(key->str, key->len, key_text, sizeof key_text),
-                             col == 0 ? "is the key," : "field", s->names[col],
-                             preview(v->str, v->len, value_text, sizeof value_text),
+                             s->names[col], preview(v->str, v->len, value_text, sizeof value_text),
                              v->len > 60 ? "..." : "", type_name(column->type.id));
     return rc == DBP_OK ? DBP_OK : dbp_error_nomem(err);
 }

@@ -380,3 +380,19 @@ def test_keys_changed_mid_stream(pool: SyncDatabasePool, rpy: redis.Redis, redis
     assert changed and len(seen) <= n
     if read != "HMGET":
         assert not set(seen) & changed
+
+
+@pytest.mark.parametrize("on_error", ["raise", "null"])
+def test_key_not_utf8(pool: SyncDatabasePool, rpy: redis.Redis, redis_prefix: str,
+                      on_error: str) -> None:
+    """A key that is not UTF-8 under a Utf8 _key: an error naming it (its
+    bytes escaped) even with on_error="null" (a row's key is never null);
+    as Binary it reads."""
+    bad = redis_prefix.encode() + b"\xff\x00k"
+    rpy.set(bad, "1")
+    with pytest.raises(DataError, match=r"\\xff\\x00k' is not valid UTF-8.*_key column as Binary"):
+        pool.query(P, "MGET", pattern=redis_prefix + "*", schema={"value": pl.Int64},
+                   on_error=on_error)  # type: ignore[arg-type]
+    df = pool.query(P, "MGET", pattern=redis_prefix + "*",
+                    schema={"_key": pl.Binary, "value": pl.Int64}, on_error=on_error)  # type: ignore[arg-type]
+    assert df.rows() == [(bad, 1)]
