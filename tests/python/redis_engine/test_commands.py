@@ -273,6 +273,20 @@ def test_reply_changing_forms_refused(pool: SyncDatabasePool, cmd: tuple[str, ..
     no_leak(pool)
 
 
+def test_argument_kinds(pool: SyncDatabasePool, redis_prefix: str) -> None:
+    """Arguments as redis-py sends them: integers of any size as digits,
+    floats, bools as 1/0, buffers as bytes, str as UTF-8."""
+    k = redis_prefix + "arg"
+    for value, stored in [(2**64 - 1, b"18446744073709551615"), (-(2**63), b"-9223372036854775808"),
+                          (-(2**70), str(-(2**70)).encode()), (True, b"1"), (1e-7, b"1e-07"),
+                          (float("-inf"), b"-inf"), (bytearray(b"\x00a"), b"\x00a"),
+                          (memoryview(b"mv"), b"mv"), ("ü", "ü".encode())]:
+        assert pool.command(P, "SET", k, value) == "OK"
+        assert pool.command(P, "GET", k) == stored, value
+    with pytest.raises(db_pool.DataError, match="NaN"):
+        pool.command(P, "SET", k, float("nan"))
+
+
 def test_bad_arguments_refused_before_sending(pool: SyncDatabasePool) -> None:
     with pytest.raises(db_pool.ProgrammingError):
         pool.command(P, "SET", "k", None)
