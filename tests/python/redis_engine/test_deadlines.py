@@ -148,6 +148,21 @@ def test_blackhole_mid_stream_sync(redis_server: RedisServer, proxy: FaultProxy,
         assert p.command(P, "ECHO", "ok") == b"ok"
 
 
+async def test_blackhole_mid_write_frame(pool: DatabasePool, proxy: FaultProxy,
+                                         redis_prefix: str) -> None:
+    """write_frame sends batches while the server is silent: the socket
+    fills and the deadline ends the load."""
+    import polars as pl
+
+    assert await pool.command(P, "PING") == "PONG"
+    df = pl.DataFrame({"id": range(200_000), "v": ["x" * 50] * 200_000})
+    proxy.blackhole()
+    _, took = await fails_within(1 + SLACK, QueryTimeout, pool.write_frame(
+        P, df, key_column="id", prefix=redis_prefix, timeout=1))
+    report("redis blackhole mid-write_frame (timeout=1)", took)
+    await recovered(pool, proxy)
+
+
 async def test_drop_mid_reply(pool: DatabasePool, proxy: FaultProxy, redis_prefix: str) -> None:
     big = b"z" * (4 << 20)
     await pool.command(P, "SET", redis_prefix + "big", big)

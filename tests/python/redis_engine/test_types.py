@@ -396,3 +396,24 @@ def test_key_not_utf8(pool: SyncDatabasePool, rpy: redis.Redis, redis_prefix: st
     df = pool.query(P, "MGET", pattern=redis_prefix + "*",
                     schema={"_key": pl.Binary, "value": pl.Int64}, on_error=on_error)  # type: ignore[arg-type]
     assert df.rows() == [(bad, 1)]
+
+
+async def test_async_stream_left_early(redis_url: str, rpy: redis.Redis, redis_prefix: str) -> None:
+    """An async stream closed after its first batch leaves its connection
+    clean for the next caller (no SCAN state or reply left behind)."""
+    from db_pool import DatabasePool
+
+    rpy.mset({f"{redis_prefix}{i}": i for i in range(300)})
+    async with DatabasePool() as p:
+        await p.create_pool(P, url=redis_url, max_size=1, min_size=1)
+        stream = p.stream(P, "MGET", pattern=redis_prefix + "*", schema={"value": pl.Int64},
+                          batch_rows=50, scan_count=100)
+        async for batch in stream:
+            assert batch.height == 50
+            break
+        await stream.aclose()
+        df = await p.query(P, "MGET", pattern=redis_prefix + "*", schema={"value": pl.Int64})
+        assert df.height == 300 and sorted(df["value"].to_list()) == list(range(300))
+        assert await p.command(P, "ECHO", "x") == b"x"
+        stats = p.stats(P)
+        assert stats["created"] == 1 and stats["in_use"] == 0
