@@ -39,7 +39,7 @@ from ._config_model import Config, native_arguments
 from ._config_sources import ConfigSource, config_from_env, keyword_model, load_config
 from ._reload import ReloadReport, reload
 from ._alerts import LeaseRecord
-from .errors import InterfaceError, PoolClosed
+from .errors import Error, InterfaceError, PoolClosed
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 
@@ -758,6 +758,14 @@ class DatabasePool(PoolRegistry):
                 if req.cursor_done:
                     cursor_open = False
                     break
+        except Error:
+            if cursor_open:  # the call's error, not one of closing after it (a lost connection)
+                cursor_open = False
+                try:
+                    await tx._run(_native.OP_CURSOR_CLOSE)
+                except Error:
+                    pass
+            raise
         finally:
             try:
                 if cursor_open:  # left early: close it here, not on release

@@ -93,6 +93,17 @@ def _arg_ok(value: Any) -> bool:
     return isinstance(value, (str, bytes, bytearray, memoryview, int, float))
 
 
+def _arg(value: Any) -> Any:
+    """An argument as the binding takes it: buffers as bytes, integers past
+    64 bits as their digits (Redis reads numbers from text anyway)."""
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, int) and not isinstance(value, bool) \
+            and not -(1 << 63) <= value < (1 << 63):
+        return str(value)
+    return value
+
+
 def flatten(commands: Iterable[Command]) -> tuple[list[Any], int, bool]:
     """(the flat parameter list the driver reads: a count then the
     arguments, per command; how many commands; whether all only read)."""
@@ -112,7 +123,7 @@ def flatten(commands: Iterable[Command]) -> tuple[list[Any], int, bool]:
         name = name.decode("latin-1") if isinstance(name, bytes) else str(name)
         reads = reads and name.upper() in READ_COMMANDS
         flat.append(len(cmd))
-        flat.extend(bytes(a) if isinstance(a, (bytearray, memoryview)) else a for a in cmd)
+        flat.extend(_arg(a) for a in cmd)
         n += 1
     if n == 0:
         raise ProgrammingError("pipeline() needs at least one command")

@@ -109,21 +109,22 @@ static int flush(loader *l, dbp_error *err)
     if (l->batch_commands == 0)
         return DBP_OK;
     rd_conn *c = l->c;
-    int rc = rd_send(c, err);
-    for (size_t i = 0; i < l->batch_commands; i++) {
+    int rc = rd_send(c, err), io = rc;
+    dbp_error io_err; /* a broken connection after an error reply: the first error stays */
+    /* every reply of the batch is read, an error reply or not, so that the
+     * connection stays in step; only a broken connection stops the loop */
+    for (size_t i = 0; i < l->batch_commands && io == DBP_OK; i++) {
         dbp_reply *r = NULL;
-        if (rc == DBP_OK)
-            rc = rd_read_reply(c, &r, err);
-        if (rc == DBP_OK && r->type == DBP_REPLY_ERROR) {
+        io = rd_read_reply(c, &r, rc == DBP_OK ? err : &io_err);
+        if (io != DBP_OK && rc == DBP_OK)
+            rc = io;
+        if (io == DBP_OK && r->type == DBP_REPLY_ERROR && rc == DBP_OK)
             rc = dbp_error_set(err, DBP_E_SERVER, 0, NULL,
-                               "write_frame stopped after %lld rows: %.*s",
-                               (long long)l->written, (int)(r->len > 800 ? 800 : r->len), r->str);
-            /* the rest of the batch's replies are still read, keeping the
-             * connection in step */
-        }
+                               "write_frame stopped after %lld rows (the next %zu were sent, "
+                               "and those whose commands succeeded are written): %.*s",
+                               (long long)l->written, l->batch_rows,
+                               (int)(r->len > 800 ? 800 : r->len), r->str);
         dbp_reply_free(r);
-        if (rc != DBP_OK && c->broken)
-            break;
     }
     if (rc == DBP_OK)
         l->written += (int64_t)l->batch_rows;
