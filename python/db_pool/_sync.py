@@ -515,12 +515,9 @@ class SyncDatabasePool(PoolRegistry):
                     cursor_open = False
                     break
         except Error:
-            if cursor_open:  # the call's error, not one of closing after it (a lost connection)
-                cursor_open = False
-                try:
-                    tx._run(_native.OP_CURSOR_CLOSE)
-                except Error:
-                    pass
+            # a failed fetch closed its cursor (a refused submit leaves it to the release):
+            # closing again could replace the call's error with a lost connection's
+            cursor_open = False
             raise
         finally:
             try:
