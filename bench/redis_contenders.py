@@ -138,7 +138,9 @@ async def get_redis_py(a: Args) -> Result:
     r = redis.asyncio.Redis(connection_pool=pool)
     try:
         async def one(_: int) -> int:
-            return len(await r.get(a["key"]))
+            value = await r.get(a["key"])
+            assert isinstance(value, bytes)
+            return len(value)
 
         return await drive_async(one, a)
     finally:

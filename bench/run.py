@@ -786,12 +786,14 @@ def write_doc(bench: Bench, dsn: str, today: str, seconds: float) -> None:
         "repetition (checked by the run; the limits, which build no result, excepted). "
         "**Ratios read \"how many times better db_pool is\"**: peer time / db_pool time, "
         "or db_pool QPS / peer QPS — above 1 db_pool wins, below 1 it loses. "
-        "\"(limit)\" rows are the server's own tools (pgbench, psql, the mariadb client), "
+        "\"(limit)\" rows are the server's own tools (pgbench, psql, the mariadb client, "
+        "redis-benchmark), "
         "not DataFrame builders.",
         "",
         "## Summary: ratios to db_pool", "",
     ] + bench.summary + ["", "## Goals", "",
-                         "The performance goals of this round (issue 13; W7: issue 16), "
+                         "The performance goals of this round (issue 13; W7: issue 16; W8: the "
+                         "Redis engine), "
                          "from this run's medians; where db_pool misses one, \"Where "
                          "db_pool loses, and why\" below says where the time goes.", ""]
     header += goals_table(bench.raw)
