@@ -21,7 +21,7 @@ PY_PACKAGES := meson meson-python ninja polars pyarrow numpy pytest pytest-async
                opentelemetry-api opentelemetry-sdk pyyaml redis
 # Peers for `make bench` only.
 BENCH_PACKAGES := connectorx asyncpg psycopg-pool adbc-driver-postgresql adbc-driver-sqlite aiosqlite \
-                  matplotlib asyncmy pymysql mysqlclient
+                  matplotlib asyncmy pymysql mysqlclient redis hiredis
 
 .PHONY: all demo test setup system-deps browser-deps venv install c-test c-test-asan c-test-valgrind \
         py-test typecheck tds-server bench bench-deps bench-quick fuzz fuzz-deps fuzz-build \
@@ -106,7 +106,7 @@ tds-server: venv
 
 # Side-by-side benchmarks; writes docs/benchmarks.md and its plots.
 bench-deps: install
-	@$(PY) -c "import connectorx, asyncpg, psycopg_pool, adbc_driver_postgresql, adbc_driver_sqlite, aiosqlite, matplotlib, asyncmy, pymysql, MySQLdb" \
+	@$(PY) -c "import connectorx, asyncpg, psycopg_pool, adbc_driver_postgresql, adbc_driver_sqlite, aiosqlite, matplotlib, asyncmy, pymysql, MySQLdb, redis, hiredis" \
 	    2>/dev/null || $(PY) -m pip install -q $(BENCH_PACKAGES)
 
 bench: bench-deps

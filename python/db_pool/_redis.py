@@ -104,26 +104,46 @@ def _arg(value: Any) -> Any:
     return value
 
 
+# Argument types passed to the driver as they are (bool is an int). A tuple
+# or list of only these skips the per-argument checks: isinstance against
+# typing.Sequence and a call per argument cost more than the round trip of
+# a 100-command pipeline (bench W8).
+_PLAIN_ARGS = frozenset((str, bytes, int, float, bool))
+_INT64 = range(-(1 << 63), 1 << 63)
+_PLAIN_COMMANDS = (tuple, list)
+
+
+def _checked(cmd: Any) -> Sequence[Any]:
+    """A command that is not a tuple or list of plain arguments: checked
+    argument by argument, bytearray and memoryview copied to bytes."""
+    if isinstance(cmd, (str, bytes)) or not isinstance(cmd, Sequence) or not cmd:
+        raise ProgrammingError(
+            "each command is a non-empty sequence such as ('SET', 'k', 'v'), "
+            f"not {type(cmd).__name__}")
+    for arg in cmd:
+        if not _arg_ok(arg) or arg is None:
+            raise ProgrammingError(
+                f"a redis argument is str, bytes, int or float, not {type(arg).__name__}")
+    return [_arg(a) for a in cmd]
+
+
 def flatten(commands: Iterable[Command]) -> tuple[list[Any], int, bool]:
     """(the flat parameter list the driver reads: a count then the
     arguments, per command; how many commands; whether all only read)."""
     flat: list[Any] = []
     n = 0
     reads = True
+    plain = _PLAIN_ARGS
     for cmd in commands:
-        if isinstance(cmd, (str, bytes)) or not isinstance(cmd, Sequence) or not cmd:
-            raise ProgrammingError(
-                "each command is a non-empty sequence such as ('SET', 'k', 'v'), "
-                f"not {type(cmd).__name__}")
-        for arg in cmd:
-            if not _arg_ok(arg) or arg is None:
-                raise ProgrammingError(
-                    f"a redis argument is str, bytes, int or float, not {type(arg).__name__}")
-        name = cmd[0]
-        name = name.decode("latin-1") if isinstance(name, bytes) else str(name)
-        reads = reads and name.upper() in READ_COMMANDS
+        if type(cmd) not in _PLAIN_COMMANDS or not cmd or not plain.issuperset(map(type, cmd)) \
+                or any(type(a) is int and a not in _INT64 for a in cmd):
+            cmd = _checked(cmd)
+        if reads:
+            name = cmd[0]
+            name = name.decode("latin-1") if isinstance(name, bytes) else str(name)
+            reads = name.upper() in READ_COMMANDS
         flat.append(len(cmd))
-        flat.extend(_arg(a) for a in cmd)
+        flat.extend(cmd)
         n += 1
     if n == 0:
         raise ProgrammingError("pipeline() needs at least one command")

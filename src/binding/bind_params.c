@@ -252,6 +252,25 @@ static int add_param(module_state *st, dbp_params *p, const char *name, PyObject
     return 0;
 }
 
+/* "parameter <n>" into buf (at least 32 bytes), without snprintf: it is
+ * written for every positional parameter in case it is refused, and
+ * snprintf there cost a 100-command Redis pipeline a tenth of its time. */
+static void where_index(char *buf, Py_ssize_t n)
+{
+    static const char head[] = "parameter ";
+    char digits[24];
+    size_t k = 0;
+    do {
+        digits[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    memcpy(buf, head, sizeof head - 1);
+    char *out = buf + sizeof head - 1;
+    while (k > 0)
+        *out++ = digits[--k];
+    *out = '\0';
+}
+
 /* One row: a dict binds by name, any other sequence by position. */
 static int add_row(module_state *st, dbp_params *p, PyObject *row)
 {
@@ -282,7 +301,7 @@ static int add_row(module_state *st, dbp_params *p, PyObject *row)
         return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     for (Py_ssize_t i = 0; i < n; i++) {
-        snprintf(where, sizeof where, "parameter %zd", i + 1);
+        where_index(where, i + 1);
         if (add_param(st, p, NULL, PySequence_Fast_GET_ITEM(seq, i), where, 0) < 0) {
             Py_DECREF(seq);
             return -1;

@@ -50,7 +50,7 @@ static int cell_text(const dbp_cell *cell, char *buf, size_t size, const char **
         n = snprintf(buf, size, "%d", cell->i ? 1 : 0);
         break;
     case DBP_V_INT64:
-        n = snprintf(buf, size, "%lld", (long long)cell->i);
+        n = (int)rd_format_int(buf, cell->i); /* buf holds 48 bytes */
         break;
     case DBP_V_DOUBLE:
         n = isnan(cell->d)   ? snprintf(buf, size, "nan")

@@ -328,11 +328,34 @@ int rd_buf_reserve(rd_buf *b, size_t more)
     return DBP_OK;
 }
 
+/* Without snprintf: every argument of every command has a length header,
+ * and write_frame formats several integers per row. */
+size_t rd_format_int(char *buf, int64_t v)
+{
+    char digits[24];
+    char *p = digits + sizeof digits;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    size_t n = (size_t)(digits + sizeof digits - p);
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    return n;
+}
+
 static int put_header(rd_buf *b, char kind, size_t n)
 {
     if (rd_buf_reserve(b, 32) != DBP_OK)
         return DBP_E_NOMEM;
-    b->len += (size_t)snprintf(b->data + b->len, 32, "%c%zu\r\n", kind, n);
+    char *out = b->data + b->len;
+    out[0] = kind;
+    size_t len = 1 + rd_format_int(out + 1, (int64_t)n);
+    memcpy(out + len, "\r\n", 2);
+    b->len += len + 2;
     return DBP_OK;
 }
 
@@ -352,8 +375,7 @@ int rd_cmd_arg(rd_buf *b, const void *data, size_t len)
 int rd_cmd_arg_int(rd_buf *b, int64_t v)
 {
     char text[24];
-    int n = snprintf(text, sizeof text, "%lld", (long long)v);
-    return rd_cmd_arg(b, text, (size_t)n);
+    return rd_cmd_arg(b, text, rd_format_int(text, v));
 }
 
 int rd_cmd(rd_buf *b, ...)
