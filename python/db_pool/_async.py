@@ -299,7 +299,7 @@ class DatabasePool(PoolRegistry):
         sql: str | None = None,
         params: Any = None,
         *,
-        many: bool = False,
+        many: int = False,
         copy: int = 0,
         input: object = None,
         readonly: int = -1,
@@ -585,9 +585,9 @@ class DatabasePool(PoolRegistry):
 
     async def _commands(self, pool_id: str, commands: Iterable[_redis.Command], mode: str,
                         readonly: bool | None, timeout: float | None) -> Any:
-        flat, _, reads = _redis.flatten(commands)
-        req = await self._submit(pool_id, _native.OP_COMMAND, mode, flat,
-                                 readonly=_redis.routing(readonly, reads), timeout=timeout)
+        cmds, route = _redis.command_list(commands, readonly)
+        req = await self._submit(pool_id, _native.OP_COMMAND, mode, cmds,
+                                     many=_redis.BIND_COMMANDS, readonly=route, timeout=timeout)
         return req.reply()
 
     async def execute(

@@ -213,7 +213,7 @@ class SyncDatabasePool(PoolRegistry):
         sql: str | None = None,
         params: Any = None,
         *,
-        many: bool = False,
+        many: int = False,
         copy: int = 0,
         input: object = None,
         readonly: int = -1,
@@ -390,9 +390,9 @@ class SyncDatabasePool(PoolRegistry):
 
     def _commands(self, pool_id: str, commands: Iterable[_redis.Command], mode: str,
                   readonly: bool | None, timeout: float | None) -> Any:
-        flat, _, reads = _redis.flatten(commands)
-        req = self._submit(pool_id, _native.OP_COMMAND, mode, flat,
-                           readonly=_redis.routing(readonly, reads), timeout=timeout)
+        cmds, route = _redis.command_list(commands, readonly)
+        req = self._submit(pool_id, _native.OP_COMMAND, mode, cmds,
+                               many=_redis.BIND_COMMANDS, readonly=route, timeout=timeout)
         return req.reply()
 
     def execute(

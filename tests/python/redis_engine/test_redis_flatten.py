@@ -1,7 +1,7 @@
-"""The commands of command()/pipeline() flattened for the driver: the fast
-path for tuples and lists of plain arguments must give what the checked
-path gives, and everything else must still be checked; and a pipeline of
-such commands must reach the server intact."""
+"""The commands of command()/pipeline() as the binding takes them: tuples
+and lists go as they are (the binding checks every argument in C), other
+sequences are copied into lists, reads are told from writes; and a
+pipeline of such commands reaches the server intact."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from db_pool import SyncDatabasePool
-from db_pool._redis import flatten
+from db_pool._redis import command_list
 from db_pool.errors import ProgrammingError
 
 
@@ -20,34 +20,42 @@ class Name(str, Enum):
     GET = "GET"
 
 
-def test_plain_commands_flatten_as_count_then_arguments() -> None:
-    flat, n, reads = flatten([("GET", "k"), ["HGET", b"h", "f"], ("INCRBY", "n", 5),
-                              ("SET", "f", 1.5), ("SETBIT", "b", 1, True)])
-    assert flat == [2, "GET", "k", 3, "HGET", b"h", "f", 3, "INCRBY", "n", 5,
-                    3, "SET", "f", 1.5, 4, "SETBIT", "b", 1, True]
-    assert n == 5 and reads is False
+def test_tuples_and_lists_go_as_they_are() -> None:
+    cmds = [("GET", "k"), ["HGET", b"h", "f"], ("INCRBY", "n", 5)]
+    out, route = command_list(cmds, None)
+    assert out == cmds and all(a is b for a, b in zip(out, cmds))
+    assert route == 0  # INCRBY writes
 
 
 def test_reads_only_when_every_command_reads() -> None:
-    assert flatten([("GET", "a"), (b"hgetall", "h")])[2] is True
-    assert flatten([("GET", "a"), ("SET", "a", "1"), ("GET", "a")])[2] is False
+    assert command_list([("GET", "a"), (b"hgetall", "h")], None)[1] == 1
+    assert command_list([("GET", "a"), ("SET", "a", "1"), ("GET", "a")], None)[1] == 0
+    assert command_list([("SET", "a", "1")], True)[1] == 1
+    assert command_list([("GET", "a")], False)[1] == 0
 
 
-def test_other_sequences_and_buffers_take_the_checked_path() -> None:
-    flat, n, _ = flatten([UserList(["SET", bytearray(b"k"), memoryview(b"v")]),
-                          (Name.GET, "k")])
-    assert flat == [3, "SET", b"k", b"v", 2, Name.GET, "k"]
-    assert type(flat[2]) is bytes and type(flat[3]) is bytes
-    assert n == 2
+def test_other_sequences_and_buffers_become_lists() -> None:
+    out, _ = command_list([UserList(["SET", bytearray(b"k"), memoryview(b"v")]),
+                           (Name.GET, "k")], None)
+    assert out == [["SET", b"k", b"v"], (Name.GET, "k")]
+    assert type(out[0][1]) is bytes and type(out[0][2]) is bytes
+
+
+@pytest.mark.parametrize("commands", [["GET k"], [b"GET"], [42], []])
+def test_commands_that_are_no_sequence_are_refused(commands: Any) -> None:
+    with pytest.raises(ProgrammingError):
+        command_list(commands, None)
 
 
 @pytest.mark.parametrize("commands", [
-    [("GET", None)], [("SET", "k", {"a": 1})], [("SET", "k", ["v"])], ["GET k"], [b"GET"],
-    [()], [[]], [42], [],
+    [("GET", None)], [("SET", "k", {"a": 1})], [("SET", "k", ["v"])], [()], [[]],
 ])
-def test_bad_commands_are_refused(commands: Any) -> None:
-    with pytest.raises(ProgrammingError):
-        flatten(commands)
+def test_bad_arguments_are_refused_by_the_binding(redis_url: str, commands: Any) -> None:
+    with SyncDatabasePool() as pool:
+        pool.create_pool("r", url=redis_url)
+        with pytest.raises(ProgrammingError):
+            pool.pipeline("r", commands)
+        assert pool.command("r", "PING") == "PONG"  # the pool is intact
 
 
 def test_a_pipeline_of_mixed_commands_round_trips(redis_url: str, redis_prefix: str) -> None:
@@ -55,5 +63,9 @@ def test_a_pipeline_of_mixed_commands_round_trips(redis_url: str, redis_prefix: 
     with SyncDatabasePool() as pool:
         pool.create_pool("r", url=redis_url)
         replies = pool.pipeline("r", [("SET", k, bytearray(b"v1")), [b"GET", k],
-                                      ("APPEND", k, 2), ("GET", k), ("DEL", k)])
-    assert replies == ["OK", b"v1", 3, b"v12", 1]
+                                      ("APPEND", k, 2), ("GET", k), ("SETBIT", f"{k}b", 1, True),
+                                      ("INCRBY", f"{k}n", 2**70), ("DEL", k, f"{k}b")],
+                                raise_on_error=False)
+    assert replies[:5] == ["OK", b"v1", 3, b"v12", 0]
+    assert isinstance(replies[5], Exception)  # past 64 bits: sent as digits, the server refuses
+    assert replies[6] == 2
