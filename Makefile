@@ -21,7 +21,7 @@ PY_PACKAGES := meson meson-python ninja polars pyarrow numpy pytest pytest-async
                opentelemetry-api opentelemetry-sdk pyyaml redis
 # Peers for `make bench` only.
 BENCH_PACKAGES := connectorx asyncpg psycopg-pool adbc-driver-postgresql adbc-driver-sqlite aiosqlite \
-                  matplotlib asyncmy pymysql mysqlclient
+                  matplotlib asyncmy pymysql mysqlclient redis hiredis
 
 .PHONY: all demo test setup system-deps browser-deps venv install c-test c-test-asan c-test-valgrind \
         py-test typecheck tds-server bench bench-deps bench-quick fuzz fuzz-deps fuzz-build \
@@ -106,7 +106,7 @@ tds-server: venv
 
 # Side-by-side benchmarks; writes docs/benchmarks.md and its plots.
 bench-deps: install
-	@$(PY) -c "import connectorx, asyncpg, psycopg_pool, adbc_driver_postgresql, adbc_driver_sqlite, aiosqlite, matplotlib, asyncmy, pymysql, MySQLdb" \
+	@$(PY) -c "import connectorx, asyncpg, psycopg_pool, adbc_driver_postgresql, adbc_driver_sqlite, aiosqlite, matplotlib, asyncmy, pymysql, MySQLdb, redis, hiredis" \
 	    2>/dev/null || $(PY) -m pip install -q $(BENCH_PACKAGES)
 
 bench: bench-deps
@@ -128,7 +128,7 @@ bench-quick: bench-deps
 # the input in build/fuzz/ (replay: build/fuzz/fuzz_<name> <file>).
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS := pg_types pg_copy pg_copy_binary textparse sqlite_values tds_types tds_params tds_bulk arrow_input \
-                settings mysql_types
+                settings mysql_types redis_reply
 FUZZ_TEXT := src/core/alloc.c src/core/error.c src/core/textparse.c
 FUZZ_COLUMN := $(FUZZ_TEXT) src/core/column.c
 FUZZ_SRC_pg_types := $(FUZZ_COLUMN) src/drivers/pg/pg_types.c
@@ -144,13 +144,16 @@ FUZZ_SRC_tds_types := $(FUZZ_COLUMN) src/core/params.c src/drivers/tds/tds_types
 FUZZ_SRC_tds_params := $(FUZZ_SRC_tds_types)
 FUZZ_SRC_arrow_input := src/core/alloc.c src/core/error.c src/core/arrow_input.c
 FUZZ_SRC_mysql_types := $(FUZZ_COLUMN) src/core/params.c src/drivers/mysql/mysql_types.c
+FUZZ_SRC_redis_reply := $(FUZZ_COLUMN) src/core/reply.c src/core/clock.c \
+                        src/drivers/redis/redis_io.c src/drivers/redis/redis_values.c
+FUZZ_LIBS_redis_reply := -lhiredis
 FUZZ_SRC_settings := $(wildcard src/core/*.c src/drivers/*/*.c)
 # tds_bulk.c is included by its harness too
 FUZZ_SRC_tds_bulk := $(filter-out src/drivers/tds/tds_bulk.c,$(FUZZ_SRC_settings))
 FUZZ_LIBS_sqlite_values := -lsqlite3 -lm
 FUZZ_LIBS_tds_types := -lsybdb
 FUZZ_LIBS_tds_params := -lsybdb
-FUZZ_LIBS_settings := -lsqlite3 -lpq -lsybdb -lmariadb -lpthread -lm
+FUZZ_LIBS_settings := -lsqlite3 -lpq -lsybdb -lmariadb -lhiredis -lpthread -lm
 FUZZ_LIBS_tds_bulk := $(FUZZ_LIBS_settings)
 FUZZ_CC := clang
 # (`=`: libpq's flags are asked for once fuzz-deps has installed it)
@@ -158,8 +161,10 @@ FUZZ_CFLAGS = -std=gnu11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Wshadow -Ws
               -Wmissing-prototypes -Wno-missing-field-initializers \
               -fsanitize=address,undefined -fno-sanitize-recover=all \
               -Iinclude -Isrc/core -Isrc/drivers/pg -Isrc/drivers/tds -Isrc/drivers/mysql \
+              -Isrc/drivers/redis \
               $(shell pkg-config --cflags libpq libmariadb) \
-              -DDBP_HAVE_SQLITE=1 -DDBP_HAVE_PG=1 -DDBP_HAVE_MSSQL=1 -DDBP_HAVE_MYSQL=1
+              -DDBP_HAVE_SQLITE=1 -DDBP_HAVE_PG=1 -DDBP_HAVE_MSSQL=1 -DDBP_HAVE_MYSQL=1 \
+              -DDBP_HAVE_REDIS=1
 FUZZ_BINS := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 
 fuzz-deps: system-deps

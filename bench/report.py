@@ -16,7 +16,7 @@ Runs = list[dict[str, Any]]
 Results = dict[str, Runs]
 
 OURS = ("db_pool", "db_pool_sync")
-LIMITS = ("psql_copy", "pgbench", "mariadb_load_data")
+LIMITS = ("psql_copy", "pgbench", "mariadb_load_data", "redis_benchmark")
 
 
 def median(runs: Runs, key: str) -> float:
@@ -115,7 +115,7 @@ def _speed(raw: dict[str, Results], name: str, ours: str, peer: str) -> float:
 
 
 def goals_table(raw: dict[str, Results]) -> list[str]:
-    """The performance goals (issue 13; W7: issue 16) against this run's
+    """The performance goals (issue 13; W7: issue 16; W8: the Redis engine) against this run's
     medians: each a ratio where above the target is met (P4: below)."""
     rows: list[tuple[str, str, float, float, bool]] = []  # workload, measure, ratio, target, higher
 
@@ -173,6 +173,14 @@ def goals_table(raw: dict[str, Results]) -> list[str]:
         lambda: _speed(raw, "W7 write", "db_pool", "asyncmy"), 2.0)
     add("W7 MySQL write", "mariadb client LOAD DATA time / db_pool time",
         lambda: _speed(raw, "W7 write", "db_pool", "mariadb_load_data"), 1 / 1.5)
+    add("W8 Redis scan into a DataFrame", "redis-py (hiredis) + DataFrame time / db_pool time",
+        lambda: _speed(raw, "W8 scan", "db_pool", "redis_py"), 3.0)
+    add("W8 Redis GET c=50", "db_pool / redis.asyncio, ops/s",
+        lambda: _qps(raw, "W8 GET c=50", "db_pool", "redis_py"), 1.5)
+    add("W8 Redis pipelines of 100 GET", "db_pool / redis-benchmark -P 100, ops/s",
+        lambda: _qps(raw, "W8 pipeline", "db_pool", "redis_benchmark"), 1 / 1.5)
+    add("W8 Redis write_frame as hashes", "redis-py HSET pipelines time / db_pool time",
+        lambda: _speed(raw, "W8 write", "db_pool", "redis_py"), 3.0)
     lines = ["| workload | measure | this run | goal | met |", "|---|---|---:|---:|---|"]
     for workload, measure, ratio, target, higher in rows:
         met = ratio >= target if higher else ratio <= target

@@ -1,7 +1,7 @@
 """Side-by-side benchmarks: db_pool against its peers on the same server, in
 the same run, in alternating order, every contender's result checked.
 
-    python bench/run.py [--quick] [--big] [--dsn postgresql://...] [--only w1,w2,w3,w4,w5,w7]
+    python bench/run.py [--quick] [--big] [--dsn postgresql://...] [--only w1,w2,w3,w4,w5,w7,w8]
 
 Starts a throwaway PostgreSQL (tests/pg_server.py) unless --dsn is given,
 loads the data, runs each workload, and writes docs/benchmarks.md plus PNG
@@ -16,7 +16,9 @@ on pgbench's own table and beside a CPU hog; W2 bulk read of an 8-column
 table (1M rows; 10M more with --big); W3 bulk write of a 1M-row DataFrame;
 W4 the same bulk read on SQLite; W5 the seed's own workload on SQLite and
 PostgreSQL; W6 execute_many; W7 MySQL/MariaDB bulk read, point SELECTs
-and bulk write (bench/mysql_bench.py, on a private MariaDB); P5 10,000
+and bulk write (bench/mysql_bench.py, on a private MariaDB); W8 Redis hashes
+into a DataFrame, GET at concurrency 50, pipelines and write_frame
+(bench/redis_bench.py, on a private redis-server); P5 10,000
 waiters on 10 connections; M1 (`metrics`) W4 point and W1 c=10 against a
 build with metrics compiled out.
 --quick: small sizes, 2 repetitions.
@@ -52,6 +54,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from pg_server import PgServer  # noqa: E402
 
 import mysql_bench  # noqa: E402  (needs tests/ on sys.path)
+import redis_bench  # noqa: E402  (needs tests/ on sys.path)
 
 WIDE_COLUMNS = ("i4 int4, i8 int8, f8 float8, n numeric(12,2), t text, ts timestamp, "
                 "b bool, d date")
@@ -251,6 +254,9 @@ class Bench:
 
     def w7(self) -> None:
         mysql_bench.w7(self)
+
+    def w8(self) -> None:
+        redis_bench.w8(self)
 
     # ---- P4 ----
 
@@ -553,10 +559,10 @@ class CpuHog:
 
 
 def run_contender(workload: str, contender: str, args: dict[str, Any]) -> dict[str, Any]:
+    script = next((f"{engine}_contenders.py" for engine in ("mysql", "redis")
+                   if workload.startswith(f"{engine}_")), "contenders.py")
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / ("mysql_contenders.py" if workload.startswith(
-            "mysql_") else "contenders.py")), workload, contender,
-         json.dumps(args)],
+        [sys.executable, str(ROOT / "bench" / script), workload, contender, json.dumps(args)],
         capture_output=True, text=True, check=False, cwd=ROOT,
     )
     if out.returncode != 0:
@@ -706,7 +712,7 @@ def versions(dsn: str) -> str:
     out = [f"Python {platform.python_version()}"]
     for pkg in ["db-pool", "polars", "pyarrow", "connectorx", "adbc-driver-postgresql",
                 "adbc-driver-sqlite", "asyncpg", "psycopg", "psycopg-pool", "asyncmy", "PyMySQL",
-                "mysqlclient", "matplotlib"]:
+                "mysqlclient", "redis", "hiredis", "matplotlib"]:
         try:
             out.append(f"{pkg} {md.version(pkg)}")
         except md.PackageNotFoundError:
@@ -723,7 +729,7 @@ def main() -> None:
     ap.add_argument("--big-rows", type=int, default=10_000_000)
     ap.add_argument("--dsn", help="use this PostgreSQL instead of a throwaway one (W1 at "
                     "concurrency 100 needs max_connections >= 110)")
-    ap.add_argument("--only", default="w1,w2,w3,w4,w5,w6,w7,p4,p5,metrics",
+    ap.add_argument("--only", default="w1,w2,w3,w4,w5,w6,w7,w8,p4,p5,metrics",
                     help="workloads to run")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 5)")
     ap.add_argument("--rows", type=int, default=None, help="rows for W2-W4 (default 1M)")
@@ -739,9 +745,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="dbpool-bench-") as tmp:
             bench = Bench(opts, dsn, Path(tmp))
             bench.out.parent.mkdir(parents=True, exist_ok=True)
-            print(f"loading {bench.rows:,} wide rows"
-                  + (f" and {opts.big_rows:,} more" if opts.big else "") + " ...", flush=True)
-            load_pg(dsn, bench.rows, opts.big_rows if opts.big else None)
+            if any(w not in ("w7", "w8") for w in only):  # those bring their own servers
+                print(f"loading {bench.rows:,} wide rows"
+                      + (f" and {opts.big_rows:,} more" if opts.big else "") + " ...",
+                      flush=True)
+                load_pg(dsn, bench.rows, opts.big_rows if opts.big else None)
             for w in only:
                 getattr(bench, w)()
             write_doc(bench, dsn, today, time.monotonic() - started)
@@ -778,12 +786,14 @@ def write_doc(bench: Bench, dsn: str, today: str, seconds: float) -> None:
         "repetition (checked by the run; the limits, which build no result, excepted). "
         "**Ratios read \"how many times better db_pool is\"**: peer time / db_pool time, "
         "or db_pool QPS / peer QPS — above 1 db_pool wins, below 1 it loses. "
-        "\"(limit)\" rows are the server's own tools (pgbench, psql, the mariadb client), "
+        "\"(limit)\" rows are the server's own tools (pgbench, psql, the mariadb client, "
+        "redis-benchmark), "
         "not DataFrame builders.",
         "",
         "## Summary: ratios to db_pool", "",
     ] + bench.summary + ["", "## Goals", "",
-                         "The performance goals of this round (issue 13; W7: issue 16), "
+                         "The performance goals of this round (issue 13; W7: issue 16; W8: the "
+                         "Redis engine), "
                          "from this run's medians; where db_pool misses one, \"Where "
                          "db_pool loses, and why\" below says where the time goes.", ""]
     header += goals_table(bench.raw)

@@ -39,7 +39,7 @@ from ._config_model import Config, native_arguments
 from ._config_sources import ConfigSource, config_from_env, keyword_model, load_config
 from ._reload import ReloadReport, reload
 from ._alerts import LeaseRecord
-from .errors import InterfaceError, PoolClosed
+from .errors import Error, InterfaceError, PoolClosed
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 
@@ -299,7 +299,7 @@ class DatabasePool(PoolRegistry):
         sql: str | None = None,
         params: Any = None,
         *,
-        many: bool = False,
+        many: int = False,
         copy: int = 0,
         input: object = None,
         readonly: int = -1,
@@ -585,9 +585,9 @@ class DatabasePool(PoolRegistry):
 
     async def _commands(self, pool_id: str, commands: Iterable[_redis.Command], mode: str,
                         readonly: bool | None, timeout: float | None) -> Any:
-        flat, _, reads = _redis.flatten(commands)
-        req = await self._submit(pool_id, _native.OP_COMMAND, mode, flat,
-                                 readonly=_redis.routing(readonly, reads), timeout=timeout)
+        cmds, route = _redis.command_list(commands, readonly)
+        req = await self._submit(pool_id, _native.OP_COMMAND, mode, cmds,
+                                     many=_redis.BIND_COMMANDS, readonly=route, timeout=timeout)
         return req.reply()
 
     async def execute(
@@ -758,6 +758,11 @@ class DatabasePool(PoolRegistry):
                 if req.cursor_done:
                     cursor_open = False
                     break
+        except Error:
+            # a failed fetch closed its cursor (a refused submit leaves it to the release):
+            # closing again could replace the call's error with a lost connection's
+            cursor_open = False
+            raise
         finally:
             try:
                 if cursor_open:  # left early: close it here, not on release

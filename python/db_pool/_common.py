@@ -456,7 +456,7 @@ def _translate_choices(options: dict[str, Any]) -> None:
             options[key] = choices[value]
 
 
-def engine_params(engine: str, sql: str | None, params: Any, many: bool
+def engine_params(engine: str, sql: str | None, params: Any, many: int
                   ) -> tuple[str | None, Any]:
     """(sql, params) as the engine takes them: MySQL's protocol has only
     positional parameters, so :name ones are mapped there (_named.py)."""
@@ -464,7 +464,7 @@ def engine_params(engine: str, sql: str | None, params: Any, many: bool
         return sql, params
     from ._named import positional
 
-    return positional(sql, params, many)
+    return positional(sql, params, bool(many))
 
 
 def readonly_flag(readonly: bool | None) -> int:

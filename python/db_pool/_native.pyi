@@ -101,7 +101,7 @@ class Manager:
         sql: str | None = None,
         params: Any = None,
         *,
-        many: bool = False,
+        many: int = False,
         batch_rows: int = 0,
         copy: int = 0,
         input: object = None,

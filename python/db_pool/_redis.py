@@ -25,6 +25,8 @@ _DEFAULT_SCHEMA: dict[str, dict[str, Any]] = {
     "ZRANGE": {"member": pl.Utf8, "score": pl.Float64},
 }
 KEY_COLUMN = "_key"
+#: submit(many=...) for a list of commands (the binding's BIND_COMMANDS).
+BIND_COMMANDS = 2
 DEFAULT_SCAN_COUNT = 1000
 
 #: Commands that only read: routed by read_from when readonly is not given.
@@ -119,41 +121,59 @@ def _cluster_settings(hostport: str, path: str, settings: dict[str, str]) -> dic
     return settings
 
 
-def _arg_ok(value: Any) -> bool:
-    return isinstance(value, (str, bytes, bytearray, memoryview, int, float))
+def _arg(value: Any) -> Any:
+    """An argument as the binding takes it: buffers as bytes."""
+    return bytes(value) if isinstance(value, (bytearray, memoryview)) else value
 
 
-def flatten(commands: Iterable[Command]) -> tuple[list[Any], int, bool]:
-    """(the flat parameter list the driver reads: a count then the
-    arguments, per command; how many commands; whether all only read)."""
-    flat: list[Any] = []
-    n = 0
-    reads = True
-    for cmd in commands:
-        if isinstance(cmd, (str, bytes)) or not isinstance(cmd, Sequence) or not cmd:
-            raise ProgrammingError(
-                "each command is a non-empty sequence such as ('SET', 'k', 'v'), "
-                f"not {type(cmd).__name__}")
-        for arg in cmd:
-            if not _arg_ok(arg) or arg is None:
-                raise ProgrammingError(
-                    f"a redis argument is str, bytes, int or float, not {type(arg).__name__}")
-        name = cmd[0]
-        name = name.decode("latin-1") if isinstance(name, bytes) else str(name)
-        reads = reads and name.upper() in READ_COMMANDS
-        flat.append(len(cmd))
-        flat.extend(bytes(a) if isinstance(a, (bytearray, memoryview)) else a for a in cmd)
-        n += 1
-    if n == 0:
+def _checked(cmd: Any) -> list[Any]:
+    """A command given as another kind of sequence, as a list (the binding
+    takes tuples and lists and checks every argument itself)."""
+    if isinstance(cmd, (str, bytes)) or not isinstance(cmd, Sequence) or not cmd:
+        raise ProgrammingError(
+            "each command is a non-empty sequence such as ('SET', 'k', 'v'), "
+            f"not {type(cmd).__name__}")
+    return [_arg(a) for a in cmd]
+
+
+# Whether a command name only reads, by the name as given (str or bytes,
+# any case); filled as names are met, bounded.
+_NAME_READS: dict[Any, bool] = {}
+_SEQUENCES = {tuple, list}
+
+
+def _reads(name: Any) -> bool:
+    known = _NAME_READS.get(name) if isinstance(name, (str, bytes)) else False
+    if known is not None:
+        return known
+    text = name.decode("latin-1") if isinstance(name, bytes) else name
+    reads = text.upper() in READ_COMMANDS
+    if len(_NAME_READS) < 4096:
+        _NAME_READS[name] = reads
+    return reads
+
+
+def command_list(commands: Iterable[Command], readonly: bool | None) -> tuple[list[Any], int]:
+    """(the commands as the binding reads them: tuples or lists of
+    arguments, which it checks; the native routing flag: a read when every
+    command only reads, unless ``readonly`` says otherwise). A list of
+    tuples goes as it is: this runs on the event loop for every pipeline."""
+    cmds = commands if type(commands) is list else list(commands)
+    if not set(map(type, cmds)) <= _SEQUENCES:
+        cmds = [c if type(c) in _SEQUENCES else _checked(c) for c in cmds]
+    if not cmds:
         raise ProgrammingError("pipeline() needs at least one command")
-    return flat, n, reads
-
-
-def routing(readonly: bool | None, reads: bool) -> int:
-    """The native routing flag of a command request."""
-    if readonly is None:
-        return 1 if reads else 0
-    return int(bool(readonly))
+    if readonly is not None:
+        return cmds, int(bool(readonly))
+    known = _NAME_READS.get
+    try:
+        for c in cmds:
+            reads = known(c[0]) if c else False
+            if not (_reads(c[0]) if reads is None else reads):
+                return cmds, 0
+    except TypeError:  # an unhashable name: the binding refuses it
+        return cmds, 0
+    return cmds, 1
 
 
 def single_reply(replies: list[Any]) -> Any:

@@ -39,7 +39,7 @@ from ._config_model import Config, native_arguments
 from ._config_sources import ConfigSource, config_from_env, keyword_model, load_config
 from ._reload import ReloadReport, reload
 from ._alerts import LeaseRecord
-from .errors import PoolClosed
+from .errors import Error, PoolClosed
 
 
 def _finish(req: _native.Request) -> _native.Request:
@@ -213,7 +213,7 @@ class SyncDatabasePool(PoolRegistry):
         sql: str | None = None,
         params: Any = None,
         *,
-        many: bool = False,
+        many: int = False,
         copy: int = 0,
         input: object = None,
         readonly: int = -1,
@@ -390,9 +390,9 @@ class SyncDatabasePool(PoolRegistry):
 
     def _commands(self, pool_id: str, commands: Iterable[_redis.Command], mode: str,
                   readonly: bool | None, timeout: float | None) -> Any:
-        flat, _, reads = _redis.flatten(commands)
-        req = self._submit(pool_id, _native.OP_COMMAND, mode, flat,
-                           readonly=_redis.routing(readonly, reads), timeout=timeout)
+        cmds, route = _redis.command_list(commands, readonly)
+        req = self._submit(pool_id, _native.OP_COMMAND, mode, cmds,
+                               many=_redis.BIND_COMMANDS, readonly=route, timeout=timeout)
         return req.reply()
 
     def execute(
@@ -514,6 +514,11 @@ class SyncDatabasePool(PoolRegistry):
                 if req.cursor_done:
                     cursor_open = False
                     break
+        except Error:
+            # a failed fetch closed its cursor (a refused submit leaves it to the release):
+            # closing again could replace the call's error with a lost connection's
+            cursor_open = False
+            raise
         finally:
             try:
                 if cursor_open:  # left early: close it here, not on release

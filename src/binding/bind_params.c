@@ -252,6 +252,25 @@ static int add_param(module_state *st, dbp_params *p, const char *name, PyObject
     return 0;
 }
 
+/* "parameter <n>" into buf (at least 32 bytes), without snprintf: it is
+ * written for every positional parameter in case it is refused, and
+ * snprintf there cost a 100-command Redis pipeline a tenth of its time. */
+static void where_index(char *buf, Py_ssize_t n)
+{
+    static const char head[] = "parameter ";
+    char digits[24];
+    size_t k = 0;
+    do {
+        digits[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    memcpy(buf, head, sizeof head - 1);
+    char *out = buf + sizeof head - 1;
+    while (k > 0)
+        *out++ = digits[--k];
+    *out = '\0';
+}
+
 /* One row: a dict binds by name, any other sequence by position. */
 static int add_row(module_state *st, dbp_params *p, PyObject *row)
 {
@@ -282,7 +301,7 @@ static int add_row(module_state *st, dbp_params *p, PyObject *row)
         return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     for (Py_ssize_t i = 0; i < n; i++) {
-        snprintf(where, sizeof where, "parameter %zd", i + 1);
+        where_index(where, i + 1);
         if (add_param(st, p, NULL, PySequence_Fast_GET_ITEM(seq, i), where, 0) < 0) {
             Py_DECREF(seq);
             return -1;
@@ -290,6 +309,61 @@ static int add_row(module_state *st, dbp_params *p, PyObject *row)
     }
     Py_DECREF(seq);
     return 0;
+}
+
+/* One argument of a key-value command: str, bytes, int (one past 64 bits
+ * as its digits: the server reads numbers from text), float or bool. */
+static int add_command_arg(module_state *st, dbp_params *p, PyObject *v, const char *where)
+{
+    if (PyLong_Check(v) && !PyBool_Check(v)) {
+        int overflow;
+        long long i = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (!overflow)
+            return i == -1 && PyErr_Occurred() ? -1 : dbp_params_add_int64(p, NULL, i) ? -1 : 0;
+        PyObject *digits = PyObject_Str(v);
+        Py_ssize_t n;
+        const char *s = digits ? PyUnicode_AsUTF8AndSize(digits, &n) : NULL;
+        int rc = s ? dbp_params_add_decimal(p, NULL, s, (size_t)n) : -1;
+        Py_XDECREF(digits);
+        return rc ? -1 : 0;
+    }
+    if (PyUnicode_Check(v) || PyBytes_Check(v) || PyFloat_Check(v) || PyBool_Check(v) ||
+        PyByteArray_Check(v) || PyMemoryView_Check(v))
+        return add_param(st, p, NULL, v, where, 0);
+    char msg[160];
+    snprintf(msg, sizeof msg, "a redis argument is str, bytes, int or float, not %.60s",
+             Py_TYPE(v)->tp_name);
+    return refuse(st, DBP_E_MISUSE, where, msg);
+}
+
+/* Key-value commands, each a tuple or list of arguments: its argument
+ * count, then the arguments (DBP_OP_COMMAND, db_pool.h). */
+static int add_commands(module_state *st, dbp_params *p, PyObject *commands)
+{
+    PyObject *seq = PySequence_Fast(commands, "commands must be a list of tuples");
+    if (!seq)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    int rc = n ? 0 : refuse(st, DBP_E_MISUSE, "commands", "no command to send");
+    char where[48];
+    for (Py_ssize_t k = 0; k < n && rc == 0; k++) {
+        PyObject *cmd = PySequence_Fast_GET_ITEM(seq, k);
+        if ((!PyTuple_Check(cmd) && !PyList_Check(cmd)) || PySequence_Fast_GET_SIZE(cmd) == 0) {
+            rc = refuse(st, DBP_E_MISUSE, "each command",
+                        "is a non-empty tuple or list such as ('SET', 'k', 'v')");
+            break;
+        }
+        Py_ssize_t argc = PySequence_Fast_GET_SIZE(cmd);
+        rc = dbp_params_add_int64(p, NULL, argc) ? -1 : 0;
+        for (Py_ssize_t i = 0; i < argc && rc == 0; i++) {
+            where_index(where, i + 1);
+            rc = add_command_arg(st, p, PySequence_Fast_GET_ITEM(cmd, i), where);
+        }
+        if (rc != 0 && !PyErr_Occurred())
+            PyErr_NoMemory();
+    }
+    Py_DECREF(seq);
+    return rc;
 }
 
 int build_params(module_state *st, PyObject *params, int many, dbp_params **out)
@@ -302,7 +376,10 @@ int build_params(module_state *st, PyObject *params, int many, dbp_params **out)
         PyErr_NoMemory();
         return -1;
     }
-    if (!many) {
+    if (many == BIND_COMMANDS) {
+        if (add_commands(st, *out, params) == 0)
+            return 0;
+    } else if (!many) {
         if (add_row(st, *out, params) == 0)
             return 0;
     } else {

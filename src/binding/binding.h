@@ -77,7 +77,10 @@ extern PyType_Spec manager_spec;
 /* Imports what the parameter code needs (the datetime C API). */
 int bind_params_init(void);
 /* Builds a parameter list from a sequence or dict (`many`: an iterable of
- * them). *out stays NULL for params=None. Returns -1 with an exception set. */
+ * them; BIND_COMMANDS: a list of key-value commands, each a tuple of
+ * arguments). *out stays NULL for params=None. Returns -1 with an exception
+ * set. */
+#define BIND_COMMANDS 2
 int build_params(module_state *st, PyObject *params, int many, dbp_params **out);
 
 /* ---- replies of key-value engines (reply.c) ---- */

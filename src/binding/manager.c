@@ -315,7 +315,7 @@ static PyObject *manager_submit(ManagerObject *self, PyObject *args, PyObject *k
     PyObject *sql = Py_None, *params = Py_None, *queue_obj = Py_None, *future = Py_None,
              *engine = Py_None, *input = Py_None, *timeout = Py_None;
     Py_ssize_t batch_rows = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "si|OO$pniOOOOiO", kwlist, &pool_id, &op,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "si|OO$iniOOOOiO", kwlist, &pool_id, &op,
                                      &sql, &params, &many, &batch_rows, &copy_mode, &input,
                                      &queue_obj, &future, &engine, &readonly, &timeout))
         return NULL;

@@ -403,8 +403,9 @@ int dbp_failover_after_connect(dbp_pool *pool, dbp_request *req, int rc,
 int dbp_failover_after_broken_conn(dbp_pool *pool, dbp_request *req);
 /* After a request failed with DBP_E_UNAVAILABLE before anything ran (*replied
  * still 0): its server refused it for its role (a demoted Redis master
- * answers READONLY). In pools of several endpoints the endpoint is probed
- * again and the request goes back to wait for the right one (1); else 0. */
+ * answers READONLY). In pools of several endpoints the endpoint counts as a
+ * replica from then on (a probe follows at once) and the request goes back
+ * to wait for the primary (1); else 0. */
 int dbp_failover_after_wrong_role(dbp_pool *pool, dbp_request *req);
 /* The category for a request whose connection broke: DBP_E_OUTCOME_UNKNOWN
  * (with an explaining message) when it may have written, else

@@ -115,7 +115,10 @@ int dbp_failover_after_wrong_role(dbp_pool *pool, dbp_request *req)
     pthread_mutex_lock(&pool->mgr->mu);
     if (dbp_pool_has_topology(pool) && !req->on_lease && req->replied == 0 &&
         req->attempts < MAX_READ_RETRIES) {
-        dbp_endpoint_broke_locked(conn->endpoint, &req->error);
+        /* the server said what it is: a replica, from now on (a probe confirms it) */
+        dbp_endpoint_probed_locked(conn->endpoint, NULL, DBP_ROLE_REPLICA, -1, &to_close);
+        conn->endpoint->next_probe_ns = dbp_now_ns();
+        dbp_janitor_wake_locked(pool->mgr);
         requeued = requeue_locked(pool, req, &to_close);
     }
     pthread_mutex_unlock(&pool->mgr->mu);

@@ -52,6 +52,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "driver.h"
 #include "error.h"
 #include "result.h"
@@ -562,6 +563,33 @@ static int fault_rollback(void *conn, const dbp_exec_ctx *ctx, dbp_error *err)
     return fault_run(conn, "ROLLBACK", 8, ctx, &v, err);
 }
 
+/* A key-value command: a replica refuses it for its role before running
+ * anything (as Redis answers READONLY); a primary answers an empty array. */
+static int fault_command(void *conn, const char *mode, const dbp_params *cmds,
+                         const dbp_exec_ctx *ctx, dbp_reply **out, dbp_error *err)
+{
+    (void)mode, (void)cmds;
+    fault_conn *c = conn;
+    pthread_mutex_lock(&fault.mu);
+    fault.statements++;
+    fault_endpoint *ep = fault_endpoint_at_locked(c->endpoint);
+    if (ep)
+        ep->statements++;
+    int replica = ep && ep->role == DBP_ROLE_REPLICA;
+    pthread_mutex_unlock(&fault.mu);
+    if (replica) {
+        if (ctx->replied)
+            *ctx->replied = 0;
+        return dbp_error_set(err, DBP_E_UNAVAILABLE, 0, "25006",
+                             "fault: READONLY You can't write against a read only replica.");
+    }
+    *out = dbp_calloc(1, sizeof **out);
+    if (!*out)
+        return dbp_error_nomem(err);
+    (*out)->type = DBP_REPLY_ARRAY;
+    return DBP_OK;
+}
+
 /* The role and lag the named server reports; unnamed ones are primaries. */
 static int fault_probe_role(void *conn, const dbp_exec_ctx *ctx, dbp_role *role, double *lag_s,
                             dbp_error *err)
@@ -611,6 +639,7 @@ static const dbp_driver fault_driver = {
     .begin = fault_begin,
     .commit = fault_commit,
     .rollback = fault_rollback,
+    .command = fault_command,
 };
 
 static int fault_register(void)

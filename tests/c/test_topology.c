@@ -721,6 +721,34 @@ static void test_write_finding_a_demoted_primary_moves_on(void)
     dbp_manager_free(mgr);
 }
 
+/* A command sent over an idle connection to a primary that was demoted
+ * since the last probe is refused for its role before anything ran (Redis'
+ * READONLY): the pool probes the endpoint again and runs the command on the
+ * new primary; the caller sees it succeed. */
+static void test_command_refused_for_its_role_moves_to_the_primary(void)
+{
+    reset_servers(2);
+    dbp_manager *mgr = new_manager();
+    dbp_pool_options o = topo_options();
+    o.probe_interval_ms = 60000;
+    create_topology(mgr, "p", abc, 2, &o);
+    CHECK_EQ_INT(ep_stats(mgr, "p", 0).idle, 1);
+    fault_ep_set_role("alpha", DBP_ROLE_REPLICA);
+    fault_ep_set_role("bravo", DBP_ROLE_PRIMARY);
+    int a = STMTS("alpha"), b = STMTS("bravo");
+    dbp_error err = {0};
+    int rc = run(mgr, "p", DBP_OP_COMMAND, "", &err);
+    if (rc != DBP_OK)
+        fprintf(stderr, "command: %s\n", err.message);
+    CHECK_EQ_INT(rc, DBP_OK);
+    CHECK_EQ_INT(STMTS("alpha"), a + 1); /* refused there, on the stale idle connection */
+    CHECK_EQ_INT(STMTS("bravo"), b + 1);
+    CHECK_EQ_INT(EP_ROLE(mgr, "p", 0), DBP_ROLE_REPLICA);
+    CHECK_EQ_INT(EP_IS_PRIMARY(mgr, "p", 1), 1);
+    CHECK_EQ_INT(stats(mgr, "p").errors_total, 0);
+    dbp_manager_free(mgr);
+}
+
 /* ---- nothing up ------------------------------------------------------------------- */
 
 /* With every endpoint down a write fails with DBP_E_UNAVAILABLE after
@@ -1071,6 +1099,7 @@ static void *wait_events_forever(void *p)
     dbp_event ev[4];
     size_t n = 99;
     int rc = dbp_manager_wait_events(mgr, -1, ev, 4, &n);
+    dbp_manager_unref(mgr); /* the reference its creator took for it */
     return (void *)(intptr_t)(rc == DBP_E_CLOSED && n == 0);
 }
 
@@ -1086,6 +1115,9 @@ static void test_wait_events_ends_when_manager_is_freed(void)
     CHECK_EQ_INT(n, 0);
     CHECK(now_ms() - t0 >= 25);
     pthread_t thread;
+    /* as db_pool.h asks: without it, free could take the memory the waiter
+     * is still waking up in (this test hung once that way) */
+    dbp_manager_ref(mgr);
     CHECK_EQ_INT(pthread_create(&thread, NULL, wait_events_forever, mgr), 0);
     sleep_ms(20); /* let it block (not required for correctness) */
     dbp_manager_free(mgr);
@@ -1204,6 +1236,7 @@ int main(void)
     RUN(test_readonly_query_broken_mid_statement_runs_elsewhere);
     RUN(test_default_query_retry_depends_on_the_endpoint_role);
     RUN(test_write_finding_a_demoted_primary_moves_on);
+    RUN(test_command_refused_for_its_role_moves_to_the_primary);
     RUN(test_all_down_fails_after_failover_timeout);
     RUN(test_down_replica_is_skipped_then_readmitted);
     RUN(test_role_change_retires_connections);

@@ -19,7 +19,7 @@
 
 #define MARKER "S3cr3t-pw"
 
-static const char *const engines[] = {"sqlite", "postgresql", "mssql"};
+static const char *const engines[] = {"sqlite", "postgresql", "mssql", "redis"};
 static const char *const keys[][20] = {
     {"database", "path", "mode", "busy_timeout_ms", "journal_mode", "foreign_keys",
      "statement_cache_size", NULL},
@@ -29,6 +29,8 @@ static const char *const keys[][20] = {
     {"host", "server", "port", "instance", "database", "dbname", "user", "username",
      "password", "app_name", "login_timeout", "packet_size", "encrypt", "encryption",
      "ca_file", "crl_file", "check_hostname", NULL},
+    {"host", "port", "unix_socket", "user", "username", "password", "client_name", "database",
+     "db", NULL},
 };
 
 /* The text up to the next NUL (or the end), as a new string. */
@@ -49,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    size_t engine = data[0] % 3;
+    size_t engine = data[0] % 4;
     const dbp_driver *driver = dbp_driver_find(engines[engine]);
     if (!driver)
         abort();

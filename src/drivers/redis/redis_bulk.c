@@ -53,7 +53,7 @@ static int cell_text(const dbp_cell *cell, char *buf, size_t size, const char **
         n = snprintf(buf, size, "%d", cell->i ? 1 : 0);
         break;
     case DBP_V_INT64:
-        n = snprintf(buf, size, "%lld", (long long)cell->i);
+        n = (int)rd_format_int(buf, cell->i); /* buf holds 48 bytes */
         break;
     case DBP_V_DOUBLE:
         n = isnan(cell->d)   ? snprintf(buf, size, "nan")
@@ -112,24 +112,29 @@ static int flush(loader *l, dbp_error *err)
     if (l->batch_commands == 0)
         return DBP_OK;
     rd_conn *c = l->c;
-    int io = l->nomem ? dbp_error_nomem(err) : c->cluster ? rd_batch_run(c, &l->batch, err)
+    int rc = l->nomem ? dbp_error_nomem(err) : c->cluster ? rd_batch_run(c, &l->batch, err)
                                                           : rd_send(c, err);
-    int rc = io;
+    int io = rc;
+    dbp_error io_err; /* a broken connection after an error reply: the first error stays */
+    /* every reply of the batch is read, an error reply or not, so that the
+     * connection stays in step; only a broken connection stops the loop (a
+     * cluster batch has read them all already) */
     for (size_t i = 0; i < l->batch_commands && io == DBP_OK; i++) {
         dbp_reply *r = NULL;
         if (c->cluster) {
             r = l->batch.replies[i];
             l->batch.replies[i] = NULL;
-        } else if ((io = rd_read_reply(c, &r, err)) != DBP_OK) {
-            rc = io;
-            break;
+        } else {
+            io = rd_read_reply(c, &r, rc == DBP_OK ? err : &io_err);
         }
-        if (rc == DBP_OK && r->type == DBP_REPLY_ERROR)
+        if (io != DBP_OK && rc == DBP_OK)
+            rc = io;
+        if (io == DBP_OK && r->type == DBP_REPLY_ERROR && rc == DBP_OK)
             rc = dbp_error_set(err, DBP_E_SERVER, 0, NULL,
-                               "write_frame stopped after %lld rows: %.*s",
-                               (long long)l->written, (int)(r->len > 800 ? 800 : r->len), r->str);
-        /* after an error reply the rest are still read, keeping the
-         * connection in step */
+                               "write_frame stopped after %lld rows (the next %zu were sent, "
+                               "and those whose commands succeeded are written): %.*s",
+                               (long long)l->written, l->batch_rows,
+                               (int)(r->len > 800 ? 800 : r->len), r->str);
         dbp_reply_free(r);
     }
     if (rc == DBP_OK)

@@ -14,10 +14,11 @@
 #include "redis_internal.h"
 #include "textparse.h"
 
-/* Commands after which the session differs from a fresh one (reset). */
+/* Commands after which the session differs from a fresh one (reset). A
+ * caller's RESET logs the connection out, so it needs the login again. */
 static const char *const session_commands[] = {
     "SELECT", "CLIENT", "WATCH", "MULTI", "READONLY", "READWRITE", "HELLO", "AUTH", "ASKING",
-    NULL};
+    "RESET", NULL};
 /* Commands that turn the connection into a stream of pushes: not served. */
 static const char *const push_commands[] = {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR",
                                             "SYNC", "PSYNC", NULL};
@@ -36,6 +37,29 @@ void rd_note_command(rd_conn *c, const char *name, size_t len)
         c->session_changed = 1;
 }
 
+/* Argument k of a command (starting at index i of `p`) equals `word`,
+ * ignoring case. */
+static int arg_is(const dbp_params *p, size_t i, size_t k, const char *word)
+{
+    const dbp_value *v = dbp_params_get(p, 0, i + k);
+    return (v->kind == DBP_V_TEXT || v->kind == DBP_V_BLOB) &&
+           name_in(dbp_params_bytes(p, v), v->length, (const char *const[]){word, NULL});
+}
+
+/* Commands after which replies no longer come one per command: CLIENT
+ * REPLY OFF/SKIP would leave the call waiting for a reply that never
+ * comes, HELLO 3 switches to RESP3, which this hiredis cannot parse. */
+static const char *unserved_form(const dbp_params *p, size_t i, size_t argc)
+{
+    if (argc >= 3 && arg_is(p, i, 0, "CLIENT") && arg_is(p, i, 1, "REPLY") &&
+        (arg_is(p, i, 2, "OFF") || arg_is(p, i, 2, "SKIP")))
+        return "CLIENT REPLY OFF/SKIP is not served: every command here waits for its reply";
+    if (argc >= 2 && arg_is(p, i, 0, "HELLO") && !arg_is(p, i, 1, "2"))
+        return "HELLO with a protocol other than 2 is not served: replies are RESP2 "
+               "(docs/redis.md)";
+    return NULL;
+}
+
 int rd_arg_bytes(const dbp_params *p, const dbp_value *v, char *buf, size_t size,
                  const char **data, size_t *len, dbp_error *err)
 {
@@ -48,7 +72,7 @@ int rd_arg_bytes(const dbp_params *p, const dbp_value *v, char *buf, size_t size
         *len = v->length;
         return DBP_OK;
     case DBP_V_INT64:
-        n = snprintf(buf, size, "%lld", (long long)v->i);
+        n = (int)rd_format_int(buf, v->i);
         break;
     case DBP_V_BOOL:
         n = snprintf(buf, size, "%d", v->i ? 1 : 0);
@@ -105,6 +129,9 @@ static int encode_commands(rd_conn *c, const dbp_params *p, size_t *n_out, dbp_e
                                      (int)name->length, s);
             rd_note_command(c, s, name->length);
         }
+        const char *why = unserved_form(p, i, argc);
+        if (why)
+            return dbp_error_set(err, DBP_E_MISUSE, 0, "0A000", "%s", why);
         if (rd_cmd_begin(&c->out, argc) != DBP_OK)
             return dbp_error_nomem(err);
         for (size_t k = 0; k < argc; k++) {
@@ -208,18 +235,16 @@ int rd_command(void *conn, const char *mode, const dbp_params *cmds, const dbp_e
     rc = rd_roundtrip(c, n_replies, replies, err);
     if (rc == DBP_OK && multi) {
         rc = rd_exec_answer(c, replies, n, out, err);
-        for (size_t i = 0; i < n_replies; i++)
-            dbp_reply_free(replies[i]);
-        dbp_free(replies);
     } else if (rc == DBP_OK && (rc = refused_for_role(c, replies, n, err)) == DBP_OK) {
         *out = new_array(replies, n);
         rc = *out ? DBP_OK : dbp_error_nomem(err);
+        if (*out)
+            replies = NULL; /* the array owns them now */
     }
-    if (rc != DBP_OK && !multi) {
-        for (size_t i = 0; i < n_replies; i++)
-            dbp_reply_free(replies[i]);
-        dbp_free(replies);
-    }
+    /* what is left (all of it after a failed round trip, MULTI included) */
+    for (size_t i = 0; replies && i < n_replies; i++)
+        dbp_reply_free(replies[i]);
+    dbp_free(replies);
     c->ctx = NULL;
     return rc;
 }

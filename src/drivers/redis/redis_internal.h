@@ -78,6 +78,8 @@ typedef struct rd_conn {
 
 /* ---- redis_io.c ---- */
 
+/* A hiredis reader that builds dbp_reply trees (free with redisReaderFree). */
+redisReader *rd_reader_new(void);
 /* Opens n's socket to host:port or the unix socket path (NULL: TCP). */
 int rd_connect_socket(rd_conn *c, rd_node *n, const char *host, unsigned port,
                       const char *unix_socket, dbp_error *err);
@@ -102,6 +104,8 @@ int rd_buf_reserve(rd_buf *b, size_t more);
 int rd_cmd_begin(rd_buf *b, size_t argc);
 int rd_cmd_arg(rd_buf *b, const void *data, size_t len);
 int rd_cmd_arg_int(rd_buf *b, int64_t v);
+/* v in decimal into buf (at least 21 bytes), NUL-terminated; returns its length. */
+size_t rd_format_int(char *buf, int64_t v);
 /* A whole command of C strings, NULL-terminated. */
 int rd_cmd(rd_buf *b, ...) __attribute__((sentinel));
 void rd_buf_free(rd_buf *b);

@@ -100,6 +100,8 @@ static redisReplyObjectFunctions reply_functions = {
     .freeObject = free_object,
 };
 
+redisReader *rd_reader_new(void) { return redisReaderCreateWithFunctions(&reply_functions); }
+
 int rd_reply_error(const dbp_reply *r, const char *what, dbp_error *err)
 {
     int auth = (r->len >= 6 && memcmp(r->str, "NOAUTH", 6) == 0) ||
@@ -290,7 +292,7 @@ static int try_connect(rd_conn *c, rd_node *node, const struct sockaddr *addr, s
 int rd_connect_socket(rd_conn *c, rd_node *node, const char *host, unsigned port,
                       const char *unix_socket, dbp_error *err)
 {
-    if (!node->reader && !(node->reader = redisReaderCreateWithFunctions(&reply_functions)))
+    if (!node->reader && !(node->reader = rd_reader_new()))
         return dbp_error_nomem(err);
     if (unix_socket) {
         struct sockaddr_un un = {.sun_family = AF_UNIX};
@@ -352,11 +354,34 @@ int rd_buf_reserve(rd_buf *b, size_t more)
     return DBP_OK;
 }
 
+/* Without snprintf: every argument of every command has a length header,
+ * and write_frame formats several integers per row. */
+size_t rd_format_int(char *buf, int64_t v)
+{
+    char digits[24];
+    char *p = digits + sizeof digits;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    size_t n = (size_t)(digits + sizeof digits - p);
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    return n;
+}
+
 static int put_header(rd_buf *b, char kind, size_t n)
 {
     if (rd_buf_reserve(b, 32) != DBP_OK)
         return DBP_E_NOMEM;
-    b->len += (size_t)snprintf(b->data + b->len, 32, "%c%zu\r\n", kind, n);
+    char *out = b->data + b->len;
+    out[0] = kind;
+    size_t len = 1 + rd_format_int(out + 1, (int64_t)n);
+    memcpy(out + len, "\r\n", 2);
+    b->len += len + 2;
     return DBP_OK;
 }
 
@@ -376,8 +401,7 @@ int rd_cmd_arg(rd_buf *b, const void *data, size_t len)
 int rd_cmd_arg_int(rd_buf *b, int64_t v)
 {
     char text[24];
-    int n = snprintf(text, sizeof text, "%lld", (long long)v);
-    return rd_cmd_arg(b, text, (size_t)n);
+    return rd_cmd_arg(b, text, rd_format_int(text, v));
 }
 
 int rd_cmd(rd_buf *b, ...)

@@ -10,8 +10,8 @@
  * Each round trip carries the reads of one SCAN page and the SCAN of the
  * next, so the scan costs one round trip per page. SCAN may return a key
  * twice; a set of the keys seen drops repeats. A key gone between its SCAN
- * and its read gives no row (HGETALL, MGET, ZRANGE; HMGET cannot tell and
- * gives NULLs).
+ * and its read, or replaced by a value of another type, gives no row
+ * (HGETALL, MGET, ZRANGE; HMGET cannot tell a deleted hash and gives NULLs).
  *
  * On a cluster every master is scanned in turn, each key read from the
  * master of its slot (MGET becomes a GET per key, as keys lie in many
@@ -63,6 +63,11 @@ struct rd_scan {
     int scan_done;   /* the SCAN that returned cursor 0 was sent */
     dbp_reply *page; /* the last SCAN reply, its keys from page_pos on not read yet */
     size_t page_pos;
+    /* ZRANGE replies not yet turned into rows, as (key, reply) pairs: one
+     * sorted set may hold more rows than a batch takes */
+    dbp_reply *zpend;
+    size_t zpend_i;   /* the pair being read */
+    size_t zpend_pos; /* its next member */
     keyset seen;
     int finished; /* no page left anywhere */
     /* cluster: the masters of this pass, the one scanned, the topology
@@ -157,6 +162,7 @@ static void scan_free(rd_scan *s)
     dbp_free(s->types);
     dbp_free(s->pattern);
     dbp_reply_free(s->page);
+    dbp_reply_free(s->zpend);
     keyset_free(&s->seen);
     dbp_free(s->masters);
     dbp_free(s->topology);
@@ -262,6 +268,22 @@ static const char *type_name(dbp_type_id id)
     }
 }
 
+/* Up to 60 bytes of a value for a message, other than printable ASCII as
+ * \xNN: a NUL would end the message, and binary junk has no place in logs. */
+static const char *preview(const char *s, size_t len, char *out, size_t size)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len && i < 60 && o + 5 < size; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+            out[o++] = (char)ch;
+        else
+            o += (size_t)snprintf(out + o, size - o, "\\x%02x", ch);
+    }
+    out[o] = '\0';
+    return out;
+}
+
 /* One value (NULL when `v` is): a value that does not parse is NULL or
  * an error naming the key and the column. */
 static int put(rd_scan *s, dbp_result *res, size_t col, const dbp_reply *key,
@@ -270,21 +292,30 @@ static int put(rd_scan *s, dbp_result *res, size_t col, const dbp_reply *key,
     dbp_column *column = dbp_result_column(res, col);
     int rc = v && v->type == DBP_REPLY_STRING ? rd_append_value(column, v->str, v->len)
                                               : dbp_column_append_null(column);
-    if (rc == DBP_E_DATA && s->null_on_error)
+    if (rc == DBP_E_DATA && s->null_on_error && col > 0) /* a row's key is never NULL */
         rc = dbp_column_append_null(column);
+    char key_text[256], value_text[256];
+    if (rc == DBP_E_DATA && col == 0)
+        return dbp_error_set(err, DBP_E_DATA, 0, "22P02",
+                             "key '%s' is not valid UTF-8: read the %s column as Binary",
+                             preview(key->str, key->len, key_text, sizeof key_text),
+                             s->names[0]);
     if (rc == DBP_E_DATA)
         return dbp_error_set(err, DBP_E_DATA, 0, "22P02",
-                             "key '%.*s' %s '%s': '%.*s' is not a valid %s", (int)key->len,
-                             key->str, col == 0 ? "is the key," : "field", s->names[col],
-                             (int)(v->len > 80 ? 80 : v->len), v->str,
-                             type_name(column->type.id));
+                             "key '%s' field '%s': '%s%s' is not a valid %s",
+                             preview(key->str, key->len, key_text, sizeof key_text),
+                             s->names[col], preview(v->str, v->len, value_text, sizeof value_text),
+                             v->len > 60 ? "..." : "", type_name(column->type.id));
     return rc == DBP_OK ? DBP_OK : dbp_error_nomem(err);
 }
 
-/* The rows of one key from its read's reply. */
+/* The rows of one key from its read's reply (of a sorted set, `budget`
+ * rows from member *pos on). */
 static int key_rows(rd_scan *s, dbp_result *res, const dbp_reply *key, const dbp_reply *r,
-                    dbp_error *err)
+                    size_t *pos, size_t budget, dbp_error *err)
 {
+    if (r->type == DBP_REPLY_ERROR && r->len >= 9 && memcmp(r->str, "WRONGTYPE", 9) == 0)
+        return DBP_OK; /* replaced by another kind of value since the SCAN: gone, as for MGET */
     if (r->type == DBP_REPLY_ERROR)
         return dbp_error_set(err, DBP_E_SERVER, 0, NULL, "reading key '%.*s': %.*s",
                              (int)key->len, key->str, (int)r->len, r->str);
@@ -298,13 +329,13 @@ static int key_rows(rd_scan *s, dbp_result *res, const dbp_reply *key, const dbp
     if (r->type != DBP_REPLY_ARRAY)
         return dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL, "unexpected reply for key '%.*s'",
                              (int)key->len, key->str);
-    if (s->kind == RD_ZRANGE) {
-        for (size_t i = 0; i + 1 < r->n && rc == DBP_OK; i += 2) {
+    if (s->kind == RD_ZRANGE) { /* up to `budget` members from *pos on */
+        for (; *pos + 1 < r->n && budget > 0 && rc == DBP_OK; *pos += 2, budget--) {
             rc = put(s, res, 0, key, key, err);
             if (rc == DBP_OK)
-                rc = put(s, res, 1, key, r->element[i], err);
+                rc = put(s, res, 1, key, r->element[*pos], err);
             if (rc == DBP_OK)
-                rc = put(s, res, 2, key, r->element[i + 1], err);
+                rc = put(s, res, 2, key, r->element[*pos + 1], err);
         }
         return rc;
     }
@@ -404,6 +435,65 @@ static int take_page(rd_scan *s, rd_conn *c, dbp_reply *r, dbp_error *err)
     return DBP_OK;
 }
 
+/* Keeps the ZRANGE replies of `n` keys (taken from `replies`) in s->zpend,
+ * each after a copy of its key (the page it points into goes first). */
+static int pend_zsets(rd_scan *s, dbp_reply *const *keys, dbp_reply **replies, size_t n,
+                      dbp_error *err)
+{
+    dbp_reply *pend = dbp_calloc(1, sizeof *pend);
+    dbp_reply **elements = dbp_calloc(2 * n, sizeof *elements);
+    if (!pend || !elements) {
+        dbp_free(pend);
+        dbp_free(elements);
+        return dbp_error_nomem(err);
+    }
+    pend->type = DBP_REPLY_ARRAY;
+    pend->element = elements;
+    pend->n = 2 * n;
+    for (size_t i = 0; i < n; i++) {
+        dbp_reply *key = dbp_calloc(1, sizeof *key);
+        char *str = dbp_malloc(keys[i]->len + 1);
+        if (!key || !str) {
+            dbp_free(key);
+            dbp_free(str);
+            dbp_reply_free(pend);
+            return dbp_error_nomem(err);
+        }
+        memcpy(str, keys[i]->str, keys[i]->len + 1);
+        key->type = DBP_REPLY_STRING;
+        key->str = str;
+        key->len = keys[i]->len;
+        elements[2 * i] = key;
+        elements[2 * i + 1] = replies[i];
+        replies[i] = NULL;
+    }
+    s->zpend = pend;
+    s->zpend_i = s->zpend_pos = 0;
+    return DBP_OK;
+}
+
+/* Rows of the pending sorted sets, at most `room`. */
+static int drain_zsets(rd_scan *s, dbp_result *res, size_t room, dbp_error *err)
+{
+    int rc = DBP_OK;
+    while (s->zpend && room > 0 && rc == DBP_OK) {
+        const dbp_reply *key = s->zpend->element[2 * s->zpend_i],
+                        *r = s->zpend->element[2 * s->zpend_i + 1];
+        size_t before = s->zpend_pos;
+        rc = key_rows(s, res, key, r, &s->zpend_pos, room, err);
+        room -= (s->zpend_pos - before) / 2;
+        if (rc != DBP_OK || s->zpend_pos + 1 < r->n)
+            break; /* an error, or the batch is full mid-set */
+        s->zpend_pos = 0;
+        if (++s->zpend_i * 2 >= s->zpend->n) {
+            dbp_reply_free(s->zpend);
+            s->zpend = NULL;
+            s->zpend_i = 0;
+        }
+    }
+    return rc;
+}
+
 /* Reads up to `max_keys` keys of s->page not seen before (sending the next
  * SCAN along once the page is used up) and appends their rows. */
 static int read_page(rd_scan *s, rd_conn *c, dbp_result *res, size_t max_keys, dbp_error *err)
@@ -438,14 +528,13 @@ static int read_page(rd_scan *s, rd_conn *c, dbp_result *res, size_t max_keys, d
         rc = replies ? rd_roundtrip(c, n_reads + more, replies, err) : dbp_error_nomem(err);
     }
     c->out.len = 0;
-    for (size_t i = 0; i < n && rc == DBP_OK; i++) {
+    if (rc == DBP_OK && s->kind == RD_ZRANGE && n > 0)
+        rc = pend_zsets(s, fresh, replies, n, err);
+    for (size_t i = 0; i < n && rc == DBP_OK && s->kind != RD_ZRANGE; i++) {
         const dbp_reply *r = replies[one_mget ? 0 : i];
         if (one_mget)
             r = r->type == DBP_REPLY_ARRAY && i < r->n ? r->element[i] : r;
-        if (s->kind == RD_MGET && r->type == DBP_REPLY_ERROR && r->len >= 9 &&
-            memcmp(r->str, "WRONGTYPE", 9) == 0)
-            continue; /* GET of a key no longer a string: gone, as MGET's nil says */
-        rc = key_rows(s, res, fresh[i], r, err);
+        rc = key_rows(s, res, fresh[i], r, NULL, 0, err);
     }
     dbp_free(fresh); /* it points into the page */
     if (page_done) {
@@ -552,14 +641,19 @@ int rd_cursor_fetch(void *conn, const dbp_fetch_limits *limits, const dbp_exec_c
     for (size_t i = 0; rc == DBP_OK && i < s->n_cols; i++)
         rc = dbp_column_set_type(dbp_result_column(res, i), s->types[i]);
     c->ctx = ctx;
-    while (rc == DBP_OK && !s->finished) {
-        /* a hash or string key is one row: a fetch of max_rows reads that many keys */
+    while (rc == DBP_OK && (!s->finished || s->zpend)) {
+        /* a hash or string key is one row: a fetch of max_rows reads that many
+         * keys; the members of sorted sets wait in s->zpend for their turn */
         int64_t room = limits->max_rows - dbp_result_total_rows(res);
         if (limits->max_rows >= 0 && room <= 0)
             break;
-        if (!s->page && ((rc = start_page(s, c, err)) != DBP_OK || !s->page))
-            continue;
-        rc = read_page(s, c, res, limits->max_rows >= 0 ? (size_t)room : SIZE_MAX, err);
+        size_t most = limits->max_rows >= 0 ? (size_t)room : SIZE_MAX;
+        if (s->zpend)
+            rc = drain_zsets(s, res, most, err);
+        else if (!s->page)
+            rc = start_page(s, c, err); /* or s->finished */
+        else
+            rc = read_page(s, c, res, most, err);
         if (rc == DBP_OK && dbp_fetch_batch_full(res, limits))
             rc = dbp_result_finish_batch(res, err);
     }
@@ -568,7 +662,7 @@ int rd_cursor_fetch(void *conn, const dbp_fetch_limits *limits, const dbp_exec_c
         dbp_result_free(res);
         return rc;
     }
-    *done = s->finished;
+    *done = s->finished && !s->zpend;
     *out = res;
     return DBP_OK;
 }

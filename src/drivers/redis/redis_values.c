@@ -103,8 +103,8 @@ static int append_float(dbp_column *col, const char *s, size_t len)
     char *end = NULL;
     errno = 0;
     double d = strtod(s, &end);
-    if (end != s + len || (errno == ERANGE && d != 0 && !isinf(d)))
-        return DBP_E_DATA;
+    if (end != s + len || (errno == ERANGE && isinf(d)))
+        return DBP_E_DATA; /* "1e309" is no infinity; "inf" is */
     if (col->type.id == DBP_T_FLOAT32 && isfinite(d) && fabs(d) > FLT_MAX)
         return DBP_E_DATA; /* out of Float32's range */
     return dbp_column_append_double(col, d);
