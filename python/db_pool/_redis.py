@@ -49,7 +49,12 @@ def url_settings(scheme: str, credentials: str | None, hostport: str, path: str,
                  settings: dict[str, str]) -> dict[str, str]:
     """redis://[[user]:password@]host[:port][/db][?key=value] and
     unix://[[user]:password@]/path/to/socket[?db=N]; rediss:// is refused
-    (this build's hiredis has no TLS)."""
+    (this build's hiredis has no TLS); redis+sentinel:// names Sentinels
+    (_redis_sentinel.py)."""
+    if scheme == "redis+sentinel":
+        from ._redis_sentinel import url_settings as sentinel_settings
+
+        return sentinel_settings(credentials, hostport, path, settings)
     if scheme == "rediss":
         raise ConfigurationError(
             "rediss:// (TLS) is not supported: Debian 12's hiredis 0.14 has no TLS; use "
