@@ -9,7 +9,10 @@ that mean the topology changed (+switch-master above all) on every
 Sentinel it can reach, and asks again at once when one arrives (and every
 POLL_INTERVAL anyway, should an event be missed). When the answer differs
 it reconfigures the pool's endpoints (dbp_manager_reconfigure_pool) and
-makes the core probe every role now (dbp_manager_probe_now).
+makes the core probe every role now (dbp_manager_probe_now). When the
+leader announces that it promotes a replica (+failover-state-send-slaveof-
+noone), the old master leaves the pool at once (a fence) and stays out
+until the Sentinels agree on the new one, or the failover aborts.
 
 Which answer counts: the one with the highest config epoch (the Sentinel
 that led a failover has it first, as soon as the promoted replica answers
@@ -45,7 +48,14 @@ POLL_INTERVAL = 1.0
 RESUBSCRIBE_INTERVAL = 1.0
 #: Sentinel's events after which the topology is asked again.
 EVENTS = ("+switch-master", "+promoted-slave", "+slave", "+convert-to-slave", "+role-change",
-          "-role-change", "+sdown", "-sdown", "+slave-reconf-done", "+reboot", "-dup-sentinel")
+          "-role-change", "+sdown", "-sdown", "+slave-reconf-done", "+reboot", "-dup-sentinel",
+          "-failover-abort-not-elected", "-failover-abort-no-good-slave",
+          "-failover-abort-slave-timeout", "+failover-end-for-timeout")
+#: The failover leader is about to promote a replica: the master is fenced at once.
+PROMOTING = "+failover-state-send-slaveof-noone"
+#: A fence holds this long at most while the Sentinels still name the old master
+#: (an abort event ends it sooner).
+FENCE_HOLD = 30.0
 #: Endpoint settings that describe the Sentinels, not the data nodes.
 KEYS = ("sentinels", "service_name", "sentinel_user", "sentinel_password")
 
@@ -280,6 +290,9 @@ class SentinelWatcher:
         self._client.stopping = self._stop = threading.Event()
         self._subs: dict[tuple[str, int], RespConnection] = {}
         self._sub_retry: dict[tuple[str, int], float] = {}
+        #: (fenced master, promoted replica, until) while a promotion is under way
+        self._fenced: tuple[tuple[str, int], tuple[str, int], float] | None = None
+        self._unfence = False
         import socket
 
         self._wake_r, self._wake_w = socket.socketpair()
@@ -314,6 +327,11 @@ class SentinelWatcher:
                 if self._stop.is_set():
                     return
                 heard = self._drain([s for s in readable if s is not self._wake_r])
+                for _, channel, payload in heard:
+                    if channel == PROMOTING:
+                        self._fence(payload)
+                    elif channel.startswith("-failover-abort") or channel.endswith("timeout"):
+                        self._unfence = True
                 if heard or time.monotonic() >= next_ask:
                     self._refresh(heard)
                     next_ask = time.monotonic() + POLL_INTERVAL
@@ -337,8 +355,8 @@ class SentinelWatcher:
             try:
                 conn = RespConnection(*address, user=self.spec.user,
                                       password=self.spec.password, timeout=ASK_TIMEOUT / 2)
-                conn.send(("SUBSCRIBE", *EVENTS), deadline=deadline)
-                for _ in EVENTS:
+                conn.send(("SUBSCRIBE", *EVENTS, PROMOTING), deadline=deadline)
+                for _ in range(len(EVENTS) + 1):
                     conn.read(deadline)  # the confirmations
             except (OSError, TimeoutError, RespError, ValueError):
                 continue
@@ -346,8 +364,8 @@ class SentinelWatcher:
             if self._stop.is_set():
                 return
 
-    def _drain(self, readable: list[RespConnection]) -> list[str]:
-        """The events that arrived: "<sentinel> <channel> <payload>"."""
+    def _drain(self, readable: list[RespConnection]) -> list[tuple[str, str, str]]:
+        """The events that arrived: (sentinel, channel, payload)."""
         heard = []
         for conn in readable:
             alive = conn.feed()
@@ -356,22 +374,55 @@ class SentinelWatcher:
                 if msg is None:
                     break
                 if isinstance(msg, list) and len(msg) == 3 and msg[0] == "message":
-                    heard.append(f"{conn.address} {msg[1]} {msg[2]}")
+                    heard.append((conn.address, str(msg[1]), str(msg[2])))
             if not alive:
                 self._subs = {a: c for a, c in self._subs.items() if c is not conn}
         return heard
 
-    def _refresh(self, heard: list[str]) -> None:
+    def _fence(self, payload: str) -> None:
+        """The leader is promoting a replica ("slave <name> <ip> <port> @
+        <service> <ip> <port>"): no write may go to the old master from now
+        on, so it leaves the pool before Sentinel even confirms the promotion
+        (up to a second later: it learns it from INFO); writes wait for the
+        promoted replica to answer ROLE as a master."""
+        parts = payload.split()
+        if len(parts) < 8 or parts[4] != "@" or parts[5] != self.spec.service:
+            return
+        promoted, fenced = (parts[2], int(parts[3])), (parts[6], int(parts[7]))
+        if fenced != self.topology.master or promoted == fenced:
+            return
+        replicas = tuple(r for r in self.topology.replicas if r not in (promoted, fenced))
+        self._fenced = (fenced, promoted, time.monotonic() + FENCE_HOLD)
+        self._unfence = False
+        logger.info("pool %r: Sentinel is promoting %s:%d; %s:%d takes no more writes",
+                    self.pool_id, *promoted, *fenced)
+        self.apply(Topology(promoted, replicas, self.topology.epoch, "fence"))
+
+    def _held(self, new: Topology) -> bool:
+        """Whether `new` still names the master fenced off, which is kept out
+        until the Sentinels catch up, the failover aborts or FENCE_HOLD ends."""
+        if self._fenced is None:
+            return False
+        fenced, promoted, until = self._fenced
+        if new.master == fenced and not self._unfence and time.monotonic() < until:
+            return True
+        self._fenced = None
+        return False
+
+    def _refresh(self, heard: list[tuple[str, str, str]]) -> None:
         try:
             new = self._client.topology(frozenset(self.topology.replicas))
         except NoEndpointAvailable as exc:
             logger.warning("pool %r: %s", self.pool_id, exc)
             return
+        if self._held(new):
+            return
         old = self.topology
         if new.nodes == old.nodes and new.master == old.master:
             return
         if heard:
-            logger.info("pool %r: Sentinel events: %s", self.pool_id, "; ".join(heard))
+            logger.info("pool %r: Sentinel events: %s", self.pool_id,
+                        "; ".join(" ".join(h) for h in heard))
         self.apply(new)
 
     def apply(self, new: Topology) -> None:
