@@ -575,10 +575,17 @@ class PoolRegistry:
                          topology: Any) -> None:
         from . import _redis_sentinel
 
+        ref = weakref.ref(self)
+
+        def manager() -> _native.Manager | None:
+            reg = ref()
+            return reg._native if reg is not None else None
+
         def changed(old: Any, new: Any) -> None:
-            if old.master == new.master:
+            reg = ref()
+            if reg is None or old.master == new.master:
                 return
-            self._record_event({
+            reg._record_event({
                 "kind": "sentinel", "time": time.time(), "pool_id": pool_id,
                 "endpoint": "%s:%d" % new.master, "role": "primary", "old_role": "",
                 "message": "Sentinel switched the master from %s:%d to %s:%d" % (
@@ -587,8 +594,8 @@ class PoolRegistry:
         previous = self._sentinels.pop(pool_id, None)
         if previous is not None:
             previous.stop()
-        watcher = _redis_sentinel.SentinelWatcher(self._manager(), pool_id, spec, options,
-                                                  topology, on_change=changed)
+        watcher = _redis_sentinel.SentinelWatcher(manager, pool_id, spec, options, topology,
+                                                  on_change=changed)
         self._sentinels[pool_id] = watcher
         watcher.start()
 

@@ -275,9 +275,11 @@ class SentinelWatcher:
     #: ends by itself within ASK_TIMEOUT and changes nothing more.
     STOP_BOUND = 0.5
 
-    def __init__(self, manager: Any, pool_id: str, spec: SentinelSpec, options: dict[str, Any],
-                 topology: Topology, on_change: Callable[[Topology, Topology], None] | None = None
-                 ) -> None:
+    def __init__(self, manager: Callable[[], Any], pool_id: str, spec: SentinelSpec,
+                 options: dict[str, Any], topology: Topology,
+                 on_change: Callable[[Topology, Topology], None] | None = None) -> None:
+        #: the native manager, or None once its pools are gone (a weak link:
+        #: a registry dropped without close() is still freed)
         self._manager = manager
         self.pool_id = pool_id
         self.spec = spec
@@ -316,7 +318,7 @@ class SentinelWatcher:
     def _run(self) -> None:
         next_ask = time.monotonic() + POLL_INTERVAL
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and self._manager() is not None:
                 self._subscribe()
                 timeout = max(0.0, next_ask - time.monotonic())
                 socks: list[Any] = [self._wake_r, *self._subs.values()]
@@ -432,11 +434,15 @@ class SentinelWatcher:
             return
         if new.master != old.master:
             self.last_switch = time.monotonic()
+        manager = self._manager()
+        if manager is None:
+            self._stop.set()
+            return
         try:
             if set(new.nodes) != set(old.nodes):
-                self._manager.reconfigure_pool(self.pool_id, self.spec.endpoints(new.nodes),
-                                               self.options)
-            self._manager.probe_now(self.pool_id)
+                manager.reconfigure_pool(self.pool_id, self.spec.endpoints(new.nodes),
+                                         self.options)
+            manager.probe_now(self.pool_id)
         except Exception as exc:  # the pool was closed meanwhile, or the manager
             if self._stop.is_set():
                 return

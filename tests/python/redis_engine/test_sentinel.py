@@ -297,3 +297,27 @@ def test_close_stops_the_watcher_promptly(redis_sentinel: RedisSentinelSet) -> N
         assert not [t for t in threading.enumerate() if t.name.startswith("db_pool-sentinel")]
     finally:
         redis_sentinel.sentinels[1].thaw()
+
+
+def test_configuration_and_reload(redis_sentinel: RedisSentinelSet) -> None:
+    """A Sentinel pool from a configuration (sentinel settings as keys), and
+    a reload that changes it: the nodes are asked for again and followed by
+    a new watcher."""
+    g = redis_sentinel
+    sentinels = ",".join(s.address for s in g.sentinels)
+    table = {"engine": "redis", "sentinels": sentinels, "service_name": MASTER_NAME,
+             "user": "dbpool", "password": "dbpool-secret", "sentinel_user": "dbpool",
+             "sentinel_password": "dbpool-secret", "max_size": 4}
+    pool = SyncDatabasePool.from_config({"pools": {"s": table}})
+    try:
+        first = pool._sentinels["s"]
+        assert pool.command("s", "SET", "cfg:k", "1") == "OK"
+        report = pool.reload({"pools": {"s": {**table, "max_size": 6}}})
+        assert [c.pool for c in report.changed] == ["s"]
+        assert pool._sentinels["s"] is not first
+        assert not first._thread.is_alive()
+        assert len(endpoint_roles(pool.stats("s"))) == 3
+        assert pool.command("s", "INCR", "cfg:k") == 2
+        assert "dbpool-secret" not in repr(pool.stats("s"))
+    finally:
+        pool.close()
