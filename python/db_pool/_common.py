@@ -573,7 +573,7 @@ class PoolRegistry:
 
     def _follow_sentinel(self, pool_id: str, spec: Any, options: dict[str, Any],
                          topology: Any) -> None:
-        from . import _redis_sentinel
+        from ._redis_sentinel_watch import SentinelWatcher
 
         ref = weakref.ref(self)
 
@@ -594,8 +594,7 @@ class PoolRegistry:
         previous = self._sentinels.pop(pool_id, None)
         if previous is not None:
             previous.stop()
-        watcher = _redis_sentinel.SentinelWatcher(manager, pool_id, spec, options, topology,
-                                                  on_change=changed)
+        watcher = SentinelWatcher(manager, pool_id, spec, options, topology, on_change=changed)
         self._sentinels[pool_id] = watcher
         watcher.start()
 
