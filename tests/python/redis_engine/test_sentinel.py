@@ -362,3 +362,32 @@ def test_configuration_and_reload(redis_sentinel: RedisSentinelSet) -> None:
         assert "dbpool-secret" not in repr(pool.stats("s"))
     finally:
         pool.close()
+
+
+def test_old_master_rejoins_as_a_replica(redis_sentinel: RedisSentinelSet) -> None:
+    """After SENTINEL FAILOVER the old master leaves the pool; once Sentinel
+    has converted it (~9 s later) it comes back as a replica and takes
+    reads, never writes."""
+    g = redis_sentinel
+    ports = [n.port for n in g.nodes]
+    pool = SyncDatabasePool()
+    try:
+        pool.create_pool("s", url=sentinel_url(g), read_from="replicas")
+        new = g.failover()
+        roles = endpoint_roles(pool.stats("s"))
+        assert ports[0] not in roles  # fenced off: still a master, not yet converted
+        assert roles[ports[new]] == "primary"
+        t0 = time.monotonic()
+        deadline = t0 + 25
+        while time.monotonic() < deadline:
+            if endpoint_roles(pool.stats("s")).get(ports[0]) == "replica":
+                break
+            time.sleep(0.1)
+        print(f"\nold master back in the pool as a replica {time.monotonic() - t0:.1f}s "
+              "after the failover ended")
+        assert endpoint_roles(pool.stats("s")) == {
+            ports[0]: "replica", ports[new]: "primary", ports[3 - new]: "replica"}
+        assert pool.command("s", "SET", "rejoin:k", "v") == "OK"
+        assert g.nodes[new].command("GET", "rejoin:k") == "v"
+    finally:
+        pool.close()
