@@ -80,6 +80,25 @@ def test_discovery_names_master_and_replicas(redis_sentinel: RedisSentinelSet) -
         pool.close()
 
 
+def test_discovery_bounds_a_frozen_sentinel(redis_sentinel: RedisSentinelSet) -> None:
+    """A Sentinel that accepts connections but never answers (SIGSTOP) costs
+    discovery its ask timeout (1 s), no more."""
+    g = redis_sentinel
+    g.sentinels[1].freeze()
+    pool = SyncDatabasePool()
+    try:
+        t0 = time.monotonic()
+        pool.create_pool("s", url=sentinel_url(g))
+        took = time.monotonic() - t0
+        print(f"\ndiscovery + create_pool with one Sentinel frozen: {took:.3f}s")
+        assert 0.9 < took < 2.5
+        assert len(endpoint_roles(pool.stats("s"))) == 3
+        assert pool.command("s", "SET", "frozen:k", "v") == "OK"
+    finally:
+        pool.close()
+        g.sentinels[1].thaw()
+
+
 def test_no_sentinel_answering_fails_in_bounded_time(redis_sentinel: RedisSentinelSet) -> None:
     g = redis_sentinel
     for k in range(len(g.sentinels)):
