@@ -225,6 +225,14 @@ int dbp_manager_reconfigure_pool(dbp_manager *mgr, const char *pool_id,
                                  const dbp_pool_options *opts, dbp_reconfigure_report *report,
                                  dbp_error *err);
 
+/* Makes every endpoint of a pool of several due for a role probe now (a
+ * down one too, past its backoff) and wakes the janitor: for a caller that
+ * learned of a failover elsewhere (Redis Sentinel's +switch-master) and
+ * wants writes to follow it without waiting for probe_interval. A probe
+ * already under way is followed by another. Nothing happens in a pool of
+ * one endpoint. DBP_E_NOT_FOUND for an unknown pool. */
+int dbp_manager_probe_now(dbp_manager *mgr, const char *pool_id, dbp_error *err);
+
 /* Names of the open pools; *out is a NULL-terminated array the caller frees
  * with dbp_free_strings. */
 int dbp_manager_list_pools(dbp_manager *mgr, char ***out, dbp_error *err);

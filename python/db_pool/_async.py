@@ -384,9 +384,8 @@ class DatabasePool(PoolRegistry):
         engine, settings, options = pool_arguments(
             db_type, host, port, database, username, password, url, pool_options, endpoints
         )
-        manager = self._manager()
-        await asyncio.to_thread(manager.create_pool, pool_id, engine, settings, options)
-        self._registered(pool_id, engine, len(settings), watch, model)
+        n = await asyncio.to_thread(self._create_native, pool_id, engine, settings, options)
+        self._registered(pool_id, engine, n, watch, model)
 
     async def close_pool(self, pool_id: str, *, timeout: float | None = None) -> None:
         """Closes one pool: waiting calls fail with PoolClosed, running
@@ -461,9 +460,8 @@ class DatabasePool(PoolRegistry):
         try:
             for name, pool_config in config.pools.items():
                 engine, settings, options, watch = native_arguments(pool_config)
-                manager = pool._manager()
-                await asyncio.to_thread(manager.create_pool, name, engine, settings, options)
-                pool._registered(name, engine, len(settings), watch, pool_config)
+                n = await asyncio.to_thread(pool._create_native, name, engine, settings, options)
+                pool._registered(name, engine, n, watch, pool_config)
         except BaseException:
             await pool.close()
             raise

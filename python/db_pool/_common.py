@@ -511,6 +511,8 @@ class PoolRegistry:
         #: each pool's configuration, for reload's diff (None: not known)
         self._configs: dict[str, PoolConfig | None] = {}
         self._config_watch: ConfigWatcher | None = None
+        #: the Sentinel watcher of each Redis Sentinel pool (_redis_sentinel.py)
+        self._sentinels: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         state = "closed" if self._native is None else f"pools={sorted(self._engines)}"
@@ -538,6 +540,71 @@ class PoolRegistry:
         self._events[pool_id] = collections.deque(maxlen=RECENT_EVENTS)
         self._rewatch(pool_id, n_endpoints, watch)
 
+    def _create_native(self, pool_id: str, engine: str, settings: list[dict[str, str]],
+                       options: dict[str, Any]) -> int:
+        """Creates the native pool; a Redis Sentinel pool's endpoints are the
+        nodes its Sentinels name, followed by a watcher thread. Returns how
+        many endpoints it may have (for _registered)."""
+        from . import _redis_sentinel
+
+        manager = self._manager()
+        spec = _redis_sentinel.spec_of(engine, settings)
+        if spec is None:
+            manager.create_pool(pool_id, engine, settings, options)
+            return len(settings)
+        topology = _redis_sentinel.discover(spec)
+        manager.create_pool(pool_id, engine, spec.endpoints(topology.nodes), options)
+        self._follow_sentinel(pool_id, spec, options, topology)
+        return max(2, len(topology.nodes))  # roles change under Sentinel: watch the events
+
+    def _reconfigure_native(self, pool_id: str, engine: str, settings: list[dict[str, str]],
+                            options: dict[str, Any]) -> dict[str, Any]:
+        """manager.reconfigure_pool, Sentinel pools asked for their nodes anew."""
+        from . import _redis_sentinel
+
+        manager = self._manager()
+        spec = _redis_sentinel.spec_of(engine, settings)
+        if spec is None:
+            return manager.reconfigure_pool(pool_id, settings, options)
+        topology = _redis_sentinel.discover(spec)
+        result = manager.reconfigure_pool(pool_id, spec.endpoints(topology.nodes), options)
+        self._follow_sentinel(pool_id, spec, options, topology)
+        return result
+
+    def _follow_sentinel(self, pool_id: str, spec: Any, options: dict[str, Any],
+                         topology: Any) -> None:
+        from ._redis_sentinel_watch import SentinelWatcher
+
+        ref = weakref.ref(self)
+
+        def manager() -> _native.Manager | None:
+            reg = ref()
+            return reg._native if reg is not None else None
+
+        def changed(old: Any, new: Any) -> None:
+            reg = ref()
+            if reg is None or old.master == new.master:
+                return
+            reg._record_event({
+                "kind": "sentinel", "time": time.time(), "pool_id": pool_id,
+                "endpoint": "%s:%d" % new.master, "role": "primary", "old_role": "",
+                "message": "Sentinel switched the master from %s:%d to %s:%d" % (
+                    *old.master, *new.master)})
+
+        previous = self._sentinels.pop(pool_id, None)
+        if previous is not None:
+            previous.stop()
+        watcher = SentinelWatcher(manager, pool_id, spec, options, topology, on_change=changed)
+        self._sentinels[pool_id] = watcher
+        watcher.start()
+
+    def _stop_sentinels(self, pool_id: str | None) -> None:
+        ids = [pool_id] if pool_id is not None else list(self._sentinels)
+        for i in ids:
+            watcher = self._sentinels.pop(i, None)
+            if watcher is not None:
+                watcher.stop()
+
     def _rewatch(self, pool_id: str, n_endpoints: int, watch: dict[str, Any] | None) -> None:
         """(Re)starts watching a pool: alerts, leaks and slow queries as its
         options say, endpoint events when it has several endpoints."""
@@ -550,6 +617,7 @@ class PoolRegistry:
     def _unregister(self, pool_id: str) -> None:
         """Forgets a pool as if it had never been created (an undone reload)."""
         self._watcher.remove(pool_id)
+        self._stop_sentinels(pool_id)
         for table in (self._engines, self._events, self._configs, self._primaries):
             table.pop(pool_id, None)
 
@@ -646,6 +714,7 @@ class PoolRegistry:
 
     def _forget(self, pool_id: str | None = None) -> None:
         self._watcher.remove(pool_id)
+        self._stop_sentinels(pool_id)
         ids = [pool_id] if pool_id is not None else list(self._engines)
         for i in ids:
             self._engines.pop(i, None)

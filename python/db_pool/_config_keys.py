@@ -128,6 +128,7 @@ ENGINE_ALIASES = {
     "redis+cluster": "redis",  # redis+cluster://h1:7000,h2:7001: a Redis Cluster
     "rediss": "redis",  # refused with a reason (no TLS in this build's hiredis)
     "unix": "redis",    # unix:///path/to/redis.sock, as redis-py takes it
+    "redis+sentinel": "redis",  # redis+sentinel://s1:26379,s2:26379/mymaster
 }
 
 _TLS_VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
@@ -263,6 +264,12 @@ ENGINE_KEYS: dict[str, tuple[Key, ...]] = {
         Key("client_name", "str", "CLIENT SETNAME of every connection"),
         Key("cluster", "bool", "a Redis Cluster: host lists seed nodes (\"h1:7000,h2:7001\"), "
             "each connection routes commands by key slot (redis+cluster:// sets it)", False),
+        Key("sentinels", "str", "Redis Sentinels (host:port,host:port; port 26379 by "
+            "default): the pool's endpoints are the nodes they name for service_name"),
+        Key("service_name", "str", "the master name the Sentinels monitor (with sentinels)"),
+        Key("sentinel_user", "str", "ACL user for the Sentinels (user and password are the "
+            "data nodes')"),
+        Key("sentinel_password", "str", "password for the Sentinels", secret=True),
     ),
 }
 

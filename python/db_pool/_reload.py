@@ -116,22 +116,22 @@ def reload(reg: PoolRegistry, new: Config, close_timeout: float) -> ReloadReport
         changes: list[PoolChange] = []
         try:
             for name in changed:
-                _engine, settings, options, _watch = args[name]
-                result = manager.reconfigure_pool(name, settings, options)
+                engine, settings, options, _watch = args[name]
+                result = reg._reconfigure_native(name, engine, settings, options)
                 done.append(name)
                 changes.append(_change(name, old.get(name), new.pools[name], result))
             for name in added:
                 engine, settings, options, watch = args[name]
-                manager.create_pool(name, engine, settings, options)
+                n = reg._create_native(name, engine, settings, options)
                 opened.append(name)
-                reg._registered(name, engine, len(settings), watch, new.pools[name])
+                reg._registered(name, engine, n, watch, new.pools[name])
         except BaseException:
             _undo(reg, done, opened, old, close_timeout)
             raise
         for name in changed:
             _engine, settings, _options, watch = args[name]
             reg._configs[name] = new.pools[name]
-            reg._rewatch(name, len(settings), watch)
+            reg._rewatch(name, 2 if name in reg._sentinels else len(settings), watch)
         for name in removed:
             reg._forget(name)
             manager.close_pool(name, close_timeout)
@@ -151,8 +151,8 @@ def _undo(reg: PoolRegistry, done: list[str], opened: list[str],
         try:
             if before is None:
                 raise ValueError("its previous configuration is not known")
-            _engine, settings, options, _watch = native_arguments(before)
-            manager.reconfigure_pool(name, settings, options)
+            engine, settings, options, _watch = native_arguments(before)
+            reg._reconfigure_native(name, engine, settings, options)
         except Exception as e:  # the reload's own error is what the caller gets
             logger.error("pool %r: could not undo a failed reload: %s", name, e)
 

@@ -264,8 +264,8 @@ class SyncDatabasePool(PoolRegistry):
         engine, settings, options = pool_arguments(
             db_type, host, port, database, username, password, url, pool_options, endpoints
         )
-        self._manager().create_pool(pool_id, engine, settings, options)
-        self._registered(pool_id, engine, len(settings), watch, model)
+        n = self._create_native(pool_id, engine, settings, options)
+        self._registered(pool_id, engine, n, watch, model)
 
     def close_pool(self, pool_id: str, *, timeout: float | None = None) -> None:
         """Closes one pool within ``timeout`` seconds; see DatabasePool.close_pool."""
@@ -313,8 +313,8 @@ class SyncDatabasePool(PoolRegistry):
         try:
             for name, pool_config in config.pools.items():
                 engine, settings, options, watch = native_arguments(pool_config)
-                pool._manager().create_pool(name, engine, settings, options)
-                pool._registered(name, engine, len(settings), watch, pool_config)
+                n = pool._create_native(name, engine, settings, options)
+                pool._registered(name, engine, n, watch, pool_config)
         except BaseException:
             pool.close()
             raise

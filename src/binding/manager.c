@@ -134,6 +134,26 @@ static PyObject *manager_reconfigure_pool(ManagerObject *self, PyObject *args)
                          r.connections_retired);
 }
 
+/* probe_now(pool_id): every endpoint due for a role probe now
+ * (dbp_manager_probe_now). */
+static PyObject *manager_probe_now(ManagerObject *self, PyObject *args)
+{
+    module_state *st = state_of_type(Py_TYPE(self));
+    const char *pool_id;
+    if (!PyArg_ParseTuple(args, "s", &pool_id) || manager_check(self, st) < 0)
+        return NULL;
+    dbp_error err;
+    int rc;
+    dbp_manager *mgr = held(self);
+    Py_BEGIN_ALLOW_THREADS
+    rc = dbp_manager_probe_now(mgr, pool_id, &err);
+    dbp_manager_unref(mgr);
+    Py_END_ALLOW_THREADS
+    if (rc != DBP_OK)
+        return raise_error(st, &err, NULL);
+    Py_RETURN_NONE;
+}
+
 /* A close timeout: None is the library's default. */
 static int close_timeout(PyObject *timeout, int64_t *ms)
 {
@@ -370,6 +390,8 @@ static PyMethodDef manager_methods[] = {
      "create_pool(pool_id, engine, settings, options): open a pool."},
     {"reconfigure_pool", (PyCFunction)manager_reconfigure_pool, METH_VARARGS,
      "reconfigure_pool(pool_id, settings, options) -> dict: apply a new configuration."},
+    {"probe_now", (PyCFunction)manager_probe_now, METH_VARARGS,
+     "probe_now(pool_id): probe every endpoint's role now (a failover heard of elsewhere)."},
     {"close_pool", (PyCFunction)manager_close_pool, METH_VARARGS, "Close one pool."},
     {"list_pools", (PyCFunction)manager_list_pools, METH_NOARGS, "Names of the open pools."},
     {"stats", (PyCFunction)manager_stats, METH_VARARGS, "A pool's counters and gauges."},

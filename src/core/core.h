@@ -180,6 +180,7 @@ struct dbp_endpoint {
     int64_t probed_ns;      /* when the last probe answered */
     int64_t next_probe_ns;
     int probing;            /* a probe is queued or running */
+    int reprobe;            /* probe again as soon as the running probe is done */
     char last_error[256];
     uint64_t failed_total;  /* failed connects and probes (stats(): "failed") */
     dbp_endpoint_counters m; /* metrics.h */

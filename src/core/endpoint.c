@@ -13,11 +13,15 @@
  * they come back. Writes go to pool->primary, which moves to another
  * endpoint only when that one reports itself primary while the current one
  * is down or no longer primary, so a restarted old primary never takes
- * writes back from the node that was promoted in its place. */
+ * writes back from the node that was promoted in its place.
+ * dbp_manager_probe_now brings every probe forward for a caller that heard
+ * of a failover first (Redis Sentinel). */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core.h"
+#include "error.h"
 
 #define BACKOFF_BASE_NS MS_TO_NS(100)
 #define BACKOFF_MAX_NS MS_TO_NS(5000)
@@ -73,6 +77,7 @@ void dbp_endpoint_failed_locked(dbp_endpoint *ep, const dbp_error *err, dbp_conn
     int64_t now = dbp_now_ns();
     ep->failures++;
     ep->failed_total++;
+    ep->reprobe = 0; /* down now: the backoff decides when to try again */
     ep->retry_ns = now + backoff_ns(pool, ep->failures);
     snprintf(ep->last_error, sizeof ep->last_error, "%.*s", (int)sizeof ep->last_error - 1,
              err->message);
@@ -137,6 +142,9 @@ void dbp_endpoint_probed_locked(dbp_endpoint *ep, dbp_conn *conn, dbp_role role,
     ep->lag_s = lag_s;
     ep->probed_ns = now;
     ep->next_probe_ns = now + MS_TO_NS(dbp_pool_opts(pool)->probe_interval_ms);
+    if (ep->reprobe) /* asked for while this probe ran: its answer may predate the ask */
+        ep->next_probe_ns = now;
+    ep->reprobe = 0;
     ep->failures = 0;
     if (ep->health != DBP_HEALTH_UP) {
         ep->last_error[0] = '\0';
@@ -204,4 +212,35 @@ int64_t dbp_pool_schedule_probes_locked(dbp_pool *pool, int64_t now)
             next = due;
     }
     return next;
+}
+
+int dbp_manager_probe_now(dbp_manager *mgr, const char *pool_id, dbp_error *err)
+{
+    if (dbp_manager_forked(mgr))
+        return dbp_manager_forked_error(err);
+    pthread_mutex_lock(&mgr->mu);
+    size_t at = pool_id && !mgr->closing ? dbp_manager_find_pool_locked(mgr, pool_id) : SIZE_MAX;
+    dbp_pool *pool = at != SIZE_MAX ? mgr->pools[at] : NULL;
+    if (!pool || pool->closed) {
+        int closing = mgr->closing;
+        pthread_mutex_unlock(&mgr->mu);
+        if (closing)
+            return dbp_error_set(err, DBP_E_CLOSED, 0, NULL, "the pool manager is closed");
+        return dbp_error_set(err, DBP_E_NOT_FOUND, 0, NULL, "no pool named '%s'",
+                             pool_id ? pool_id : "");
+    }
+    int64_t now = dbp_now_ns();
+    for (int i = 0; dbp_pool_has_topology(pool) && i < pool->n_endpoints; i++) {
+        dbp_endpoint *ep = pool->endpoints[i];
+        if (ep->removed)
+            continue;
+        ep->next_probe_ns = now;
+        if (ep->health == DBP_HEALTH_DOWN)
+            ep->retry_ns = now;
+        if (ep->probing)
+            ep->reprobe = 1;
+    }
+    dbp_janitor_wake_locked(mgr);
+    pthread_mutex_unlock(&mgr->mu);
+    return DBP_OK;
 }

@@ -238,7 +238,7 @@ static inline void fault_ep_set_down(const char *name, int down)
 }
 
 /* Lets every statement now waiting at BLOCK finish successfully. */
-static void fault_open_gate(void)
+static inline void fault_open_gate(void)
 {
     pthread_mutex_lock(&fault.mu);
     fault.gate++;
