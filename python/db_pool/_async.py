@@ -747,20 +747,21 @@ class DatabasePool(PoolRegistry):
             )
             cursor_open = True
             while True:
-                req = await tx._run(
-                    _native.OP_CURSOR_FETCH, batch_rows=batch_rows, timeout=deadline.left()
-                )
+                left = deadline.left()  # may raise: the cursor is open, closed below
+                try:
+                    req = await tx._run(_native.OP_CURSOR_FETCH, batch_rows=batch_rows,
+                                            timeout=left)
+                except Error:
+                    # a failed fetch closed its cursor: closing it again could replace
+                    # the call's error with a lost connection's
+                    cursor_open = False
+                    raise
                 df = frame(req)
                 if df.height:
                     yield df
                 if req.cursor_done:
                     cursor_open = False
                     break
-        except Error:
-            # a failed fetch closed its cursor (a refused submit leaves it to the release):
-            # closing again could replace the call's error with a lost connection's
-            cursor_open = False
-            raise
         finally:
             try:
                 if cursor_open:  # left early: close it here, not on release

@@ -38,7 +38,7 @@ BROKEN: list[tuple[str, Any, list[str]]] = [
      ["pools.p.engine: expected an engine name, got 5"]),
     ("url scheme", {"url": "oracle://u:" + SECRET + "@h/db"},
      ["pools.p.url: the url's scheme is not an engine (sqlite://, postgresql://, mssql://, "
-      "mysql://; the url is not shown)"]),
+      "mysql://, redis://; the url is not shown)"]),
     ("url and engine disagree", {"engine": "sqlite", "url": PG},
      ["pools.p.url: the url is postgresql, but the pool's engine is sqlite"]),
     ("url and endpoints", {"url": PG, "endpoints": [PG]},
