@@ -192,7 +192,7 @@ def sentinel_client(group: RedisSentinelSet) -> redis.sentinel.Sentinel:
     node = group.nodes[0]
     auth: dict[str, Any] = {"username": node.user, "password": node.password}
     return redis.sentinel.Sentinel(group.sentinel_addresses, sentinel_kwargs={**auth, "socket_timeout": 2},
-                                   socket_timeout=2, **auth)
+                                   socket_timeout=10, **auth)  # above WAIT 5000 below
 
 
 def test_sentinel_set_replicates_with_wait(redis_sentinel: RedisSentinelSet) -> None:
