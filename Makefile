@@ -15,7 +15,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Redis' redis-server/redis-cli and hiredis).
 APT_PACKAGES := gcc pkg-config libsqlite3-dev libpq-dev postgresql postgresql-client \
                 freetds-bin freetds-dev openssl python3-dev python3-venv valgrind pgbouncer \
-                mariadb-server mariadb-client libmariadb-dev redis-server redis-tools libhiredis-dev
+                mariadb-server mariadb-client libmariadb-dev redis-server redis-tools libhiredis-dev libssl-dev
 PY_PACKAGES := meson meson-python ninja polars pyarrow numpy pytest pytest-asyncio mypy \
                "psycopg[binary]" python-tds pymysql pyopenssl prometheus-client playwright jsonschema \
                opentelemetry-api opentelemetry-sdk pyyaml redis
@@ -145,15 +145,16 @@ FUZZ_SRC_tds_params := $(FUZZ_SRC_tds_types)
 FUZZ_SRC_arrow_input := src/core/alloc.c src/core/error.c src/core/arrow_input.c
 FUZZ_SRC_mysql_types := $(FUZZ_COLUMN) src/core/params.c src/drivers/mysql/mysql_types.c
 FUZZ_SRC_redis_reply := $(FUZZ_COLUMN) src/core/reply.c src/core/clock.c \
-                        src/drivers/redis/redis_io.c src/drivers/redis/redis_values.c
-FUZZ_LIBS_redis_reply := -lhiredis
+                        src/drivers/redis/redis_io.c src/drivers/redis/redis_tls.c \
+                        src/drivers/redis/redis_values.c
+FUZZ_LIBS_redis_reply := -lhiredis -lssl -lcrypto
 FUZZ_SRC_settings := $(wildcard src/core/*.c src/drivers/*/*.c)
 # tds_bulk.c is included by its harness too
 FUZZ_SRC_tds_bulk := $(filter-out src/drivers/tds/tds_bulk.c,$(FUZZ_SRC_settings))
 FUZZ_LIBS_sqlite_values := -lsqlite3 -lm
 FUZZ_LIBS_tds_types := -lsybdb
 FUZZ_LIBS_tds_params := -lsybdb
-FUZZ_LIBS_settings := -lsqlite3 -lpq -lsybdb -lmariadb -lhiredis -lpthread -lm
+FUZZ_LIBS_settings := -lsqlite3 -lpq -lsybdb -lmariadb -lhiredis -lssl -lcrypto -lpthread -lm
 FUZZ_LIBS_tds_bulk := $(FUZZ_LIBS_settings)
 FUZZ_CC := clang
 # (`=`: libpq's flags are asked for once fuzz-deps has installed it)

@@ -126,7 +126,7 @@ ENGINE_ALIASES = {
     "mariadb": "mysql",
     "redis": "redis",
     "redis+cluster": "redis",  # redis+cluster://h1:7000,h2:7001: a Redis Cluster
-    "rediss": "redis",  # refused with a reason (no TLS in this build's hiredis)
+    "rediss": "redis",  # redis:// over TLS
     "unix": "redis",    # unix:///path/to/redis.sock, as redis-py takes it
     "redis+sentinel": "redis",  # redis+sentinel://s1:26379,s2:26379/mymaster
 }

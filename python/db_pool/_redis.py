@@ -53,16 +53,14 @@ def url_settings(scheme: str, credentials: str | None, hostport: str, path: str,
     redis+cluster://[[user]:password@]host1:port1,host2:port2[?key=value]
     (seed nodes of a Redis Cluster: host is their comma-joined list, cluster
     is 1), redis+sentinel:// (Sentinels; _redis_sentinel.py) and
-    unix://[[user]:password@]/path/to/socket[?db=N]; rediss:// is refused
-    (this build's hiredis has no TLS)."""
+    unix://[[user]:password@]/path/to/socket[?db=N]; rediss:// is redis://
+    over TLS."""
     if scheme == "redis+sentinel":
         from ._redis_sentinel import url_settings as sentinel_settings
 
         return sentinel_settings(credentials, hostport, path, settings)
-    if scheme == "rediss":
-        raise ConfigurationError(
-            "rediss:// (TLS) is not supported: Debian 12's hiredis 0.14 has no TLS; use "
-            "redis:// on a trusted network or a TLS tunnel (docs/redis.md)")
+    if scheme == "rediss":  # _tls.native_settings: TLS unless the settings say otherwise
+        settings["rediss"] = "1"
     if credentials is not None:
         user, colon, password = credentials.partition(":")
         if colon:

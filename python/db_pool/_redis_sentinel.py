@@ -110,6 +110,9 @@ def spec_of(engine: str, settings: list[dict[str, str]]) -> SentinelSpec | None:
         if key in ep:
             raise ConfigurationError(f"a Sentinel pool takes no {key}: the Sentinels name "
                                      "the nodes")
+    if ep.get("tls", "disable") != "disable":
+        raise ConfigurationError("a Sentinel pool over TLS is not supported yet: the "
+                                 "Sentinels are asked in plain text (docs/redis.md)")
     return SentinelSpec(_addresses(ep["sentinels"]), ep["service_name"],
                         ep.get("sentinel_user") or None, ep.get("sentinel_password") or None,
                         {k: v for k, v in ep.items() if k not in KEYS})

@@ -11,6 +11,8 @@ key_file and key_password mapped to each engine's own settings.
   preferred, require: required, verify-ca: verify_ca, verify-full:
   verify_identity), ssl_ca, ssl_cert, ssl_key. Refused: key_password and
   ca_file = "system" (not wired to the connector yet).
+- redis (the driver's own OpenSSL): the same keys. Refused: prefer (a
+  Redis port speaks TLS or not; nothing negotiates it).
 - sqlite: embedded, no network: only tls = "disable" is accepted.
 
 What cannot be mapped exactly is refused, never weakened; a uniform key and
@@ -81,12 +83,10 @@ def plan(engine: str, given: Mapping[str, str], check_files: bool = True
                 problems.append((k, "sqlite is embedded (no network connection): TLS does not "
                                  'apply (only tls = "disable" is accepted)'))
         return {}, problems
-    if engine == "redis":
-        for k in uniform:
-            if not (k == "tls" and tls in ("disable", "prefer")):
-                problems.append((k, "redis: this build has no TLS (Debian 12's hiredis 0.14 "
-                                 'lacks it): only tls = "disable" or "prefer" is accepted'))
-        return {}, problems
+    if engine == "redis" and tls == "prefer":
+        return {}, [("tls", 'redis: a Redis port speaks TLS or it does not (nothing '
+                     'negotiates it): give tls = "verify-full" (recommended), "require" '
+                     'or "disable"')]
     if tls is not None:
         # libpq's own sslrootcert is a CA file as good as ca_file for the rules
         ca = uniform.get("ca_file", given.get("sslrootcert") if engine == "postgresql" else None)
@@ -97,6 +97,8 @@ def plan(engine: str, given: Mapping[str, str], check_files: bool = True
         return _mssql(tls, uniform, given, problems), problems
     if engine == "mysql":
         return _mysql(tls, uniform, given, problems), problems
+    if engine == "redis":  # the driver's own keys are the uniform ones
+        return {k: tls if k == "tls" and tls else v for k, v in uniform.items()}, problems
     return {}, problems
 
 
@@ -241,6 +243,12 @@ def native_settings(engine: str, settings: Mapping[str, str]) -> dict[str, str]:
     by the engine's own (a PostgreSQL URL's ?tls=... too). Raises
     ConfigurationError naming every problem's key."""
     out = dict(settings)
+    if engine == "redis" and out.pop("rediss", ""):
+        # rediss://: TLS, checked as redis-py checks it unless the settings
+        # choose another mode or CA
+        out.setdefault("tls", "verify-full")
+        if out["tls"].strip().lower() in _VERIFY:
+            out.setdefault("ca_file", "system")
     given: dict[str, str] = {}
     names: dict[str, str] = {}
     if engine == "postgresql":

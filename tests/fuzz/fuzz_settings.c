@@ -30,7 +30,7 @@ static const char *const keys[][20] = {
      "password", "app_name", "login_timeout", "packet_size", "encrypt", "encryption",
      "ca_file", "crl_file", "check_hostname", NULL},
     {"host", "port", "unix_socket", "user", "username", "password", "client_name", "database",
-     "db", NULL},
+     "db", "cluster", "tls", "ca_file", "cert_file", "key_file", "key_password", NULL},
 };
 
 /* The text up to the next NUL (or the end), as a new string. */
@@ -67,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint8_t pick = *p++;
         const char *key = pick == 0xff ? (owned[n_owned++] = take_string(&p, end, ""))
                                        : keys[engine][pick % n_keys];
-        int is_password = strcmp(key, "password") == 0;
+        int is_password = strcmp(key, "password") == 0 || strcmp(key, "key_password") == 0;
         char *value = owned[n_owned++] = take_string(&p, end, is_password ? MARKER : "");
         marker_elsewhere |= strstr(key, MARKER) || (!is_password && strstr(value, MARKER));
         settings[n] = (dbp_setting){key, value};

@@ -2,12 +2,14 @@
  * the driver's vtable (redis_internal.h lists the other files).
  *
  * Settings: host, port, unix_socket, username (ACL user), password,
- * database (the SELECT index) and client_name (CLIENT SETNAME). The login
+ * database (the SELECT index), client_name (CLIENT SETNAME) and the TLS
+ * keys tls, ca_file, cert_file, key_file, key_password (redis_tls.c). The login
  * (AUTH, SELECT, CLIENT SETNAME) goes out as one pipeline, again after
  * each RESET. Replies are RESP2: Debian 12's hiredis 0.14 parses no RESP3
  * (docs/redis.md). With cluster=1, `host` lists seed nodes
  * ("h1:7000,h2:7001") and each connection is a cluster client
  * (redis_cluster.c). */
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,11 @@ static void free_config(void *p)
         dbp_free(cfg->seed_hosts[i]);
     dbp_free(cfg->seed_hosts);
     dbp_free(cfg->seed_ports);
+    dbp_free(cfg->ca_file);
+    dbp_free(cfg->cert_file);
+    dbp_free(cfg->key_file);
+    dbp_free_secret(cfg->key_password);
+    SSL_CTX_free(cfg->tls_ctx);
     dbp_free(cfg);
 }
 
@@ -44,6 +51,21 @@ static int set_text(char **slot, const char *value, dbp_error *err)
     dbp_free(*slot);
     *slot = dbp_strdup(value);
     return *slot ? DBP_OK : dbp_error_nomem(err);
+}
+
+/* The uniform modes; "prefer" has no meaning here: a Redis port speaks TLS
+ * or it does not, and nothing in the protocol negotiates it. */
+static int tls_mode(rd_config *cfg, const char *value, dbp_error *err)
+{
+    static const char *const modes[] = {"disable", "require", "verify-ca", "verify-full"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(value, modes[i]) == 0) {
+            cfg->tls = i; /* RD_TLS_OFF .. RD_TLS_VERIFY_FULL, in this order */
+            return DBP_OK;
+        }
+    return dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
+                         "redis setting tls must be disable, require, verify-ca or "
+                         "verify-full, not '%s'", value);
 }
 
 static int one_setting(rd_config *cfg, const char *key, const char *value, dbp_error *err)
@@ -55,11 +77,20 @@ static int one_setting(rd_config *cfg, const char *key, const char *value, dbp_e
         return set_text(&cfg->unix_socket, value, err);
     if (strcmp(key, "user") == 0 || strcmp(key, "username") == 0)
         return set_text(&cfg->user, value, err);
-    if (strcmp(key, "password") == 0) {
-        dbp_free_secret(cfg->password);
-        cfg->password = NULL;
-        return set_text(&cfg->password, value, err);
+    if (strcmp(key, "password") == 0 || strcmp(key, "key_password") == 0) {
+        char **slot = key[0] == 'p' ? &cfg->password : &cfg->key_password;
+        dbp_free_secret(*slot);
+        *slot = NULL;
+        return set_text(slot, value, err);
     }
+    if (strcmp(key, "ca_file") == 0)
+        return set_text(&cfg->ca_file, value, err);
+    if (strcmp(key, "cert_file") == 0)
+        return set_text(&cfg->cert_file, value, err);
+    if (strcmp(key, "key_file") == 0)
+        return set_text(&cfg->key_file, value, err);
+    if (strcmp(key, "tls") == 0)
+        return tls_mode(cfg, value, err);
     if (strcmp(key, "client_name") == 0) {
         if (strpbrk(value, " \n\r\t"))
             return dbp_error_set(err, DBP_E_CONFIG, 0, NULL,
@@ -157,6 +188,8 @@ static int parse_config(const dbp_setting *settings, size_t n, void **out, dbp_e
                            "a redis cluster has only database 0 and is reached over TCP");
     if (rc == DBP_OK && cfg->cluster)
         rc = parse_seeds(cfg, err);
+    if (rc == DBP_OK)
+        rc = rd_tls_context(cfg, err);
     if (rc != DBP_OK) {
         free_config(cfg);
         return rc;
@@ -190,6 +223,7 @@ static void disconnect(void *conn)
         close(c->wake_fd);
     rd_buf_free(&c->out);
     rd_buf_free(&c->login);
+    SSL_CTX_free(c->tls_ctx);
     dbp_free(c);
 }
 
@@ -252,6 +286,13 @@ static int connect_redis(const void *config, const dbp_exec_ctx *ctx, void **out
     c->database = cfg->database;
     describe(cfg, c->single.label, sizeof c->single.label);
     int rc = c->wake_fd < 0 ? dbp_error_nomem(err) : DBP_OK;
+    if (rc == DBP_OK && cfg->tls_ctx) { /* never plain text when TLS was asked for */
+        if (SSL_CTX_up_ref(cfg->tls_ctx) != 1)
+            rc = dbp_error_nomem(err);
+        else
+            c->tls_ctx = cfg->tls_ctx;
+        c->tls_mode = cfg->tls;
+    }
     if (rc == DBP_OK)
         rc = build_login(c, cfg) == DBP_OK ? DBP_OK : dbp_error_nomem(err);
     c->ctx = ctx;
@@ -283,7 +324,8 @@ static int is_usable(void *conn)
         nodes[0] = c->node;
     for (size_t i = 0; i < n; i++) {
         struct pollfd p = {.fd = nodes[i]->fd, .events = POLLIN | POLLRDHUP};
-        if (poll(&p, 1, 0) != 0)
+        if (poll(&p, 1, 0) != 0 &&
+            !(nodes[i]->ssl && p.revents == POLLIN && rd_tls_idle_ok(nodes[i])))
             return 0;
     }
     return 1;

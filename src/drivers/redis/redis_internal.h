@@ -3,6 +3,7 @@
  *   redis.c          settings, login, roles, reset, the vtable
  *   redis_io.c       the socket: connecting, sending, reading replies, all
  *                    within the call's deadline (hiredis' reply parser)
+ *   redis_tls.c      TLS on that socket (OpenSSL)
  *   redis_command.c  DBP_OP_COMMAND: pipelines and MULTI/EXEC
  *   redis_scan.c     tabular reads: SCAN by pattern, values into Arrow
  *   redis_values.c   a value's text into a typed Arrow column
@@ -20,10 +21,15 @@
 #define DBP_REDIS_INTERNAL_H
 
 #include <hiredis/read.h>
+#include <openssl/types.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "column.h"
 #include "driver.h"
+
+/* The uniform `tls` modes (redis_tls.c). */
+enum { RD_TLS_OFF, RD_TLS_REQUIRE, RD_TLS_VERIFY_CA, RD_TLS_VERIFY_FULL };
 
 typedef struct rd_config {
     char *host;
@@ -37,6 +43,12 @@ typedef struct rd_config {
     size_t n_seeds;       /* cluster: the seeds, "host" and port each */
     char **seed_hosts;
     unsigned *seed_ports;
+    int tls;              /* RD_TLS_* */
+    char *ca_file;        /* a PEM file, or "system" */
+    char *cert_file;      /* the client certificate and its key, if any */
+    char *key_file;
+    char *key_password;   /* wiped when freed */
+    SSL_CTX *tls_ctx;     /* made from the above when tls is on */
 } rd_config;
 
 /* A growable output buffer of RESP commands. */
@@ -53,6 +65,7 @@ typedef struct rd_cluster rd_cluster; /* redis_cluster.c */
 typedef struct rd_node {
     int fd;                 /* -1: not open (a cluster node is opened on first use) */
     redisReader *reader;    /* builds dbp_reply trees */
+    SSL *ssl;               /* NULL unless the connection uses TLS */
     int broken;             /* its replies are out of step: never used again */
     char *host;             /* cluster nodes: where to connect */
     unsigned port;
@@ -65,6 +78,8 @@ typedef struct rd_conn {
     rd_node *node;          /* the node rd_send / rd_read_reply / rd_roundtrip use */
     rd_cluster *cluster;    /* NULL unless a cluster connection */
     int wake_fd;            /* eventfd interrupt() writes to end a wait at once */
+    SSL_CTX *tls_ctx;       /* the pool's (a reference), NULL without TLS */
+    int tls_mode;           /* RD_TLS_* */
     int broken;             /* is_usable answers 0 (some node broke) */
     int session_changed;    /* a command since the last reset may have changed the session */
     int has_reset;          /* the server knows RESET (6.2+): 1, 0, or -1 not yet known */
@@ -84,6 +99,9 @@ redisReader *rd_reader_new(void);
 int rd_connect_socket(rd_conn *c, rd_node *n, const char *host, unsigned port,
                       const char *unix_socket, dbp_error *err);
 void rd_node_close(rd_node *n);
+/* Waits for `events` on n's socket (or for an interrupt) within the call's
+ * deadline: the events that came, or 0 with *rc set when the call must stop. */
+short rd_wait_for(rd_conn *c, rd_node *n, short events, int *rc, dbp_error *err);
 /* Sends `len` bytes to node n (reading what arrives meanwhile). */
 int rd_node_send(rd_conn *c, rd_node *n, const char *data, size_t len, dbp_error *err);
 int rd_node_read(rd_conn *c, rd_node *n, dbp_reply **out, dbp_error *err);
@@ -109,6 +127,22 @@ size_t rd_format_int(char *buf, int64_t v);
 /* A whole command of C strings, NULL-terminated. */
 int rd_cmd(rd_buf *b, ...) __attribute__((sentinel));
 void rd_buf_free(rd_buf *b);
+
+/* ---- redis_tls.c ---- */
+
+/* cfg->tls_ctx from the TLS settings (DBP_E_CONFIG naming a bad file). */
+int rd_tls_context(rd_config *cfg, dbp_error *err);
+/* The handshake on n's connected socket, checking `host` under verify-full. */
+int rd_tls_start(rd_conn *c, rd_node *n, const char *host, dbp_error *err);
+/* As recv / send on a non-blocking socket. */
+ssize_t rd_tls_read(rd_node *n, void *buf, size_t len);
+ssize_t rd_tls_write(rd_node *n, const void *buf, size_t len);
+/* 1 when decrypted bytes wait inside OpenSSL (poll cannot see them). */
+int rd_tls_pending(const rd_node *n);
+/* An idle connection whose socket is readable: 1 when what came carries
+ * no data (TLS 1.3 session tickets). */
+int rd_tls_idle_ok(rd_node *n);
+void rd_tls_close(rd_node *n);
 
 /* ---- redis.c ---- */
 

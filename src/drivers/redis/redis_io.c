@@ -125,9 +125,7 @@ static int stopped(rd_conn *c, rd_node *node, dbp_error *err)
                          timed_out ? "the deadline passed" : "cancelled", node->label);
 }
 
-/* Waits for `events` on the node's socket; returns the events that came,
- * or 0 with *rc set when the call must stop. */
-static short wait_for(rd_conn *c, rd_node *node, short events, int *rc, dbp_error *err)
+short rd_wait_for(rd_conn *c, rd_node *node, short events, int *rc, dbp_error *err)
 {
     const dbp_exec_ctx *ctx = c->ctx;
     for (;;) {
@@ -165,7 +163,8 @@ static int lost(rd_conn *c, rd_node *node, const char *what, int code, dbp_error
 static int read_some(rd_conn *c, rd_node *node, dbp_error *err)
 {
     char chunk[READ_CHUNK];
-    ssize_t n = recv(node->fd, chunk, sizeof chunk, 0);
+    ssize_t n = node->ssl ? rd_tls_read(node, chunk, sizeof chunk)
+                          : recv(node->fd, chunk, sizeof chunk, 0);
     if (n == 0)
         return lost(c, node, "reading from", 0, err);
     if (n < 0)
@@ -186,7 +185,8 @@ int rd_node_send(rd_conn *c, rd_node *node, const char *data, size_t len, dbp_er
     if (c->ctx->replied)
         *c->ctx->replied = 0;
     while (sent < len) {
-        ssize_t n = send(node->fd, data + sent, len - sent, MSG_NOSIGNAL);
+        ssize_t n = node->ssl ? rd_tls_write(node, data + sent, len - sent)
+                              : send(node->fd, data + sent, len - sent, MSG_NOSIGNAL);
         if (n > 0) {
             sent += (size_t)n;
             continue;
@@ -194,7 +194,7 @@ int rd_node_send(rd_conn *c, rd_node *node, const char *data, size_t len, dbp_er
         if (n < 0 && errno != EAGAIN && errno != EINTR)
             return lost(c, node, "sending to", errno, err);
         int rc = DBP_OK;
-        short got = wait_for(c, node, POLLOUT | POLLIN, &rc, err);
+        short got = rd_wait_for(c, node, POLLOUT | POLLIN, &rc, err);
         if (!got)
             return rc;
         if ((got & POLLIN) && (rc = read_some(c, node, err)) != DBP_OK)
@@ -220,7 +220,7 @@ int rd_node_read(rd_conn *c, rd_node *node, dbp_reply **out, dbp_error *err)
             return DBP_OK;
         }
         int rc = DBP_OK;
-        if (!wait_for(c, node, POLLIN, &rc, err))
+        if (!rd_tls_pending(node) && !rd_wait_for(c, node, POLLIN, &rc, err))
             return rc;
         if ((rc = read_some(c, node, err)) != DBP_OK)
             return rc;
@@ -266,7 +266,7 @@ static int try_connect(rd_conn *c, rd_node *node, const struct sockaddr *addr, s
     if (connect(node->fd, addr, len) != 0 && errno != EINPROGRESS)
         return lost(c, node, "connecting to", errno, err);
     int rc = DBP_OK;
-    if (!wait_for(c, node, POLLOUT, &rc, err)) {
+    if (!rd_wait_for(c, node, POLLOUT, &rc, err)) {
         /* a connect that runs out of time is the endpoint's fault, not a query's */
         if (rc == DBP_E_QUERY_TIMEOUT)
             rc = dbp_error_set(err, DBP_E_TIMEOUT, 0, "08001",
@@ -321,6 +321,8 @@ int rd_connect_socket(rd_conn *c, rd_node *node, const char *host, unsigned port
             break;
     }
     freeaddrinfo(list);
+    if (rc == DBP_OK && c->tls_ctx)
+        rc = rd_tls_start(c, node, host, err);
     if (rc == DBP_OK)
         c->broken = was_broken; /* not the failed addresses before this one */
     return rc;
@@ -328,6 +330,8 @@ int rd_connect_socket(rd_conn *c, rd_node *node, const char *host, unsigned port
 
 void rd_node_close(rd_node *node)
 {
+    if (node->ssl)
+        rd_tls_close(node);
     if (node->fd >= 0)
         close(node->fd);
     node->fd = -1;
