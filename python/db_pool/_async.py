@@ -97,7 +97,9 @@ class Transaction:
 
     Commits when the block ends normally, rolls back when it raises.
     ``timeout`` (seconds) bounds each statement, BEGIN and COMMIT included,
-    unless a statement gives its own.
+    unless a statement gives its own. On a Redis pool it holds the
+    connection for WATCH and MULTI/EXEC (docs/redis.md): nothing is begun
+    or committed, and the session is reset when the block ends.
     """
 
     def __init__(
@@ -117,6 +119,7 @@ class Transaction:
         self._last: _native.Request | None = None
         self._in_use = False  # a task awaits a statement on it
         self._leak: LeaseRecord | None = None
+        self._session_only = pool._engine(pool_id) == "redis"  # no BEGIN / COMMIT
 
     async def _run(
         self,
@@ -124,7 +127,7 @@ class Transaction:
         sql: str | None = None,
         params: Any = None,
         *,
-        many: bool = False,
+        many: int = False,
         batch_rows: int = 0,
         copy: int = 0,
         input: Any = None,
@@ -232,11 +235,32 @@ class Transaction:
         req = await self._run(_native.OP_WRITE_FRAME, table, input=rows, timeout=timeout)
         return req.rows_affected()
 
+    async def command(self, *args: Any, timeout: float | None = None) -> Any:
+        """Runs one command on the held connection (Redis); see DatabasePool.command."""
+        return _redis.single_reply(await self._commands([args], "", timeout))
+
+    async def pipeline(self, commands: Iterable[_redis.Command], *, transaction: bool = False,
+                       raise_on_error: bool = True, timeout: float | None = None) -> list[Any]:
+        """Sends several commands on the held connection; see
+        DatabasePool.pipeline. A transaction whose WATCHed keys changed
+        raises WatchError."""
+        replies = await self._commands(commands, "MULTI" if transaction else "", timeout)
+        return _redis.pipeline_replies(replies, raise_on_error)
+
+    async def _commands(self, commands: Iterable[_redis.Command], mode: str,
+                        timeout: float | None) -> Any:
+        cmds, _ = _redis.command_list(commands, None)
+        req = await self._run(_native.OP_COMMAND, mode, cmds, many=_redis.BIND_COMMANDS,
+                              timeout=timeout)
+        return req.reply()
+
     async def __aenter__(self) -> Transaction:
         req = await self._pool._submit(
             self._pool_id, _native.OP_LEASE, readonly=self._readonly, timeout=self._timeout
         )
         self._taken(req.take_lease())
+        if self._session_only:
+            return self
         try:
             await self._run(_native.OP_BEGIN, self._begin)
         except BaseException:
@@ -251,7 +275,9 @@ class Transaction:
         tb: TracebackType | None,
     ) -> None:
         try:
-            if exc_type is None:
+            if self._session_only:
+                pass  # the release resets the session (UNWATCH, DISCARD)
+            elif exc_type is None:
                 await self._run(_native.OP_COMMIT)
             else:
                 await self._run(_native.OP_ROLLBACK)
@@ -579,7 +605,7 @@ class DatabasePool(PoolRegistry):
         leaves the ResponseError in its slot instead."""
         replies = await self._commands(pool_id, commands, "MULTI" if transaction else "",
                                        readonly, timeout)
-        return _redis.pipeline_replies(replies, raise_on_error) or []
+        return _redis.pipeline_replies(replies, raise_on_error)
 
     async def _commands(self, pool_id: str, commands: Iterable[_redis.Command], mode: str,
                         readonly: bool | None, timeout: float | None) -> Any:

@@ -149,6 +149,10 @@ def log_notices(req: _native.Request) -> None:
 
 def begin_options(engine: str, begin: str, isolation: str | None, readonly: bool) -> str:
     """The engine's BEGIN options for transaction()."""
+    if engine == "redis" and (begin or isolation is not None or readonly):
+        raise ConfigurationError("a redis transaction() takes no begin, isolation or readonly: "
+                                 "it holds one connection for WATCH and "
+                                 "pipeline(..., transaction=True)")
     if isolation is None and not readonly:
         return begin
     if engine == "mssql":

@@ -51,7 +51,7 @@ class Lease:
         sql: str | None = None,
         params: Any = None,
         *,
-        many: bool = False,
+        many: int = False,
         batch_rows: int = 0,
         copy: int = 0,
         input: object = None,

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import polars as pl
 
 from . import _native
-from .errors import ConfigurationError, ProgrammingError, ResponseError
+from .errors import ConfigurationError, ProgrammingError, ResponseError, WatchError
 
 #: A command: its name and arguments (str, bytes, int, float or bool).
 Command = Sequence[Any]
@@ -187,10 +187,14 @@ def single_reply(replies: list[Any]) -> Any:
     return value
 
 
-def pipeline_replies(replies: list[Any] | None, raise_on_error: bool) -> list[Any] | None:
+def pipeline_replies(replies: list[Any] | None, raise_on_error: bool) -> list[Any]:
     """pipeline()'s value: every reply, the first error raised (after every
-    command ran) unless raise_on_error is False."""
-    if replies is not None and raise_on_error:
+    command ran) unless raise_on_error is False. None is a transaction's
+    EXEC answering nil: a WATCHed key changed and nothing ran."""
+    if replies is None:
+        raise WatchError("the transaction was not run: a key it WATCHed changed "
+                         "(EXEC answered nil); read again and retry")
+    if raise_on_error:
         for value in replies:
             if isinstance(value, ResponseError):
                 raise value

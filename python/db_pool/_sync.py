@@ -54,7 +54,8 @@ class SyncTransaction:
 
     Commits when the block ends normally, rolls back when it raises.
     ``timeout`` (seconds) bounds each statement, BEGIN and COMMIT included,
-    unless a statement gives its own.
+    unless a statement gives its own. On a Redis pool it holds the
+    connection for WATCH and MULTI/EXEC; see Transaction.
     """
 
     def __init__(
@@ -72,6 +73,7 @@ class SyncTransaction:
         self._timeout = call_timeout(timeout)
         self._lease: _native.Lease | None = None
         self._leak: LeaseRecord | None = None
+        self._session_only = pool._engine(pool_id) == "redis"  # no BEGIN / COMMIT
 
     def _run(
         self,
@@ -79,7 +81,7 @@ class SyncTransaction:
         sql: str | None = None,
         params: Any = None,
         *,
-        many: bool = False,
+        many: int = False,
         batch_rows: int = 0,
         copy: int = 0,
         input: Any = None,
@@ -170,8 +172,27 @@ class SyncTransaction:
         self._lease = req.take_lease()
         self._leak = self._pool._lease_taken(self._pool_id, self._lease)
 
+    def command(self, *args: Any, timeout: float | None = None) -> Any:
+        """Runs one command on the held connection (Redis); see DatabasePool.command."""
+        return _redis.single_reply(self._commands([args], "", timeout))
+
+    def pipeline(self, commands: Iterable[_redis.Command], *, transaction: bool = False,
+                 raise_on_error: bool = True, timeout: float | None = None) -> list[Any]:
+        """Sends several commands on the held connection; see Transaction.pipeline."""
+        replies = self._commands(commands, "MULTI" if transaction else "", timeout)
+        return _redis.pipeline_replies(replies, raise_on_error)
+
+    def _commands(self, commands: Iterable[_redis.Command], mode: str,
+                  timeout: float | None) -> Any:
+        cmds, _ = _redis.command_list(commands, None)
+        req = self._run(_native.OP_COMMAND, mode, cmds, many=_redis.BIND_COMMANDS,
+                        timeout=timeout)
+        return req.reply()
+
     def __enter__(self) -> SyncTransaction:
         self._acquire()
+        if self._session_only:
+            return self
         try:
             self._run(_native.OP_BEGIN, self._begin)
         except BaseException:
@@ -186,7 +207,8 @@ class SyncTransaction:
         tb: TracebackType | None,
     ) -> None:
         try:
-            self._run(_native.OP_COMMIT if exc_type is None else _native.OP_ROLLBACK)
+            if not self._session_only:  # else the release resets the session
+                self._run(_native.OP_COMMIT if exc_type is None else _native.OP_ROLLBACK)
         finally:
             self._release()
 
@@ -386,7 +408,7 @@ class SyncDatabasePool(PoolRegistry):
         see DatabasePool.pipeline."""
         replies = self._commands(pool_id, commands, "MULTI" if transaction else "", readonly,
                                  timeout)
-        return _redis.pipeline_replies(replies, raise_on_error) or []
+        return _redis.pipeline_replies(replies, raise_on_error)
 
     def _commands(self, pool_id: str, commands: Iterable[_redis.Command], mode: str,
                   readonly: bool | None, timeout: float | None) -> Any:

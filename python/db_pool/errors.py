@@ -48,6 +48,7 @@ __all__ = [
     "OutOfMemoryError",
     "NoScriptError",
     "ResponseAuthError",
+    "WatchError",
 ]
 
 
@@ -219,6 +220,14 @@ class NoScriptError(ResponseError, ProgrammingError):
 
 class ResponseAuthError(ResponseError, AuthenticationError):
     """Not logged in or not allowed (``NOAUTH``, ``WRONGPASS``, ``NOPERM``)."""
+
+
+class WatchError(OperationalError):
+    """A Redis transaction was not run: a key it WATCHed changed after the
+    WATCH (EXEC answered nil). Nothing of it ran; read again and retry."""
+
+    engine = "redis"
+    category = "conflict"
 
 
 _RESPONSE_CLASSES: dict[str, type[ResponseError]] = {

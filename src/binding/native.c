@@ -730,7 +730,7 @@ static PyObject *lease_submit(LeaseObject *self, PyObject *args, PyObject *kwarg
     PyObject *sql = Py_None, *params = Py_None, *queue_obj = Py_None, *future = Py_None,
              *input = Py_None, *timeout = Py_None;
     Py_ssize_t batch_rows = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|OO$pniOOOO", kwlist, &op, &sql, &params,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|OO$iniOOOO", kwlist, &op, &sql, &params,
                                      &many, &batch_rows, &copy_mode, &input, &queue_obj,
                                      &future, &timeout))
         return NULL;
