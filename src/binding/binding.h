@@ -70,6 +70,10 @@ PyObject *request_submitted(module_state *st, RequestObject *self, int rc, const
                             QueueObject *queue);
 /* The optional completion queue argument; -1 with an exception set. */
 int queue_arg(module_state *st, PyObject *obj, QueueObject **out);
+
+/* The types' specs (queue.c, lease.c), added by the module's init. */
+extern PyType_Spec queue_spec;
+extern PyType_Spec lease_spec;
 extern PyType_Spec manager_spec;
 
 /* ---- parameters (bind_params.c) ---- */
