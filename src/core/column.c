@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "column_internal.h"
 
 #define VIEW_SIZE 16
 #define VIEW_INLINE_MAX 12
@@ -21,7 +22,7 @@
 
 /* Stands in for buffers of zero length: consumers may dereference buffer
  * pointers, so an empty array still gets a valid, aligned address. */
-static alignas(64) const uint8_t empty_buffer[64];
+alignas(64) const uint8_t col_empty_buffer[64];
 
 /* ---- types ----------------------------------------------------------------- */
 
@@ -102,12 +103,12 @@ int dbp_type_equal(dbp_type a, dbp_type b)
 }
 
 /* A LIST needs an element type, and lists do not nest. */
-static int valid_type(dbp_type type)
+int col_valid_type(dbp_type type)
 {
     return type.id != DBP_T_LIST || (type.element && type.element->id != DBP_T_LIST);
 }
 
-static int is_view_type(dbp_type_id id)
+int col_is_view_type(dbp_type_id id)
 {
     return id == DBP_T_STRING || id == DBP_T_BINARY;
 }
@@ -136,7 +137,7 @@ static int is_integer_backed(dbp_type_id id)
 
 /* ---- growable buffers ------------------------------------------------------- */
 
-static void buffer_free(dbp_buffer *buf)
+void col_buffer_free(dbp_buffer *buf)
 {
     dbp_free(buf->data);
     buf->data = NULL;
@@ -238,7 +239,7 @@ static void install_type(dbp_column *col, dbp_type type, dbp_column *child)
 int dbp_column_init(dbp_column *col, const char *name, dbp_type type)
 {
     memset(col, 0, sizeof *col);
-    if (!valid_type(type))
+    if (!col_valid_type(type))
         return DBP_E_MISUSE;
     dbp_column *child = NULL;
     if (type.id == DBP_T_LIST && new_child(type.element, &child) != DBP_OK)
@@ -253,19 +254,19 @@ int dbp_column_init(dbp_column *col, const char *name, dbp_type type)
     return DBP_OK;
 }
 
-static void free_data_buffers(dbp_buffer *buffers, size_t count)
+void col_free_data_buffers(dbp_buffer *buffers, size_t count)
 {
     for (size_t i = 0; i < count; i++)
-        buffer_free(&buffers[i]);
+        col_buffer_free(&buffers[i]);
     dbp_free(buffers);
 }
 
 /* Drops the values, keeping name and type. */
-static void column_clear_values(dbp_column *col)
+void col_clear_values(dbp_column *col)
 {
-    buffer_free(&col->validity);
-    buffer_free(&col->values);
-    free_data_buffers(col->data_buffers, col->n_data_buffers);
+    col_buffer_free(&col->validity);
+    col_buffer_free(&col->values);
+    col_free_data_buffers(col->data_buffers, col->n_data_buffers);
     col->data_buffers = NULL;
     col->n_data_buffers = 0;
     col->data_buffers_capacity = 0;
@@ -277,7 +278,7 @@ void dbp_column_free(dbp_column *col)
 {
     if (!col)
         return;
-    column_clear_values(col);
+    col_clear_values(col);
     if (col->child)
         free_child(col->child);
     dbp_free(col->name);
@@ -290,7 +291,7 @@ void dbp_column_free(dbp_column *col)
  * values buffer. Sets *overflow when that does not fit in size_t. */
 static size_t values_bytes(dbp_type_id id, int64_t rows, int *overflow)
 {
-    size_t width = is_view_type(id) ? VIEW_SIZE : dbp_type_width(id);
+    size_t width = col_is_view_type(id) ? VIEW_SIZE : dbp_type_width(id);
     *overflow = 0;
     if (id == DBP_T_BOOL)
         return bitmap_bytes(rows);
@@ -311,7 +312,7 @@ static size_t values_bytes(dbp_type_id id, int64_t rows, int *overflow)
 
 int dbp_column_set_type(dbp_column *col, dbp_type type)
 {
-    if (col->null_count != col->length || !valid_type(type))
+    if (col->null_count != col->length || !col_valid_type(type))
         return DBP_E_MISUSE;
     dbp_column *child = NULL;
     if (type.id == DBP_T_LIST && new_child(type.element, &child) != DBP_OK)
@@ -329,15 +330,15 @@ int dbp_column_set_type(dbp_column *col, dbp_type type)
             values.data = dbp_calloc(bytes, 1);
         }
         if (!validity.data || (bytes && !values.data)) {
-            buffer_free(&validity);
-            buffer_free(&values);
+            col_buffer_free(&validity);
+            col_buffer_free(&values);
             if (child)
                 free_child(child);
             return DBP_E_NOMEM;
         }
     }
     int64_t length = col->length;
-    column_clear_values(col);
+    col_clear_values(col);
     col->validity = validity;
     col->values = values;
     col->length = length;
@@ -377,7 +378,7 @@ static int reserve_row(dbp_column *col)
         return DBP_E_NOMEM;
     if (col->type.id == DBP_T_BOOL)
         return bitmap_reserve(&col->values, col->length + 1);
-    if (is_view_type(col->type.id))
+    if (col_is_view_type(col->type.id))
         return buffer_reserve(&col->values, VIEW_SIZE);
     if (col->type.id == DBP_T_LIST) /* the leading 0 offset comes with the first row */
         return buffer_reserve(&col->values, col->values.size ? 4 : 8);
@@ -451,7 +452,7 @@ int dbp_column_append_null(dbp_column *col)
     } else if (col->type.id == DBP_T_LIST) {
         push_offset(col, last_offset(col)); /* an empty slot in the child */
     } else {
-        size_t width = is_view_type(col->type.id) ? VIEW_SIZE : dbp_type_width(col->type.id);
+        size_t width = col_is_view_type(col->type.id) ? VIEW_SIZE : dbp_type_width(col->type.id);
         memset(col->values.data + col->values.size, 0, width);
         col->values.size += width;
     }
@@ -564,7 +565,7 @@ static int reserve_data(dbp_column *col, size_t len, size_t *buffer_index)
 
 int dbp_column_append_bytes(dbp_column *col, const void *data, size_t len)
 {
-    if (!is_view_type(col->type.id))
+    if (!col_is_view_type(col->type.id))
         return DBP_E_MISUSE;
     if (len > INT32_MAX)
         return DBP_E_DATA;
@@ -645,7 +646,7 @@ int dbp_column_truncate(dbp_column *col, int64_t length)
             return rc;
         col->values.size = length > 0 ? 4 * ((size_t)length + 1) : 0;
     } else {
-        size_t width = is_view_type(col->type.id) ? VIEW_SIZE : dbp_type_width(col->type.id);
+        size_t width = col_is_view_type(col->type.id) ? VIEW_SIZE : dbp_type_width(col->type.id);
         col->values.size = width * (size_t)length;
     }
     col->length = length;
@@ -710,175 +711,4 @@ size_t dbp_column_memory(const dbp_column *col)
     if (col->child)
         total += dbp_column_memory(col->child);
     return total;
-}
-
-/* ---- export ---------------------------------------------------------------- */
-
-/* What an exported array owns; its release frees it all. */
-typedef struct exported_column {
-    dbp_buffer validity;
-    dbp_buffer values;
-    dbp_buffer *data_buffers;
-    size_t n_data_buffers;
-    int64_t *data_sizes; /* view types: the trailing buffer of data sizes */
-    struct ArrowArray child; /* LIST: the elements */
-    struct ArrowArray *child_pointers[1];
-    const void *buffers[];
-} exported_column;
-
-static void release_column_array(struct ArrowArray *array)
-{
-    exported_column *owned = array->private_data;
-    if (owned) {
-        buffer_free(&owned->validity);
-        buffer_free(&owned->values);
-        free_data_buffers(owned->data_buffers, owned->n_data_buffers);
-        dbp_free(owned->data_sizes);
-        /* A consumer may have moved the child out, leaving its release NULL. */
-        if (owned->child.release)
-            owned->child.release(&owned->child);
-        dbp_free(owned);
-    }
-    array->private_data = NULL;
-    array->release = NULL;
-}
-
-static const void *buffer_or_empty(const dbp_buffer *buf)
-{
-    return buf->data ? buf->data : empty_buffer;
-}
-
-int dbp_column_finish(dbp_column *col, struct ArrowArray *out)
-{
-    int views = is_view_type(col->type.id);
-    int64_t n_buffers;
-    if (col->type.id == DBP_T_NULL)
-        n_buffers = 0; /* the null layout has no buffers at all */
-    else if (views)
-        n_buffers = 2 + (int64_t)col->n_data_buffers + 1;
-    else
-        n_buffers = 2;
-
-    exported_column *owned =
-        dbp_calloc(1, sizeof *owned + (size_t)n_buffers * sizeof owned->buffers[0]);
-    if (!owned)
-        return DBP_E_NOMEM;
-    if (views) {
-        owned->data_sizes = dbp_calloc(col->n_data_buffers, sizeof *owned->data_sizes);
-        if (!owned->data_sizes) {
-            dbp_free(owned);
-            return DBP_E_NOMEM;
-        }
-    }
-    /* The child goes last: it is the only step that moves values, and it
-     * leaves them in place when it fails. */
-    if (col->type.id == DBP_T_LIST && dbp_column_finish(col->child, &owned->child) != DBP_OK) {
-        dbp_free(owned);
-        return DBP_E_NOMEM;
-    }
-
-    /* Nothing can fail from here on: move the buffers over. */
-    if (col->type.id != DBP_T_NULL) {
-        if (col->null_count > 0)
-            owned->validity = col->validity;
-        else
-            buffer_free(&col->validity);
-        owned->values = col->values;
-        owned->buffers[0] = owned->validity.data; /* NULL when there are no nulls */
-        owned->buffers[1] = buffer_or_empty(&owned->values);
-    }
-    if (views) {
-        owned->data_buffers = col->data_buffers;
-        owned->n_data_buffers = col->n_data_buffers;
-        for (size_t i = 0; i < col->n_data_buffers; i++) {
-            owned->buffers[2 + i] = buffer_or_empty(&col->data_buffers[i]);
-            owned->data_sizes[i] = (int64_t)col->data_buffers[i].size;
-        }
-        owned->buffers[n_buffers - 1] = owned->data_sizes;
-    }
-
-    memset(out, 0, sizeof *out);
-    out->length = col->length;
-    out->null_count = col->null_count;
-    out->offset = 0;
-    out->n_buffers = n_buffers;
-    out->n_children = 0;
-    out->buffers = owned->buffers;
-    out->children = NULL;
-    if (col->type.id == DBP_T_LIST) {
-        owned->child_pointers[0] = &owned->child;
-        out->n_children = 1;
-        out->children = owned->child_pointers;
-    }
-    out->dictionary = NULL;
-    out->release = release_column_array;
-    out->private_data = owned;
-
-    /* The builder forgets the moved buffers (they now belong to `out`). */
-    memset(&col->validity, 0, sizeof col->validity);
-    memset(&col->values, 0, sizeof col->values);
-    if (views) {
-        col->data_buffers = NULL;
-        col->n_data_buffers = 0;
-        col->data_buffers_capacity = 0;
-    }
-    column_clear_values(col);
-    return DBP_OK;
-}
-
-/* ---- schema ---------------------------------------------------------------- */
-
-typedef struct exported_schema {
-    char format[40];
-    struct ArrowSchema child; /* LIST: the element's schema */
-    struct ArrowSchema *child_pointers[1];
-    char name[]; /* copied column name */
-} exported_schema;
-
-static void release_column_schema(struct ArrowSchema *schema)
-{
-    exported_schema *owned = schema->private_data;
-    if (owned && owned->child.release)
-        owned->child.release(&owned->child);
-    dbp_free(owned);
-    schema->private_data = NULL;
-    schema->release = NULL;
-}
-
-int dbp_column_schema(const dbp_column *col, struct ArrowSchema *out)
-{
-    const char *name = col->name ? col->name : "";
-    size_t name_len = strlen(name);
-    if (!valid_type(col->type))
-        return DBP_E_MISUSE;
-    exported_schema *owned = dbp_calloc(1, sizeof *owned + name_len + 1);
-    if (!owned)
-        return DBP_E_NOMEM;
-    dbp_type_format(col->type, owned->format, sizeof owned->format);
-    memcpy(owned->name, name, name_len + 1);
-    if (col->type.id == DBP_T_LIST) {
-        static char item_name[] = "item";
-        dbp_column item = {.name = item_name, .type = *col->type.element};
-        if (dbp_column_schema(&item, &owned->child) != DBP_OK) {
-            dbp_free(owned);
-            return DBP_E_NOMEM;
-        }
-        owned->child_pointers[0] = &owned->child;
-    }
-
-    memset(out, 0, sizeof *out);
-    out->format = owned->format;
-    out->name = owned->name;
-    out->metadata = NULL;
-    out->flags = ARROW_FLAG_NULLABLE;
-    out->n_children = 0;
-    out->children = NULL;
-    if (col->type.id == DBP_T_LIST) {
-        out->n_children = 1;
-        out->children = owned->child_pointers;
-    }
-    out->dictionary = NULL;
-    out->release = release_column_schema;
-    out->private_data = owned;
-    return DBP_OK;
 }
