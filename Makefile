@@ -131,9 +131,9 @@ FUZZ_TARGETS := pg_types pg_copy pg_copy_binary textparse sqlite_values tds_type
                 settings mysql_types redis_reply
 FUZZ_TEXT := src/core/alloc.c src/core/error.c src/core/textparse.c
 FUZZ_COLUMN := $(FUZZ_TEXT) src/core/column.c src/core/column_export.c
-FUZZ_SRC_pg_types := $(FUZZ_COLUMN) src/drivers/pg/pg_types.c
-FUZZ_SRC_pg_copy := $(FUZZ_COLUMN) src/core/result.c src/drivers/pg/pg_types.c src/drivers/pg/pg_copy.c
-FUZZ_SRC_pg_copy_binary := $(FUZZ_COLUMN) src/core/textbuf.c src/drivers/pg/pg_types.c \
+FUZZ_SRC_pg_types := $(FUZZ_COLUMN) src/drivers/pg/pg_types.c src/drivers/pg/pg_numeric.c
+FUZZ_SRC_pg_copy := $(FUZZ_COLUMN) src/core/result.c src/drivers/pg/pg_types.c src/drivers/pg/pg_numeric.c src/drivers/pg/pg_copy.c
+FUZZ_SRC_pg_copy_binary := $(FUZZ_COLUMN) src/core/textbuf.c src/drivers/pg/pg_types.c src/drivers/pg/pg_numeric.c \
                            src/drivers/pg/pg_copy_binary.c
 FUZZ_SRC_textparse := $(FUZZ_TEXT)
 # sqlite_read.c is included by its harness, to reach its static functions

@@ -13,6 +13,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "pg_decode.h"
 #include "textparse.h"
 
 /* Built-in type OIDs (fixed in PostgreSQL's catalog). */
@@ -55,13 +56,6 @@ enum {
 #define PG_EPOCH_DAYS 10957
 #define PG_EPOCH_US (INT64_C(946684800) * US_PER_SEC)
 
-#define NUMERIC_POS 0x0000
-#define NUMERIC_NEG 0x4000
-#define NUMERIC_NAN 0xC000
-#define NUMERIC_PINF 0xD000
-#define NUMERIC_NINF 0xF000
-#define NUMERIC_DSCALE_MAX 0x3FFF
-#define DECIMAL_MAX_PRECISION 38
 
 #define PG_MAXDIM 6 /* PostgreSQL's limit on array dimensions */
 
@@ -290,7 +284,7 @@ void pg_plan_free(pg_column_plan *plan)
 
 /* ---- reading ------------------------------------------------------------- */
 
-static uint16_t read16(const unsigned char *p)
+uint16_t pg_read16(const unsigned char *p)
 {
     return (uint16_t)((unsigned)p[0] << 8 | p[1]);
 }
@@ -305,29 +299,23 @@ static uint64_t read64(const unsigned char *p)
     return (uint64_t)read32(p) << 32 | read32(p + 4);
 }
 
-/* The context of one decode, for the messages. */
-typedef struct decode_ctx {
-    const pg_column_plan *plan;
-    const char *column;
-    dbp_error *err;
-} decode_ctx;
 
-static int malformed(const decode_ctx *ctx, const char *why)
+int pg_malformed(const decode_ctx *ctx, const char *why)
 {
     return dbp_error_set(ctx->err, DBP_E_PROTOCOL, 0, NULL,
                          "column \"%s\": malformed binary %s value from the server (%s)",
                          ctx->column, decoder_name(ctx->plan->decoder), why);
 }
 
-static int bad_length(const decode_ctx *ctx, int32_t len)
+int pg_bad_length(const decode_ctx *ctx, int32_t len)
 {
     char why[48];
     snprintf(why, sizeof why, "%d bytes", (int)len);
-    return malformed(ctx, why);
+    return pg_malformed(ctx, why);
 }
 
 /* Maps a column append's result to an error. */
-static int appended(const decode_ctx *ctx, int rc)
+int pg_appended(const decode_ctx *ctx, int rc)
 {
     if (rc == DBP_OK)
         return DBP_OK;
@@ -350,26 +338,26 @@ static int decode_fixed_int(const decode_ctx *ctx, const unsigned char *p, int32
     switch (ctx->plan->decoder) {
     case PGD_INT2:
         if (len != 2)
-            return bad_length(ctx, len);
-        v = (int16_t)read16(p);
+            return pg_bad_length(ctx, len);
+        v = (int16_t)pg_read16(p);
         break;
     case PGD_INT4:
         if (len != 4)
-            return bad_length(ctx, len);
+            return pg_bad_length(ctx, len);
         v = (int32_t)read32(p);
         break;
     case PGD_OID:
         if (len != 4)
-            return bad_length(ctx, len);
+            return pg_bad_length(ctx, len);
         v = read32(p);
         break;
     default:
         if (len != 8)
-            return bad_length(ctx, len);
+            return pg_bad_length(ctx, len);
         v = (int64_t)read64(p);
         break;
     }
-    return appended(ctx, dbp_column_append_int(out, v));
+    return pg_appended(ctx, dbp_column_append_int(out, v));
 }
 
 static int decode_float(const decode_ctx *ctx, const unsigned char *p, int32_t len,
@@ -377,18 +365,18 @@ static int decode_float(const decode_ctx *ctx, const unsigned char *p, int32_t l
 {
     if (ctx->plan->decoder == PGD_FLOAT4) {
         if (len != 4)
-            return bad_length(ctx, len);
+            return pg_bad_length(ctx, len);
         uint32_t bits = read32(p);
         float f;
         memcpy(&f, &bits, sizeof f);
-        return appended(ctx, dbp_column_append_double(out, f));
+        return pg_appended(ctx, dbp_column_append_double(out, f));
     }
     if (len != 8)
-        return bad_length(ctx, len);
+        return pg_bad_length(ctx, len);
     uint64_t bits = read64(p);
     double d;
     memcpy(&d, &bits, sizeof d);
-    return appended(ctx, dbp_column_append_double(out, d));
+    return pg_appended(ctx, dbp_column_append_double(out, d));
 }
 
 static int decode_text(const decode_ctx *ctx, const unsigned char *p, int32_t len,
@@ -399,7 +387,7 @@ static int decode_text(const decode_ctx *ctx, const unsigned char *p, int32_t le
                              "column \"%s\": %s value is not valid UTF-8 (is client_encoding "
                              "UTF8?); cast it to bytea to read the bytes",
                              ctx->column, decoder_name(ctx->plan->decoder));
-    return appended(ctx, dbp_column_append_bytes(out, p, (size_t)len));
+    return pg_appended(ctx, dbp_column_append_bytes(out, p, (size_t)len));
 }
 
 /* "char" is one byte. PostgreSQL (15 and later) prints a byte of 128 or more
@@ -409,7 +397,7 @@ static int decode_char(const decode_ctx *ctx, const unsigned char *p, int32_t le
                        dbp_column *out)
 {
     if (len != 1)
-        return bad_length(ctx, len);
+        return pg_bad_length(ctx, len);
     char text[4];
     size_t n = 0;
     if (p[0] >= 0x80) {
@@ -422,14 +410,14 @@ static int decode_char(const decode_ctx *ctx, const unsigned char *p, int32_t le
         text[0] = (char)p[0];
         n = 1;
     }
-    return appended(ctx, dbp_column_append_bytes(out, text, n));
+    return pg_appended(ctx, dbp_column_append_bytes(out, text, n));
 }
 
 static int decode_date(const decode_ctx *ctx, const unsigned char *p, int32_t len,
                        dbp_column *out)
 {
     if (len != 4)
-        return bad_length(ctx, len);
+        return pg_bad_length(ctx, len);
     int32_t pg_days = (int32_t)read32(p);
     if (pg_days == INT32_MAX || pg_days == INT32_MIN)
         return dbp_error_set(ctx->err, DBP_E_DATA, 0, NULL,
@@ -441,7 +429,7 @@ static int decode_date(const decode_ctx *ctx, const unsigned char *p, int32_t le
     if (days > INT32_MAX)
         return dbp_error_set(ctx->err, DBP_E_DATA, 0, NULL,
                              "column \"%s\": date beyond Arrow's date32 range", ctx->column);
-    return appended(ctx, dbp_column_append_int(out, days));
+    return pg_appended(ctx, dbp_column_append_int(out, days));
 }
 
 static int decode_time(const decode_ctx *ctx, const unsigned char *p, int32_t len,
@@ -449,10 +437,10 @@ static int decode_time(const decode_ctx *ctx, const unsigned char *p, int32_t le
 {
     int timetz = ctx->plan->decoder == PGD_TIMETZ;
     if (len != (timetz ? 12 : 8))
-        return bad_length(ctx, len);
+        return pg_bad_length(ctx, len);
     int64_t us = (int64_t)read64(p);
     if (us < 0 || us > US_PER_DAY)
-        return malformed(ctx, "time of day out of range");
+        return pg_malformed(ctx, "time of day out of range");
     if (!timetz) {
         /* PostgreSQL allows 24:00:00; Arrow's time of day ends before it. */
         if (us == US_PER_DAY)
@@ -460,24 +448,24 @@ static int decode_time(const decode_ctx *ctx, const unsigned char *p, int32_t le
                                  "column \"%s\": time 24:00:00 is past the end of Arrow's "
                                  "time of day; cast it to interval or text",
                                  ctx->column);
-        return appended(ctx, dbp_column_append_int(out, us));
+        return pg_appended(ctx, dbp_column_append_int(out, us));
     }
     /* The zone is in seconds west of UTC, so UTC = local + zone. PostgreSQL
      * keeps it within 16 hours; anything beyond a day is not a time zone. */
     int32_t zone = (int32_t)read32(p + 8);
     if (zone < -86400 || zone > 86400)
-        return malformed(ctx, "time zone offset out of range");
+        return pg_malformed(ctx, "time zone offset out of range");
     int64_t utc = (us + zone * US_PER_SEC) % US_PER_DAY;
     if (utc < 0)
         utc += US_PER_DAY;
-    return appended(ctx, dbp_column_append_int(out, utc));
+    return pg_appended(ctx, dbp_column_append_int(out, utc));
 }
 
 static int decode_timestamp(const decode_ctx *ctx, const unsigned char *p, int32_t len,
                             dbp_column *out)
 {
     if (len != 8)
-        return bad_length(ctx, len);
+        return pg_bad_length(ctx, len);
     int64_t pg_us = (int64_t)read64(p);
     if (pg_us == INT64_MAX || pg_us == INT64_MIN)
         return dbp_error_set(ctx->err, DBP_E_DATA, 0, NULL,
@@ -490,14 +478,14 @@ static int decode_timestamp(const decode_ctx *ctx, const unsigned char *p, int32
         return dbp_error_set(ctx->err, DBP_E_DATA, 0, NULL,
                              "column \"%s\": timestamp beyond Arrow's 64-bit microseconds",
                              ctx->column);
-    return appended(ctx, dbp_column_append_int(out, us));
+    return pg_appended(ctx, dbp_column_append_int(out, us));
 }
 
 static int decode_interval(const decode_ctx *ctx, const unsigned char *p, int32_t len,
                            dbp_column *out)
 {
     if (len != 16)
-        return bad_length(ctx, len);
+        return pg_bad_length(ctx, len);
     int64_t time_us = (int64_t)read64(p);
     int32_t days = (int32_t)read32(p + 8);
     int32_t months = (int32_t)read32(p + 12);
@@ -520,7 +508,7 @@ static int decode_interval(const decode_ctx *ctx, const unsigned char *p, int32_
         return dbp_error_set(ctx->err, DBP_E_DATA, 0, NULL,
                              "column \"%s\": interval beyond Arrow's 64-bit microseconds",
                              ctx->column);
-    return appended(ctx, dbp_column_append_int(out, total));
+    return pg_appended(ctx, dbp_column_append_int(out, total));
 }
 
 static const char hex_digits[] = "0123456789abcdef";
@@ -529,7 +517,7 @@ static int decode_uuid(const decode_ctx *ctx, const unsigned char *p, int32_t le
                        dbp_column *out)
 {
     if (len != 16)
-        return bad_length(ctx, len);
+        return pg_bad_length(ctx, len);
     char text[36];
     size_t n = 0;
     for (int i = 0; i < 16; i++) {
@@ -538,7 +526,7 @@ static int decode_uuid(const decode_ctx *ctx, const unsigned char *p, int32_t le
         text[n++] = hex_digits[p[i] >> 4];
         text[n++] = hex_digits[p[i] & 15];
     }
-    return appended(ctx, dbp_column_append_bytes(out, text, n));
+    return pg_appended(ctx, dbp_column_append_bytes(out, text, n));
 }
 
 static int decode_macaddr(const decode_ctx *ctx, const unsigned char *p, int32_t len,
@@ -546,7 +534,7 @@ static int decode_macaddr(const decode_ctx *ctx, const unsigned char *p, int32_t
 {
     int32_t want = ctx->plan->decoder == PGD_MACADDR8 ? 8 : 6;
     if (len != want)
-        return bad_length(ctx, len);
+        return pg_bad_length(ctx, len);
     char text[8 * 3];
     size_t n = 0;
     for (int i = 0; i < want; i++) {
@@ -555,7 +543,7 @@ static int decode_macaddr(const decode_ctx *ctx, const unsigned char *p, int32_t
         text[n++] = hex_digits[p[i] >> 4];
         text[n++] = hex_digits[p[i] & 15];
     }
-    return appended(ctx, dbp_column_append_bytes(out, text, n));
+    return pg_appended(ctx, dbp_column_append_bytes(out, text, n));
 }
 
 /* IPv6 text as PostgreSQL prints it: lowercase hex groups without leading
@@ -612,7 +600,7 @@ static int decode_inet(const decode_ctx *ctx, const unsigned char *p, int32_t le
                        dbp_column *out)
 {
     if (len < 4)
-        return bad_length(ctx, len);
+        return pg_bad_length(ctx, len);
     unsigned family = p[0], bits = p[1], is_cidr = p[2], size = p[3];
     unsigned max_bits;
     if (family == 2 && size == 4)
@@ -620,9 +608,9 @@ static int decode_inet(const decode_ctx *ctx, const unsigned char *p, int32_t le
     else if (family == 3 && size == 16)
         max_bits = 128;
     else
-        return malformed(ctx, "unknown address family");
+        return pg_malformed(ctx, "unknown address family");
     if ((uint32_t)len != 4 + size || bits > max_bits || is_cidr > 1)
-        return malformed(ctx, "bad address length or mask");
+        return pg_malformed(ctx, "bad address length or mask");
     char text[64];
     size_t n;
     if (family == 2)
@@ -631,194 +619,15 @@ static int decode_inet(const decode_ctx *ctx, const unsigned char *p, int32_t le
         n = format_ipv6(p + 4, text);
     if (ctx->plan->oid == OID_CIDR || bits != max_bits)
         n += (size_t)sprintf(text + n, "/%u", bits);
-    return appended(ctx, dbp_column_append_bytes(out, text, n));
+    return pg_appended(ctx, dbp_column_append_bytes(out, text, n));
 }
 
 static int decode_money(const decode_ctx *ctx, const unsigned char *p, int32_t len,
                         dbp_column *out)
 {
     if (len != 8)
-        return bad_length(ctx, len);
-    return appended(ctx, dbp_column_append_decimal(out, (int64_t)read64(p)));
-}
-
-/* ---- numeric ------------------------------------------------------------- */
-
-/* A numeric's digits (base 10000, most significant first) with the zero
- * digits at both ends stripped, so it is 0 when first > last. */
-typedef struct numeric_digits {
-    const unsigned char *raw; /* 2 bytes per digit */
-    int first, last;
-    int weight; /* power of 10000 of digit `first` */
-    int negative;
-    int fraction_digits; /* decimal digits after the point up to the last non-zero one */
-    int integer_digits;  /* decimal digits before the point */
-} numeric_digits;
-
-static int digit_at(const numeric_digits *nd, int i)
-{
-    return read16(nd->raw + 2 * i);
-}
-
-static int decimal_width(int v) /* digits of 1..9999 */
-{
-    return v >= 1000 ? 4 : v >= 100 ? 3 : v >= 10 ? 2 : 1;
-}
-
-static __int128 pow10_i128(int k) /* 0 <= k <= 38 */
-{
-    __int128 v = 1;
-    while (k-- > 0)
-        v *= 10;
-    return v;
-}
-
-/* acc * mul + add when it stays below `limit`; 0 otherwise. */
-static int grow(__int128 *acc, __int128 mul, __int128 add, __int128 limit)
-{
-    if (*acc > (limit - 1 - add) / mul)
-        return 0;
-    *acc = *acc * mul + add;
-    return 1;
-}
-
-/* The value as an integer with `scale` fraction digits (scale >= the
- * value's fraction_digits), or 0 when it reaches 10^precision. */
-static int numeric_unscaled(const numeric_digits *nd, int scale, int precision, __int128 *out)
-{
-    *out = 0;
-    if (nd->first > nd->last)
-        return 1;
-    if (scale > DECIMAL_MAX_PRECISION)
-        return 0;
-    __int128 limit = pow10_i128(precision);
-    /* power of ten of the last digit's units in the scaled integer (>= -3) */
-    int64_t k_last = 4 * ((int64_t)nd->weight - (nd->last - nd->first)) + scale;
-    if (k_last < -3)
-        return 0; /* a non-zero digit below the scale: callers rule that out */
-    __int128 acc = 0;
-    for (int i = nd->first; i <= nd->last; i++) {
-        int d = digit_at(nd, i);
-        int ok;
-        if (i < nd->last || k_last >= 0)
-            ok = grow(&acc, 10000, d, limit);
-        else /* the last digit reaches below the scale: its low digits are 0 */
-            ok = grow(&acc, pow10_i128(4 + (int)k_last), d / (int)pow10_i128((int)-k_last),
-                      limit);
-        if (!ok)
-            return 0;
-    }
-    if (k_last > 0) {
-        if (k_last > DECIMAL_MAX_PRECISION || !grow(&acc, pow10_i128((int)k_last), 0, limit))
-            return 0;
-    }
-    *out = nd->negative ? -acc : acc;
-    return 1;
-}
-
-/* Parses and checks the header and digits; fills *nd and *dscale. */
-static int numeric_read(const decode_ctx *ctx, const unsigned char *p, int32_t len,
-                        numeric_digits *nd, int *dscale)
-{
-    if (len < 8)
-        return bad_length(ctx, len);
-    int ndigits = (int16_t)read16(p);
-    int weight = (int16_t)read16(p + 2);
-    unsigned sign = read16(p + 4);
-    *dscale = (int16_t)read16(p + 6);
-    if (ndigits < 0 || len != 8 + 2 * ndigits)
-        return malformed(ctx, "digit count does not match the length");
-    if (sign == NUMERIC_NAN || sign == NUMERIC_PINF || sign == NUMERIC_NINF)
-        return dbp_error_set(ctx->err, DBP_E_DATA, 0, NULL,
-                             "column \"%s\": numeric %s has no decimal128 form; cast the "
-                             "column to float8 (which has NaN and infinities) or to text",
-                             ctx->column,
-                             sign == NUMERIC_NAN ? "NaN" : sign == NUMERIC_PINF ? "Infinity"
-                                                                                 : "-Infinity");
-    if (sign != NUMERIC_POS && sign != NUMERIC_NEG)
-        return malformed(ctx, "unknown sign");
-    if (*dscale < 0 || *dscale > NUMERIC_DSCALE_MAX)
-        return malformed(ctx, "bad display scale");
-    nd->raw = p + 8;
-    for (int i = 0; i < ndigits; i++) {
-        if (read16(nd->raw + 2 * i) > 9999)
-            return malformed(ctx, "digit above 9999");
-    }
-    nd->first = 0;
-    nd->last = ndigits - 1;
-    nd->weight = weight;
-    while (nd->first <= nd->last && digit_at(nd, nd->first) == 0) {
-        nd->first++;
-        nd->weight--;
-    }
-    while (nd->last >= nd->first && digit_at(nd, nd->last) == 0)
-        nd->last--;
-    nd->negative = sign == NUMERIC_NEG;
-    nd->fraction_digits = 0;
-    nd->integer_digits = 0;
-    if (nd->first <= nd->last) {
-        int last_power = nd->weight - (nd->last - nd->first);
-        if (last_power < 0) {
-            int d = digit_at(nd, nd->last), zeros = 0;
-            while (d % 10 == 0) {
-                d /= 10;
-                zeros++;
-            }
-            nd->fraction_digits = 4 * -last_power - zeros;
-        }
-        if (nd->weight >= 0)
-            nd->integer_digits = 4 * nd->weight + decimal_width(digit_at(nd, nd->first));
-    }
-    return DBP_OK;
-}
-
-static int numeric_too_wide(const decode_ctx *ctx, const dbp_column *out, const numeric_digits *nd,
-                            int scale, int with_earlier)
-{
-    return dbp_error_set(ctx->err, DBP_E_DATA, 0, NULL,
-                         "column \"%s\": numeric values need more than the %d digits of "
-                         "Arrow's decimal128 (%d integer digits with %d fraction digits%s); "
-                         "cast the column to a numeric(p,s) with p <= %d, to float8, or to "
-                         "text",
-                         ctx->column, out->type.precision, nd->integer_digits, scale,
-                         with_earlier ? ", counting earlier values" : "", DECIMAL_MAX_PRECISION);
-}
-
-static int decode_numeric(const decode_ctx *ctx, const unsigned char *p, int32_t len,
-                          dbp_column *out)
-{
-    numeric_digits nd;
-    int dscale;
-    int rc = numeric_read(ctx, p, len, &nd, &dscale);
-    if (rc != DBP_OK)
-        return rc;
-    __int128 v;
-    if (ctx->plan->typmod >= 4) {
-        /* numeric(p,s): the server rounded to s already; never round here */
-        if (nd.fraction_digits > out->type.scale)
-            return dbp_error_set(ctx->err, DBP_E_DATA, 0, NULL,
-                                 "column \"%s\": numeric value has %d fraction digits, more "
-                                 "than the column's scale of %d",
-                                 ctx->column, nd.fraction_digits, out->type.scale);
-        if (!numeric_unscaled(&nd, out->type.scale, out->type.precision, &v))
-            return numeric_too_wide(ctx, out, &nd, out->type.scale, 0);
-        return appended(ctx, dbp_column_append_decimal(out, v));
-    }
-    /* Unconstrained: the column's scale is the most fraction digits any value
-     * needs, so it only grows, and only when a digit would otherwise be lost.
-     * The display scale is not followed (1.50 reads 1.5): trailing zeros of
-     * one value would otherwise crowd out the integer digits of another. */
-    int scale = out->type.scale > nd.fraction_digits ? out->type.scale : nd.fraction_digits;
-    if (scale > out->type.precision || !numeric_unscaled(&nd, scale, out->type.precision, &v))
-        return numeric_too_wide(ctx, out, &nd, scale, 0);
-    if (scale > out->type.scale) {
-        rc = dbp_column_rescale_decimal(out, scale);
-        if (rc == DBP_E_DATA) /* earlier values would outgrow the precision */
-            return numeric_too_wide(ctx, out, &nd, scale, 1);
-        if (rc != DBP_OK)
-            return appended(ctx, rc);
-    }
-    return appended(ctx, dbp_column_append_decimal(out, v));
+        return pg_bad_length(ctx, len);
+    return pg_appended(ctx, dbp_column_append_decimal(out, (int64_t)read64(p)));
 }
 
 /* ---- arrays -------------------------------------------------------------- */
@@ -836,14 +645,14 @@ static int decode_array(const decode_ctx *ctx, const unsigned char *p, int32_t l
         return dbp_error_set(ctx->err, DBP_E_MISUSE, 0, NULL,
                              "column \"%s\": array plan or column is not a list", ctx->column);
     if (len < 12)
-        return bad_length(ctx, len);
+        return pg_bad_length(ctx, len);
     int32_t ndim = (int32_t)read32(p);
     int32_t flags = (int32_t)read32(p + 4);
     uint32_t element_oid = read32(p + 8);
     if (ndim < 0 || ndim > PG_MAXDIM || (flags & ~1))
-        return malformed(ctx, "bad header");
+        return pg_malformed(ctx, "bad header");
     if (element_oid != element->oid)
-        return malformed(ctx, "unexpected element type");
+        return pg_malformed(ctx, "unexpected element type");
     if (ndim > 1)
         return dbp_error_set(ctx->err, DBP_E_DATA, 0, NULL,
                              "column \"%s\": %d-dimensional array; only one-dimensional arrays "
@@ -851,29 +660,29 @@ static int decode_array(const decode_ctx *ctx, const unsigned char *p, int32_t l
                              ctx->column, (int)ndim, ctx->column, ctx->column);
     if (ndim == 0) {
         if (len != 12)
-            return malformed(ctx, "bytes after an empty array");
-        return appended(ctx, dbp_column_append_list(out));
+            return pg_malformed(ctx, "bytes after an empty array");
+        return pg_appended(ctx, dbp_column_append_list(out));
     }
     if (len < 20)
-        return bad_length(ctx, len);
+        return pg_bad_length(ctx, len);
     int32_t count = (int32_t)read32(p + 12);
     /* the lower bound (p + 16) is not kept: a list always starts at 0 */
     if (count < 0 || count > (len - 20) / 4)
-        return malformed(ctx, "element count does not fit the length");
+        return pg_malformed(ctx, "element count does not fit the length");
 
     size_t size = (size_t)len, pos = 20;
     for (int32_t i = 0; i < count; i++) {
         if (size - pos < 4)
-            return malformed(ctx, "truncated element");
+            return pg_malformed(ctx, "truncated element");
         int32_t element_len = (int32_t)read32(p + pos);
         pos += 4;
         if (element_len < -1 || (element_len > 0 && (size_t)element_len > size - pos))
-            return malformed(ctx, "element length past the end");
+            return pg_malformed(ctx, "element length past the end");
         if (element_len > 0)
             pos += (size_t)element_len;
     }
     if (pos != size)
-        return malformed(ctx, "bytes after the last element");
+        return pg_malformed(ctx, "bytes after the last element");
 
     int64_t before = child->length;
     pos = 20;
@@ -892,7 +701,7 @@ static int decode_array(const decode_ctx *ctx, const unsigned char *p, int32_t l
     int rc = dbp_column_append_list(out);
     if (rc != DBP_OK)
         dbp_column_truncate(child, before);
-    return appended(ctx, rc);
+    return pg_appended(ctx, rc);
 }
 
 /* ---- entry point --------------------------------------------------------- */
@@ -906,18 +715,18 @@ int pg_decode_value(const pg_column_plan *plan, const char *data, int32_t len, d
                              "column \"%s\": the builder's type does not match the plan",
                              ctx.column);
     if (len < 0)
-        return appended(&ctx, dbp_column_append_null(out));
+        return pg_appended(&ctx, dbp_column_append_null(out));
     const unsigned char *p = (const unsigned char *)data;
     switch (plan->decoder) {
     case PGD_RAW:
     case PGD_BYTEA:
-        return appended(&ctx, dbp_column_append_bytes(out, p, (size_t)len));
+        return pg_appended(&ctx, dbp_column_append_bytes(out, p, (size_t)len));
     case PGD_BOOL:
         if (len != 1)
-            return bad_length(&ctx, len);
+            return pg_bad_length(&ctx, len);
         if (p[0] > 1)
-            return malformed(&ctx, "not 0 or 1");
-        return appended(&ctx, dbp_column_append_bool(out, p[0]));
+            return pg_malformed(&ctx, "not 0 or 1");
+        return pg_appended(&ctx, dbp_column_append_bool(out, p[0]));
     case PGD_INT2:
     case PGD_INT4:
     case PGD_INT8:
@@ -927,12 +736,12 @@ int pg_decode_value(const pg_column_plan *plan, const char *data, int32_t len, d
     case PGD_FLOAT8:
         return decode_float(&ctx, p, len, out);
     case PGD_NUMERIC:
-        return decode_numeric(&ctx, p, len, out);
+        return pg_decode_numeric(&ctx, p, len, out);
     case PGD_TEXT:
         return decode_text(&ctx, p, len, out);
     case PGD_JSONB:
         if (len < 1 || p[0] != 1)
-            return malformed(&ctx, "unknown jsonb version");
+            return pg_malformed(&ctx, "unknown jsonb version");
         return decode_text(&ctx, p + 1, len - 1, out);
     case PGD_CHAR:
         return decode_char(&ctx, p, len, out);
