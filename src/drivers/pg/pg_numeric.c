@@ -158,8 +158,8 @@ static int numeric_too_wide(const decode_ctx *ctx, const dbp_column *out, const 
 int pg_decode_numeric(const decode_ctx *ctx, const unsigned char *p, int32_t len,
                           dbp_column *out)
 {
-    numeric_digits nd;
-    int dscale;
+    numeric_digits nd = {0};
+    int dscale = 0;
     int rc = numeric_read(ctx, p, len, &nd, &dscale);
     if (rc != DBP_OK)
         return rc;
