@@ -129,7 +129,10 @@ async def test_22_reloads_under_load_fail_no_query_and_leak_nothing(
         await reload(f"replica back {i}", config(pg_cluster, password, max_size=size, min_size=size),
                      lambda: (not endpoint_stats(pool, standby)["removed"]
                               and endpoint_stats(pool, standby)["role"] == "replica"))
-        wait_until(lambda s=size: endpoint_stats(pool, primary)["size"] == s, 10, "pool filled")
+        # both endpoints full: a connection opened between ALTER ROLE and the
+        # reload (the standby refilling after "replica back") would fail its login
+        wait_until(lambda s=size: all(endpoint_stats(pool, port)["size"] == s
+                                      for port in (primary, standby)), 10, "pool filled")
         await rotate(f"rotated-{i}", max_size=size, min_size=size)
     await reload("max_size 2", config(pg_cluster, password, max_size=2, min_size=1),
                  lambda: stats("db")["max_size"] == 2)
