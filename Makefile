@@ -145,7 +145,7 @@ FUZZ_SRC_tds_params := $(FUZZ_SRC_tds_types)
 FUZZ_SRC_arrow_input := src/core/alloc.c src/core/error.c src/core/arrow_input.c
 FUZZ_SRC_mysql_types := $(FUZZ_COLUMN) src/core/params.c src/drivers/mysql/mysql_types.c
 FUZZ_SRC_redis_reply := $(FUZZ_COLUMN) src/core/reply.c src/core/clock.c \
-                        src/drivers/redis/redis_io.c src/drivers/redis/redis_tls.c \
+                        src/core/tcp.c src/drivers/redis/redis_io.c src/drivers/redis/redis_tls.c \
                         src/drivers/redis/redis_values.c
 FUZZ_LIBS_redis_reply := -lhiredis -lssl -lcrypto
 FUZZ_SRC_settings := $(wildcard src/core/*.c src/drivers/*/*.c)

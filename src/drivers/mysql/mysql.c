@@ -20,6 +20,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "mysql_internal.h"
+#include "tcp.h"
 #include "textparse.h"
 
 /* The session every connection starts with, again after each reset. */
@@ -192,8 +193,10 @@ static int my_open(const void *config, const dbp_exec_ctx *ctx, void **out, dbp_
     }
     my_call_begin(c, ctx);
     int rc = my_connect(c->db, &cfg->login, cfg->connect_timeout_ms, c, err);
-    if (rc == DBP_OK)
+    if (rc == DBP_OK) {
+        dbp_tcp_keepalive(mysql_get_socket(c->db)); /* the connector sets none */
         rc = my_query(c, SESSION_SETUP, sizeof SESSION_SETUP - 1, NULL, err);
+    }
     if (rc == DBP_OK) { /* so that an oversized value is refused before it is sent */
         MYSQL_RES *res;
         MYSQL_ROW row;

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +18,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "redis_internal.h"
+#include "tcp.h"
 
 #define SLICE_NS ((int64_t)1000000000)
 #define READ_CHUNK 65536
@@ -278,14 +278,8 @@ static int try_connect(rd_conn *c, rd_node *node, const struct sockaddr *addr, s
     getsockopt(node->fd, SOL_SOCKET, SO_ERROR, &so_error, &so_len);
     if (so_error)
         return lost(c, node, "connecting to", so_error, err);
-    if (addr->sa_family != AF_UNIX) {
-        int on = 1, idle = 60, interval = 10, count = 3;
-        setsockopt(node->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-        setsockopt(node->fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
-        setsockopt(node->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-        setsockopt(node->fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
-        setsockopt(node->fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
-    }
+    if (addr->sa_family != AF_UNIX)
+        dbp_tcp_keepalive(node->fd);
     return DBP_OK;
 }
 

@@ -35,8 +35,6 @@
  * rolls back what is open when a connection comes back; db-lib has no
  * sp_reset_connection for the rest of the session state. */
 #include <ctype.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -44,7 +42,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <sybfront.h>
 #include <sybdb.h>
 
@@ -56,6 +53,7 @@
 #include "tds_internal.h"
 #include "tds_types.h"
 #include "textbuf.h"
+#include "tcp.h"
 #include "textparse.h"
 
 /* Seconds db-lib waits between calls of the error handler while the server
@@ -256,23 +254,6 @@ static const char session_setup[] =
     "SET ANSI_WARNINGS ON; SET ANSI_NULL_DFLT_ON ON; SET CONCAT_NULL_YIELDS_NULL ON; "
     "SET QUOTED_IDENTIFIER ON; SELECT @@TRANCOUNT";
 
-/* The same dead-peer detection as the PostgreSQL driver's defaults: TCP
- * keepalives after 10 s idle (3 probes 5 s apart) and TCP_USER_TIMEOUT of
- * 30 s for data the server never acknowledges. db-lib has no setting for
- * them, so they go on its socket directly; failing that only loses them. */
-static void set_keepalives(DBPROCESS *proc)
-{
-    int fd = DBIORDESC(proc);
-    int on = 1, idle = 10, interval = 5, count = 3;
-    unsigned user_timeout = 30000;
-    if (fd < 0)
-        return;
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
-    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
-}
 
 /* db-lib's dbopen cannot be interrupted: login_timeout bounds it, and the
  * pool answers a caller whose connect_timeout passes first (docs/mssql.md). */
@@ -312,7 +293,7 @@ static int open_connection(const void *config, const dbp_exec_ctx *ctx, void **o
     if (rc == DBP_OK) {
         dbsetuserdata(c->proc, (BYTE *)c);
         c->connecting = 0;
-        set_keepalives(c->proc);
+        dbp_tcp_keepalive(DBIORDESC(c->proc)); /* db-lib has no setting for it */
         if (dbsetopt(c->proc, DBSETTIME, POLL_SECONDS, 0) == FAIL)
             rc = dbp_error_set(err, DBP_E_PROTOCOL, 0, NULL, "db-lib refused DBSETTIME");
     }

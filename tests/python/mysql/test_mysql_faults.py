@@ -14,6 +14,7 @@ import pytest
 
 from db_pool import DatabasePool, OperationalError, QueryTimeout
 from faults.bounds import SLACK, fails_within, report
+from faults.keepalive import keepalive_seconds
 from faults.proxy import FaultProxy
 from mysql_server import MysqlServer
 
@@ -192,3 +193,16 @@ async def test_deadlock_carries_its_code_for_a_retry(mysql_dsn: str, table_name:
         assert errors[0].code == 1213 and errors[0].sqlstate == "40001"
     finally:
         await pool.close(timeout=5)
+
+
+async def test_connections_probe_a_silent_peer_after_10_s(mysql_server: MysqlServer) -> None:
+    """The connector sets no keepalive: the driver does, as for the other
+    engines (10 s idle, 3 probes 5 s apart, TCP_USER_TIMEOUT 30 s)."""
+    async with DatabasePool() as pool:
+        await pool.create_pool("k", **settings(mysql_server), min_size=1, max_size=1)
+        df = await pool.query("k", "SELECT host FROM information_schema.processlist "
+                                   "WHERE id = CONNECTION_ID()")
+        local_port = int(str(df["host"][0]).rsplit(":", 1)[1])
+        timer = keepalive_seconds(local_port)
+        assert timer is not None and 0 < timer <= 10.5, timer
+

@@ -17,6 +17,7 @@ import pytest
 from db_pool import DatabasePool, SyncDatabasePool
 from db_pool.errors import OperationalError, QueryTimeout
 from faults.bounds import SLACK, fails_within, report
+from faults.keepalive import keepalive_seconds
 from faults.proxy import FaultProxy
 from redis_server import RedisServer
 
@@ -243,3 +244,15 @@ async def test_cancel_task_mid_command(redis_url: str, redis_server: RedisServer
         for i in range(3):
             assert await p.command(P, "ECHO", f"c{i}") == f"c{i}".encode()
         assert await p.command(P, "LLEN", key) == 1  # nobody popped it
+
+
+def test_connections_probe_a_silent_peer_after_10_s(redis_server: RedisServer) -> None:
+    """TCP keepalives (10 s idle, then 3 probes 5 s apart) and a 30 s
+    TCP_USER_TIMEOUT find a vanished server without any deadline."""
+    with SyncDatabasePool() as pool:
+        pool.create_pool("k", url=redis_server.url, min_size=1, max_size=1)
+        info = pool.command("k", "CLIENT", "INFO").decode()
+        local_port = int(info.split(" addr=", 1)[1].split(" ", 1)[0].rsplit(":", 1)[1])
+        timer = keepalive_seconds(local_port)
+        assert timer is not None and 0 < timer <= 10.5, timer
+
