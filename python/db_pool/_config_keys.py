@@ -270,6 +270,8 @@ ENGINE_KEYS: dict[str, tuple[Key, ...]] = {
         Key("sentinel_user", "str", "ACL user for the Sentinels (user and password are the "
             "data nodes')"),
         Key("sentinel_password", "str", "password for the Sentinels", secret=True),
+        Key("rediss", "bool", "TLS by default, as a rediss:// URL sets it: tls verify-full "
+            "and ca_file \"system\" unless they are given", False),
     ),
 }
 

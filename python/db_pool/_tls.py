@@ -243,7 +243,7 @@ def native_settings(engine: str, settings: Mapping[str, str]) -> dict[str, str]:
     by the engine's own (a PostgreSQL URL's ?tls=... too). Raises
     ConfigurationError naming every problem's key."""
     out = dict(settings)
-    if engine == "redis" and out.pop("rediss", ""):
+    if engine == "redis" and out.pop("rediss", "").strip().lower() in _YES:
         # rediss://: TLS, checked as redis-py checks it unless the settings
         # choose another mode or CA
         out.setdefault("tls", "verify-full")

@@ -160,3 +160,16 @@ def test_tls_needs_tcp_and_a_ca_to_verify(tls_server: RedisServer) -> None:
             pool.create_pool("v", url=tls_server.url, tls="verify-full")
         with pytest.raises(ConfigurationError, match="Sentinel"):
             pool.create_pool("s", url="redis+sentinel://127.0.0.1:1/mymaster", tls="require")
+
+
+def test_a_configuration_takes_rediss_urls(tls_server: RedisServer) -> None:
+    """from_config: the URL's TLS defaults survive the configuration model,
+    and a pool's own tls key still chooses another mode."""
+    for pool_table in ({"url": tls_server.tls_url, "ca_file": ca(tls_server)},
+                       {"url": tls_server.tls_url, "tls": "require"},
+                       {"url": tls_server.url.replace("redis://", "rediss://"), "tls": "disable"}):
+        with SyncDatabasePool.from_config({"pools": {"cache": pool_table}}) as pool:
+            assert pool.command("cache", "PING") == "PONG"
+    with pytest.raises(ConfigurationError, match="nothing negotiates"):
+        SyncDatabasePool.from_config({"pools": {"cache": {"url": tls_server.tls_url,
+                                                          "tls": "prefer"}}})
