@@ -100,7 +100,7 @@ async def test_async_check_and_set_under_contention(redis_url: str, redis_prefix
                 async with pool.transaction(P) as tx:
                     await tx.command("WATCH", k)
                     value = int(await tx.command("GET", k))
-                    await asyncio.sleep(0)  # let the others interleave
+                    await asyncio.sleep(0.005)  # the others EXEC meanwhile: conflicts
                     try:
                         await tx.pipeline([("SET", k, value + 1)], transaction=True)
                         return
