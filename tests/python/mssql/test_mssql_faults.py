@@ -24,6 +24,7 @@ from db_pool import (
 from .conftest import POOL_ID, Target, assert_healthy, wait_idle
 
 from tests.faults.bounds import SLACK, fails_within, report  # noqa: E402
+from tests.faults.keepalive import keepalives_towards  # noqa: E402
 from tests.faults.proxy import FaultProxy  # noqa: E402  (the repository root is on sys.path)
 
 
@@ -184,3 +185,13 @@ async def test_restart_while_idle_costs_no_errors(server: Target, proxy: FaultPr
         await assert_healthy(pool)
     finally:
         await pool.close(timeout=5)
+
+
+async def test_connections_probe_a_silent_peer_after_10_s(pool: DatabasePool,
+                                                         proxy: FaultProxy) -> None:
+    """db-lib sets no keepalive: the driver does (dbp_tcp_keepalive), as for
+    every engine. Only the pool connects to the proxy's port."""
+    await pool.query(POOL_ID, "SELECT 1 AS one")
+    timers = keepalives_towards(proxy.port)
+    assert timers and all(t is not None and 0 < t <= 10.5 for t in timers), timers
+

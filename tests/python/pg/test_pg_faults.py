@@ -35,6 +35,7 @@ from db_pool import (
 from .conftest import POOL_ID, assert_healthy, pool_kwargs, wait_idle
 
 from faults.bounds import SLACK, fails_within, report  # noqa: E402
+from faults.keepalive import keepalives_towards  # noqa: E402
 from faults.proxy import FaultProxy  # noqa: E402  (tests/ is on sys.path: see conftest)
 
 
@@ -393,3 +394,13 @@ async def test_down_endpoint_shows_in_stats_and_comes_back_alone(pg_server: Any,
     finally:
         proxy.pass_through()
         await pool.close(timeout=5)
+
+
+async def test_connections_probe_a_silent_peer_after_10_s(pool: DatabasePool,
+                                                         proxy: FaultProxy) -> None:
+    """libpq's keepalives as the driver sets them by default (10 s idle, 3
+    probes 5 s apart; docs/timeouts.md). Only the pool connects to the proxy."""
+    await pool.query(POOL_ID, "SELECT 1 AS one")
+    timers = keepalives_towards(proxy.port)
+    assert timers and all(t is not None and 0 < t <= 10.5 for t in timers), timers
+
