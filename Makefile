@@ -125,7 +125,8 @@ bench-quick: bench-deps
 # `make fuzz` runs each harness FUZZ_SECONDS (one process, one after the
 # other), keeping its corpus in build/fuzz/corpus/<name>; `make fuzz-brief`
 # gives each 10 s (part of `make test`). A finding stops the run and leaves
-# the input in build/fuzz/ (replay: build/fuzz/fuzz_<name> <file>).
+# the input in build/fuzz/ (replay: build/fuzz/fuzz_<name> <file>); inputs
+# that once found a bug are kept in tests/fuzz/corpus/<name> and run first.
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS := pg_types pg_copy pg_copy_binary textparse sqlite_values tds_types tds_params tds_bulk arrow_input \
                 settings mysql_types redis_reply
@@ -195,7 +196,8 @@ fuzz: fuzz-build
 	    mkdir -p build/fuzz/corpus/$$t && echo "== fuzz_$$t for $(FUZZ_SECONDS) s" && \
 	    build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
 	        -artifact_prefix=build/fuzz/ $$( [ -f tests/fuzz/$$t.dict ] && echo -dict=tests/fuzz/$$t.dict ) \
-	        build/fuzz/corpus/$$t 2>build/fuzz/fuzz_$$t.log \
+	        build/fuzz/corpus/$$t $$( [ -d tests/fuzz/corpus/$$t ] && echo tests/fuzz/corpus/$$t ) \
+	        2>build/fuzz/fuzz_$$t.log \
 	    && grep -E '^stat::(number_of_executed_units|average_exec_per_sec)' \
 	        build/fuzz/fuzz_$$t.log \
 	    || { tail -n 60 build/fuzz/fuzz_$$t.log; echo "fuzz_$$t found a bug: see above"; exit 1; }; \

@@ -1,6 +1,8 @@
 /* test_redis_values.c - a Redis value's text into a typed column
- * (redis_values.c): exact or refused, never rounded or wrapped. */
+ * (redis_values.c): exact or refused, never rounded or wrapped; and the
+ * reply trees hiredis' reader builds through redis_io.c. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "check.h"
@@ -97,11 +99,42 @@ static void test_text_booleans_and_dates(void)
     CHECK(v == -3599000000LL);
 }
 
+/* An array's slots come as its elements do: a header declaring two billion
+ * (a broken or hostile server) costs nothing until they arrive, and a
+ * complete reply of 100 has them all, in order, past every growth step. */
+static void test_reader_grows_arrays_as_elements_arrive(void)
+{
+    redisReader *reader = rd_reader_new();
+    CHECK(reader != NULL);
+    const char *huge = "*2000000000\r\n$1\r\na\r\n*3\r\n:7\r\n";
+    CHECK_EQ_INT(redisReaderFeed(reader, huge, strlen(huge)), REDIS_OK);
+    void *obj = NULL;
+    CHECK_EQ_INT(redisReaderGetReply(reader, &obj), REDIS_OK);
+    CHECK(obj == NULL); /* incomplete; freeing the reader frees what was built */
+    redisReaderFree(reader);
+
+    reader = rd_reader_new();
+    char buf[1024];
+    size_t len = (size_t)snprintf(buf, sizeof buf, "*100\r\n");
+    for (int i = 0; i < 100; i++)
+        len += (size_t)snprintf(buf + len, sizeof buf - len, ":%d\r\n", i);
+    CHECK_EQ_INT(redisReaderFeed(reader, buf, len), REDIS_OK);
+    CHECK_EQ_INT(redisReaderGetReply(reader, &obj), REDIS_OK);
+    dbp_reply *r = obj;
+    CHECK(r != NULL && r->type == DBP_REPLY_ARRAY);
+    CHECK_EQ_INT(r ? (long long)r->n : -1, 100);
+    for (size_t i = 0; r && i < r->n; i++)
+        CHECK_EQ_INT(r->element[i]->integer, (long long)i);
+    dbp_reply_free(r);
+    redisReaderFree(reader);
+}
+
 int main(void)
 {
     RUN(test_integers_exact_at_their_limits);
     RUN(test_integers_refuse_anything_around_the_digits);
     RUN(test_floats_as_strtod_reads_them_whole);
     RUN(test_text_booleans_and_dates);
+    RUN(test_reader_grows_arrays_as_elements_arrive);
     return check_exit();
 }

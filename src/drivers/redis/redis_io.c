@@ -25,12 +25,30 @@
 
 /* ---- replies: hiredis' reader builds dbp_reply nodes ------------------------- */
 
+/* Slots an array gets before its elements arrive: it grows as they do,
+ * never trusting the count a reply declares ("*2000000000" would
+ * otherwise allocate 16 GB before a single element came). */
+#define ARRAY_INITIAL 16
+
+/* hiredis hands an array's elements over in order (idx 0, 1, ...), so the
+ * parent's n counts those attached and a failed reply frees only them. */
 static void *attach(const redisReadTask *task, dbp_reply *r)
 {
-    if (task->parent) {
-        dbp_reply *parent = task->parent->obj;
-        parent->element[task->idx] = r;
+    if (!task->parent)
+        return r;
+    dbp_reply *parent = task->parent->obj;
+    size_t idx = (size_t)task->idx, declared = (size_t)task->parent->elements;
+    if (idx >= ARRAY_INITIAL && (idx & (idx - 1)) == 0) { /* full: double it */
+        size_t cap = 2 * idx < declared ? 2 * idx : declared;
+        dbp_reply **grown = dbp_realloc(parent->element, cap * sizeof *grown);
+        if (!grown) {
+            dbp_reply_free(r);
+            return NULL;
+        }
+        parent->element = grown;
     }
+    parent->element[idx] = r;
+    parent->n = idx + 1;
     return r;
 }
 
@@ -63,17 +81,14 @@ static void *create_string(const redisReadTask *task, char *s, size_t len)
 
 static void *create_array(const redisReadTask *task, int n)
 {
-    dbp_reply **elements = n > 0 ? dbp_calloc((size_t)n, sizeof *elements) : NULL;
-    if (n > 0 && !elements)
-        return NULL;
-    dbp_reply *r = new_node(task, DBP_REPLY_ARRAY);
-    if (!r) {
-        dbp_free(elements);
+    size_t cap = n <= 0 ? 0 : n < ARRAY_INITIAL ? (size_t)n : ARRAY_INITIAL;
+    dbp_reply *r = dbp_calloc(1, sizeof *r);
+    if (!r || (cap && !(r->element = dbp_calloc(cap, sizeof *r->element)))) {
+        dbp_free(r);
         return NULL;
     }
-    r->element = elements;
-    r->n = n > 0 ? (size_t)n : 0;
-    return r;
+    r->type = DBP_REPLY_ARRAY; /* n grows as the elements are attached */
+    return attach(task, r);
 }
 
 static void *create_integer(const redisReadTask *task, long long v)
