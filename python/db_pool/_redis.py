@@ -55,13 +55,7 @@ def url_settings(scheme: str, credentials: str | None, hostport: str, path: str,
     is 1), redis+sentinel:// (Sentinels; _redis_sentinel.py) and
     unix://[[user]:password@]/path/to/socket[?db=N]; rediss:// is redis://
     over TLS."""
-    if scheme == "redis+sentinel":
-        from ._redis_sentinel import url_settings as sentinel_settings
-
-        return sentinel_settings(credentials, hostport, path, settings)
-    if scheme == "rediss":  # _tls.native_settings: TLS unless the settings say otherwise
-        settings["rediss"] = "1"
-    if credentials is not None:
+    if credentials is not None:  # the data nodes' (a Sentinel URL's too)
         user, colon, password = credentials.partition(":")
         if colon:
             settings["password"] = unquote(password)
@@ -69,6 +63,12 @@ def url_settings(scheme: str, credentials: str | None, hostport: str, path: str,
                 settings["user"] = unquote(user)
         elif user:  # redis://secret@host: redis-py reads a lone part as the password
             settings["password"] = unquote(user)
+    if scheme == "redis+sentinel":
+        from ._redis_sentinel import url_settings as sentinel_settings
+
+        return sentinel_settings(hostport, path, settings)
+    if scheme == "rediss":  # _tls.native_settings: TLS unless the settings say otherwise
+        settings["rediss"] = "1"
     if scheme == "unix":
         if hostport:
             raise ConfigurationError("unix:// URLs take a socket path: unix:///run/redis.sock")

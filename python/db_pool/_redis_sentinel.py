@@ -37,19 +37,10 @@ RETRY_BACKOFF = 3.0
 KEYS = ("sentinels", "service_name", "sentinel_user", "sentinel_password")
 
 
-def url_settings(credentials: str | None, hosts: str, path: str, settings: dict[str, str]
-                 ) -> dict[str, str]:
+def url_settings(hosts: str, path: str, settings: dict[str, str]) -> dict[str, str]:
     """redis+sentinel://[user:password@]s1[:port],s2[:port]/service[?db=N&
     sentinel_user=...&sentinel_password=...]: the credentials are the data
-    nodes'."""
-    if credentials is not None:
-        user, colon, password = credentials.partition(":")
-        if colon:
-            settings["password"] = unquote(password)
-            if user:
-                settings["user"] = unquote(user)
-        elif user:
-            settings["password"] = unquote(user)
+    nodes' (_redis.url_settings has put them in settings already)."""
     if not hosts:
         raise ConfigurationError("a redis+sentinel:// URL names the Sentinels: "
                                  "redis+sentinel://s1:26379,s2:26379/mymaster")

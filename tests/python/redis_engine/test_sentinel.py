@@ -60,16 +60,23 @@ def test_url_gives_sentinel_settings() -> None:
 
 # ---- discovery -----------------------------------------------------------------------
 
+
+def timed_create(pool: SyncDatabasePool, g: RedisSentinelSet, what: str) -> float:
+    """Seconds create_pool("s") took through the Sentinels (printed)."""
+    t0 = time.monotonic()
+    pool.create_pool("s", url=sentinel_url(g))
+    took = time.monotonic() - t0
+    print(f"\ndiscovery + create_pool with {what}: {took:.3f}s")
+    return took
+
+
 def test_discovery_names_master_and_replicas(redis_sentinel: RedisSentinelSet) -> None:
     g = redis_sentinel
     ports = [n.port for n in g.nodes]
     g.kill_sentinel(0)  # a dead Sentinel is skipped
     pool = SyncDatabasePool()
     try:
-        t0 = time.monotonic()
-        pool.create_pool("s", url=sentinel_url(g))
-        took = time.monotonic() - t0
-        print(f"\ndiscovery + create_pool with one Sentinel dead: {took:.3f}s")
+        took = timed_create(pool, g, "one Sentinel dead")
         assert took < 3.0
         roles = endpoint_roles(pool.stats("s"))
         assert roles == {ports[0]: "primary", ports[1]: "replica", ports[2]: "replica"}
@@ -87,10 +94,7 @@ def test_discovery_bounds_a_frozen_sentinel(redis_sentinel: RedisSentinelSet) ->
     g.sentinels[1].freeze()
     pool = SyncDatabasePool()
     try:
-        t0 = time.monotonic()
-        pool.create_pool("s", url=sentinel_url(g))
-        took = time.monotonic() - t0
-        print(f"\ndiscovery + create_pool with one Sentinel frozen: {took:.3f}s")
+        took = timed_create(pool, g, "one Sentinel frozen")
         assert 0.9 < took < 2.5
         assert len(endpoint_roles(pool.stats("s"))) == 3
         assert pool.command("s", "SET", "frozen:k", "v") == "OK"
